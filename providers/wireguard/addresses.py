@@ -1,0 +1,53 @@
+"""Overlay address allocation: stable across applies, lowest free address for newcomers."""
+
+from __future__ import annotations
+
+import ipaddress
+
+
+def usable_count(pool: str) -> int:
+    network = ipaddress.ip_network(pool)
+    first, last = _bounds(network)
+    return max(0, last - first + 1)
+
+
+def _bounds(network) -> tuple[int, int]:
+    start, end = int(network.network_address), int(network.broadcast_address)
+    # IPv4 networks bigger than /31 keep their network and broadcast addresses out of use.
+    if network.version == 4 and network.prefixlen < 31:
+        return start + 1, end - 1
+    return start, end
+
+
+def allocate(pools: dict[str, str], previous: dict[str, str | None]) -> dict[str, str]:
+    """Give every cluster (name -> its pool) an address, keeping each previous one that still fits.
+
+    Conflicts are settled by name order, so the result does not depend on input order.
+    """
+    taken: set[int] = set()
+    result: dict[str, str] = {}
+    for name in sorted(pools):
+        old = previous.get(name)
+        if old is None:
+            continue
+        network = ipaddress.ip_network(pools[name])
+        address = ipaddress.ip_address(old)
+        first, last = _bounds(network)
+        if address.version == network.version and first <= int(address) <= last and int(address) not in taken:
+            taken.add(int(address))
+            result[name] = str(address)
+    cursors: dict[str, int] = {}
+    for name in sorted(pools):
+        if name in result:
+            continue
+        network = ipaddress.ip_network(pools[name])
+        first, last = _bounds(network)
+        candidate = cursors.get(pools[name], first)
+        while candidate in taken:
+            candidate += 1
+        if candidate > last:
+            raise ValueError(f"address pool {pools[name]} is full; cluster '{name}' gets no address")
+        taken.add(candidate)
+        cursors[pools[name]] = candidate + 1
+        result[name] = str(ipaddress.ip_address(candidate))
+    return result

@@ -1,0 +1,57 @@
+"""X25519 key pairs in WireGuard's base64 form, through the `cryptography` package."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+from skyplan.atomic import ensure_dir, write_atomic
+
+# wg accepts only canonical base64: 44 characters whose 43rd encodes the last 4 bits as zeros.
+_LAST_DATA_CHARACTER = "AEIMQUYcgkosw048"
+
+
+class KeyFileError(ValueError):
+    """A key file exists but does not hold a valid WireGuard private key."""
+
+
+def generate() -> str:
+    raw = X25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    return base64.b64encode(raw).decode("ascii")
+
+
+def public_key(private: str) -> str:
+    raw = base64.b64decode(private)
+    public = X25519PrivateKey.from_private_bytes(raw).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.b64encode(public).decode("ascii")
+
+
+def is_canonical(key: str) -> bool:
+    if len(key) != 44 or key[43] != "=" or key[42] not in _LAST_DATA_CHARACTER:
+        return False
+    try:
+        return len(base64.b64decode(key, validate=True)) == 32
+    except binascii.Error:
+        return False
+
+
+def read(path: Path) -> str | None:
+    """The private key stored at `path`, None if there is no file; KeyFileError if it is bad."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"key file {path} cannot be read: {exc}") from None
+    if not is_canonical(text):
+        raise KeyFileError(f"key file {path} does not hold a WireGuard private key")
+    return text
+
+
+def write(path: Path, private: str) -> None:
+    ensure_dir(path.parent, 0o700)
+    write_atomic(path, (private + "\n").encode("ascii"), mode=0o600)

@@ -1,0 +1,341 @@
+"""The WireGuard provider: turns clusters and links into keys, addresses and wg-quick files."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+from skyplan import atomic
+from skyplan.config.diagnostics import Diagnostic
+from skyplan.config.network import parse_network
+from skyplan.providers import (
+    ApplyRequest,
+    Provider,
+    ReadRequest,
+    ReadResponse,
+    Reading,
+    ResourceResult,
+    ResourceView,
+    StatusRequest,
+    StatusResponse,
+    ValidateRequest,
+)
+from skyplan_wireguard import addresses, conf, hooks, keys
+from skyplan_wireguard.settings import WireGuardSettings
+
+
+class WireGuardProvider(Provider):
+    name = "wireguard"
+    settings_model = WireGuardSettings
+    cluster_settings = ("listen_port", "interface", "mtu", "persistent_keepalive", "address_pool", "output_dir")
+    computed_attributes = {"cluster": ("address", "public_key")}
+
+    settings: WireGuardSettings
+
+    # -- paths ---------------------------------------------------------------------------------
+
+    def config_path(self, cluster: ResourceView) -> Path:
+        attributes = cluster.attributes
+        return self.paths.root / attributes["output_dir"] / cluster.name / f"{attributes['interface']}.conf"
+
+    def key_path(self, name: str) -> Path:
+        return self.paths.keys / f"{name}.key"
+
+    def display(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.paths.root))
+        except ValueError:
+            return str(path)
+
+    # -- validate ------------------------------------------------------------------------------
+
+    def validate(self, request: ValidateRequest) -> list[Diagnostic]:
+        found: list[Diagnostic] = []
+        pool = ipaddress.ip_network(self.settings.address_pool)
+        room = addresses.usable_count(self.settings.address_pool)
+        if len(request.clusters) > room:
+            found.append(
+                Diagnostic(
+                    f"provider.address_pool: {pool} has room for {room} clusters, but {len(request.clusters)} are defined",
+                    path=("provider", "address_pool"),
+                )
+            )
+        for i, cluster in enumerate(request.clusters):
+            for j, text in enumerate(cluster.attributes.get("subnets", [])):
+                try:
+                    network = parse_network(text)
+                except ValueError:
+                    continue  # reported by the core rules
+                if network.version == pool.version and network.overlaps(pool):
+                    found.append(
+                        Diagnostic(
+                            f"clusters[{i}].subnets[{j}]: {network} overlaps the address pool {pool}",
+                            path=("clusters", i, "subnets", j),
+                        )
+                    )
+        return found
+
+    # -- shared by read and apply ----------------------------------------------------------------
+
+    def _cluster_conf(self, cluster: ResourceView, world: dict[str, ResourceView], peering: dict[str, dict[str, list[str]]]) -> conf.ClusterConf:
+        """What `cluster`'s file holds, given every resource of the world it lives in."""
+        peers = []
+        for peer_name, link_names in sorted(peering.get(cluster.name, {}).items()):
+            peer = world[f"cluster.{peer_name}"]
+            peers.append(
+                conf.PeerConf(
+                    cluster=peer_name,
+                    links=tuple(sorted(link_names)),
+                    public_key=peer.computed["public_key"],
+                    endpoint=peer.attributes["endpoint"],
+                    allowed_ips=(conf.host_prefix(peer.computed["address"]), *peer.attributes["subnets"]),
+                    persistent_keepalive=cluster.attributes["persistent_keepalive"],
+                )
+            )
+        return conf.ClusterConf(
+            cluster=cluster.name,
+            address=conf.host_prefix(cluster.computed["address"]),
+            listen_port=cluster.attributes["listen_port"],
+            mtu=cluster.attributes.get("mtu"),
+            peers=tuple(peers),
+        )
+
+    @staticmethod
+    def _peering(world: dict[str, ResourceView]) -> dict[str, dict[str, list[str]]]:
+        """cluster -> peer -> names of the links that join them (several links share a peering)."""
+        peering: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for view in world.values():
+            if view.type == "link":
+                source, target = view.attributes["source"], view.attributes["target"]
+                peering[source][target].append(view.name)
+                peering[target][source].append(view.name)
+        return peering
+
+    # -- read ----------------------------------------------------------------------------------
+
+    def read(self, request: ReadRequest) -> ReadResponse:
+        world = {view.address: view for view in request.resources}
+        clusters = {view.name: view for view in request.resources if view.type == "cluster"}
+        peering = self._peering(world)
+        readings: dict[str, Reading] = {}
+        parsed: dict[str, conf.ParsedConf | None] = {}
+
+        for name, cluster in sorted(clusters.items()):
+            key_path = self.key_path(name)
+            try:
+                private = keys.read(key_path)
+            except keys.KeyFileError as exc:
+                from skyplan.errors import ProviderError
+
+                raise ProviderError(
+                    f"{exc}. Restore it from a backup, or delete it to have skyplan plan a new key for cluster '{name}'"
+                ) from None
+            if private is None:
+                readings[cluster.address] = Reading(
+                    cluster.address,
+                    expected={"key_file": "present"},
+                    found={"key_file": "missing"},
+                    replace=True,
+                    reason=f"key file {self.display(key_path)} is missing: a new key must be generated and every peer updated",
+                )
+            path = self.config_path(cluster)
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except FileNotFoundError:
+                parsed[name] = None
+                if cluster.address not in readings:
+                    readings[cluster.address] = Reading(
+                        cluster.address,
+                        expected={"config": "present"},
+                        found={"config": "missing"},
+                        reason=f"{self.display(path)} was deleted",
+                    )
+                continue
+            found = conf.parse(text)
+            parsed[name] = found
+            if cluster.address in readings:
+                continue
+            expected_conf = self._cluster_conf(cluster, world, peering)
+            public = keys.public_key(private) if private else None
+            expected = {
+                "interface": expected_conf.interface(cluster.computed.get("public_key")),
+                "key_file_public_key": cluster.computed.get("public_key"),
+                "unmanaged_peers": [],
+                "other_directives": {},
+            }
+            known_keys = {peer.public_key for peer in expected_conf.peers}
+            actual = {
+                "interface": found.interface,
+                "key_file_public_key": public,
+                "unmanaged_peers": sorted(k for k in found.peers if k not in known_keys),
+                "other_directives": found.extra,
+            }
+            if expected != actual:
+                readings[cluster.address] = Reading(cluster.address, expected, actual, reason=f"{self.display(path)} differs")
+
+        for view in request.resources:
+            if view.type != "link":
+                continue
+            source, target = view.attributes["source"], view.attributes["target"]
+            expected, actual = {}, {}
+            for owner, other in ((source, target), (target, source)):
+                found = parsed.get(owner)
+                if owner not in clusters or other not in clusters or found is None:
+                    continue  # a missing file or cluster is the cluster's drift, reported there
+                owner_conf = self._cluster_conf(clusters[owner], world, {owner: {other: [view.name]}})
+                want = owner_conf.peers[0].comparable()
+                expected[f"peer of {other} in {owner}"] = want
+                actual[f"peer of {other} in {owner}"] = found.peers.get(want["public_key"])
+            if expected != actual:
+                readings[view.address] = Reading(view.address, expected, actual, reason="peer entries differ")
+        return ReadResponse(readings)
+
+    # -- apply ---------------------------------------------------------------------------------
+
+    def apply(self, request: ApplyRequest) -> Iterator[ResourceResult]:
+        world = dict(request.world)
+        clusters = {view.name: view for view in world.values() if view.type == "cluster"}
+        failed: dict[str, str] = {}  # cluster name -> why its file or hook failed
+        touched: set[str] = set()  # clusters whose file this apply rewrites
+        waiting: list[tuple[str, set[str]]] = []  # each change's address and the clusters it waits on
+
+        # Deleted clusters go first: their files and keys are removed, nothing else depends on them.
+        for change in request.changes:
+            if change.action == "delete" and change.before is not None and change.before.type == "cluster":
+                error = self._remove_cluster(change.before)
+                yield ResourceResult(change.address, ok=error is None, error=error)
+
+        private_keys: dict[str, str] = {}
+        for change in request.changes:
+            if change.action == "delete" or change.after is None or change.after.type != "cluster":
+                continue
+            name = change.after.name
+            try:
+                private_keys[name] = self._ensure_key(name, new=change.action == "replace")
+            except (OSError, keys.KeyFileError) as exc:
+                failed[name] = f"key for cluster '{name}': {exc}"
+
+        pools = {name: view.attributes["address_pool"] for name, view in clusters.items()}
+        previous = {name: view.computed.get("address") for name, view in clusters.items()}
+        assigned = addresses.allocate(pools, previous)
+        for name, view in clusters.items():
+            computed = dict(view.computed)
+            computed["address"] = assigned[name]
+            if name in private_keys:
+                computed["public_key"] = keys.public_key(private_keys[name])
+            clusters[name] = ResourceView("cluster", name, view.attributes, computed)
+            world[view.address] = clusters[name]
+        peering = self._peering(world)
+
+        for change in request.changes:
+            view = change.after or change.before
+            assert view is not None
+            if view.type == "cluster" and change.action != "delete":
+                touched.add(view.name)
+                # Peers hold this cluster's key, endpoint and address: their files change too.
+                touched.update(peering.get(view.name, {}))
+                waiting.append((change.address, {view.name}))
+                old = change.before
+                if old is not None and self.config_path(old) != self.config_path(clusters[view.name]):
+                    atomic.remove(self.config_path(old))
+            elif view.type == "link":
+                ends = set()
+                for side in (change.before, change.after):
+                    if side is not None:
+                        ends.update(e for e in (side.attributes["source"], side.attributes["target"]) if e in clusters)
+                touched.update(ends)
+                waiting.append((change.address, ends))
+
+        for name in sorted(touched):
+            if name in failed:
+                continue
+            cluster = clusters[name]
+            missing = [p for p in peering.get(name, {}) if "public_key" not in clusters[p].computed or p in failed]
+            if missing:
+                failed[name] = f"peer cluster '{missing[0]}' has no key yet"
+                continue
+            try:
+                private = private_keys.get(name) or keys.read(self.key_path(name))
+                if private is None:
+                    raise keys.KeyFileError(
+                        f"key file {self.display(self.key_path(name))} is missing; run plan to replace the key"
+                    )
+                text = conf.render(self._cluster_conf(cluster, world, peering), private)
+                path = self.config_path(cluster)
+                atomic.ensure_dir(path.parent, 0o700)
+                atomic.write_atomic(path, text.encode("utf-8"), mode=0o600)
+            except (OSError, keys.KeyFileError, conf.UnsafeConfigError) as exc:
+                failed[name] = str(exc)
+
+        # Hooks run after every file is written, so a reload sees a consistent set of configs.
+        # A result is yielded as soon as every cluster it waits on is written and reloaded.
+        done: set[str] = set()
+        for name in sorted(touched):
+            if name not in failed and self.settings.on_change:
+                error = self._run_hook(clusters[name])
+                if error:
+                    failed[name] = error
+            done.add(name)
+            ready = [r for r in waiting if r[1] <= done]
+            waiting = [r for r in waiting if not r[1] <= done]
+            yield from (self._result(address, ends, failed, clusters) for address, ends in ready)
+        yield from (self._result(address, ends, failed, clusters) for address, ends in waiting)
+
+    @staticmethod
+    def _result(address: str, waits_on: set[str], failed: dict[str, str], clusters) -> ResourceResult:
+        errors = [failed[name] for name in sorted(waits_on) if name in failed]
+        if errors:
+            return ResourceResult(address, ok=False, error="; ".join(errors))
+        if address.startswith("cluster."):
+            return ResourceResult(address, ok=True, computed=clusters[address.split(".", 1)[1]].computed)
+        return ResourceResult(address, ok=True)
+
+    def _ensure_key(self, name: str, new: bool) -> str:
+        """The cluster's key; generated only if it has none (or a replace asks for a new one).
+
+        A key file left by an interrupted apply is reused, so a retry never changes keys.
+        """
+        path = self.key_path(name)
+        existing = None if new else keys.read(path)
+        if existing is not None:
+            return existing
+        private = keys.generate()
+        keys.write(path, private)
+        return private
+
+    def _remove_cluster(self, cluster: ResourceView) -> str | None:
+        try:
+            path = self.config_path(cluster)
+            atomic.remove(path)
+            try:
+                os.rmdir(path.parent)
+            except OSError:
+                pass  # not empty: something else lives there; leave it
+            atomic.remove(self.key_path(cluster.name))
+        except OSError as exc:
+            return f"removing files of cluster '{cluster.name}': {exc}"
+        return None
+
+    def _run_hook(self, cluster: ResourceView) -> str | None:
+        context = {
+            "cluster": cluster.name,
+            "interface": cluster.attributes["interface"],
+            "config_path": str(self.config_path(cluster)),
+            "address": cluster.computed["address"],
+        }
+        try:
+            argv = hooks.render_argv(self.settings.on_change or [], context)
+        except ValueError as exc:
+            return f"on_change for cluster '{cluster.name}': {exc}"
+        ok, _, reason = hooks.run(argv)
+        return None if ok else f"on_change for cluster '{cluster.name}' failed: {reason}"
+
+    # -- status --------------------------------------------------------------------------------
+
+    def status(self, request: StatusRequest) -> StatusResponse:
+        from skyplan_wireguard.status import observe
+
+        return observe(self, request)

@@ -1,0 +1,62 @@
+"""Settings of the WireGuard provider (the `provider:` block of links.yaml)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+INTERFACE_PATTERN = r"^[a-zA-Z0-9_=+.-]{1,15}$"
+
+
+class WireGuardSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    output_dir: str = Field(default="wireguard", description="Folder for configs, relative to links.yaml.")
+    interface: str = Field(default="wgsky0", pattern=INTERFACE_PATTERN, description="wg-quick interface name.")
+    address_pool: str = Field(default="100.96.0.0/16", description="Overlay addresses, one per cluster.")
+    listen_port: int = Field(default=51820, ge=1, le=65535, description="Default ListenPort.")
+    persistent_keepalive: int = Field(default=25, ge=0, le=65535, description="Seconds; 0 turns it off.")
+    mtu: int | None = Field(default=None, ge=576, le=65535, description="Interface MTU, if set.")
+    on_change: list[str] | None = Field(
+        default=None,
+        description="argv run for each cluster whose config changed; jinja2 with cluster, interface, config_path, address.",
+    )
+    status_command: list[str] | None = Field(
+        default=None,
+        description="argv that prints `wg show <iface> dump` for a cluster; jinja2 with cluster, interface.",
+    )
+
+    @field_validator("address_pool")
+    @classmethod
+    def _pool(cls, value: str) -> str:
+        try:
+            network = ipaddress.ip_network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"not a network in CIDR form: {exc}") from None
+        return str(network)
+
+    @field_validator("output_dir")
+    @classmethod
+    def _output_dir(cls, value: str) -> str:
+        if not value or any(c in value for c in "\n\r\x00"):
+            raise ValueError("must be a folder path on one line")
+        return value
+
+    @field_validator("on_change", "status_command")
+    @classmethod
+    def _argv(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("must name a program: a non-empty list of arguments")
+        from jinja2 import TemplateSyntaxError
+
+        from skyplan_wireguard.hooks import environment
+
+        for index, item in enumerate(value):
+            try:
+                environment().parse(item)
+            except TemplateSyntaxError as exc:
+                raise ValueError(f"argument {index} is not a valid template: {exc.message}") from None
+        return value

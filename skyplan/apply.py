@@ -1,0 +1,202 @@
+"""The apply engine: runs a plan through the provider and records every outcome durably.
+
+Crash safety comes from write-ahead intent. Before the provider acts, the state marks every
+resource it is about to touch as `pending` (as Pulumi records pending operations). Results are
+written as they arrive, at most one state write per checkpoint interval, and a last write at
+the end. A run killed at any point leaves either the old state or a state whose pending marks
+tell the next plan exactly what to redo; providers act idempotently, so redoing converges.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from skyplan.plan.model import Action, Plan, ResourceChange
+from skyplan.providers import ApplyRequest, Change, Provider, ResourceResult, ResourceView
+from skyplan.state.model import ResourceState, ResourceStatus, RunInfo, State, now_iso
+from skyplan.state.store import LockInfo, StateStore
+
+CHECKPOINT_SECONDS = 1.0
+
+
+@dataclass
+class ApplyOutcome:
+    state: State
+    results: list[ResourceResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[ResourceResult]:
+        return [r for r in self.results if not r.ok]
+
+    def counts(self, plan: Plan) -> tuple[int, int, int]:
+        """Resources added, changed and destroyed, counting only what succeeded."""
+        ok = {r.address for r in self.results if r.ok}
+        added = changed = destroyed = 0
+        for c in plan.actionable:
+            if c.address not in ok:
+                continue
+            if c.action is Action.CREATE:
+                added += 1
+            elif c.action is Action.UPDATE:
+                changed += 1
+            elif c.action is Action.DELETE:
+                destroyed += 1
+            elif c.action is Action.REPLACE:
+                added += 1
+                destroyed += 1
+        return added, changed, destroyed
+
+
+def dependency_order(changes: list[ResourceChange]) -> list[ResourceChange]:
+    """Deletes first (links before the clusters they join), then clusters, then links."""
+
+    def rank(c: ResourceChange) -> tuple[int, str]:
+        if c.action is Action.DELETE:
+            return (0 if c.type == "link" else 1, c.address)
+        return (2 if c.type == "cluster" else 3, c.address)
+
+    return sorted(changes, key=rank)
+
+
+def apply_plan(
+    plan: Plan,
+    prior: State | None,
+    store: StateStore,
+    provider: Provider,
+    *,
+    lock: LockInfo | None = None,
+    on_result: Callable[[ResourceChange, ResourceResult], None] | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+) -> ApplyOutcome:
+    """Apply `plan`; always return the resulting state, also when resources failed."""
+    changes = dependency_order(plan.actionable)
+    if not changes:
+        return ApplyOutcome(prior or State.new())
+    state = prior or State.new()
+    started = now_iso()
+    run = RunInfo(
+        id=lock.id if lock else str(uuid.uuid4()),
+        operation="destroy" if plan.mode == "destroy" else "apply",
+        who=lock.who if lock else "",
+        started=started,
+    )
+
+    resources = state.by_address()
+    for change in changes:
+        resources[change.address] = _intent(change, resources.get(change.address), started)
+    state = state.with_resources(resources, serial=state.serial + 1, interrupted=run)
+    store.write(state)
+
+    request = ApplyRequest(
+        changes=[_provider_change(c, resources.get(c.address)) for c in changes],
+        world=_world_after(changes, resources),
+    )
+    by_address = {c.address: c for c in changes}
+    results: list[ResourceResult] = []
+    last_write = time.monotonic()
+    try:
+        for result in provider.apply(request):
+            change = by_address.get(result.address)
+            if change is None:
+                continue
+            results.append(result)
+            _record(resources, change, result)
+            if on_result is not None:
+                on_result(change, result)
+            if time.monotonic() - last_write >= checkpoint_seconds:
+                state = state.with_resources(resources, serial=state.serial + 1)
+                store.write(state)
+                last_write = time.monotonic()
+    except KeyboardInterrupt:
+        # Keep what finished; the rest stays pending for the next run to redo.
+        store.write(state.with_resources(resources, serial=state.serial + 1))
+        raise
+    except Exception as exc:  # a provider bug must not lose the results it already gave
+        message = f"provider error: {type(exc).__name__}: {exc}"
+        for change in changes:
+            if not any(r.address == change.address for r in results):
+                result = ResourceResult(change.address, ok=False, error=message)
+                results.append(result)
+                _record(resources, change, result)
+    reported = {r.address for r in results}
+    for change in changes:
+        if change.address not in reported:
+            result = ResourceResult(change.address, ok=False, error="the provider reported no result")
+            results.append(result)
+            _record(resources, change, result)
+            if on_result is not None:
+                on_result(change, result)
+    state = state.with_resources(resources, serial=state.serial + 1, interrupted=None)
+    store.write(state)
+    return ApplyOutcome(state, results)
+
+
+def _record(resources: dict[str, ResourceState], change: ResourceChange, result: ResourceResult) -> None:
+    entry = _recorded(change, resources.get(change.address), result)
+    if entry is None:
+        resources.pop(change.address, None)
+    else:
+        resources[change.address] = entry
+
+
+def _intent(change: ResourceChange, have: ResourceState | None, now: str) -> ResourceState:
+    if have is None:
+        return ResourceState.model_construct(
+            type=change.type,
+            name=change.name,
+            managed_by=change.managed_by,
+            attributes=change.after or {},
+            computed={},
+            status=ResourceStatus(phase="INIT", since=now),
+            created=now,
+            pending="create",
+        )
+    return have.model_copy(update={"pending": change.action.provider_action})
+
+
+def _recorded(change: ResourceChange, have: ResourceState | None, result: ResourceResult) -> ResourceState | None:
+    """The state entry after `result`; None when a delete succeeded."""
+    assert have is not None  # the intent checkpoint recorded every change
+    now = now_iso()
+    if not result.ok:
+        status = ResourceStatus(phase="FAILED", reason=result.error, since=now)
+        return have.model_copy(update={"status": status, "pending": None})
+    if change.action is Action.DELETE:
+        return None
+    fresh = change.action in (Action.CREATE, Action.REPLACE) or have.pending == "create"
+    return ResourceState.model_construct(
+        type=change.type,
+        name=change.name,
+        managed_by=change.managed_by,
+        attributes=dict(change.after or {}),
+        computed=result.computed or have.computed,
+        status=ResourceStatus(phase="INIT", since=now),
+        created=now if fresh else have.created,
+        pending=None,
+    )
+
+
+def _view(r: ResourceState) -> ResourceView:
+    return ResourceView(r.type, r.name, r.attributes, r.computed)
+
+
+def _provider_change(change: ResourceChange, have: ResourceState | None) -> Change:
+    before = _view(have) if have is not None and change.action is not Action.CREATE else None
+    after = None
+    if change.after is not None:
+        after = ResourceView(change.type, change.name, dict(change.after), have.computed if have else {})
+    return Change(change.address, change.action.provider_action, before, after)  # type: ignore[arg-type]
+
+
+def _world_after(changes: list[ResourceChange], recorded: dict[str, ResourceState]) -> dict[str, ResourceView]:
+    world = {address: _view(r) for address, r in recorded.items() if r.pending != "create"}
+    for change in changes:
+        if change.action is Action.DELETE:
+            world.pop(change.address, None)
+        else:
+            have = recorded.get(change.address)
+            world[change.address] = ResourceView(change.type, change.name, dict(change.after or {}), have.computed if have else {})
+    return world

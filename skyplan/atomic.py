@@ -1,0 +1,58 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def ensure_dir(path: Path, mode: int = 0o755) -> None:
+    """Create `path` (and parents) with `mode`; tighten an existing folder to `mode` if wider."""
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
+    current = path.stat().st_mode & 0o777
+    if current & ~mode:
+        path.chmod(mode)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write via a temporary file in the same folder, fsync, rename, then fsync the folder."""
+    folder = path.parent
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(temporary)
+        raise
+    os.close(fd)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    sync_dir(folder)
+
+
+def sync_dir(folder: Path) -> None:
+    # The rename is durable only once the folder's entry is on disk too.
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove(path: Path) -> bool:
+    """Remove `path` if it exists; say whether it did."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    sync_dir(path.parent)
+    return True

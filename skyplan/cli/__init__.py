@@ -1,0 +1,1 @@
+"""The command lines, `skyplan` and `skyctl`: parse, call the core, render. Nothing more."""

@@ -1,0 +1,97 @@
+"""What both CLIs share: the error boundary, confirmation, durations, output helpers."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+import time
+import traceback
+
+import click
+
+from skyplan import __version__
+from skyplan.errors import ConfigError, SkyplanError
+from skyplan.render.errors import render_diagnostics, render_error
+from skyplan.render.style import Style, use_colour
+
+
+def out_style() -> Style:
+    return Style(use_colour(sys.stdout))
+
+
+def err_style() -> Style:
+    return Style(use_colour(sys.stderr))
+
+
+class GuardedGroup(click.Group):
+    """Maps SkyplanError to one line on stderr and exit 1; anything else to a saved report."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except ConfigError as exc:
+            click.echo(render_diagnostics(exc.diagnostics, err_style()), nl=False, err=True)
+            ctx.exit(1)
+        except SkyplanError as exc:
+            click.echo(render_error(str(exc), err_style()), nl=False, err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo(render_error("interrupted", err_style()), nl=False, err=True)
+            ctx.exit(130)
+        except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a report
+            report = save_crash_report(exc)
+            click.echo(
+                render_error(f"unexpected internal error ({type(exc).__name__}); the full report was saved to {report}", err_style()),
+                nl=False,
+                err=True,
+            )
+            ctx.exit(1)
+
+
+def save_crash_report(exc: BaseException) -> str:
+    fd, path = tempfile.mkstemp(prefix=f"skyplan-crash-{time.strftime('%Y%m%dT%H%M%S')}-", suffix=".log")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"skyplan {__version__}\nargv: {sys.argv!r}\n\n")
+        handle.write("".join(traceback.format_exception(exc)))
+    return path
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def confirm(question: str, description: str) -> bool:
+    """Terraform's prompt: only the exact word 'yes' approves."""
+    click.echo(f"{question}\n  {description}\n  Only 'yes' will be accepted to approve.\n")
+    answer = click.prompt("  Enter a value", default="", show_default=False, prompt_suffix=": ")
+    click.echo("")
+    return answer.strip() == "yes"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+class Duration(click.ParamType):
+    name = "duration"
+
+    def convert(self, value, param, ctx) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        match = _DURATION.match(str(value))
+        if not match:
+            self.fail(f"'{value}' is not a duration such as 0s, 500ms, 30s, 5m", param, ctx)
+        amount, unit = float(match.group(1)), match.group(2) or "s"
+        return amount * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+
+lock_timeout_option = click.option(
+    "--lock-timeout",
+    type=Duration(),
+    default="0s",
+    show_default=True,
+    help="How long to wait for the state lock held by another run.",
+)

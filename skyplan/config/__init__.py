@@ -1,0 +1,1 @@
+"""Loading and validating links.yaml: YAML with positions, pydantic models, semantic rules."""

@@ -1,0 +1,344 @@
+"""From a links.yaml path to a validated Config, with every problem located and reported at once."""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from skyplan.config import manifests, source
+from skyplan.config.diagnostics import Diagnostic, Path as DocPath, errors_in, format_path
+from skyplan.config.models import (
+    TOP_LEVEL_KEYS,
+    BackendSpec,
+    ClusterSpec,
+    Config,
+    LinkSpec,
+    MeshSpec,
+    ProviderBlock,
+)
+from skyplan.errors import ConfigError, ProviderError
+
+
+@dataclass
+class LoadedConfig:
+    path: Path
+    display: str
+    config: Config
+    settings: BaseModel  # the provider's validated settings
+    provider: Any  # the provider, configured for this workspace
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+
+@dataclass
+class _Origin:
+    """Where an entry of `clusters`/`links` came from, when not from the main document."""
+
+    document: int
+    base: DocPath
+    fields: dict[str, DocPath] = field(default_factory=dict)
+
+
+class _Locator:
+    def __init__(self, src: source.Source, main: int | None):
+        self.src = src
+        self.main = main
+        self.origins: dict[tuple[str, int], _Origin] = {}
+
+    def __call__(self, path: DocPath, at_key: bool) -> source.Position | None:
+        document = self.main
+        if len(path) >= 2 and (path[0], path[1]) in self.origins:
+            origin = self.origins[(path[0], path[1])]  # type: ignore[index]
+            document = origin.document
+            rest = path[2:]
+            if rest and isinstance(rest[0], str) and rest[0] in origin.fields:
+                path = origin.fields[rest[0]] + rest[1:]
+            else:
+                path = origin.base + rest
+        if document is None:
+            return (1, 1)
+        doc = self.src.documents[document]
+        return source.locate_in_tree(doc.tree, path, at_key=at_key)
+
+
+def load_config(path: Path, *, display: str | None = None, text: str | None = None) -> LoadedConfig:
+    """Read, parse and validate; raise ConfigError carrying every error (and warnings)."""
+    display = display or str(path)
+    if text is None:
+        text = source.read_text(path, display)
+    src = source.parse(text, path, display)
+    return build_config(src)
+
+
+def build_config(src: source.Source) -> LoadedConfig:
+    diagnostics: list[Diagnostic] = []
+    main, extra_clusters, extra_links, locator = _split_documents(src, diagnostics)
+    config, settings, provider_cls = _validate_sections(main, extra_clusters, extra_links, locator, diagnostics)
+
+    provider = None
+    if config is not None and settings is not None and provider_cls is not None:
+        from skyplan.config import rules
+        from skyplan.providers import WorkspacePaths
+
+        provider = provider_cls(settings, WorkspacePaths.for_config(src.path))
+        config, mesh_origins = rules.expand_meshes(config, diagnostics)
+        for index, mesh_index in mesh_origins.items():
+            locator.origins[("links", index)] = _Origin(locator.main or 0, ("meshes", mesh_index))
+        diagnostics.extend(rules.check(config, provider))
+
+    located = [d.located(src.display, locator(d.path, d.at_key)) if d.file is None else d for d in diagnostics]
+    located.sort(key=lambda d: (d.line or 0, d.column or 0, d.message))
+    if errors_in(located) or config is None:
+        raise ConfigError(located)
+    return LoadedConfig(
+        path=src.path,
+        display=src.display,
+        config=config,
+        settings=settings,  # type: ignore[arg-type]
+        provider=provider,
+        warnings=located,
+    )
+
+
+def _split_documents(src: source.Source, diagnostics: list[Diagnostic]):
+    """Find the one skyplan document and turn manifests into clusters and links entries."""
+    main: int | None = None
+    clusters: list[tuple[dict, _Origin]] = []
+    links: list[tuple[dict, _Origin]] = []
+    for doc in src.documents:
+        if doc.data is None:
+            continue
+        if not isinstance(doc.data, dict):
+            diagnostics.append(
+                Diagnostic(f"a document must be a mapping, not {_type_name(doc.data)}").located(src.display, doc.position)
+            )
+            continue
+        if "kind" in doc.data:
+            _read_manifest(src, doc, clusters, links, diagnostics)
+        elif main is None:
+            main = doc.index
+        else:
+            diagnostics.append(
+                Diagnostic(
+                    "a second skyplan document in one file; only SkyShift manifests (kind: Link) may follow the first"
+                ).located(src.display, doc.position)
+            )
+    locator = _Locator(src, main)
+    return main, clusters, links, locator
+
+
+def _read_manifest(src, doc, clusters, links, diagnostics) -> None:
+    kind = doc.data.get("kind")
+    model = manifests.MANIFEST_KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        known = " or ".join(f"'{k}'" for k in manifests.MANIFEST_KINDS)
+        where = source.locate_in_tree(doc.tree, ("kind",))
+        diagnostics.append(Diagnostic(f"kind: unsupported kind {kind!r}; skyplan reads {known}").located(src.display, where))
+        return
+    try:
+        manifest = model.model_validate(doc.data)
+    except ValidationError as exc:
+        for diagnostic in _from_validation_error(exc, (), model):
+            at = source.locate_in_tree(doc.tree, diagnostic.path, at_key=diagnostic.at_key)
+            diagnostics.append(diagnostic.located(src.display, at))
+        return
+    if isinstance(manifest, manifests.LinkManifest):
+        links.append((manifests.link_entry(manifest), _Origin(doc.index, ("spec",), manifests.LINK_FIELD_PATHS)))
+    else:
+        clusters.append((manifests.cluster_entry(manifest), _Origin(doc.index, ("spec",), manifests.CLUSTER_FIELD_PATHS)))
+
+
+def _validate_sections(main, extra_clusters, extra_links, locator, diagnostics):
+    """Validate each section and each list entry on its own, so one bad entry hides no other."""
+    data: dict[str, Any] = {}
+    if main is not None:
+        data = locator.src.documents[main].data
+    elif not extra_clusters and not extra_links:
+        diagnostics.append(Diagnostic("the file is empty; expected 'version: 1' and clusters and links", path=()))
+        return None, None, None
+    else:
+        data = {"version": 1}  # a file of manifests alone: defaults for everything else
+
+    ok = True
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            diagnostics.append(Diagnostic(_unknown_key_message(key, TOP_LEVEL_KEYS, "top level"), path=(key,), at_key=True))
+            ok = False
+    if "version" not in data:
+        diagnostics.append(Diagnostic("missing required key 'version' (use version: 1)", path=()))
+        ok = False
+    elif data["version"] != 1 or isinstance(data["version"], bool):
+        diagnostics.append(Diagnostic(f"version: unsupported version {data['version']!r}; this skyplan reads version 1", path=("version",)))
+        ok = False
+
+    provider_block, settings, provider_cls = _validate_provider(data.get("provider"), diagnostics)
+    backend = _validate_one(BackendSpec, data.get("backend", {}), ("backend",), diagnostics)
+
+    sections: dict[str, list] = {}
+    for key, model, extra in (("clusters", ClusterSpec, extra_clusters), ("links", LinkSpec, extra_links), ("meshes", MeshSpec, [])):
+        raw = data.get(key, [])
+        if raw is None:
+            raw = []
+        if not isinstance(raw, list):
+            diagnostics.append(Diagnostic(f"{key}: expected a list, got {_type_name(raw)}", path=(key,)))
+            ok = False
+            raw = []
+        for offset, (entry, origin) in enumerate(extra):
+            locator.origins[(key, len(raw) + offset)] = origin
+        items = list(raw) + [entry for entry, _ in extra]
+        valid = _validate_list(model, items, (key,), diagnostics)
+        ok = ok and valid is not None
+        sections[key] = valid or []
+
+    if not ok or provider_block is None or backend is None or settings is None:
+        return None, settings, provider_cls
+    config = Config.model_construct(
+        version=1,
+        provider=provider_block,
+        backend=backend,
+        clusters=sections["clusters"],
+        links=sections["links"],
+        meshes=sections["meshes"],
+    )
+    return config, settings, provider_cls
+
+
+def _validate_provider(raw: Any, diagnostics: list[Diagnostic]):
+    from skyplan.providers import installed_providers, provider_class
+
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        diagnostics.append(Diagnostic(f"provider: expected a mapping, got {_type_name(raw)}", path=("provider",)))
+        return None, None, None
+    block = _validate_one(ProviderBlock, raw, ("provider",), diagnostics)
+    if block is None:
+        return None, None, None
+    try:
+        cls = provider_class(block.name)
+    except ProviderError as exc:
+        path = ("provider", "name") if "name" in raw else ("provider",)
+        message = str(exc)
+        close = difflib.get_close_matches(block.name, list(installed_providers()), n=1)
+        if close:
+            message += f"; did you mean '{close[0]}'?"
+        diagnostics.append(Diagnostic(f"provider.name: {message}", path=path))
+        return block, None, None
+    settings = _validate_one(cls.settings_model, block.settings(), ("provider",), diagnostics, extra_fields=("name",))
+    return block, settings, cls
+
+
+def _validate_one(model, value, path: DocPath, diagnostics, extra_fields: tuple[str, ...] = ()):
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        diagnostics.extend(_from_validation_error(exc, path, model, extra_fields))
+        return None
+
+
+_adapters: dict[type, TypeAdapter] = {}
+
+
+def _validate_list(model, items: list, path: DocPath, diagnostics) -> list | None:
+    adapter = _adapters.setdefault(model, TypeAdapter(list[model]))
+    try:
+        return adapter.validate_python(items)
+    except ValidationError as exc:
+        diagnostics.extend(_from_validation_error(exc, path, list[model]))
+        return None
+
+
+def _from_validation_error(exc: ValidationError, prefix: DocPath, model, extra_fields: tuple[str, ...] = ()) -> list[Diagnostic]:
+    found = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        full = prefix + loc
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            known = tuple(_fields_at(model, loc[:-1])) + extra_fields
+            where = format_path(full[:-1]) or "top level"
+            found.append(Diagnostic(_unknown_key_message(str(loc[-1]), known, where), path=full, at_key=True))
+        elif kind == "missing":
+            where = format_path(full[:-1])
+            found.append(Diagnostic(f"{where + ': ' if where else ''}missing required key '{loc[-1]}'", path=full[:-1]))
+        elif kind == "model_type" or kind == "dict_type":
+            found.append(Diagnostic(f"{format_path(full)}: expected a mapping, got {_type_name(error.get('input'))}", path=full))
+        elif kind == "list_type":
+            found.append(Diagnostic(f"{format_path(full)}: expected a list, got {_type_name(error.get('input'))}", path=full))
+        else:
+            message = error["msg"]
+            value = error.get("input")
+            if isinstance(value, str | int | float | bool) and len(repr(value)) <= 60:
+                message += f", got {_show(value)}"
+            found.append(Diagnostic(f"{format_path(full)}: {message}", path=full))
+    return found
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    return f"{value!r} ({_type_name(value)})"
+
+
+def _unknown_key_message(key: str, known, where: str) -> str:
+    message = f"{where}: unknown key '{key}'"
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    if close:
+        message += f"; did you mean '{close[0]}'?"
+    return message
+
+
+def _fields_at(annotation, loc: tuple) -> list[str]:
+    """Field names of the model reached by following `loc` from `annotation`."""
+    current = annotation
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(part, int):
+            args = typing.get_args(current)
+            current = args[0] if args else None
+        elif isinstance(current, type) and issubclass(current, BaseModel) and part in current.model_fields:
+            current = current.model_fields[part].annotation
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    if typing.get_origin(current) is list:
+        inner = _unwrap(typing.get_args(current)[0])
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return list(inner.model_fields)
+    return []
+
+
+def _unwrap(annotation):
+    # `X | None` -> X
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType")) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__

@@ -1,0 +1,91 @@
+"""Parsing endpoints and networks strictly, so nothing odd can reach a generated file."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_DNS_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_PORT = re.compile(r"^[0-9]{1,5}$")
+
+ENDPOINT_RULE = "host:port with an IPv4 address, [IPv6] address or DNS name, and a port from 1 to 65535"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_endpoint(text: str) -> Endpoint:
+    """Raise ValueError with a reason if `text` is not a dialable host:port."""
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"'{text}' is not {ENDPOINT_RULE}")
+        try:
+            address = ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"'{host}' in '{text}' is not an IPv6 address") from None
+        return Endpoint(str(address), _port(port, text))
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"'{text}' is not {ENDPOINT_RULE}")
+    if ":" in host:
+        raise ValueError(f"'{text}': an IPv6 endpoint needs brackets, as in [{host}]:{port}")
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            return Endpoint(str(ipaddress.IPv4Address(host)), _port(port, text))
+        except ipaddress.AddressValueError:
+            raise ValueError(f"'{host}' in '{text}' is not an IPv4 address") from None
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > 253 or not all(_DNS_LABEL.match(label) for label in name.split(".")):
+        raise ValueError(f"'{host}' in '{text}' is not a valid DNS name or IP address")
+    return Endpoint(host, _port(port, text))
+
+
+def _port(text: str, whole: str) -> int:
+    if not _PORT.match(text) or not 1 <= int(text) <= 65535:
+        raise ValueError(f"'{whole}' has no valid port (1 to 65535) after the last ':'")
+    return int(text)
+
+
+def parse_network(text: str) -> IPNetwork:
+    """Raise ValueError with a reason, and a suggestion when only host bits are wrong."""
+    if "/" not in text:
+        raise ValueError(f"'{text}' is not a network in CIDR form, such as 10.0.0.0/16")
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        try:
+            loose = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise ValueError(f"'{text}' is not a network in CIDR form: {exc}") from None
+        raise ValueError(f"'{text}' has host bits set; did you mean {loose}?") from None
+
+
+def overlapping_pairs(networks: list[tuple[IPNetwork, object]]) -> list[tuple[tuple[IPNetwork, object], tuple[IPNetwork, object]]]:
+    """Pairs of overlapping networks, by one sort and sweep instead of comparing all pairs.
+
+    Each item carries a tag (who it belongs to) that comes back with it.
+    """
+    found = []
+    for version in (4, 6):
+        items = sorted(
+            (n for n in networks if n[0].version == version),
+            key=lambda item: (int(item[0].network_address), -item[0].prefixlen),
+        )
+        widest: tuple[IPNetwork, object] | None = None  # the open network reaching furthest
+        for item in items:
+            start = int(item[0].network_address)
+            if widest is not None and start <= int(widest[0].broadcast_address):
+                found.append((widest, item))
+            if widest is None or int(item[0].broadcast_address) > int(widest[0].broadcast_address):
+                widest = item
+    return found

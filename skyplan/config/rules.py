@@ -1,0 +1,193 @@
+"""The rules of links.yaml that span entries: names, references, addresses and overlaps."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import defaultdict
+
+from skyplan.config.diagnostics import Diagnostic
+from skyplan.config.models import NAME_PATTERN, NAME_RULE, ClusterSpec, Config, LinkSpec
+from skyplan.config.network import IPNetwork, overlapping_pairs, parse_endpoint, parse_network
+
+_NAME = re.compile(NAME_PATTERN)
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` is not a valid cluster or link name, or None if it is."""
+    if _NAME.match(name) and "\n" not in name:
+        return None
+    return NAME_RULE
+
+
+def expand_meshes(config: Config, diagnostics: list[Diagnostic]) -> tuple[Config, dict[int, int]]:
+    """Add the links that `meshes:` entries describe; return them with the mesh each came from."""
+    if not config.meshes:
+        return config, {}
+    known = {c.name for c in config.clusters}
+    links = list(config.links)
+    origins: dict[int, int] = {}
+    for m, mesh in enumerate(config.meshes):
+        path = ("meshes", m)
+        problem = name_problem(mesh.name)
+        if problem:
+            diagnostics.append(Diagnostic(f"meshes[{m}].name: invalid name '{mesh.name}': {problem}", path=path + ("name",)))
+            continue
+        bad = False
+        for j, member in enumerate(mesh.clusters):
+            if member not in known:
+                diagnostics.append(Diagnostic(_not_defined(f"meshes[{m}].clusters[{j}]", member, known), path=path + ("clusters", j)))
+                bad = True
+        if len(set(mesh.clusters)) != len(mesh.clusters):
+            diagnostics.append(Diagnostic(f"meshes[{m}].clusters: a cluster is listed twice", path=path + ("clusters",)))
+            bad = True
+        if mesh.topology == "hub":
+            if mesh.hub is None:
+                diagnostics.append(Diagnostic(f"meshes[{m}]: topology 'hub' needs 'hub: <cluster>'", path=path))
+                bad = True
+            elif mesh.hub not in mesh.clusters:
+                diagnostics.append(Diagnostic(f"meshes[{m}].hub: '{mesh.hub}' is not one of the mesh's clusters", path=path + ("hub",)))
+                bad = True
+        elif mesh.hub is not None:
+            diagnostics.append(Diagnostic(f"meshes[{m}].hub: only meaningful with topology: hub", path=path + ("hub",)))
+            bad = True
+        if bad:
+            continue
+        for source, target in mesh_pairs(mesh.clusters, mesh.topology, mesh.hub):
+            origins[len(links)] = m
+            links.append(LinkSpec.model_construct(name=f"{mesh.name}.{source}.{target}", source=source, target=target))
+    return config.model_copy(update={"links": links}), origins
+
+
+def mesh_pairs(members: list[str], topology: str, hub: str | None) -> list[tuple[str, str]]:
+    if topology == "hub":
+        return [(hub, member) for member in members if member != hub]  # type: ignore[misc]
+    return [(a, b) for i, a in enumerate(members) for b in members[i + 1 :]]
+
+
+def check(config: Config, provider) -> list[Diagnostic]:
+    """Every cross-entry rule, all diagnostics at once (the provider's own rules included)."""
+    found: list[Diagnostic] = []
+    clusters_by_name = _check_names(config.clusters, "clusters", found)
+    _check_names(config.links, "links", found)
+    networks = _check_clusters(config.clusters, found)
+    peers = _check_links(config.links, clusters_by_name, found)
+    _check_reach(config.clusters, peers, networks, found)
+    from skyplan.providers import ResourceView, ValidateRequest
+
+    request = ValidateRequest(
+        clusters=[ResourceView("cluster", c.name, c.model_dump()) for c in config.clusters],
+        links=[ResourceView("link", link.name, link.model_dump()) for link in config.links],
+    )
+    found.extend(provider.validate(request))
+    return found
+
+
+def _check_names(entries, section: str, found: list[Diagnostic]) -> dict[str, int]:
+    seen: dict[str, int] = {}
+    kind = section[:-1]
+    for i, entry in enumerate(entries):
+        problem = name_problem(entry.name)
+        if problem:
+            found.append(Diagnostic(f"{section}[{i}].name: invalid {kind} name '{entry.name}': {problem}", path=(section, i, "name")))
+        elif entry.name in seen:
+            found.append(
+                Diagnostic(
+                    f"{section}[{i}].name: duplicate {kind} name '{entry.name}' (also {section}[{seen[entry.name]}])",
+                    path=(section, i, "name"),
+                )
+            )
+        else:
+            seen[entry.name] = i
+    return seen
+
+
+def _check_clusters(clusters: list[ClusterSpec], found: list[Diagnostic]) -> dict[str, list[IPNetwork]]:
+    networks: dict[str, list[IPNetwork]] = {}
+    for i, cluster in enumerate(clusters):
+        try:
+            parse_endpoint(cluster.endpoint)
+        except ValueError as exc:
+            found.append(Diagnostic(f"clusters[{i}].endpoint: {exc}", path=("clusters", i, "endpoint")))
+        own: list[IPNetwork] = []
+        for j, text in enumerate(cluster.subnets):
+            try:
+                own.append(parse_network(text))
+            except ValueError as exc:
+                found.append(Diagnostic(f"clusters[{i}].subnets[{j}]: {exc}", path=("clusters", i, "subnets", j)))
+        for (a, _), (b, j) in overlapping_pairs([(n, j) for j, n in enumerate(own)]):
+            found.append(
+                Diagnostic(f"clusters[{i}].subnets[{j}]: {b} overlaps {a} of the same cluster", path=("clusters", i, "subnets", j))
+            )
+        networks[cluster.name] = own
+    return networks
+
+
+def _check_links(links: list[LinkSpec], clusters: dict[str, int], found: list[Diagnostic]) -> dict[str, dict[str, int]]:
+    """Check ends; return each cluster's peers, each with the first link that joins them."""
+    peers: dict[str, dict[str, int]] = defaultdict(dict)
+    pairs: dict[frozenset, int] = {}
+    for i, link in enumerate(links):
+        bad = False
+        for end in ("source", "target"):
+            name = getattr(link, end)
+            if name not in clusters:
+                found.append(Diagnostic(_not_defined(f"links[{i}].{end}", name, clusters), path=("links", i, end)))
+                bad = True
+        if link.source == link.target:
+            found.append(
+                Diagnostic(f"links[{i}]: source and target are the same cluster '{link.source}'", path=("links", i, "target"))
+            )
+            bad = True
+        if bad:
+            continue
+        pair = frozenset((link.source, link.target))
+        if pair in pairs:
+            first = links[pairs[pair]].name
+            found.append(
+                Diagnostic(
+                    f"links[{i}]: link '{link.name}' joins the same clusters as link '{first}'; "
+                    "they share one peering, which lasts while either exists",
+                    severity="warning",
+                    path=("links", i),
+                )
+            )
+            continue
+        pairs[pair] = i
+        peers[link.source][link.target] = i
+        peers[link.target][link.source] = i
+    return peers
+
+
+def _check_reach(clusters, peers, networks, found: list[Diagnostic]) -> None:
+    """What one cluster reaches through its links must not overlap: one route per address."""
+    reported: set[tuple] = set()
+    for cluster in clusters:
+        tagged = [(n, (cluster.name, None)) for n in networks.get(cluster.name, [])]
+        for peer, link_index in peers.get(cluster.name, {}).items():
+            tagged.extend((n, (peer, link_index)) for n in networks.get(peer, []))
+        for (a, (owner_a, _)), (b, (owner_b, link_b)) in overlapping_pairs(tagged):
+            if owner_a == owner_b:
+                continue  # within one cluster: already reported by _check_clusters
+            key = (cluster.name, str(a), str(b))
+            if key in reported:
+                continue
+            reported.add(key)
+            link_index = link_b if link_b is not None else peers[cluster.name][owner_a]
+            def side(owner, net):
+                return f"its own subnet {net}" if owner == cluster.name else f"{net} of cluster '{owner}'"
+            found.append(
+                Diagnostic(
+                    f"links[{link_index}]: cluster '{cluster.name}' would reach {side(owner_a, a)} and "
+                    f"{side(owner_b, b)}, which overlap",
+                    path=("links", link_index),
+                )
+            )
+
+
+def _not_defined(where: str, name: str, known) -> str:
+    message = f"{where}: cluster '{name}' is not defined"
+    close = difflib.get_close_matches(name, list(known), n=1)
+    if close:
+        message += f"; did you mean '{close[0]}'?"
+    return message

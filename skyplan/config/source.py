@@ -1,0 +1,206 @@
+"""Reading YAML documents safely, keeping the line and column of every key and value."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skyplan.config.diagnostics import Diagnostic
+from skyplan.errors import ConfigError
+
+# A links.yaml of 100,000 links is about 6 MB; anything far beyond that is a mistake or an attack.
+MAX_FILE_BYTES = 32 * 1024 * 1024
+# Aliases let a small file describe a huge tree ("billion laughs"); count the tree, not the text.
+MAX_EXPANDED_NODES = 2_000_000
+MAX_DEPTH = 64
+
+Position = tuple[int, int]
+
+
+@dataclass
+class Document:
+    """One YAML document of a file: its data as plain Python, and its ruamel tree for positions."""
+
+    index: int
+    data: Any
+    tree: Any
+    position: Position
+
+
+@dataclass
+class Source:
+    path: Path
+    display: str
+    documents: list[Document] = field(default_factory=list)
+
+
+def read_text(path: Path, display: str) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise _fail(display, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise _fail(display, "no such file") from None
+    except IsADirectoryError:
+        raise _fail(display, "is a directory, not a configuration file") from None
+    except OSError as exc:
+        raise _fail(display, f"cannot read: {exc.strerror}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            [Diagnostic("file is not valid UTF-8 text", file=display, line=line, column=column)]
+        ) from None
+
+
+def parse(text: str, path: Path, display: str) -> Source:
+    """Parse every document of `text`; YAML syntax errors stop here with their position."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    if "\x00" in text:
+        offset = text.index("\x00")
+        line = text.count("\n", 0, offset) + 1
+        raise ConfigError([Diagnostic("file contains a NUL byte", file=display, line=line, column=1)])
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    source = Source(path=path, display=display)
+    try:
+        for index, tree in enumerate(yaml.load_all(text)):
+            position = _start(tree)
+            data = _to_plain(tree, display, position)
+            source.documents.append(Document(index, data, tree, position))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        message = message.replace("\n", " ")
+        where = (mark.line + 1, mark.column + 1) if mark else None
+        raise ConfigError([Diagnostic(f"YAML: {message}").located(display, where)]) from None
+    except YAMLError as exc:
+        raise _fail(display, f"YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise _fail(display, f"YAML is nested too deeply (more than {MAX_DEPTH} levels)") from None
+    return source
+
+
+def _to_plain(tree: Any, display: str, position: Position) -> Any:
+    """Convert ruamel's tree to plain dict/list/scalars, refusing alias bombs and deep nesting."""
+    _check_expansion(tree, display, position)
+    return _plain(tree, 0, display, position)
+
+
+def _check_expansion(tree: Any, display: str, position: Position) -> None:
+    # Shared (aliased) nodes are counted once per use but computed once: linear in the text.
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: Any) -> int:
+        if not isinstance(node, dict | list):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ConfigError(
+                [Diagnostic("YAML alias refers to itself (recursive structure)").located(display, _start(node) or position)]
+            )
+        active.add(key)
+        children = node.values() if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_EXPANDED_NODES:
+                break
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        total = size(tree)
+    except RecursionError:
+        raise _fail(display, f"YAML is nested too deeply (more than {MAX_DEPTH} levels)") from None
+    if total > MAX_EXPANDED_NODES:
+        raise ConfigError(
+            [
+                Diagnostic(
+                    f"document expands to more than {MAX_EXPANDED_NODES} values through YAML aliases; refusing it"
+                ).located(display, position)
+            ]
+        )
+
+
+def _plain(node: Any, depth: int, display: str, position: Position) -> Any:
+    if depth > MAX_DEPTH:
+        raise ConfigError(
+            [Diagnostic(f"YAML is nested too deeply (more than {MAX_DEPTH} levels)").located(display, position)]
+        )
+    if isinstance(node, dict):
+        here = _start(node) or position
+        return {_key(k): _plain(v, depth + 1, display, here) for k, v in node.items()}
+    if isinstance(node, list):
+        here = _start(node) or position
+        return [_plain(v, depth + 1, display, here) for v in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, datetime.date):
+        # Unquoted dates are a YAML type of their own; keep them so type errors name them.
+        return node
+    return str(node)
+
+
+def _key(key: Any) -> str:
+    # Non-string keys (numbers, nulls, complex keys) become strings, so "unknown key" names them.
+    if isinstance(key, str):
+        return str(key)
+    return "null" if key is None else str(key)
+
+
+def _start(node: Any) -> Position | None:
+    lc = getattr(node, "lc", None)
+    if lc is None or lc.line is None:
+        return None
+    return (lc.line + 1, lc.col + 1)
+
+
+def locate_in_tree(tree: Any, path: tuple[str | int, ...], *, at_key: bool = False) -> Position | None:
+    """The position of `path` inside a ruamel tree; the deepest existing parent if it is absent."""
+    node = tree
+    best = _start(tree)
+    for depth, part in enumerate(path):
+        last = depth == len(path) - 1
+        lc = getattr(node, "lc", None)
+        if isinstance(node, dict) and part in node and lc is not None:
+            where = lc.key(part) if (at_key and last) else lc.value(part)
+            if where is not None:
+                best = (where[0] + 1, where[1] + 1)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node) and lc is not None:
+            where = lc.item(part)
+            if where is not None:
+                best = (where[0] + 1, where[1] + 1)
+            node = node[part]
+        else:
+            break
+        inner = _start(node)
+        if inner is not None and not last:
+            best = inner
+    return best
+
+
+Locate = Callable[[tuple[str | int, ...], bool], Position | None]
+
+
+def _fail(display: str, message: str) -> ConfigError:
+    return ConfigError([Diagnostic(message, file=display)])

@@ -1,0 +1,37 @@
+"""Desired resources from a validated Config: what the configuration asks to exist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skyplan.config.models import ClusterSpec, Config, LinkSpec
+from skyplan.config.network import parse_network
+from skyplan.plan.model import DesiredResource
+from skyplan.state.model import Owner
+
+
+def cluster_attributes(spec: ClusterSpec, provider_cls: type, settings: Any) -> dict[str, Any]:
+    networks = sorted((parse_network(s) for s in spec.subnets), key=lambda n: (n.version, n.network_address, n.prefixlen))
+    attributes: dict[str, Any] = {"endpoint": spec.endpoint, "subnets": [str(n) for n in networks]}
+    own = spec.model_dump()
+    for name in provider_cls.cluster_settings:
+        value = own.get(name)
+        attributes[name] = value if value is not None else getattr(settings, name)
+    return attributes
+
+
+def link_attributes(spec: LinkSpec) -> dict[str, Any]:
+    return {"source": spec.source, "target": spec.target}
+
+
+def desired_resources(config: Config, provider_cls: type, settings: Any, managed_by: Owner = "file") -> dict[str, DesiredResource]:
+    resources: dict[str, DesiredResource] = {}
+    for cluster in config.clusters:
+        item = DesiredResource.model_construct(
+            type="cluster", name=cluster.name, attributes=cluster_attributes(cluster, provider_cls, settings), managed_by=managed_by
+        )
+        resources[item.address] = item
+    for link in config.links:
+        item = DesiredResource.model_construct(type="link", name=link.name, attributes=link_attributes(link), managed_by=managed_by)
+        resources[item.address] = item
+    return resources

@@ -1,0 +1,128 @@
+"""The plan model: actions, resource changes, drift, and the plan as a whole."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from skyplan import __version__
+from skyplan.state.model import Owner, ResourceType
+
+PLAN_FORMAT_VERSION = "1.0"
+
+
+class Action(str, Enum):
+    """What apply does to one resource; the value is the symbol plans show."""
+
+    CREATE = "+"
+    DELETE = "-"
+    UPDATE = "~"
+    REPLACE = "-/+"
+    NOOP = " "
+
+    @property
+    def json_actions(self) -> list[str]:
+        return {
+            Action.CREATE: ["create"],
+            Action.DELETE: ["delete"],
+            Action.UPDATE: ["update"],
+            Action.REPLACE: ["delete", "create"],
+            Action.NOOP: ["no-op"],
+        }[self]
+
+    @property
+    def provider_action(self) -> str:
+        return {Action.CREATE: "create", Action.DELETE: "delete", Action.UPDATE: "update", Action.REPLACE: "replace"}[self]
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AttributeChange(Item):
+    path: str
+    before: Any = None
+    after: Any = None
+    after_unknown: bool = False
+    forces_replacement: bool = False
+
+
+class DesiredResource(Item):
+    type: ResourceType
+    name: str
+    attributes: dict[str, Any]
+    managed_by: Owner = "file"
+
+    @property
+    def address(self) -> str:
+        return f"{self.type}.{self.name}"
+
+
+class ResourceChange(Item):
+    address: str
+    type: ResourceType
+    name: str
+    action: Action
+    managed_by: Owner = "file"
+    before: dict[str, Any] | None = None  # attributes and computed values as recorded
+    after: dict[str, Any] | None = None  # attributes as they will be
+    after_unknown: list[str] = Field(default_factory=list)  # computed during apply
+    attribute_changes: list[AttributeChange] = Field(default_factory=list)
+    reason: str | None = None  # for people; logic never reads it
+
+
+class Drift(Item):
+    """A difference between what the state records and what is really there."""
+
+    address: str
+    type: ResourceType
+    name: str
+    changes: list[AttributeChange]
+    reason: str = ""
+
+
+class PriorState(Item):
+    lineage: str
+    serial: int
+
+
+class Summary(Item):
+    add: int = 0
+    change: int = 0
+    destroy: int = 0
+
+
+class Plan(Item):
+    format_version: str = PLAN_FORMAT_VERSION
+    skyplan_version: str = __version__
+    mode: Literal["normal", "destroy"] = "normal"
+    prior_state: PriorState | None = None
+    changes: list[ResourceChange] = Field(default_factory=list)  # sorted by address, no-ops too
+    drift: list[Drift] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    targets: list[str] = Field(default_factory=list)
+
+    @property
+    def actionable(self) -> list[ResourceChange]:
+        return [c for c in self.changes if c.action is not Action.NOOP]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action is not Action.NOOP for c in self.changes)
+
+    @property
+    def summary(self) -> Summary:
+        add = change = destroy = 0
+        for c in self.changes:
+            if c.action is Action.CREATE:
+                add += 1
+            elif c.action is Action.UPDATE:
+                change += 1
+            elif c.action is Action.DELETE:
+                destroy += 1
+            elif c.action is Action.REPLACE:
+                add += 1
+                destroy += 1
+        return Summary(add=add, change=change, destroy=destroy)

@@ -1,0 +1,178 @@
+"""The planner: a pure function from desired, recorded and actual state to a Plan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from skyplan.errors import PlanError
+from skyplan.plan.diff import attribute_changes, nested_changes
+from skyplan.plan.model import Action, DesiredResource, Drift, Plan, PriorState, ResourceChange
+from skyplan.state.model import Owner, ResourceState, State
+
+# A link is the peering of its two ends: other ends make another link, so they force a replace.
+_LINK_ENDS = frozenset({"source", "target"})
+_NOTE_LIMIT = 5
+
+
+def plan(
+    desired: Mapping[str, DesiredResource],
+    prior: State | None,
+    actual: Mapping[str, Any] | None = None,
+    *,
+    owner: Owner = "file",
+    scope: Iterable[str] | None = None,
+    mode: str = "normal",
+    computed: Mapping[str, tuple[str, ...]] | None = None,
+) -> Plan:
+    """Diff `desired` against `prior` (as corrected by `actual` readings) into a Plan.
+
+    `actual` maps addresses to provider readings that differ from what the state records.
+    `scope`, if given, limits the plan to those addresses (skyctl, --target).
+    Resources that another owner manages are never destroyed; they are noted.
+    """
+    computed = computed or {}
+    actual = actual or {}
+    recorded = prior.by_address() if prior else {}
+    in_scope = set(scope) if scope is not None else None
+
+    changes: list[ResourceChange] = []
+    left_alone: list[str] = []
+    for address in sorted(set(desired) | set(recorded)):
+        if in_scope is not None and address not in in_scope:
+            continue
+        want, have = desired.get(address), recorded.get(address)
+        if want is None and have is not None and have.managed_by != owner:
+            left_alone.append(address)
+            continue
+        changes.append(_change(address, want, have, actual.get(address), computed))
+
+    _check_dependencies(changes, recorded)
+    drift = [
+        _drift(recorded[address], reading)
+        for address, reading in sorted(actual.items())
+        if address in recorded and address not in left_alone and (in_scope is None or address in in_scope)
+    ]
+    notes = []
+    if prior is not None and prior.interrupted is not None:
+        run = prior.interrupted
+        notes.append(
+            f"An earlier {run.operation} ({run.who}, started {run.started}) was interrupted; "
+            "this plan finishes what it left undone."
+        )
+    if left_alone:
+        shown = ", ".join(left_alone[:_NOTE_LIMIT]) + (f" and {len(left_alone) - _NOTE_LIMIT} more" if len(left_alone) > _NOTE_LIMIT else "")
+        other = "skyctl" if owner == "file" else "the configuration file"
+        notes.append(f"{len(left_alone)} resource{'s' if len(left_alone) != 1 else ''} managed by {other} left alone: {shown}.")
+    return Plan.model_construct(
+        mode=mode,
+        prior_state=PriorState(lineage=prior.lineage, serial=prior.serial) if prior else None,
+        changes=changes,
+        drift=drift,
+        notes=notes,
+    )
+
+
+def _change(address: str, want: DesiredResource | None, have: ResourceState | None, reading, computed) -> ResourceChange:
+    kind, name = address.split(".", 1)
+    unknown = list(computed.get(kind, ()))
+    if have is None:
+        assert want is not None
+        return _make(address, kind, name, Action.CREATE, want.managed_by, None, want.attributes, unknown)
+    before = {**have.attributes, **have.computed}
+    if want is None:
+        return _make(address, kind, name, Action.DELETE, have.managed_by, before, None, [])
+    if have.pending == "create":
+        return _make(
+            address, kind, name, Action.CREATE, want.managed_by, None, want.attributes, unknown,
+            reason="an interrupted apply did not finish creating it",
+        )
+
+    force_new = _LINK_ENDS if kind == "link" and _ends(have.attributes) != _ends(want.attributes) else frozenset()
+    attribute_diff = attribute_changes(have.attributes, want.attributes, force_new)
+    if have.managed_by != want.managed_by:
+        attribute_diff.append(_owner_change(have.managed_by, want.managed_by))
+
+    replace_reason = None
+    if force_new:
+        replace_reason = "its clusters changed"
+    elif reading is not None and reading.replace:
+        replace_reason = reading.reason
+    elif have.pending == "replace" and reading is None:
+        replace_reason = "an interrupted apply did not finish replacing it"
+    if replace_reason is not None:
+        return _make(
+            address, kind, name, Action.REPLACE, want.managed_by, before, want.attributes, unknown,
+            attribute_diff, reason=replace_reason,
+        )
+
+    reason = None
+    if reading is not None:
+        reason = f"changed outside skyplan: {reading.reason}" if reading.reason else "changed outside skyplan"
+    elif have.pending is not None:
+        reason = f"an interrupted apply did not finish its {have.pending}"
+    elif have.status.phase == "FAILED":
+        reason = f"the last apply failed: {have.status.reason}"
+    if attribute_diff or reason:
+        return _make(address, kind, name, Action.UPDATE, want.managed_by, before, want.attributes, [], attribute_diff, reason=reason)
+    return _make(address, kind, name, Action.NOOP, want.managed_by, before, want.attributes, [])
+
+
+def _make(address, kind, name, action, owner, before, after, unknown, attribute_diff=(), reason=None) -> ResourceChange:
+    return ResourceChange.model_construct(
+        address=address,
+        type=kind,
+        name=name,
+        action=action,
+        managed_by=owner,
+        before=before,
+        after=after,
+        after_unknown=unknown,
+        attribute_changes=list(attribute_diff),
+        reason=reason,
+    )
+
+
+def _owner_change(before: str, after: str):
+    from skyplan.plan.model import AttributeChange
+
+    return AttributeChange(path="managed_by", before=before, after=after)
+
+
+def _ends(attributes: dict[str, Any]) -> frozenset:
+    return frozenset((attributes.get("source"), attributes.get("target")))
+
+
+def _drift(have: ResourceState, reading) -> Drift:
+    return Drift(
+        address=have.address,
+        type=have.type,
+        name=have.name,
+        changes=nested_changes(reading.expected, reading.found),
+        reason=reading.reason,
+    )
+
+
+def _check_dependencies(changes: list[ResourceChange], recorded: dict[str, ResourceState]) -> None:
+    """No link may outlive a cluster it joins; say which link holds a cluster back."""
+    deleted = {c.address for c in changes if c.action is Action.DELETE}
+    if not any(a.startswith("cluster.") for a in deleted):
+        return
+    remaining_links: dict[str, dict[str, Any]] = {
+        a: r.attributes for a, r in recorded.items() if r.type == "link" and a not in deleted
+    }
+    for c in changes:
+        if c.type == "link" and c.after is not None:
+            remaining_links[c.address] = c.after
+    for address, attributes in sorted(remaining_links.items()):
+        for end in ("source", "target"):
+            cluster = f"cluster.{attributes[end]}"
+            if cluster in deleted:
+                link = recorded.get(address)
+                owner = link.managed_by if link else "file"
+                how = (
+                    f"delete it first with: skyctl delete link {address.split('.', 1)[1]}"
+                    if owner == "skyctl"
+                    else "remove it from the configuration too"
+                )
+                raise PlanError(f"{cluster} cannot be destroyed while {address} (managed by {owner}) joins it; {how}")

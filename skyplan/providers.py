@@ -1,0 +1,179 @@
+"""The provider interface and the entry-point registry that finds providers by name.
+
+A provider turns resource changes into real things (files, tunnels). Its surface is small and
+request-in, response-out: a settings model, `validate`, `read`, `apply` and `status`.
+
+`apply` takes the whole ordered batch of an apply, like Terraform's ApplyResourceChange handles
+create, update and delete in one call: WireGuard keeps every link of a cluster in one file, and
+only the whole batch tells which files change, so each is written once per apply.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel
+
+from skyplan.config.diagnostics import Diagnostic
+from skyplan.errors import ProviderError
+
+ENTRY_POINT_GROUP = "skyplan.providers"
+
+ResourceType = Literal["cluster", "link"]
+
+
+@dataclass(frozen=True)
+class WorkspacePaths:
+    """Where a workspace keeps its files; providers write only below these."""
+
+    root: Path  # the folder of links.yaml
+    data: Path  # .skyplan/
+
+    @property
+    def keys(self) -> Path:
+        return self.data / "keys"
+
+    @classmethod
+    def for_config(cls, config_path: Path) -> WorkspacePaths:
+        root = config_path.resolve().parent
+        return cls(root=root, data=root / ".skyplan")
+
+
+@dataclass(frozen=True)
+class ResourceView:
+    """A resource as a provider sees it: its arguments and what the provider computed before."""
+
+    type: ResourceType
+    name: str
+    attributes: dict[str, Any]
+    computed: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return f"{self.type}.{self.name}"
+
+
+@dataclass(frozen=True)
+class ValidateRequest:
+    clusters: list[ResourceView]  # in file order: index i is clusters[i] of the document
+    links: list[ResourceView]
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    resources: list[ResourceView]  # what the state says exists
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a provider found for one resource, next to what it expected to find.
+
+    `expected` and `found` are comparable dicts (never secrets); the planner diffs them.
+    `replace` says the resource can only be put right by replacing it (a lost key).
+    """
+
+    address: str
+    expected: dict[str, Any]
+    found: dict[str, Any]
+    replace: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ReadResponse:
+    readings: dict[str, Reading]  # only resources that differ from what was expected
+
+
+@dataclass(frozen=True)
+class Change:
+    address: str
+    action: Literal["create", "update", "delete", "replace"]
+    before: ResourceView | None
+    after: ResourceView | None
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    changes: list[Change]  # in dependency order: deletes (links first), then clusters, then links
+    world: dict[str, ResourceView]  # every resource as it will be after the apply
+
+
+@dataclass(frozen=True)
+class ResourceResult:
+    address: str
+    ok: bool
+    computed: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusRequest:
+    resources: list[ResourceView]
+
+
+@dataclass(frozen=True)
+class ResourceStatusReport:
+    phase: Literal["INIT", "ACTIVE"]
+    conditions: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StatusResponse:
+    statuses: dict[str, ResourceStatusReport]
+
+
+class Provider(ABC):
+    """Base of every provider. Subclasses are found through the `skyplan.providers` entry points."""
+
+    name: ClassVar[str]
+    settings_model: ClassVar[type[BaseModel]]
+    # Settings that shape each cluster's own config. They become attributes of every cluster so
+    # that changing one shows in the plan as an update of the clusters it rewrites. A cluster
+    # field of the same name (listen_port) overrides the setting for that cluster.
+    cluster_settings: ClassVar[tuple[str, ...]] = ()
+    # Attributes known only after apply, per resource type; plans show "(known after apply)".
+    computed_attributes: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def __init__(self, settings: BaseModel, paths: WorkspacePaths):
+        self.settings = settings
+        self.paths = paths
+
+    @abstractmethod
+    def validate(self, request: ValidateRequest) -> list[Diagnostic]:
+        """Rules that only this provider knows; diagnostics carry document paths."""
+
+    @abstractmethod
+    def read(self, request: ReadRequest) -> ReadResponse:
+        """Look at what exists (files, keys) and report where it differs from the state."""
+
+    @abstractmethod
+    def apply(self, request: ApplyRequest) -> Iterator[ResourceResult]:
+        """Carry out the batch, yielding each resource's result as soon as it is known."""
+
+    @abstractmethod
+    def status(self, request: StatusRequest) -> StatusResponse:
+        """Live status of resources (handshakes), as far as the provider can observe it."""
+
+
+def installed_providers() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def provider_class(name: str) -> type[Provider]:
+    available = installed_providers()
+    if name not in available:
+        known = ", ".join(sorted(available)) or "none"
+        raise ProviderError(f"unknown provider '{name}'; installed providers: {known}")
+    try:
+        cls = available[name].load()
+    except Exception as exc:  # a broken plugin must not take the CLI down with a traceback
+        raise ProviderError(f"provider '{name}' failed to load: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise ProviderError(f"provider '{name}' does not implement skyplan.providers.Provider")
+    return cls

@@ -1,0 +1,19 @@
+"""Errors and warnings as one clear line each; never a traceback for expected failures."""
+
+from __future__ import annotations
+
+from skyplan.config.diagnostics import Diagnostic
+from skyplan.render.style import PLAIN, Style
+
+
+def render_diagnostics(diagnostics: list[Diagnostic], style: Style = PLAIN) -> str:
+    lines = []
+    for d in diagnostics:
+        label = style("Error:", "red", "bold") if d.severity == "error" else style("Warning:", "yellow", "bold")
+        where = f"{d.file}:{d.line}:{d.column}: " if d.line is not None else (f"{d.file}: " if d.file else "")
+        lines.append(f"{label} {where}{d.message}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def render_error(message: str, style: Style = PLAIN) -> str:
+    return f"{style('Error:', 'red', 'bold')} {message}\n"

@@ -1,0 +1,126 @@
+"""The human plan: Terraform's layout, sorted by address, so plans diff well in review."""
+
+from __future__ import annotations
+
+from skyplan.plan.model import Action, AttributeChange, Drift, Plan, ResourceChange
+from skyplan.render.style import PLAIN, Style
+from skyplan.render.values import KNOWN_AFTER_APPLY, literal
+
+NO_CHANGES = "No changes. Links match the configuration."
+
+_HEADLINE = {
+    Action.CREATE: "will be created",
+    Action.DELETE: "will be destroyed",
+    Action.UPDATE: "will be updated in-place",
+    Action.REPLACE: "must be replaced",
+}
+_COLOUR = {Action.CREATE: "green", Action.DELETE: "red", Action.UPDATE: "yellow", Action.REPLACE: "yellow"}
+
+
+def render_plan(plan: Plan, style: Style = PLAIN, *, compact: bool = False) -> str:
+    lines: list[str] = []
+    if plan.drift:
+        lines.append(style("Changed outside skyplan:", "bold"))
+        lines.append("")
+        for drift in plan.drift:
+            lines.extend(_drift_block(drift, style))
+            lines.append("")
+    actionable = plan.actionable
+    if not actionable:
+        lines.extend(f"Note: {note}" for note in plan.notes)
+        lines.append(style(NO_CHANGES, "green", "bold"))
+        return "\n".join(lines) + "\n"
+    if not compact:
+        lines.append("skyplan will perform the following actions:")
+        lines.append("")
+    for change in actionable:
+        if compact:
+            symbol = change.action.value
+            suffix = f"  ({change.reason})" if change.reason else ""
+            lines.append(f"{symbol:>3} {style(change.address, _COLOUR[change.action])}{suffix}")
+        else:
+            lines.extend(_change_block(change, style))
+            lines.append("")
+    if compact:
+        lines.append("")
+    lines.extend(f"Note: {note}" for note in plan.notes)
+    if plan.notes:
+        lines.append("")
+    lines.append(summary_line(plan))
+    return "\n".join(lines) + "\n"
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary
+    if plan.mode == "destroy" and not s.add and not s.change:
+        return f"Plan: 0 to add, 0 to change, {s.destroy} to destroy."
+    return f"Plan: {s.add} to add, {s.change} to change, {s.destroy} to destroy."
+
+
+def one_line(change: ResourceChange) -> str:
+    """skyctl's view of a one-resource plan: `+ link.us-eu`."""
+    return f"{change.action.value} {change.address}"
+
+
+def _change_block(change: ResourceChange, style: Style) -> list[str]:
+    symbol = change.action.value
+    colour = _COLOUR[change.action]
+    lines = [f"  # {change.address} {_HEADLINE[change.action]}"]
+    if change.reason:
+        lines.append(f"  # ({change.reason})")
+    lines.append(f"{style(symbol, colour):>{3 + (len(style(symbol, colour)) - len(symbol))}} {change.type} \"{change.name}\" {{")
+    rows: list[tuple[str, str, str, str]] = []  # symbol, name, value text, trailing comment
+    if change.action is Action.CREATE:
+        for key, value in sorted((change.after or {}).items()):
+            if value is not None:
+                rows.append(("+", key, literal(value), ""))
+        rows.extend(("+", key, KNOWN_AFTER_APPLY, "") for key in change.after_unknown)
+    elif change.action is Action.DELETE:
+        for key, value in sorted((change.before or {}).items()):
+            if value is not None:
+                rows.append(("-", key, f"{literal(value)} -> null", ""))
+    else:
+        shown = set()
+        for item in change.attribute_changes:
+            rows.append(_attribute_row(item))
+            shown.add(item.path)
+        if change.action is Action.REPLACE:
+            for key in change.after_unknown:
+                if key not in shown:
+                    before = (change.before or {}).get(key)
+                    text = f"{literal(before)} -> {KNOWN_AFTER_APPLY}" if before is not None else KNOWN_AFTER_APPLY
+                    rows.append(("~", key, text, ""))
+        hidden = len(set(change.after or {}) - shown)
+        if hidden:
+            rows.append(("", f"# ({hidden} unchanged attribute{'s' if hidden != 1 else ''} hidden)", "", ""))
+    width = max((len(name) for sym, name, _, _ in rows if sym), default=0)
+    for sym, name, text, comment in sorted(rows, key=lambda r: (r[0] == "", r[1])):
+        if not sym:
+            lines.append(f"        {name}")
+            continue
+        sym_text = style(sym, {"+": "green", "-": "red", "~": "yellow"}[sym])
+        lines.append(f"      {sym_text} {name.ljust(width)} = {text}{comment}")
+    lines.append("    }")
+    return lines
+
+
+def _attribute_row(item: AttributeChange) -> tuple[str, str, str, str]:
+    comment = " # forces replacement" if item.forces_replacement else ""
+    if item.before is None and item.after is not None:
+        return ("+", item.path, literal(item.after), comment)
+    if item.after is None and item.before is not None and not item.after_unknown:
+        return ("-", item.path, f"{literal(item.before)} -> null", comment)
+    after = KNOWN_AFTER_APPLY if item.after_unknown else literal(item.after)
+    return ("~", item.path, f"{literal(item.before)} -> {after}", comment)
+
+
+def _drift_block(drift: Drift, style: Style) -> list[str]:
+    lines = [f"  # {drift.address}: {drift.reason}" if drift.reason else f"  # {drift.address} has changed"]
+    lines.append(f"  {style('~', 'yellow')} {drift.type} \"{drift.name}\" {{")
+    rows = [_attribute_row(c) for c in drift.changes]
+    width = max((len(r[1]) for r in rows), default=0)
+    for sym, name, text, _ in rows:
+        sym_text = style(sym, {"+": "green", "-": "red", "~": "yellow"}[sym])
+        lines.append(f"      {sym_text} {name.ljust(width)} = {text}")
+    lines.append("    }")
+    return lines

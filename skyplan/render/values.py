@@ -1,0 +1,24 @@
+"""Attribute values as plans show them: HCL-like literals, stable and on one line."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+KNOWN_AFTER_APPLY = "(known after apply)"
+
+
+def literal(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {literal(v)}" for k, v in sorted(value.items())) + " }"
+    return json.dumps(str(value))

@@ -1,0 +1,175 @@
+"""The local state store: .skyplan/state.json, its backup, and an OS lock with lock info."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from skyplan.atomic import ensure_dir, write_atomic
+from skyplan.errors import LockError, StateError
+from skyplan.state.model import STATE_FORMAT_VERSION, State
+from skyplan.state.store import LockInfo, StateStore, check_successor, lock_error
+
+_HEAD = re.compile(rb'"serial":\s*(\d+),\s*"lineage":\s*"([^"]*)"')
+_POLL_SECONDS = 0.05
+
+
+class FileStateStore(StateStore):
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.path = data_dir / "state.json"
+        self.backup_path = data_dir / "state.json.backup"
+        self.lock_path = data_dir / "state.json.lock"
+        self._lock_fd: int | None = None
+        self._lock_info: LockInfo | None = None
+        self._backed_up = False
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    # -- read / write ----------------------------------------------------------------------------
+
+    def read(self) -> State | None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"cannot read state file {self.path}: {exc.strerror}") from None
+        return parse_state(raw, str(self.path))
+
+    def write(self, state: State) -> None:
+        ensure_dir(self.data_dir, 0o700)
+        previous = self._read_raw()
+        if previous is not None:
+            serial, lineage = _head(previous, str(self.path))
+            check_successor(serial, lineage, state, str(self.path))
+            if not self._backed_up:
+                # One backup per run: the state as it was before this run changed anything.
+                write_atomic(self.backup_path, previous, mode=0o600)
+                self._backed_up = True
+        write_atomic(self.path, encode_state(state), mode=0o600)
+
+    def _read_raw(self) -> bytes | None:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    # -- lock ----------------------------------------------------------------------------------
+
+    def lock(self, operation: str, timeout: float) -> LockInfo:
+        ensure_dir(self.data_dir, 0o700)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _read_lock_info(self.lock_path)
+                    os.close(fd)
+                    raise lock_error(str(self.path), holder, round(time.monotonic() - started, 1) if timeout else 0) from None
+                time.sleep(_POLL_SECONDS)
+        info = LockInfo.new(operation, str(self.path))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info.model_dump_json().encode(), 0)
+        self._lock_fd, self._lock_info = fd, info
+        return info
+
+    def unlock(self, lock_id: str) -> None:
+        if self._lock_info is not None and self._lock_info.id == lock_id and self._lock_fd is not None:
+            os.ftruncate(self._lock_fd, 0)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = self._lock_info = None
+            return
+        self._force_unlock(lock_id)
+
+    def _force_unlock(self, lock_id: str) -> None:
+        holder = _read_lock_info(self.lock_path)
+        if holder is None or holder.id != lock_id:
+            current = f"; the current lock is {holder.id}" if holder else "; the state is not locked"
+            raise LockError(f"no lock with ID {lock_id} on {self.path}{current}")
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR)
+        except FileNotFoundError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            # An OS lock belongs to a live process; it goes away when that process ends.
+            raise LockError(
+                f"lock {lock_id} is held by a running process ({holder.who}); stop that process "
+                "and the lock is released with it"
+            ) from None
+        os.ftruncate(fd, 0)  # the holder died; only its lock info was left behind
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    def close(self) -> None:
+        if self._lock_info is not None:
+            self.unlock(self._lock_info.id)
+
+
+def _read_lock_info(path: Path) -> LockInfo | None:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if not raw.strip():
+        return None
+    try:
+        return LockInfo.model_validate_json(raw)
+    except ValidationError:
+        return None
+
+
+def encode_state(state: State) -> bytes:
+    return state.model_dump_json(indent=2).encode() + b"\n"
+
+
+def parse_state(raw: bytes, where: str) -> State:
+    """Decode a state document, with a clear error for every way it can be wrong."""
+    if not raw.strip():
+        raise StateError(f"state file {where} is empty; restore it from {where}.backup or remove it")
+    try:
+        document = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        position = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise StateError(
+            f"state file {where} is not valid JSON{position}: it may be truncated or corrupt. "
+            f"It was left as it is; restore it from {where}.backup"
+        ) from None
+    if not isinstance(document, dict) or "lineage" not in document or "version" not in document:
+        raise StateError(f"{where} is not a skyplan state file")
+    version = document.get("version")
+    if not isinstance(version, int) or version > STATE_FORMAT_VERSION:
+        raise StateError(
+            f"state file {where} has format version {version!r}, written by a newer skyplan; "
+            f"this one reads version {STATE_FORMAT_VERSION}. Upgrade skyplan"
+        )
+    try:
+        return State.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        place = ".".join(str(p) for p in first["loc"])
+        raise StateError(f"state file {where} is damaged: {place}: {first['msg']}") from None
+
+
+def _head(raw: bytes, where: str) -> tuple[int, str]:
+    # The serial and lineage lead every state we write; reading them needs no full parse.
+    match = _HEAD.search(raw[:4096])
+    if match:
+        return int(match.group(1)), match.group(2).decode()
+    state = parse_state(raw, where)
+    return state.serial, state.lineage

@@ -1,0 +1,78 @@
+"""The state model: what skyplan last made real, and who manages each resource."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from skyplan import __version__
+
+STATE_FORMAT_VERSION = 1
+
+Phase = Literal["INIT", "ACTIVE", "FAILED"]
+Owner = Literal["file", "skyctl"]
+ResourceType = Literal["cluster", "link"]
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ResourceStatus(Record):
+    # ACTIVE is observed live, never stored; FAILED keeps why the last apply failed.
+    phase: Phase = "INIT"
+    reason: str | None = None
+    since: str
+
+
+class ResourceState(Record):
+    type: ResourceType
+    name: str
+    managed_by: Owner = "file"
+    attributes: dict[str, Any]
+    computed: dict[str, Any] = Field(default_factory=dict)
+    status: ResourceStatus
+    created: str
+    # Set before a provider acts and cleared when its result is recorded: a run killed in
+    # between leaves it set, and the next plan knows to redo that action.
+    pending: Literal["create", "update", "replace", "delete"] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.type}.{self.name}"
+
+
+class RunInfo(Record):
+    """The run that is applying, kept while it runs, so an interruption can be explained."""
+
+    id: str
+    operation: str
+    who: str
+    started: str
+
+
+class State(Record):
+    version: int = STATE_FORMAT_VERSION
+    serial: int = 0
+    lineage: str
+    skyplan_version: str = __version__
+    resources: list[ResourceState] = Field(default_factory=list)
+    interrupted: RunInfo | None = None
+
+    @classmethod
+    def new(cls) -> State:
+        return cls(lineage=str(uuid.uuid4()))
+
+    def by_address(self) -> dict[str, ResourceState]:
+        return {r.address: r for r in self.resources}
+
+    def with_resources(self, resources: dict[str, ResourceState], **changes: Any) -> State:
+        ordered = [resources[address] for address in sorted(resources)]
+        return self.model_copy(update={"resources": ordered, **changes})
