@@ -84,19 +84,21 @@ def build_config(src: source.Source) -> LoadedConfig:
     config, settings, provider_cls = _validate_sections(main, extra_clusters, extra_links, locator, diagnostics)
 
     provider = None
-    if config is not None and settings is not None and provider_cls is not None:
+    if config is not None:
         from skyplan.config import rules
         from skyplan.providers import WorkspacePaths
 
-        provider = provider_cls(settings, WorkspacePaths.for_config(src.path))
+        if settings is not None and provider_cls is not None:
+            provider = provider_cls(settings, WorkspacePaths.for_config(src.path))
         config, mesh_origins = rules.expand_meshes(config, diagnostics)
         for index, mesh_index in mesh_origins.items():
             locator.origins[("links", index)] = _Origin(locator.main or 0, ("meshes", mesh_index))
+        # The core rules run even when the provider block is wrong: every mistake at once.
         diagnostics.extend(rules.check(config, provider))
 
     located = [d.located(src.display, locator(d.path, d.at_key)) if d.file is None else d for d in diagnostics]
     located.sort(key=lambda d: (d.line or 0, d.column or 0, d.message))
-    if errors_in(located) or config is None:
+    if errors_in(located) or config is None or provider is None:
         raise ConfigError(located)
     return LoadedConfig(
         path=src.path,
@@ -198,11 +200,11 @@ def _validate_sections(main, extra_clusters, extra_links, locator, diagnostics):
         ok = ok and valid is not None
         sections[key] = valid or []
 
-    if not ok or provider_block is None or backend is None or settings is None:
+    if not ok or backend is None:
         return None, settings, provider_cls
     config = Config.model_construct(
         version=1,
-        provider=provider_block,
+        provider=provider_block or ProviderBlock(),
         backend=backend,
         clusters=sections["clusters"],
         links=sections["links"],
@@ -274,9 +276,9 @@ def _from_validation_error(exc: ValidationError, prefix: DocPath, model, extra_f
         elif kind == "list_type":
             found.append(Diagnostic(f"{format_path(full)}: expected a list, got {_type_name(error.get('input'))}", path=full))
         else:
-            message = error["msg"]
+            message = error["msg"].removeprefix("Value error, ")
             value = error.get("input")
-            if isinstance(value, str | int | float | bool) and len(repr(value)) <= 60:
+            if kind != "value_error" and isinstance(value, str | int | float | bool) and len(repr(value)) <= 60:
                 message += f", got {_show(value)}"
             found.append(Diagnostic(f"{format_path(full)}: {message}", path=full))
     return found

@@ -73,6 +73,8 @@ def check(config: Config, provider) -> list[Diagnostic]:
     networks = _check_clusters(config.clusters, found)
     peers = _check_links(config.links, clusters_by_name, found)
     _check_reach(config.clusters, peers, networks, found)
+    if provider is None:
+        return found
     from skyplan.providers import ResourceView, ValidateRequest
 
     request = ValidateRequest(
@@ -109,17 +111,17 @@ def _check_clusters(clusters: list[ClusterSpec], found: list[Diagnostic]) -> dic
             parse_endpoint(cluster.endpoint)
         except ValueError as exc:
             found.append(Diagnostic(f"clusters[{i}].endpoint: {exc}", path=("clusters", i, "endpoint")))
-        own: list[IPNetwork] = []
+        own: list[tuple[IPNetwork, int]] = []  # with the index it has in the file
         for j, text in enumerate(cluster.subnets):
             try:
-                own.append(parse_network(text))
+                own.append((parse_network(text), j))
             except ValueError as exc:
                 found.append(Diagnostic(f"clusters[{i}].subnets[{j}]: {exc}", path=("clusters", i, "subnets", j)))
-        for (a, _), (b, j) in overlapping_pairs([(n, j) for j, n in enumerate(own)]):
+        for (a, _), (b, j) in overlapping_pairs(own):
             found.append(
                 Diagnostic(f"clusters[{i}].subnets[{j}]: {b} overlaps {a} of the same cluster", path=("clusters", i, "subnets", j))
             )
-        networks[cluster.name] = own
+        networks[cluster.name] = [n for n, _ in own]
     return networks
 
 
@@ -169,11 +171,12 @@ def _check_reach(clusters, peers, networks, found: list[Diagnostic]) -> None:
         for (a, (owner_a, _)), (b, (owner_b, link_b)) in overlapping_pairs(tagged):
             if owner_a == owner_b:
                 continue  # within one cluster: already reported by _check_clusters
-            key = (cluster.name, str(a), str(b))
+            link_index = link_b if link_b is not None else peers[cluster.name][owner_a]
+            # Seen from either end, a link that joins overlapping subnets is one problem.
+            key = (frozenset((str(a), str(b))), link_index if cluster.name in (owner_a, owner_b) else cluster.name)
             if key in reported:
                 continue
             reported.add(key)
-            link_index = link_b if link_b is not None else peers[cluster.name][owner_a]
             def side(owner, net):
                 return f"its own subnet {net}" if owner == cluster.name else f"{net} of cluster '{owner}'"
             found.append(

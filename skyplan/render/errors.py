@@ -6,14 +6,21 @@ from skyplan.config.diagnostics import Diagnostic
 from skyplan.render.style import PLAIN, Style
 
 
+def one_line(text: str) -> str:
+    """Escape control characters so a hostile value cannot break a message into lines."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def render_diagnostics(diagnostics: list[Diagnostic], style: Style = PLAIN) -> str:
     lines = []
     for d in diagnostics:
         label = style("Error:", "red", "bold") if d.severity == "error" else style("Warning:", "yellow", "bold")
         where = f"{d.file}:{d.line}:{d.column}: " if d.line is not None else (f"{d.file}: " if d.file else "")
-        lines.append(f"{label} {where}{d.message}")
+        lines.append(f"{label} {where}{one_line(d.message)}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
 def render_error(message: str, style: Style = PLAIN) -> str:
-    return f"{style('Error:', 'red', 'bold')} {message}\n"
+    return f"{style('Error:', 'red', 'bold')} {one_line(message)}\n"

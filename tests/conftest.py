@@ -1,0 +1,55 @@
+"""Fixtures shared by every test package: workspaces on disk and the CLIs through CliRunner."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.workspaces import BASIC
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty workspace folder that is also the current directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SKYPLAN_BACKEND", raising=False)
+    monkeypatch.delenv("SKYPLAN_CONFIG", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    return tmp_path
+
+
+@pytest.fixture
+def basic(workspace: Path) -> Path:
+    """A workspace holding the three-cluster, two-link configuration."""
+    (workspace / "links.yaml").write_text(BASIC)
+    return workspace
+
+
+@pytest.fixture
+def skyplan():
+    from skyplan.cli.skyplan_cmd import main
+
+    def run(*args: str, input: str | None = None, env: dict | None = None):
+        runner = CliRunner()
+        return runner.invoke(main, list(args), input=input, env=env, catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
+def skyctl():
+    from skyplan.cli.skyctl_cmd import main
+
+    def run(*args: str, input: str | None = None, env: dict | None = None):
+        runner = CliRunner()
+        return runner.invoke(main, list(args), input=input, env=env, catch_exceptions=False)
+
+    return run
+
+
+def pytest_configure(config):
+    # Colour codes would make output assertions depend on the terminal running the tests.
+    os.environ.setdefault("NO_COLOR", "1")

@@ -1,0 +1,100 @@
+"""The planner, driven by data: tests/plan/cases/*.yaml hold desired, prior, actual and the plan expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from skyplan.errors import PlanError
+from skyplan.plan.model import Action, DesiredResource
+from skyplan.plan.planner import plan
+from skyplan.providers import Reading
+from skyplan.state.model import ResourceState, ResourceStatus, RunInfo, State
+
+CASES = sorted(Path(__file__).with_name("cases").glob("*.yaml"))
+COMPUTED = {"cluster": ("address", "public_key")}
+
+
+def _desired(raw: dict, owner: str) -> dict[str, DesiredResource]:
+    resources = {}
+    for address, attributes in (raw or {}).items():
+        kind, name = address.split(".", 1)
+        resources[address] = DesiredResource(type=kind, name=name, attributes=attributes, managed_by=owner)
+    return resources
+
+
+def _prior(raw) -> State | None:
+    if raw is None:
+        return None
+    if isinstance(raw, list):
+        raw = {"resources": raw}
+    resources = []
+    for item in raw.get("resources", []):
+        kind, name = item["address"].split(".", 1)
+        resources.append(
+            ResourceState(
+                type=kind,
+                name=name,
+                managed_by=item.get("managed_by", "file"),
+                attributes=item["attributes"],
+                computed=item.get("computed", {}),
+                status=ResourceStatus(phase=item.get("status", "INIT"), reason=item.get("reason"), since="2026-01-01T00:00:00Z"),
+                created="2026-01-01T00:00:00Z",
+                pending=item.get("pending"),
+            )
+        )
+    interrupted = RunInfo(**raw["interrupted"]) if "interrupted" in raw else None
+    return State(lineage="test-lineage", serial=7, resources=resources, interrupted=interrupted)
+
+
+def _actual(raw: dict | None) -> dict[str, Reading]:
+    return {
+        address: Reading(address, r["expected"], r["found"], replace=r.get("replace", False), reason=r.get("reason", ""))
+        for address, r in (raw or {}).items()
+    }
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_planner_case(path: Path):
+    case = YAML(typ="safe").load(path.read_text())
+    owner = case.get("owner", "file")
+    expect = case["expect"]
+    run = lambda: plan(  # noqa: E731
+        _desired(case["desired"], owner),
+        _prior(case["prior"]),
+        _actual(case.get("actual")),
+        owner=owner,
+        scope=case.get("scope"),
+        mode=case.get("mode", "normal"),
+        computed=COMPUTED,
+    )
+    if "error" in expect:
+        with pytest.raises(PlanError) as caught:
+            run()
+        assert str(caught.value) == expect["error"]
+        return
+
+    result = run()
+    by_address = {c.address: c for c in result.changes}
+    assert {a: c.action.value for a, c in by_address.items()} == expect["changes"]
+    assert [c.address for c in result.changes] == sorted(by_address), "changes must be sorted by address"
+    for address, names in expect.get("attribute_changes", {}).items():
+        assert [a.path for a in by_address[address].attribute_changes] == names
+    for address, names in expect.get("forces_replacement", {}).items():
+        assert [a.path for a in by_address[address].attribute_changes if a.forces_replacement] == names
+    for address, names in expect.get("after_unknown", {}).items():
+        assert by_address[address].after_unknown == names
+    for address, reason in expect.get("reasons", {}).items():
+        assert by_address[address].reason == reason
+    for address, owner_name in expect.get("managed_by", {}).items():
+        assert by_address[address].managed_by == owner_name
+    if "drift" in expect:
+        assert {d.address: [c.path for c in d.changes] for d in result.drift} == expect["drift"]
+    else:
+        assert result.drift == []
+    assert result.notes == expect.get("notes", [])
+    if "summary" in expect:
+        assert result.summary.model_dump() == expect["summary"]
+    assert result.has_changes == any(c.action is not Action.NOOP for c in result.changes)
