@@ -163,7 +163,7 @@ def _recorded(change: ResourceChange, have: ResourceState | None, result: Resour
     now = now_iso()
     if not result.ok:
         status = ResourceStatus(phase="FAILED", reason=result.error, since=now)
-        return have.model_copy(update={"status": status, "pending": None})
+        return have.model_copy(update={"status": status, "pending": None, "computed": result.computed or have.computed})
     if change.action is Action.DELETE:
         return None
     fresh = change.action in (Action.CREATE, Action.REPLACE) or have.pending == "create"

@@ -110,3 +110,16 @@ def make_plan(
         mode=mode,
         computed=type(ws.provider).computed_attributes,
     )
+
+
+def open_skyctl_workspace(config_file: str | None) -> Workspace:
+    """skyctl's workspace: --config or $SKYPLAN_CONFIG, else ./links.yaml, else defaults here."""
+    if config_file:
+        return open_workspace(Path(config_file), display=config_file)
+    here = Path.cwd() / "links.yaml"
+    if here.exists():
+        return open_workspace(here, display="links.yaml")
+    # No file: the provider's defaults, state in ./.skyplan, as `skyctl` in an empty folder.
+    loaded = load_config(here, display="links.yaml", text="version: 1\n")
+    paths = WorkspacePaths.for_config(here)
+    return Workspace(paths=paths, provider=loaded.provider, store=make_store(loaded.config.backend, paths), loaded=loaded)

@@ -287,11 +287,13 @@ class WireGuardProvider(Provider):
     @staticmethod
     def _result(address: str, waits_on: set[str], failed: dict[str, str], clusters) -> ResourceResult:
         errors = [failed[name] for name in sorted(waits_on) if name in failed]
-        if errors:
-            return ResourceResult(address, ok=False, error="; ".join(errors))
+        computed = {}
         if address.startswith("cluster."):
-            return ResourceResult(address, ok=True, computed=clusters[address.split(".", 1)[1]].computed)
-        return ResourceResult(address, ok=True)
+            # A failed hook still leaves a key and an address behind: record them either way.
+            computed = clusters[address.split(".", 1)[1]].computed
+        if errors:
+            return ResourceResult(address, ok=False, computed=computed, error="; ".join(errors))
+        return ResourceResult(address, ok=True, computed=computed)
 
     def _ensure_key(self, name: str, new: bool) -> str:
         """The cluster's key; generated only if it has none (or a replace asks for a new one).

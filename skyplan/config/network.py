@@ -79,7 +79,7 @@ def overlapping_pairs(networks: list[tuple[IPNetwork, object]]) -> list[tuple[tu
     for version in (4, 6):
         items = sorted(
             (n for n in networks if n[0].version == version),
-            key=lambda item: (int(item[0].network_address), -item[0].prefixlen),
+            key=lambda item: (int(item[0].network_address), item[0].prefixlen),
         )
         widest: tuple[IPNetwork, object] | None = None  # the open network reaching furthest
         for item in items:

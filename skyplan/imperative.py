@@ -1,0 +1,180 @@
+"""skyctl's verbs as one-resource plans, run through the same planner, engine, lock and state.
+
+Checks come first and use SkyShift's wording, so SkyShift users (and its CLI tests) see the
+messages they know. Nothing is written unless every check passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from skyplan.apply import ApplyOutcome, apply_plan
+from skyplan.config.models import NAME_RULE, ClusterSpec, Config, LinkSpec
+from skyplan.errors import SkyplanError
+from skyplan.plan.model import DesiredResource, Plan
+from skyplan.runner import Workspace, make_plan
+from skyplan.state.model import ResourceState, State
+
+
+@dataclass
+class Done:
+    """A finished one-resource change, and anything worth telling the user about it."""
+
+    plan: Plan
+    outcome: ApplyOutcome
+    notes: list[str]
+
+
+def create_link(ws: Workspace, name: str, source: str, target: str, lock_timeout: float) -> Done:
+    _check_name("Link", name)
+    if source == target:
+        raise SkyplanError("Source and target clusters cannot be the same.")
+    with ws.locked("skyctl create link", lock_timeout) as lock:
+        prior = ws.store.read()
+        recorded = prior.by_address() if prior else {}
+        for role, cluster in (("Source", source), ("Target", target)):
+            if f"cluster.{cluster}" not in recorded:
+                raise SkyplanError(f"{role} cluster '{cluster}' not found.")
+        if f"link.{name}" in recorded:
+            raise SkyplanError(f"Link '{name}' already exists.")
+        attributes = {"source": source, "target": target}
+        _check_topology(ws, prior, LinkSpec(name=name, **attributes))
+        notes = [
+            f"Clusters '{source}' and '{target}' are already linked by '{other.name}'; "
+            f"link '{name}' shares that peering, which lasts while either link exists."
+            for other in _links_between(recorded, source, target)[:1]
+        ]
+        desired = {f"link.{name}": DesiredResource(type="link", name=name, attributes=attributes, managed_by="skyctl")}
+        return _run(ws, prior, desired, f"link.{name}", lock, notes)
+
+
+def delete_link(ws: Workspace, name: str, lock_timeout: float) -> Done:
+    with ws.locked("skyctl delete link", lock_timeout) as lock:
+        prior = ws.store.read()
+        have = (prior.by_address() if prior else {}).get(f"link.{name}")
+        if have is None:
+            raise SkyplanError(f"Link '{name}' does not exist.")
+        _refuse_file_managed(ws, have, "Link")
+        return _run(ws, prior, {}, have.address, lock, [])
+
+
+def create_cluster(ws: Workspace, name: str, endpoint: str, subnets: list[str], listen_port: int | None, lock_timeout: float) -> Done:
+    from skyplan.plan.desired import cluster_attributes
+
+    _check_name("Cluster", name)
+    spec = ClusterSpec(name=name, endpoint=endpoint, subnets=list(subnets), listen_port=listen_port)
+    with ws.locked("skyctl create cluster", lock_timeout) as lock:
+        prior = ws.store.read()
+        if f"cluster.{name}" in (prior.by_address() if prior else {}):
+            raise SkyplanError(f"Cluster '{name}' already exists.")
+        _check_topology(ws, prior, spec)
+        assert ws.loaded is not None
+        attributes = cluster_attributes(spec, type(ws.provider), ws.loaded.settings)
+        desired = {f"cluster.{name}": DesiredResource(type="cluster", name=name, attributes=attributes, managed_by="skyctl")}
+        return _run(ws, prior, desired, f"cluster.{name}", lock, [])
+
+
+def delete_cluster(ws: Workspace, name: str, lock_timeout: float) -> Done:
+    with ws.locked("skyctl delete cluster", lock_timeout) as lock:
+        prior = ws.store.read()
+        recorded = prior.by_address() if prior else {}
+        have = recorded.get(f"cluster.{name}")
+        if have is None:
+            raise SkyplanError(f"Cluster '{name}' does not exist.")
+        _refuse_file_managed(ws, have, "Cluster")
+        users = sorted(r.name for r in recorded.values() if r.type == "link" and name in (r.attributes["source"], r.attributes["target"]))
+        if users:
+            raise SkyplanError(f"Cluster '{name}' is still linked by {', '.join(users)}; delete those links first.")
+        return _run(ws, prior, {}, have.address, lock, [])
+
+
+def _run(ws: Workspace, prior: State | None, desired: dict, address: str, lock, notes: list[str]) -> Done:
+    plan = make_plan(ws, prior, desired=desired, owner="skyctl", scope={address}, do_refresh=False)
+    outcome = apply_plan(plan, prior, ws.store, ws.provider, lock=lock)
+    return Done(plan, outcome, notes)
+
+
+def _check_name(kind: str, name: str) -> None:
+    from skyplan.config.rules import name_problem
+
+    if name_problem(name):
+        raise SkyplanError(f"{kind} name '{name}' is invalid: {NAME_RULE}.")
+
+
+def _refuse_file_managed(ws: Workspace, have: ResourceState, kind: str) -> None:
+    if have.managed_by == "file":
+        where = ws.loaded.display if ws.loaded and ws.loaded.display else "the configuration file"
+        raise SkyplanError(
+            f"{kind} '{have.name}' is managed by {where}; remove it from that file and run skyplan apply."
+        )
+
+
+def _links_between(recorded: dict[str, ResourceState], a: str, b: str) -> list[ResourceState]:
+    pair = {a, b}
+    return [r for r in recorded.values() if r.type == "link" and {r.attributes["source"], r.attributes["target"]} == pair]
+
+
+def _check_topology(ws: Workspace, prior: State | None, new: ClusterSpec | LinkSpec) -> None:
+    """The file's rules (endpoints, networks, overlaps, pool) applied to the state plus `new`.
+
+    Problems that already existed are not this command's to report; new ones stop it.
+    """
+    from skyplan.config import rules
+
+    clusters, links = _specs(prior)
+    before = {_bare(d.message) for d in rules.check(_config(clusters, links), ws.provider) if d.severity == "error"}
+    if isinstance(new, ClusterSpec):
+        clusters.append(new)
+    else:
+        links.append(new)
+    after = [d for d in rules.check(_config(clusters, links), ws.provider) if d.severity == "error"]
+    problems = sorted({_bare(d.message) for d in after} - before)
+    if problems:
+        raise SkyplanError("; ".join(problems))
+
+
+def _specs(prior: State | None) -> tuple[list[ClusterSpec], list[LinkSpec]]:
+    clusters, links = [], []
+    for r in prior.resources if prior else []:
+        if r.type == "cluster":
+            clusters.append(ClusterSpec.model_construct(name=r.name, endpoint=r.attributes["endpoint"], subnets=r.attributes["subnets"], listen_port=None))
+        else:
+            links.append(LinkSpec.model_construct(name=r.name, **{k: r.attributes[k] for k in ("source", "target")}))
+    return clusters, links
+
+
+def _config(clusters: list[ClusterSpec], links: list[LinkSpec]) -> Config:
+    return Config.model_construct(version=1, clusters=clusters, links=links, meshes=[])
+
+
+def _bare(message: str) -> str:
+    # Rule messages start with a document path ("links[3]: …"), which means nothing to skyctl.
+    head, sep, rest = message.partition(": ")
+    return rest if sep and (head.startswith(("clusters", "links", "provider")) or "[" in head) else message
+
+
+def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) -> dict[str, tuple[str, list[dict]]]:
+    """Each resource's phase and conditions: FAILED as recorded, otherwise as the provider sees it."""
+    from skyplan.providers import ResourceView, StatusRequest
+
+    recorded = state.by_address() if state else {}
+    healthy = [r for r in resources if r.status.phase != "FAILED" and r.pending is None]
+    views: dict[str, ResourceView] = {}
+    for r in healthy:
+        views[r.address] = ResourceView(r.type, r.name, r.attributes, r.computed)
+        if r.type == "link":  # the provider needs both ends to judge a link
+            for end in (r.attributes["source"], r.attributes["target"]):
+                cluster = recorded.get(f"cluster.{end}")
+                if cluster is not None:
+                    views.setdefault(cluster.address, ResourceView("cluster", cluster.name, cluster.attributes, cluster.computed))
+    reports = ws.provider.status(StatusRequest(resources=list(views.values()))).statuses if views else {}
+    result = {}
+    for r in resources:
+        if r.status.phase == "FAILED":
+            result[r.address] = ("FAILED", [{"type": "Applied", "status": "False", "reason": "ApplyFailed", "message": r.status.reason or ""}])
+        elif r.pending is not None:
+            result[r.address] = ("INIT", [{"type": "Applied", "status": "Unknown", "reason": "ApplyInterrupted", "message": f"an interrupted apply left its {r.pending} unfinished"}])
+        else:
+            report = reports.get(r.address)
+            result[r.address] = (report.phase, report.conditions) if report else ("INIT", [])
+    return result

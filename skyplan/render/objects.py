@@ -1,0 +1,90 @@
+"""skyctl's views: kubectl-like tables and SkyShift-shaped objects (kind, metadata, spec, status)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from skyplan.state.model import ResourceState
+
+LINK_COLUMNS = ("NAME", "SOURCE", "TARGET", "STATUS", "AGE")
+CLUSTER_COLUMNS = ("NAME", "ENDPOINT", "SUBNETS", "ADDRESS", "STATUS", "AGE")
+
+
+def age(created: str, now: datetime | None = None) -> str:
+    """kubectl's coarse ages: 45s, 3m, 2h, 5d."""
+    now = now or datetime.now(timezone.utc)
+    try:
+        then = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return "<unknown>"
+    seconds = max(0, int((now - then).total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 120 * 60:
+        return f"{seconds // 60}m"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in [columns, *rows]]
+    return "\n".join(lines) + "\n"
+
+
+def link_row(link: ResourceState, phase: str, now: datetime | None = None) -> tuple[str, ...]:
+    return (link.name, link.attributes["source"], link.attributes["target"], phase, age(link.created, now))
+
+
+def cluster_row(cluster: ResourceState, phase: str, now: datetime | None = None) -> tuple[str, ...]:
+    subnets = ",".join(cluster.attributes.get("subnets", [])) or "<none>"
+    return (cluster.name, cluster.attributes["endpoint"], subnets, cluster.computed.get("address", "<pending>"), phase, age(cluster.created, now))
+
+
+def link_object(link: ResourceState, phase: str, conditions: list[dict]) -> dict[str, Any]:
+    return {
+        "kind": "Link",
+        "metadata": _metadata(link),
+        "spec": {"source_cluster": link.attributes["source"], "target_cluster": link.attributes["target"]},
+        "status": _status(link, phase, conditions),
+    }
+
+
+def cluster_object(cluster: ResourceState, phase: str, conditions: list[dict]) -> dict[str, Any]:
+    spec: dict[str, Any] = {"endpoint": cluster.attributes["endpoint"], "subnets": list(cluster.attributes.get("subnets", []))}
+    status = _status(cluster, phase, conditions)
+    status.update({k: v for k, v in cluster.computed.items() if k in ("address", "public_key")})
+    return {"kind": "Cluster", "metadata": _metadata(cluster), "spec": spec, "status": status}
+
+
+def _metadata(resource: ResourceState) -> dict[str, Any]:
+    return {
+        "name": resource.name,
+        "annotations": {"skyplan.io/managed-by": resource.managed_by, "skyplan.io/created": resource.created},
+    }
+
+
+def _status(resource: ResourceState, phase: str, conditions: list[dict]) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase, "conditions": conditions}
+    if resource.status.reason:
+        status["reason"] = resource.status.reason
+    return status
+
+
+def render_objects(objects: list[dict[str, Any]], output: str, kind: str, single: bool) -> str:
+    if output == "json":
+        document = objects[0] if single else {"kind": f"{kind}List", "items": objects}
+        return json.dumps(document, indent=2) + "\n"
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.default_flow_style = False
+    stream = StringIO()
+    # A stream of manifests: `skyctl get link -o yaml > links.yaml` is a file skyplan can plan.
+    yaml.dump_all(objects, stream)
+    return stream.getvalue()
