@@ -56,3 +56,15 @@ def remove(path: Path) -> bool:
         return False
     sync_dir(path.parent)
     return True
+
+
+def remove_leftovers(folder: Path, name: str = "*") -> None:
+    """Remove temporary files that a killed writer left in `folder` (for `name`, or any).
+
+    Callers hold the lock that serialises writers, so every temporary found is stale.
+    """
+    try:
+        for leftover in folder.glob(f".{name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+    except FileNotFoundError:
+        pass

@@ -12,6 +12,7 @@ from skyplan.config.loader import LoadedConfig, load_config
 from skyplan.config.models import BackendSpec
 from skyplan.errors import StateError
 from skyplan.plan.model import DesiredResource, Plan
+from skyplan.plan.saved import BackendRef, SavedPlan, redact_url
 from skyplan.providers import Provider, ReadRequest, Reading, ResourceView, WorkspacePaths
 from skyplan.state.model import Owner, State
 from skyplan.state.store import LockInfo, StateStore
@@ -22,7 +23,8 @@ class Workspace:
     paths: WorkspacePaths
     provider: Provider
     store: StateStore
-    loaded: LoadedConfig | None = None  # None when skyctl runs without a links.yaml
+    loaded: LoadedConfig | None = None  # None when built from a saved plan
+    backend: BackendRef | None = None
 
     @property
     def provider_name(self) -> str:
@@ -46,10 +48,12 @@ class Workspace:
 def open_workspace(config_path: Path, display: str | None = None) -> Workspace:
     loaded = load_config(config_path, display=display)
     paths = WorkspacePaths.for_config(config_path)
-    return Workspace(paths=paths, provider=loaded.provider, store=make_store(loaded.config.backend, paths), loaded=loaded)
+    store, backend = make_store(loaded.config.backend, paths)
+    return Workspace(paths=paths, provider=loaded.provider, store=store, loaded=loaded, backend=backend)
 
 
-def make_store(backend: BackendSpec, paths: WorkspacePaths) -> StateStore:
+def make_store(backend: BackendSpec, paths: WorkspacePaths) -> tuple[StateStore, BackendRef]:
+    """The store the configuration (or $SKYPLAN_BACKEND, which wins) names, and a reference to it."""
     url = os.environ.get("SKYPLAN_BACKEND") or None
     if url is not None or backend.type == "postgres":
         from skyplan.state.postgres import PostgresStateStore
@@ -57,10 +61,41 @@ def make_store(backend: BackendSpec, paths: WorkspacePaths) -> StateStore:
         url = url or backend.url
         if not url:
             raise StateError("backend type 'postgres' needs a url (backend.url or SKYPLAN_BACKEND)")
-        return PostgresStateStore(url, backend.workspace)
+        ref = BackendRef(type="postgres", workspace=backend.workspace, location=redact_url(url))
+        return PostgresStateStore(url, backend.workspace), ref
     from skyplan.state.local import FileStateStore
 
-    return FileStateStore(paths.data)
+    store = FileStateStore(paths.data)
+    return store, BackendRef(type="local", workspace=backend.workspace, location=str(store.path))
+
+
+def open_saved_plan(path: Path) -> tuple[Workspace, SavedPlan]:
+    """The workspace a saved plan was made in, with the provider settings it was made with."""
+    from pydantic import ValidationError
+
+    from skyplan.errors import PlanError
+    from skyplan.plan.saved import read_plan_file
+    from skyplan.providers import provider_class
+
+    saved = read_plan_file(path)
+    config_path = Path(saved.config_file)
+    paths = WorkspacePaths.for_config(config_path)
+    cls = provider_class(saved.provider_name)
+    try:
+        settings = cls.settings_model.model_validate(saved.provider_settings)
+    except ValidationError as exc:
+        raise PlanError(f"{path}: provider settings in the plan are not valid for this skyplan: {exc.errors()[0]['msg']}") from None
+    spec = BackendSpec(type=saved.backend.type, workspace=saved.backend.workspace)
+    if saved.backend.type == "postgres" and not os.environ.get("SKYPLAN_BACKEND"):
+        # The plan keeps no password; the database URL comes from the configuration again.
+        spec = load_config(config_path).config.backend
+    store, backend = make_store(spec, paths)
+    if backend != saved.backend:
+        raise PlanError(
+            f"Saved plan {path} was made against the state at {saved.backend.location}, "
+            f"but this workspace's state is at {backend.location}."
+        )
+    return Workspace(paths=paths, provider=cls(settings, paths), store=store, backend=backend), saved
 
 
 def readable(state: State | None) -> list[ResourceView]:
@@ -122,4 +157,5 @@ def open_skyctl_workspace(config_file: str | None) -> Workspace:
     # No file: the provider's defaults, state in ./.skyplan, as `skyctl` in an empty folder.
     loaded = load_config(here, display="links.yaml", text="version: 1\n")
     paths = WorkspacePaths.for_config(here)
-    return Workspace(paths=paths, provider=loaded.provider, store=make_store(loaded.config.backend, paths), loaded=loaded)
+    store, backend = make_store(loaded.config.backend, paths)
+    return Workspace(paths=paths, provider=loaded.provider, store=store, loaded=loaded, backend=backend)

@@ -13,9 +13,12 @@ def usable_count(pool: str) -> int:
 
 def _bounds(network) -> tuple[int, int]:
     start, end = int(network.network_address), int(network.broadcast_address)
-    # IPv4 networks bigger than /31 keep their network and broadcast addresses out of use.
+    # IPv4 networks bigger than /31 keep their network and broadcast addresses out of use;
+    # IPv6 keeps its all-zeros address for the Subnet-Router anycast (RFC 4291).
     if network.version == 4 and network.prefixlen < 31:
         return start + 1, end - 1
+    if network.version == 6 and network.prefixlen < 127:
+        return start + 1, end
     return start, end
 
 

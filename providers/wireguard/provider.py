@@ -208,6 +208,7 @@ class WireGuardProvider(Provider):
                 error = self._remove_cluster(change.before)
                 yield ResourceResult(change.address, ok=error is None, error=error)
 
+        atomic.remove_leftovers(self.paths.keys)
         private_keys: dict[str, str] = {}
         for change in request.changes:
             if change.action == "delete" or change.after is None or change.after.type != "cluster":
@@ -266,6 +267,7 @@ class WireGuardProvider(Provider):
                 text = conf.render(self._cluster_conf(cluster, world, peering), private)
                 path = self.config_path(cluster)
                 atomic.ensure_dir(path.parent, 0o700)
+                atomic.remove_leftovers(path.parent)
                 atomic.write_atomic(path, text.encode("utf-8"), mode=0o600)
             except (OSError, keys.KeyFileError, conf.UnsafeConfigError) as exc:
                 failed[name] = str(exc)

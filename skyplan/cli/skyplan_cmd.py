@@ -40,8 +40,9 @@ def validate(file: str) -> None:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none.")
 @click.option("--no-refresh", is_flag=True, help="Do not read configs and keys back to detect drift.")
 @click.option("--compact", is_flag=True, help="One line per resource, for large plans.")
+@click.option("--out", "out_file", metavar="PLAN", help="Save the plan to apply it later with `skyplan apply PLAN`.")
 @lock_timeout_option
-def plan(file: str, as_json: bool, detailed_exitcode: bool, no_refresh: bool, compact: bool, lock_timeout: float) -> None:
+def plan(file: str, as_json: bool, detailed_exitcode: bool, no_refresh: bool, compact: bool, out_file: str | None, lock_timeout: float) -> None:
     """Show what apply would do to make the links match FILE."""
     from skyplan.render.plan_json import render_plan_json
     from skyplan.render.plan_text import render_plan
@@ -51,23 +52,65 @@ def plan(file: str, as_json: bool, detailed_exitcode: bool, no_refresh: bool, co
     with ws.locked("plan", lock_timeout):
         prior = ws.store.read()
         result = make_plan(ws, prior, desired=ws.desired(), do_refresh=not no_refresh)
+    if out_file:
+        from skyplan.plan.saved import saved_plan, write_plan_file
+
+        assert ws.loaded is not None and ws.backend is not None
+        settings = ws.loaded.settings.model_dump(mode="json")
+        write_plan_file(Path(out_file), saved_plan(result, Path(file), ws.backend, ws.provider_name, settings))
     if as_json:
         click.echo(render_plan_json(result, ws.provider_name), nl=False)
     else:
         click.echo(render_plan(result, out_style(), compact=compact), nl=False)
+    if out_file and not as_json:
+        click.echo(f"\nSaved the plan to: {out_file}\nTo perform exactly these actions, run: skyplan apply {out_file}")
     if detailed_exitcode and result.has_changes:
         raise click.exceptions.Exit(2)
 
 
 @main.command()
-@file_argument
+@click.argument("file", required=False, default=DEFAULT_FILE, metavar="[FILE|PLAN]")
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON (needs --auto-approve).")
 @click.option("--compact", is_flag=True, help="One line per resource in the plan shown.")
 @lock_timeout_option
 def apply(file: str, auto_approve: bool, as_json: bool, compact: bool, lock_timeout: float) -> None:
-    """Plan, ask for confirmation, and apply the changes that make the links match FILE."""
+    """Plan, ask for confirmation, and apply the changes that make the links match FILE.
+
+    Given a plan saved with `skyplan plan --out PLAN`, apply exactly that plan, without asking;
+    it is refused if the state changed since it was made.
+    """
+    from skyplan.plan.saved import looks_like_plan_file
+
+    if looks_like_plan_file(Path(file)):
+        _apply_saved(file, as_json=as_json, lock_timeout=lock_timeout)
+        return
     _run_apply(file, mode="normal", auto_approve=auto_approve, as_json=as_json, compact=compact, lock_timeout=lock_timeout)
+
+
+def _apply_saved(path: str, *, as_json: bool, lock_timeout: float) -> None:
+    from skyplan.apply import apply_plan
+    from skyplan.plan.saved import check_current
+    from skyplan.render.apply_text import render_outcome, render_outcome_json, render_result
+    from skyplan.runner import open_saved_plan
+
+    ws, saved = open_saved_plan(Path(path))
+    style = out_style()
+    with ws.locked("apply", lock_timeout) as lock:
+        prior = ws.store.read()
+        check_current(saved, prior, Path(path))
+
+        def progress(change, outcome) -> None:
+            if not as_json:
+                click.echo(render_result(change, outcome, style))
+
+        outcome = apply_plan(saved.plan, prior, ws.store, ws.provider, lock=lock, on_result=progress)
+    if as_json:
+        click.echo(render_outcome_json(saved.plan, outcome, ws.provider_name), nl=False)
+    else:
+        click.echo(("\n" if saved.plan.has_changes else "") + render_outcome(saved.plan, outcome, style), nl=False)
+    if outcome.failed:
+        raise ApplyError(f"{len(outcome.failed)} resource{'s' if len(outcome.failed) != 1 else ''} failed; the state records what succeeded. Fix the cause and apply again.")
 
 
 @main.command()
@@ -121,16 +164,38 @@ def _run_apply(file: str, *, mode: str, auto_approve: bool, as_json: bool, compa
 
 
 @main.command()
+@click.argument("plan_file", required=False, metavar="[PLAN]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--config", "config_file", default=DEFAULT_FILE, show_default=True, help="The workspace's links.yaml.")
-def show(as_json: bool, config_file: str) -> None:
-    """Show the current state."""
+def show(plan_file: str | None, as_json: bool, config_file: str) -> None:
+    """Show a saved plan, or the current state."""
     from skyplan.render.state_text import render_state, state_document
     from skyplan.runner import open_workspace
 
+    if plan_file is not None:
+        from skyplan.plan.saved import read_plan_file
+        from skyplan.render.plan_json import render_plan_json
+        from skyplan.render.plan_text import render_plan
+
+        saved = read_plan_file(Path(plan_file))
+        if as_json:
+            click.echo(render_plan_json(saved.plan, saved.provider_name), nl=False)
+        else:
+            click.echo(render_plan(saved.plan, out_style()), nl=False)
+        return
     ws = open_workspace(Path(config_file), display=config_file)
     state = ws.store.read()
     if as_json:
         click.echo(json.dumps(state_document(state), indent=2))
     else:
         click.echo(render_state(state), nl=False)
+
+
+def _register_more() -> None:
+    from skyplan.cli.state_cmd import force_unlock, state_group
+
+    main.add_command(state_group)
+    main.add_command(force_unlock)
+
+
+_register_more()

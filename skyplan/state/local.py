@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from skyplan import atomic
 from skyplan.atomic import ensure_dir, write_atomic
 from skyplan.errors import LockError, StateError
 from skyplan.state.model import STATE_FORMAT_VERSION, State
@@ -79,6 +80,7 @@ class FileStateStore(StateStore):
                     os.close(fd)
                     raise lock_error(str(self.path), holder, round(time.monotonic() - started, 1) if timeout else 0) from None
                 time.sleep(_POLL_SECONDS)
+        atomic.remove_leftovers(self.data_dir, self.path.name)
         info = LockInfo.new(operation, str(self.path))
         os.ftruncate(fd, 0)
         os.pwrite(fd, info.model_dump_json().encode(), 0)
