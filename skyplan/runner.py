@@ -45,8 +45,8 @@ class Workspace:
         return desired_resources(self.loaded.config, type(self.provider), self.loaded.settings, owner)
 
 
-def open_workspace(config_path: Path, display: str | None = None) -> Workspace:
-    loaded = load_config(config_path, display=display)
+def open_workspace(config_path: Path, display: str | None = None, variables: dict | None = None) -> Workspace:
+    loaded = load_config(config_path, display=display, variables=variables)
     paths = WorkspacePaths.for_config(config_path)
     store, backend = make_store(loaded.config.backend, paths)
     return Workspace(paths=paths, provider=loaded.provider, store=store, loaded=loaded, backend=backend)
@@ -132,11 +132,17 @@ def make_plan(
     mode: str = "normal",
     scope: Iterable[str] | None = None,
     do_refresh: bool = True,
+    targets: list[str] | None = None,
+    excludes: list[str] | None = None,
 ) -> Plan:
     from skyplan.plan.planner import plan
+    from skyplan.plan.targeting import TARGETING_NOTE, resolve_scope
 
+    targeted = resolve_scope(desired, prior, targets or [], excludes or [])
+    if targeted is not None:
+        scope = targeted if scope is None else set(scope) & targeted
     actual = refresh(ws, prior) if do_refresh else {}
-    return plan(
+    result = plan(
         desired,
         prior,
         actual,
@@ -145,6 +151,10 @@ def make_plan(
         mode=mode,
         computed=type(ws.provider).computed_attributes,
     )
+    if targeted is not None:
+        chosen = sorted(targets or []) + [f"!{e}" for e in sorted(excludes or [])]
+        result = result.model_copy(update={"notes": [TARGETING_NOTE, *result.notes], "targets": chosen})
+    return result
 
 
 def open_skyctl_workspace(config_file: str | None) -> Workspace:

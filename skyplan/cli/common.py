@@ -95,3 +95,44 @@ lock_timeout_option = click.option(
     show_default=True,
     help="How long to wait for the state lock held by another run.",
 )
+
+
+def variables_options(command):
+    """--var KEY=VALUE and --var-file FILE, for templated configurations."""
+    command = click.option(
+        "--var-file", "var_files", multiple=True, metavar="FILE", help="YAML mapping of template variables (repeatable)."
+    )(command)
+    command = click.option(
+        "--var", "var_items", multiple=True, metavar="KEY=VALUE", help="A template variable; makes FILE a jinja2 template (repeatable)."
+    )(command)
+    return command
+
+
+def collect_variables(var_items: tuple[str, ...], var_files: tuple[str, ...]) -> dict | None:
+    """None when no variable was given: then only a `.j2` file is rendered as a template."""
+    from pathlib import Path
+
+    from skyplan.config.template import load_var_file, parse_var
+
+    if not var_items and not var_files:
+        return None
+    values: dict = {}
+    for path in var_files:
+        values.update(load_var_file(Path(path)))
+    for item in var_items:
+        try:
+            key, value = parse_var(item)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--var") from None
+        values[key] = value
+    return values
+
+
+def targeting_options(command):
+    command = click.option(
+        "--exclude", "excludes", multiple=True, metavar="ADDR", help="Leave ADDR (and what depends on it) out of the plan (repeatable)."
+    )(command)
+    command = click.option(
+        "--target", "targets", multiple=True, metavar="ADDR", help="Plan only ADDR and what it depends on (repeatable; not for routine use)."
+    )(command)
+    return command

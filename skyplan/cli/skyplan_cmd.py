@@ -8,7 +8,16 @@ from pathlib import Path
 import click
 
 from skyplan import __version__
-from skyplan.cli.common import GuardedGroup, confirm, lock_timeout_option, out_style, stdin_is_terminal
+from skyplan.cli.common import (
+    GuardedGroup,
+    collect_variables,
+    confirm,
+    lock_timeout_option,
+    out_style,
+    stdin_is_terminal,
+    targeting_options,
+    variables_options,
+)
 from skyplan.errors import ApplyError, SkyplanError
 
 DEFAULT_FILE = "links.yaml"
@@ -23,12 +32,13 @@ def main() -> None:
 
 @main.command()
 @file_argument
-def validate(file: str) -> None:
+@variables_options
+def validate(file: str, var_items: tuple[str, ...], var_files: tuple[str, ...]) -> None:
     """Check FILE (default links.yaml) and report every problem at once."""
     from skyplan.config.loader import load_config
     from skyplan.render.errors import render_diagnostics
 
-    loaded = load_config(Path(file), display=file)
+    loaded = load_config(Path(file), display=file, variables=collect_variables(var_items, var_files))
     if loaded.warnings:
         click.echo(render_diagnostics(loaded.warnings, out_style()), nl=False, err=True)
     click.echo(out_style()("Success! The configuration is valid.", "green", "bold"))
@@ -41,17 +51,33 @@ def validate(file: str) -> None:
 @click.option("--no-refresh", is_flag=True, help="Do not read configs and keys back to detect drift.")
 @click.option("--compact", is_flag=True, help="One line per resource, for large plans.")
 @click.option("--out", "out_file", metavar="PLAN", help="Save the plan to apply it later with `skyplan apply PLAN`.")
+@targeting_options
+@variables_options
 @lock_timeout_option
-def plan(file: str, as_json: bool, detailed_exitcode: bool, no_refresh: bool, compact: bool, out_file: str | None, lock_timeout: float) -> None:
+def plan(
+    file: str,
+    as_json: bool,
+    detailed_exitcode: bool,
+    no_refresh: bool,
+    compact: bool,
+    out_file: str | None,
+    targets: tuple[str, ...],
+    excludes: tuple[str, ...],
+    var_items: tuple[str, ...],
+    var_files: tuple[str, ...],
+    lock_timeout: float,
+) -> None:
     """Show what apply would do to make the links match FILE."""
     from skyplan.render.plan_json import render_plan_json
     from skyplan.render.plan_text import render_plan
     from skyplan.runner import make_plan, open_workspace
 
-    ws = open_workspace(Path(file), display=file)
+    ws = open_workspace(Path(file), display=file, variables=collect_variables(var_items, var_files))
     with ws.locked("plan", lock_timeout):
         prior = ws.store.read()
-        result = make_plan(ws, prior, desired=ws.desired(), do_refresh=not no_refresh)
+        result = make_plan(
+            ws, prior, desired=ws.desired(), do_refresh=not no_refresh, targets=list(targets), excludes=list(excludes)
+        )
     if out_file:
         from skyplan.plan.saved import saved_plan, write_plan_file
 
@@ -73,8 +99,22 @@ def plan(file: str, as_json: bool, detailed_exitcode: bool, no_refresh: bool, co
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON (needs --auto-approve).")
 @click.option("--compact", is_flag=True, help="One line per resource in the plan shown.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes were applied, 0 when there was nothing to do.")
+@targeting_options
+@variables_options
 @lock_timeout_option
-def apply(file: str, auto_approve: bool, as_json: bool, compact: bool, lock_timeout: float) -> None:
+def apply(
+    file: str,
+    auto_approve: bool,
+    as_json: bool,
+    compact: bool,
+    detailed_exitcode: bool,
+    targets: tuple[str, ...],
+    excludes: tuple[str, ...],
+    var_items: tuple[str, ...],
+    var_files: tuple[str, ...],
+    lock_timeout: float,
+) -> None:
     """Plan, ask for confirmation, and apply the changes that make the links match FILE.
 
     Given a plan saved with `skyplan plan --out PLAN`, apply exactly that plan, without asking;
@@ -83,12 +123,26 @@ def apply(file: str, auto_approve: bool, as_json: bool, compact: bool, lock_time
     from skyplan.plan.saved import looks_like_plan_file
 
     if looks_like_plan_file(Path(file)):
-        _apply_saved(file, as_json=as_json, lock_timeout=lock_timeout)
-        return
-    _run_apply(file, mode="normal", auto_approve=auto_approve, as_json=as_json, compact=compact, lock_timeout=lock_timeout)
+        if targets or excludes or var_items or var_files:
+            raise SkyplanError("a saved plan is applied as it is: --target, --exclude and variables belong to `skyplan plan`")
+        changed = _apply_saved(file, as_json=as_json, lock_timeout=lock_timeout)
+    else:
+        changed = _run_apply(
+            file,
+            mode="normal",
+            auto_approve=auto_approve,
+            as_json=as_json,
+            compact=compact,
+            lock_timeout=lock_timeout,
+            targets=list(targets),
+            excludes=list(excludes),
+            variables=collect_variables(var_items, var_files),
+        )
+    if detailed_exitcode and changed:
+        raise click.exceptions.Exit(2)
 
 
-def _apply_saved(path: str, *, as_json: bool, lock_timeout: float) -> None:
+def _apply_saved(path: str, *, as_json: bool, lock_timeout: float) -> bool:
     from skyplan.apply import apply_plan
     from skyplan.plan.saved import check_current
     from skyplan.render.apply_text import render_outcome, render_outcome_json, render_result
@@ -109,21 +163,54 @@ def _apply_saved(path: str, *, as_json: bool, lock_timeout: float) -> None:
         click.echo(render_outcome_json(saved.plan, outcome, ws.provider_name), nl=False)
     else:
         click.echo(("\n" if saved.plan.has_changes else "") + render_outcome(saved.plan, outcome, style), nl=False)
-    if outcome.failed:
-        raise ApplyError(f"{len(outcome.failed)} resource{'s' if len(outcome.failed) != 1 else ''} failed; the state records what succeeded. Fix the cause and apply again.")
+    _raise_if_failed(outcome)
+    return saved.plan.has_changes
 
 
 @main.command()
 @file_argument
 @click.option("--auto-approve", is_flag=True, help="Destroy without asking for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON (needs --auto-approve).")
+@targeting_options
+@variables_options
 @lock_timeout_option
-def destroy(file: str, auto_approve: bool, as_json: bool, lock_timeout: float) -> None:
+def destroy(
+    file: str,
+    auto_approve: bool,
+    as_json: bool,
+    targets: tuple[str, ...],
+    excludes: tuple[str, ...],
+    var_items: tuple[str, ...],
+    var_files: tuple[str, ...],
+    lock_timeout: float,
+) -> None:
     """Remove everything the state holds for FILE (links created with skyctl stay)."""
-    _run_apply(file, mode="destroy", auto_approve=auto_approve, as_json=as_json, compact=False, lock_timeout=lock_timeout)
+    _run_apply(
+        file,
+        mode="destroy",
+        auto_approve=auto_approve,
+        as_json=as_json,
+        compact=False,
+        lock_timeout=lock_timeout,
+        targets=list(targets),
+        excludes=list(excludes),
+        variables=collect_variables(var_items, var_files),
+    )
 
 
-def _run_apply(file: str, *, mode: str, auto_approve: bool, as_json: bool, compact: bool, lock_timeout: float) -> None:
+def _run_apply(
+    file: str,
+    *,
+    mode: str,
+    auto_approve: bool,
+    as_json: bool,
+    compact: bool,
+    lock_timeout: float,
+    targets: list[str],
+    excludes: list[str],
+    variables: dict | None,
+) -> bool:
+    """Plan, confirm and apply; say whether anything was to be done."""
     from skyplan.apply import apply_plan
     from skyplan.render.apply_text import render_outcome, render_outcome_json, render_result
     from skyplan.render.plan_text import render_plan
@@ -133,18 +220,18 @@ def _run_apply(file: str, *, mode: str, auto_approve: bool, as_json: bool, compa
         raise SkyplanError("--json needs --auto-approve: there is no prompt in JSON mode")
     if not auto_approve and not stdin_is_terminal():
         raise SkyplanError(f"{'destroy' if mode == 'destroy' else 'apply'} needs confirmation, but input is not a terminal; pass --auto-approve to apply without it")
-    ws = open_workspace(Path(file), display=file)
+    ws = open_workspace(Path(file), display=file, variables=variables)
     style = out_style()
     with ws.locked("destroy" if mode == "destroy" else "apply", lock_timeout) as lock:
         prior = ws.store.read()
         desired = {} if mode == "destroy" else ws.desired()
-        result = make_plan(ws, prior, desired=desired, mode=mode)
+        result = make_plan(ws, prior, desired=desired, mode=mode, targets=targets, excludes=excludes)
         if not as_json:
             click.echo(render_plan(result, style, compact=compact), nl=False)
         if not result.has_changes:
             if as_json:
                 click.echo(render_outcome_json(result, None, ws.provider_name), nl=False)
-            return
+            return False
         if not auto_approve:
             question = "Do you really want to destroy all resources?" if mode == "destroy" else "Do you want to perform these actions?"
             if not confirm(question, "skyplan will perform the actions described above."):
@@ -159,8 +246,14 @@ def _run_apply(file: str, *, mode: str, auto_approve: bool, as_json: bool, compa
         click.echo(render_outcome_json(result, outcome, ws.provider_name), nl=False)
     else:
         click.echo("\n" + render_outcome(result, outcome, style), nl=False)
+    _raise_if_failed(outcome)
+    return True
+
+
+def _raise_if_failed(outcome) -> None:
     if outcome.failed:
-        raise ApplyError(f"{len(outcome.failed)} resource{'s' if len(outcome.failed) != 1 else ''} failed; the state records what succeeded. Fix the cause and apply again.")
+        count = len(outcome.failed)
+        raise ApplyError(f"{count} resource{'s' if count != 1 else ''} failed; the state records what succeeded. Fix the cause and apply again.")
 
 
 @main.command()

@@ -69,11 +69,18 @@ class _Locator:
         return source.locate_in_tree(doc.tree, path, at_key=at_key)
 
 
-def load_config(path: Path, *, display: str | None = None, text: str | None = None) -> LoadedConfig:
-    """Read, parse and validate; raise ConfigError carrying every error (and warnings)."""
+def load_config(
+    path: Path, *, display: str | None = None, text: str | None = None, variables: dict[str, Any] | None = None
+) -> LoadedConfig:
+    """Read, render if templated, parse and validate; raise ConfigError carrying every error."""
+    from skyplan.config import template
+
     display = display or str(path)
     if text is None:
         text = source.read_text(path, display)
+    if template.is_template(path, variables):
+        text = template.render(text, display, variables or {})
+        display = f"{display} (rendered)"  # positions below are in the rendered text
     src = source.parse(text, path, display)
     return build_config(src)
 

@@ -1,0 +1,90 @@
+"""Templated links.yaml: jinja2 with strict undefined variables, rendered before YAML parsing.
+
+A file is a template when its name ends in `.j2` or when variables are given (`--var`,
+`--var-file`). Hook templates inside a templated file go in `{% raw %}…{% endraw %}`. The
+sandbox matters: CI renders files from pull requests, and a template must not reach Python.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from skyplan.config.diagnostics import Diagnostic
+from skyplan.errors import ConfigError
+
+ENV_PREFIX = "SKYPLAN_VAR_"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def is_template(path: Path, variables: dict[str, Any] | None) -> bool:
+    return path.name.endswith(".j2") or variables is not None
+
+
+def parse_var(text: str) -> tuple[str, str]:
+    """`--var KEY=VALUE`; raise ValueError with the reason."""
+    key, sep, value = text.partition("=")
+    if not sep or not _NAME.match(key):
+        raise ValueError(f"'{text}' is not KEY=VALUE with KEY a name of letters, digits and '_'")
+    return key, value
+
+
+def load_var_file(path: Path) -> dict[str, Any]:
+    """A YAML mapping of variables, with located errors like any configuration."""
+    from skyplan.config import source
+
+    display = str(path)
+    src = source.parse(source.read_text(path, display), path, display)
+    values: dict[str, Any] = {}
+    for document in src.documents:
+        if document.data is None:
+            continue
+        if not isinstance(document.data, dict):
+            raise ConfigError([Diagnostic("a variables file must be a mapping of names to values").located(display, document.position)])
+        for key, value in document.data.items():
+            if not _NAME.match(key):
+                where = source.locate_in_tree(document.tree, (key,), at_key=True)
+                raise ConfigError([Diagnostic(f"'{key}' is not a variable name").located(display, where)])
+            values[key] = value
+    return values
+
+
+def variables_from_environment() -> dict[str, str]:
+    return {k[len(ENV_PREFIX):]: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX) and _NAME.match(k[len(ENV_PREFIX):])}
+
+
+def render(text: str, display: str, variables: dict[str, Any]) -> str:
+    from jinja2 import FunctionLoader, StrictUndefined, TemplateSyntaxError, UndefinedError
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(
+        # Naming the template after the file puts that name in the frames errors come from.
+        loader=FunctionLoader(lambda name: (text, display, lambda: True)),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    try:
+        return env.get_template(display).render({**variables_from_environment(), **variables})
+    except TemplateSyntaxError as exc:
+        raise ConfigError([Diagnostic(f"template: {exc.message}", file=display, line=exc.lineno, column=1)]) from None
+    except UndefinedError as exc:
+        raise ConfigError([Diagnostic(f"template: {exc.message} (pass it with --var, --var-file or {ENV_PREFIX}NAME)", file=display, line=_line(exc, display), column=1)]) from None
+    except SecurityError as exc:
+        raise ConfigError([Diagnostic(f"template: not allowed: {exc}", file=display, line=_line(exc, display), column=1)]) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        raise ConfigError([Diagnostic(f"template: {type(exc).__name__}: {exc}", file=display, line=_line(exc, display), column=1)]) from None
+
+
+def _line(exc: BaseException, display: str) -> int | None:
+    # jinja2 rewrites tracebacks so that template frames carry the template's name and line.
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == display:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line

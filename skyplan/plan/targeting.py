@@ -1,0 +1,56 @@
+"""--target and --exclude: which addresses a plan may touch, with what they depend on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from skyplan.errors import PlanError
+from skyplan.plan.model import DesiredResource
+from skyplan.state.model import State
+
+TARGETING_NOTE = (
+    "Resource targeting is in effect: this plan covers only the targeted resources and what they "
+    "depend on, so it may not be everything the configuration asks for. Targeting is for "
+    "exceptional cases; apply without it for routine changes."
+)
+
+
+def resolve_scope(
+    desired: Mapping[str, DesiredResource], prior: State | None, targets: list[str], excludes: list[str]
+) -> set[str] | None:
+    """The addresses in scope, or None for all. A link needs its clusters; a cluster that goes
+    takes the links that join it; excluding a cluster excludes the links that join it."""
+    if not targets and not excludes:
+        return None
+    recorded = prior.by_address() if prior else {}
+    known = set(desired) | set(recorded)
+    for flag, addresses in (("--target", targets), ("--exclude", excludes)):
+        for address in addresses:
+            kind, dot, name = address.partition(".")
+            if kind not in ("cluster", "link") or not dot or not name:
+                raise PlanError(f"{flag} {address}: not a resource address; write cluster.NAME or link.NAME")
+            if address not in known:
+                raise PlanError(f"{flag} {address}: no such resource in the configuration or the state")
+
+    def ends(link: str) -> set[str]:
+        attributes = desired[link].attributes if link in desired else recorded[link].attributes
+        return {f"cluster.{attributes['source']}", f"cluster.{attributes['target']}"}
+
+    def joining(cluster: str) -> set[str]:
+        return {a for a in known if a.startswith("link.") and cluster in ends(a)}
+
+    if targets:
+        scope: set[str] = set()
+        for address in targets:
+            scope.add(address)
+            if address.startswith("link.") and address in desired:
+                scope |= ends(address)
+            if address.startswith("cluster.") and address not in desired:
+                scope |= joining(address)
+    else:
+        scope = set(known)
+    for address in excludes:
+        scope.discard(address)
+        if address.startswith("cluster."):
+            scope -= joining(address)
+    return scope

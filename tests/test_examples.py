@@ -1,0 +1,95 @@
+"""Every bundled example works as written: configs plan and apply, recipes name real commands."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import click
+import pytest
+from ruamel.yaml import YAML
+
+from skyplan.cli.skyplan_cmd import main
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+# example folder -> (command-line arguments after the file, resources created, links)
+CONFIGS = {
+    "basic": ("links.yaml", [], 5, 2),
+    "full-mesh": ("links.yaml", [], 21, 15),
+    "hub-and-spoke": ("links.yaml", [], 11, 5),
+    "skyshift-manifests": ("links.yaml", [], 3, 1),
+    "templated": ("links.yaml.j2", ["--var-file", "regions.yaml", "--var", "env=staging"], 6, 3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_example_validates_plans_and_applies(name, tmp_path, monkeypatch, skyplan):
+    file, extra, resources, links = CONFIGS[name]
+    workspace = tmp_path / name
+    shutil.copytree(EXAMPLES / name, workspace)
+    monkeypatch.chdir(workspace)
+    assert skyplan("validate", file, *extra).exit_code == 0
+    plan = skyplan("plan", file, *extra, "--compact")
+    assert plan.exit_code == 0, plan.output
+    assert f"Plan: {resources} to add, 0 to change, 0 to destroy." in plan.output
+    assert plan.output.count("+ link.") == links
+    assert skyplan("apply", file, *extra, "--auto-approve").exit_code == 0
+    assert skyplan("plan", file, *extra, "--detailed-exitcode").exit_code == 0
+    for config in workspace.glob("wireguard/*/*.conf"):
+        subprocess.run(["wg-quick", "strip", str(config)], check=True, capture_output=True)
+
+
+def test_full_mesh_expands_into_named_links(tmp_path, monkeypatch, skyplan):
+    shutil.copytree(EXAMPLES / "full-mesh", tmp_path / "w")
+    monkeypatch.chdir(tmp_path / "w")
+    output = skyplan("plan").output
+    assert '  # link.core.us-west.us-east will be created\n  + link "core.us-west.us-east" {' in output
+
+
+def _commands(text: str) -> list[list[str]]:
+    """Each `skyplan …` command line in a shell script."""
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("skyplan "):
+            words = shlex.split(line.split(">", 1)[0])
+            found.append(words)
+    return found
+
+
+def _check_command(words: list[str]) -> None:
+    assert words[0] == "skyplan"
+    ctx = click.Context(main)
+    command = main.get_command(ctx, words[1])
+    assert command is not None, f"no command skyplan {words[1]}"
+    options = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    for word in words[2:]:
+        if word.startswith("--"):
+            assert word in options, f"skyplan {words[1]} has no option {word}"
+
+
+def test_github_actions_workflow_parses_and_names_real_commands():
+    workflow = YAML(typ="safe").load((EXAMPLES / "ci/github-actions.yml").read_text())
+    assert set(workflow["jobs"]) == {"plan", "apply"}
+    commands = []
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            commands += _commands(step.get("run", ""))
+    assert [c[1] for c in commands] == ["validate", "fmt", "plan", "plan", "apply"]
+    for words in commands:
+        _check_command(words)
+    # Merge applies exactly the plan it saved.
+    assert "--out" in commands[3] and commands[4][2] == commands[3][commands[3].index("--out") + 1]
+
+
+@pytest.mark.parametrize("path", ["examples/ci/pre-commit-config.yaml", ".pre-commit-hooks.yaml"])
+def test_pre_commit_hooks_name_real_commands(path):
+    document = YAML(typ="safe").load((EXAMPLES.parent / path).read_text())
+    hooks = document["repos"][0]["hooks"] if isinstance(document, dict) else document
+    assert {h["id"] for h in hooks} == {"skyplan-fmt", "skyplan-validate"}
+    for hook in hooks:
+        _check_command(shlex.split(hook["entry"]))
+        assert "links.yaml" in "links.yaml" and __import__("re").search(hook["files"], "deploy/links.yaml")
