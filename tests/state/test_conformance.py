@@ -12,7 +12,6 @@ from skyplan.state.model import STATE_FORMAT_VERSION
 
 from .conftest import sample_state
 
-
 # -- read / write -------------------------------------------------------------------------------
 
 
