@@ -10,6 +10,10 @@ from click.testing import CliRunner
 
 from tests.workspaces import BASIC
 
+# The private PostgreSQL server (fixtures `postgres_server`, `postgres_url`), started at most
+# once per session and only when a test asks for it.
+pytest_plugins = ["tests.postgres_server"]
+
 
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -17,7 +17,7 @@ from skyplan.errors import LockError, StateError
 from skyplan.state.model import STATE_FORMAT_VERSION, State
 from skyplan.state.store import LockInfo, StateStore, check_successor, lock_error
 
-_HEAD = re.compile(rb'"serial":\s*(\d+),\s*"lineage":\s*"([^"]*)"')
+_HEAD = re.compile(rb'"version":\s*(\d+),\s*"serial":\s*(\d+),\s*"lineage":\s*"([^"]*)"')
 _POLL_SECONDS = 0.05
 
 
@@ -140,8 +140,10 @@ def encode_state(state: State) -> bytes:
     return state.model_dump_json(indent=2).encode() + b"\n"
 
 
-def parse_state(raw: bytes, where: str) -> State:
-    """Decode a state document, with a clear error for every way it can be wrong."""
+def parse_state(raw: bytes, where: str, what: str = "state file") -> State:
+    """Decode a state document, with a clear error for every way it can be wrong.
+
+    `what` names the container in messages: a state file here, a database row elsewhere."""
     if not raw.strip():
         raise StateError(f"state file {where} is empty; restore it from {where}.backup or remove it")
     try:
@@ -153,11 +155,11 @@ def parse_state(raw: bytes, where: str) -> State:
             f"It was left as it is; restore it from {where}.backup"
         ) from None
     if not isinstance(document, dict) or "lineage" not in document or "version" not in document:
-        raise StateError(f"{where} is not a skyplan state file")
+        raise StateError(f"{where} is not a skyplan {what}")
     version = document.get("version")
     if not isinstance(version, int) or version > STATE_FORMAT_VERSION:
         raise StateError(
-            f"state file {where} has format version {version!r}, written by a newer skyplan; "
+            f"{what} {where} has format version {version!r}, written by a newer skyplan; "
             f"this one reads version {STATE_FORMAT_VERSION}. Upgrade skyplan"
         )
     try:
@@ -165,13 +167,14 @@ def parse_state(raw: bytes, where: str) -> State:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         place = ".".join(str(p) for p in first["loc"])
-        raise StateError(f"state file {where} is damaged: {place}: {first['msg']}") from None
+        raise StateError(f"{what} {where} is damaged: {place}: {first['msg']}") from None
 
 
 def _head(raw: bytes, where: str) -> tuple[int, str]:
-    # The serial and lineage lead every state we write; reading them needs no full parse.
+    # The version, serial and lineage lead every state we write; reading them needs no full
+    # parse. Any other version takes the full parse, which refuses a newer format.
     match = _HEAD.search(raw[:4096])
-    if match:
-        return int(match.group(1)), match.group(2).decode()
+    if match and int(match.group(1)) <= STATE_FORMAT_VERSION:
+        return int(match.group(2)), match.group(3).decode()
     state = parse_state(raw, where)
     return state.serial, state.lineage
