@@ -136,3 +136,9 @@ def targeting_options(command):
         "--target", "targets", multiple=True, metavar="ADDR", help="Plan only ADDR and what it depends on (repeatable; not for routine use)."
     )(command)
     return command
+
+
+def close_when_done(ws):
+    """Release the workspace's store (connections, OS handles) when the command ends."""
+    click.get_current_context().call_on_close(ws.store.close)
+    return ws

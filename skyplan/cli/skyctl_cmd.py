@@ -62,7 +62,9 @@ def delete() -> None:
 def _workspace(config_file: str | None):
     from skyplan.runner import open_skyctl_workspace
 
-    return open_skyctl_workspace(config_file)
+    from skyplan.cli.common import close_when_done
+
+    return close_when_done(open_skyctl_workspace(config_file))
 
 
 def _report(done, created: str) -> None:

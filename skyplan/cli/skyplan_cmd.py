@@ -10,6 +10,7 @@ import click
 from skyplan import __version__
 from skyplan.cli.common import (
     GuardedGroup,
+    close_when_done,
     collect_variables,
     confirm,
     lock_timeout_option,
@@ -72,7 +73,7 @@ def plan(
     from skyplan.render.plan_text import render_plan
     from skyplan.runner import make_plan, open_workspace
 
-    ws = open_workspace(Path(file), display=file, variables=collect_variables(var_items, var_files))
+    ws = close_when_done(open_workspace(Path(file), display=file, variables=collect_variables(var_items, var_files)))
     with ws.locked("plan", lock_timeout):
         prior = ws.store.read()
         result = make_plan(
@@ -149,6 +150,7 @@ def _apply_saved(path: str, *, as_json: bool, lock_timeout: float) -> bool:
     from skyplan.runner import open_saved_plan
 
     ws, saved = open_saved_plan(Path(path))
+    close_when_done(ws)
     style = out_style()
     with ws.locked("apply", lock_timeout) as lock:
         prior = ws.store.read()
@@ -220,7 +222,7 @@ def _run_apply(
         raise SkyplanError("--json needs --auto-approve: there is no prompt in JSON mode")
     if not auto_approve and not stdin_is_terminal():
         raise SkyplanError(f"{'destroy' if mode == 'destroy' else 'apply'} needs confirmation, but input is not a terminal; pass --auto-approve to apply without it")
-    ws = open_workspace(Path(file), display=file, variables=variables)
+    ws = close_when_done(open_workspace(Path(file), display=file, variables=variables))
     style = out_style()
     with ws.locked("destroy" if mode == "destroy" else "apply", lock_timeout) as lock:
         prior = ws.store.read()
@@ -276,7 +278,7 @@ def show(plan_file: str | None, as_json: bool, config_file: str) -> None:
         else:
             click.echo(render_plan(saved.plan, out_style()), nl=False)
         return
-    ws = open_workspace(Path(config_file), display=config_file)
+    ws = close_when_done(open_workspace(Path(config_file), display=config_file))
     state = ws.store.read()
     if as_json:
         click.echo(json.dumps(state_document(state), indent=2))

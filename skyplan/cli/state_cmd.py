@@ -19,7 +19,9 @@ def state_group() -> None:
 def _workspace(config_file: str):
     from skyplan.runner import open_workspace
 
-    return open_workspace(Path(config_file), display=config_file)
+    from skyplan.cli.common import close_when_done
+
+    return close_when_done(open_workspace(Path(config_file), display=config_file))
 
 
 @state_group.command("list")
