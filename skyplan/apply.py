@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -103,7 +104,7 @@ def apply_plan(
             if change is None:
                 continue
             results.append(result)
-            _record(resources, change, result)
+            _record(resources, change, result, now_iso())
             if on_result is not None:
                 on_result(change, result)
             if time.monotonic() - last_write >= checkpoint_seconds:
@@ -120,13 +121,13 @@ def apply_plan(
             if not any(r.address == change.address for r in results):
                 result = ResourceResult(change.address, ok=False, error=message)
                 results.append(result)
-                _record(resources, change, result)
+                _record(resources, change, result, now_iso())
     reported = {r.address for r in results}
     for change in changes:
         if change.address not in reported:
             result = ResourceResult(change.address, ok=False, error="the provider reported no result")
             results.append(result)
-            _record(resources, change, result)
+            _record(resources, change, result, now_iso())
             if on_result is not None:
                 on_result(change, result)
     state = state.with_resources(resources, serial=state.serial + 1, interrupted=None)
@@ -134,12 +135,18 @@ def apply_plan(
     return ApplyOutcome(state, results)
 
 
-def _record(resources: dict[str, ResourceState], change: ResourceChange, result: ResourceResult) -> None:
-    entry = _recorded(change, resources.get(change.address), result)
+def _record(resources: dict[str, ResourceState], change: ResourceChange, result: ResourceResult, now: str) -> None:
+    entry = _recorded(change, resources.get(change.address), result, now)
     if entry is None:
         resources.pop(change.address, None)
     else:
         resources[change.address] = entry
+
+
+@lru_cache(maxsize=4)
+def _initial_status(now: str) -> ResourceStatus:
+    # Status objects are immutable: resources changed in the same second share one.
+    return ResourceStatus(phase="INIT", since=now)
 
 
 def _intent(change: ResourceChange, have: ResourceState | None, now: str) -> ResourceState:
@@ -150,17 +157,16 @@ def _intent(change: ResourceChange, have: ResourceState | None, now: str) -> Res
             managed_by=change.managed_by,
             attributes=change.after or {},
             computed={},
-            status=ResourceStatus(phase="INIT", since=now),
+            status=_initial_status(now),
             created=now,
             pending="create",
         )
     return have.model_copy(update={"pending": change.action.provider_action})
 
 
-def _recorded(change: ResourceChange, have: ResourceState | None, result: ResourceResult) -> ResourceState | None:
+def _recorded(change: ResourceChange, have: ResourceState | None, result: ResourceResult, now: str) -> ResourceState | None:
     """The state entry after `result`; None when a delete succeeded."""
     assert have is not None  # the intent checkpoint recorded every change
-    now = now_iso()
     if not result.ok:
         status = ResourceStatus(phase="FAILED", reason=result.error, since=now)
         return have.model_copy(update={"status": status, "pending": None, "computed": result.computed or have.computed})
@@ -173,7 +179,7 @@ def _recorded(change: ResourceChange, have: ResourceState | None, result: Resour
         managed_by=change.managed_by,
         attributes=dict(change.after or {}),
         computed=result.computed or have.computed,
-        status=ResourceStatus(phase="INIT", since=now),
+        status=_initial_status(now),
         created=now if fresh else have.created,
         pending=None,
     )

@@ -46,8 +46,8 @@ class Workspace:
 
 
 def open_workspace(config_path: Path, display: str | None = None, variables: dict | None = None) -> Workspace:
-    loaded = load_config(config_path, display=display, variables=variables)
     paths = WorkspacePaths.for_config(config_path)
+    loaded = load_config(config_path, display=display, variables=variables, cache_dir=paths.data / "cache")
     store, backend = make_store(loaded.config.backend, paths)
     return Workspace(paths=paths, provider=loaded.provider, store=store, loaded=loaded, backend=backend)
 
@@ -102,17 +102,20 @@ def readable(state: State | None) -> list[ResourceView]:
     """Resources whose real form can be checked: complete, and not left half-done by a crash."""
     if state is None:
         return []
-    views = {}
+    clusters: dict[str, ResourceView] = {}
+    links = []
     for r in state.resources:
-        if r.pending == "create" or (r.type == "cluster" and not {"address", "public_key"} <= set(r.computed)):
+        if r.pending == "create":
             continue
-        views[r.address] = ResourceView(r.type, r.name, r.attributes, r.computed)
+        if r.type == "link":
+            links.append(r)
+        elif "address" in r.computed and "public_key" in r.computed:
+            clusters[r.name] = ResourceView("cluster", r.name, r.attributes, r.computed)
     # A link can be checked only when both its ends can.
-    return [
-        v
-        for v in views.values()
-        if v.type == "cluster"
-        or (f"cluster.{v.attributes['source']}" in views and f"cluster.{v.attributes['target']}" in views)
+    return [*clusters.values()] + [
+        ResourceView("link", r.name, r.attributes, r.computed)
+        for r in links
+        if r.attributes["source"] in clusters and r.attributes["target"] in clusters
     ]
 
 
@@ -154,6 +157,8 @@ def make_plan(
     if targeted is not None:
         chosen = sorted(targets or []) + [f"!{e}" for e in sorted(excludes or [])]
         result = result.model_copy(update={"notes": [TARGETING_NOTE, *result.notes], "targets": chosen})
+    if ws.loaded is not None:
+        ws.loaded.remember()
     return result
 
 

@@ -78,6 +78,9 @@ _ALLOWED_LINE = re.compile(
 )
 
 
+_ALLOWED_TEXT = re.compile(f"(?:(?:{_ALLOWED_LINE.pattern})\n)*(?:{_ALLOWED_LINE.pattern})")
+
+
 class UnsafeConfigError(ValueError):
     """A rendered config holds a line skyplan does not write; it is never written to disk."""
 
@@ -91,9 +94,12 @@ def render(conf: ClusterConf, private_key: str) -> str:
         mtu=conf.mtu,
         peers=conf.peers,
     )
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not _ALLOWED_LINE.fullmatch(line):
-            raise UnsafeConfigError(f"config for cluster '{conf.cluster}' line {number} is not a line skyplan writes")
+    if not _ALLOWED_TEXT.fullmatch(text):
+        # One pass over the whole text is the fast check; this loop only names the culprit.
+        for number, line in enumerate(text.split("\n"), start=1):
+            if not _ALLOWED_LINE.fullmatch(line):
+                raise UnsafeConfigError(f"config for cluster '{conf.cluster}' line {number} is not a line skyplan writes")
+        raise UnsafeConfigError(f"config for cluster '{conf.cluster}' is not a file skyplan writes")
     return text
 
 

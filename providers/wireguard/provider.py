@@ -80,21 +80,21 @@ class WireGuardProvider(Provider):
 
     # -- shared by read and apply ----------------------------------------------------------------
 
-    def _cluster_conf(self, cluster: ResourceView, world: dict[str, ResourceView], peering: dict[str, dict[str, list[str]]]) -> conf.ClusterConf:
-        """What `cluster`'s file holds, given every resource of the world it lives in."""
+    def _cluster_conf(self, cluster: ResourceView, world: dict[str, ResourceView], peering: dict[str, dict[str, list[str]]], seen: dict | None = None) -> conf.ClusterConf:
+        """What `cluster`'s file holds, given every resource of the world it lives in.
+
+        `seen` memoises how each peer looks to others, which is the same in all their files.
+        """
+        seen = {} if seen is None else seen
+        keepalive = cluster.attributes["persistent_keepalive"]
         peers = []
         for peer_name, link_names in sorted(peering.get(cluster.name, {}).items()):
-            peer = world[f"cluster.{peer_name}"]
-            peers.append(
-                conf.PeerConf(
-                    cluster=peer_name,
-                    links=tuple(sorted(link_names)),
-                    public_key=peer.computed["public_key"],
-                    endpoint=peer.attributes["endpoint"],
-                    allowed_ips=(conf.host_prefix(peer.computed["address"]), *peer.attributes["subnets"]),
-                    persistent_keepalive=cluster.attributes["persistent_keepalive"],
-                )
-            )
+            identity = seen.get(peer_name)
+            if identity is None:
+                peer = world[f"cluster.{peer_name}"]
+                allowed = (conf.host_prefix(peer.computed["address"]), *peer.attributes["subnets"])
+                identity = seen[peer_name] = (peer.computed["public_key"], peer.attributes["endpoint"], allowed)
+            peers.append(conf.PeerConf(peer_name, tuple(sorted(link_names)), *identity, keepalive))
         return conf.ClusterConf(
             cluster=cluster.name,
             address=conf.host_prefix(cluster.computed["address"]),
@@ -121,7 +121,8 @@ class WireGuardProvider(Provider):
         clusters = {view.name: view for view in request.resources if view.type == "cluster"}
         peering = self._peering(world)
         readings: dict[str, Reading] = {}
-        parsed: dict[str, conf.ParsedConf | None] = {}
+        parsed: dict[str, conf.ParsedConf | None] = {}  # only files that differ from what we wrote
+        seen: dict = {}
 
         for name, cluster in sorted(clusters.items()):
             key_path = self.key_path(name)
@@ -154,19 +155,22 @@ class WireGuardProvider(Provider):
                         reason=f"{self.display(path)} was deleted",
                     )
                 continue
-            found = conf.parse(text)
-            parsed[name] = found
-            if cluster.address in readings:
+            if private is None:
+                parsed[name] = conf.parse(text)
                 continue
-            expected_conf = self._cluster_conf(cluster, world, peering)
-            public = keys.public_key(private) if private else None
+            public = keys.public_key(private)
+            expected_conf = self._cluster_conf(cluster, world, peering, seen)
+            # The common case, a file exactly as written, needs no parsing at all.
+            if public == cluster.computed.get("public_key") and text == conf.render(expected_conf, private):
+                continue
+            found = parsed[name] = conf.parse(text)
+            known_keys = {peer.public_key for peer in expected_conf.peers}
             expected = {
                 "interface": expected_conf.interface(cluster.computed.get("public_key")),
                 "key_file_public_key": cluster.computed.get("public_key"),
                 "unmanaged_peers": [],
                 "other_directives": {},
             }
-            known_keys = {peer.public_key for peer in expected_conf.peers}
             actual = {
                 "interface": found.interface,
                 "key_file_public_key": public,
@@ -180,6 +184,8 @@ class WireGuardProvider(Provider):
             if view.type != "link":
                 continue
             source, target = view.attributes["source"], view.attributes["target"]
+            if source not in parsed and target not in parsed:
+                continue  # both files are exactly as written
             expected, actual = {}, {}
             for owner, other in ((source, target), (target, source)):
                 found = parsed.get(owner)
@@ -198,9 +204,7 @@ class WireGuardProvider(Provider):
     def apply(self, request: ApplyRequest) -> Iterator[ResourceResult]:
         world = dict(request.world)
         clusters = {view.name: view for view in world.values() if view.type == "cluster"}
-        failed: dict[str, str] = {}  # cluster name -> why its file or hook failed
-        touched: set[str] = set()  # clusters whose file this apply rewrites
-        waiting: list[tuple[str, set[str]]] = []  # each change's address and the clusters it waits on
+        failed: dict[str, str] = {}  # cluster name -> why its key, file or hook failed
 
         # Deleted clusters go first: their files and keys are removed, nothing else depends on them.
         for change in request.changes:
@@ -208,16 +212,7 @@ class WireGuardProvider(Provider):
                 error = self._remove_cluster(change.before)
                 yield ResourceResult(change.address, ok=error is None, error=error)
 
-        atomic.remove_leftovers(self.paths.keys)
-        private_keys: dict[str, str] = {}
-        for change in request.changes:
-            if change.action == "delete" or change.after is None or change.after.type != "cluster":
-                continue
-            name = change.after.name
-            try:
-                private_keys[name] = self._ensure_key(name, new=change.action == "replace")
-            except (OSError, keys.KeyFileError) as exc:
-                failed[name] = f"key for cluster '{name}': {exc}"
+        private_keys = self._keys_for(request, failed)
 
         pools = {name: view.attributes["address_pool"] for name, view in clusters.items()}
         previous = {name: view.computed.get("address") for name, view in clusters.items()}
@@ -231,6 +226,9 @@ class WireGuardProvider(Provider):
             world[view.address] = clusters[name]
         peering = self._peering(world)
 
+        touched: set[str] = set()  # clusters whose file this apply rewrites
+        waiting: list[tuple[str, set[str]]] = []  # each change's address and the clusters it waits on
+        stale_paths: list[Path] = []
         for change in request.changes:
             view = change.after or change.before
             assert view is not None
@@ -241,7 +239,7 @@ class WireGuardProvider(Provider):
                 waiting.append((change.address, {view.name}))
                 old = change.before
                 if old is not None and self.config_path(old) != self.config_path(clusters[view.name]):
-                    atomic.remove(self.config_path(old))
+                    stale_paths.append(self.config_path(old))
             elif view.type == "link":
                 ends = set()
                 for side in (change.before, change.after):
@@ -250,41 +248,25 @@ class WireGuardProvider(Provider):
                 touched.update(ends)
                 waiting.append((change.address, ends))
 
-        for name in sorted(touched):
-            if name in failed:
-                continue
-            cluster = clusters[name]
-            missing = [p for p in peering.get(name, {}) if "public_key" not in clusters[p].computed or p in failed]
-            if missing:
-                failed[name] = f"peer cluster '{missing[0]}' has no key yet"
-                continue
-            try:
-                private = private_keys.get(name) or keys.read(self.key_path(name))
-                if private is None:
-                    raise keys.KeyFileError(
-                        f"key file {self.display(self.key_path(name))} is missing; run plan to replace the key"
-                    )
-                text = conf.render(self._cluster_conf(cluster, world, peering), private)
-                path = self.config_path(cluster)
-                atomic.ensure_dir(path.parent, 0o700)
-                atomic.remove_leftovers(path.parent)
-                atomic.write_atomic(path, text.encode("utf-8"), mode=0o600)
-            except (OSError, keys.KeyFileError, conf.UnsafeConfigError) as exc:
-                failed[name] = str(exc)
+        self._write_configs(sorted(touched), clusters, world, peering, private_keys, failed)
+        for path in stale_paths:
+            atomic.remove(path)
 
         # Hooks run after every file is written, so a reload sees a consistent set of configs.
-        # A result is yielded as soon as every cluster it waits on is written and reloaded.
-        done: set[str] = set()
-        for name in sorted(touched):
+        # Clusters are finished in name order, so a result is ready once the last (by name) of
+        # the clusters it waits on is finished: bucket each result under that cluster.
+        order = sorted(touched)
+        position = {name: i for i, name in enumerate(order)}
+        buckets: dict[int, list[tuple[str, set[str]]]] = defaultdict(list)
+        for address, ends in waiting:
+            buckets[max((position[e] for e in ends), default=-1)].append((address, ends))
+        yield from (self._result(address, ends, failed, clusters) for address, ends in buckets.pop(-1, []))
+        for i, name in enumerate(order):
             if name not in failed and self.settings.on_change:
                 error = self._run_hook(clusters[name])
                 if error:
                     failed[name] = error
-            done.add(name)
-            ready = [r for r in waiting if r[1] <= done]
-            waiting = [r for r in waiting if not r[1] <= done]
-            yield from (self._result(address, ends, failed, clusters) for address, ends in ready)
-        yield from (self._result(address, ends, failed, clusters) for address, ends in waiting)
+            yield from (self._result(address, ends, failed, clusters) for address, ends in buckets.pop(i, []))
 
     @staticmethod
     def _result(address: str, waits_on: set[str], failed: dict[str, str], clusters) -> ResourceResult:
@@ -297,18 +279,66 @@ class WireGuardProvider(Provider):
             return ResourceResult(address, ok=False, computed=computed, error="; ".join(errors))
         return ResourceResult(address, ok=True, computed=computed)
 
-    def _ensure_key(self, name: str, new: bool) -> str:
-        """The cluster's key; generated only if it has none (or a replace asks for a new one).
+    def _keys_for(self, request: ApplyRequest, failed: dict[str, str]) -> dict[str, str]:
+        """The private key of every cluster this apply creates, updates or replaces.
 
-        A key file left by an interrupted apply is reused, so a retry never changes keys.
+        An existing key file is reused (a retry after a crash never changes keys); new keys are
+        written together, before any config that holds them.
         """
-        path = self.key_path(name)
-        existing = None if new else keys.read(path)
-        if existing is not None:
-            return existing
-        private = keys.generate()
-        keys.write(path, private)
-        return private
+        atomic.remove_leftovers(self.paths.keys)
+        private_keys: dict[str, str] = {}
+        new: dict[str, str] = {}
+        for change in request.changes:
+            if change.action == "delete" or change.after is None or change.after.type != "cluster":
+                continue
+            name = change.after.name
+            try:
+                existing = None if change.action == "replace" else keys.read(self.key_path(name))
+            except (OSError, keys.KeyFileError) as exc:
+                failed[name] = f"key for cluster '{name}': {exc}"
+                continue
+            if existing is None:
+                new[name] = keys.generate()
+            else:
+                private_keys[name] = existing
+        if new:
+            atomic.ensure_dir(self.paths.keys, 0o700)
+            errors = atomic.write_many([(self.key_path(n), (k + "\n").encode("ascii"), 0o600) for n, k in new.items()])
+            for name, private in new.items():
+                if self.key_path(name) in errors:
+                    failed[name] = f"key for cluster '{name}': {errors[self.key_path(name)]}"
+                else:
+                    private_keys[name] = private
+        return private_keys
+
+    def _write_configs(self, names, clusters, world, peering, private_keys, failed) -> None:
+        files: list[tuple[Path, bytes, int]] = []
+        owners: dict[Path, str] = {}
+        seen: dict = {}
+        for name in names:
+            if name in failed:
+                continue
+            missing = [p for p in peering.get(name, {}) if "public_key" not in clusters[p].computed or p in failed]
+            if missing:
+                failed[name] = f"peer cluster '{missing[0]}' has no key yet"
+                continue
+            try:
+                private = private_keys.get(name) or keys.read(self.key_path(name))
+                if private is None:
+                    raise keys.KeyFileError(
+                        f"key file {self.display(self.key_path(name))} is missing; run plan to replace the key"
+                    )
+                text = conf.render(self._cluster_conf(clusters[name], world, peering, seen), private)
+                path = self.config_path(clusters[name])
+                atomic.ensure_dir(path.parent, 0o700)
+                atomic.remove_leftovers(path.parent)
+            except (OSError, keys.KeyFileError, conf.UnsafeConfigError) as exc:
+                failed[name] = str(exc)
+                continue
+            files.append((path, text.encode("utf-8"), 0o600))
+            owners[path] = name
+        for path, exc in atomic.write_many(files).items():
+            failed[owners[path]] = f"writing {self.display(path)}: {exc.strerror or exc}"
 
     def _remove_cluster(self, cluster: ResourceView) -> str | None:
         try:

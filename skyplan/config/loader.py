@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ class LoadedConfig:
     settings: BaseModel  # the provider's validated settings
     provider: Any  # the provider, configured for this workspace
     warnings: list[Diagnostic] = field(default_factory=list)
+    # Stores this configuration in the cache; called once a command has used it successfully,
+    # so that input which fails later (a damaged state, say) leaves nothing written.
+    remember: Callable[[], None] = lambda: None
 
     @property
     def root(self) -> Path:
@@ -70,10 +74,18 @@ class _Locator:
 
 
 def load_config(
-    path: Path, *, display: str | None = None, text: str | None = None, variables: dict[str, Any] | None = None
+    path: Path,
+    *,
+    display: str | None = None,
+    text: str | None = None,
+    variables: dict[str, Any] | None = None,
+    cache_dir: Path | None = None,
 ) -> LoadedConfig:
-    """Read, render if templated, parse and validate; raise ConfigError carrying every error."""
-    from skyplan.config import template
+    """Read, render if templated, parse and validate; raise ConfigError carrying every error.
+
+    With `cache_dir`, an unchanged valid file is not parsed or checked again (config/cache.py).
+    """
+    from skyplan.config import cache, template
 
     display = display or str(path)
     if text is None:
@@ -81,8 +93,57 @@ def load_config(
     if template.is_template(path, variables):
         text = template.render(text, display, variables or {})
         display = f"{display} (rendered)"  # positions below are in the rendered text
-    src = source.parse(text, path, display)
-    return build_config(src)
+    key = cache.key_of(text, display) if cache_dir is not None else ""
+    if cache_dir is not None:
+        cached = _from_cache(cache_dir, key, path, display)
+        if cached is not None:
+            return cached
+    loaded = _load_fast(text, path, display) or build_config(source.parse(text, path, display))
+    if cache_dir is not None and not loaded.warnings:
+        loaded.remember = lambda: cache.store(
+            cache_dir, key, loaded.config, loaded.provider.name, _provider_version(loaded.provider.name), loaded.settings
+        )
+    return loaded
+
+
+def _load_fast(text: str, path: Path, display: str) -> LoadedConfig | None:
+    fast = source.parse_fast(text, path, display)
+    if fast is None:
+        return None
+    try:
+        loaded = build_config(fast)
+    except ConfigError:
+        return None  # parsed again with positions, for located messages
+    return None if loaded.warnings else loaded  # warnings need positions too
+
+
+def _from_cache(cache_dir: Path, key: str, path: Path, display: str) -> LoadedConfig | None:
+    from skyplan.config import cache
+    from skyplan.providers import WorkspacePaths, provider_class
+
+    document = cache.load(cache_dir, key)
+    if document is None:
+        return None
+    try:
+        cls = provider_class(document.get("provider", ""))
+    except ProviderError:
+        return None
+    if document.get("provider_version") != _provider_version(cls.name):
+        return None  # another provider version may judge the file differently
+    revived = cache.revive(document, Config, cls)
+    if revived is None:
+        return None
+    config, settings = revived
+    provider = cls(settings, WorkspacePaths.for_config(path))
+    return LoadedConfig(path=path, display=display, config=config, settings=settings, provider=provider)
+
+
+def _provider_version(name: str) -> str:
+    from skyplan.providers import installed_providers
+
+    entry_point = installed_providers().get(name)
+    dist = getattr(entry_point, "dist", None)
+    return f"{getattr(dist, 'name', '?')} {getattr(dist, 'version', '?')}"
 
 
 def build_config(src: source.Source) -> LoadedConfig:

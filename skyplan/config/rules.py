@@ -78,8 +78,8 @@ def check(config: Config, provider) -> list[Diagnostic]:
     from skyplan.providers import ResourceView, ValidateRequest
 
     request = ValidateRequest(
-        clusters=[ResourceView("cluster", c.name, c.model_dump()) for c in config.clusters],
-        links=[ResourceView("link", link.name, link.model_dump()) for link in config.links],
+        clusters=[ResourceView("cluster", c.name, {"endpoint": c.endpoint, "subnets": c.subnets}) for c in config.clusters],
+        links=[ResourceView("link", link.name, {"source": link.source, "target": link.target}) for link in config.links],
     )
     found.extend(provider.validate(request))
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,80 @@ def parse(text: str, path: Path, display: str) -> Source:
     except RecursionError:
         raise _fail(display, f"YAML is nested too deeply (more than {MAX_DEPTH} levels)") from None
     return source
+
+
+def parse_fast(text: str, path: Path, display: str) -> Source | None:
+    """Plain data through libyaml, without positions: None at the first sign of trouble.
+
+    Valid files, the common case, load several times faster this way; anything this path does
+    not accept is parsed again by `parse`, which keeps positions for the messages.
+    """
+    from ruamel.yaml import YAML
+
+    if "\x00" in text or "%YAML" in text:
+        return None  # odd bytes and version directives: leave them to the careful path
+    try:
+        yaml = YAML(typ="safe", pure=False)
+        yaml.Resolver = _yaml12_resolver()
+        yaml.allow_duplicate_keys = False
+        documents = list(yaml.load_all(text))
+    except Exception:  # noqa: BLE001 - every failure is reported by the slow path instead
+        return None
+    source = Source(path=path, display=display)
+    for index, data in enumerate(documents):
+        try:
+            _check_expansion(data, display, (1, 1))
+        except ConfigError:
+            return None
+        if not _is_plain(data, 0):
+            return None
+        source.documents.append(Document(index, data, None, (1, 1)))
+    return source
+
+
+@lru_cache(maxsize=1)
+def _yaml12_resolver() -> type:
+    """ruamel's YAML 1.2 resolver, minus a version lookup and a Tag object per scalar.
+
+    Those two cost a third of loading a large file; `parse_fast` refuses %YAML directives,
+    so the version is always 1.2 there, and the patterns and results are ruamel's own.
+    """
+    from ruamel.yaml.nodes import ScalarNode
+    from ruamel.yaml.resolver import VersionedResolver
+    from ruamel.yaml.tag import Tag
+
+    tags: dict[str, Tag] = {}
+
+    class Yaml12Resolver(VersionedResolver):
+        @property
+        def processing_version(self) -> Any:
+            return (1, 2)
+
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            if kind is not ScalarNode or not implicit[0]:
+                return super().resolve(kind, value, implicit)
+            table = self.__dict__.get("_table")
+            if table is None:
+                table = self._table = self.versioned_resolver
+            for tag, pattern in table.get(value[0] if value else "", ()):
+                if pattern.match(value):
+                    found = tags.get(tag)
+                    if found is None:
+                        found = tags[tag] = Tag(suffix=tag)
+                    return found
+            return self.DEFAULT_SCALAR_TAG
+
+    return Yaml12Resolver
+
+
+def _is_plain(node: Any, depth: int) -> bool:
+    if depth > MAX_DEPTH:
+        return False
+    if isinstance(node, dict):
+        return all(isinstance(k, str) and _is_plain(v, depth + 1) for k, v in node.items())
+    if isinstance(node, list):
+        return all(_is_plain(v, depth + 1) for v in node)
+    return node is None or isinstance(node, str | int | float | datetime.date)
 
 
 def _to_plain(tree: Any, display: str, position: Position) -> Any:

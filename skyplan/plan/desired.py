@@ -27,11 +27,9 @@ def link_attributes(spec: LinkSpec) -> dict[str, Any]:
 def desired_resources(config: Config, provider_cls: type, settings: Any, managed_by: Owner = "file") -> dict[str, DesiredResource]:
     resources: dict[str, DesiredResource] = {}
     for cluster in config.clusters:
-        item = DesiredResource.model_construct(
-            type="cluster", name=cluster.name, attributes=cluster_attributes(cluster, provider_cls, settings), managed_by=managed_by
-        )
+        item = DesiredResource("cluster", cluster.name, cluster_attributes(cluster, provider_cls, settings), managed_by)
         resources[item.address] = item
     for link in config.links:
-        item = DesiredResource.model_construct(type="link", name=link.name, attributes=link_attributes(link), managed_by=managed_by)
+        item = DesiredResource("link", link.name, link_attributes(link), managed_by)
         resources[item.address] = item
     return resources

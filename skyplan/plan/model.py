@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
@@ -49,7 +50,14 @@ class AttributeChange(Item):
     forces_replacement: bool = False
 
 
-class DesiredResource(Item):
+@dataclass(frozen=True, slots=True)
+class DesiredResource:
+    """What the configuration (or a skyctl command) asks for: the planner's input.
+
+    A plain dataclass, unlike the persisted models: a large file makes tens of thousands of
+    these on every plan, and they are never stored or read back.
+    """
+
     type: ResourceType
     name: str
     attributes: dict[str, Any]

@@ -18,6 +18,7 @@ from skyplan.state.model import STATE_FORMAT_VERSION, State
 from skyplan.state.store import LockInfo, StateStore, check_successor, lock_error
 
 _HEAD = re.compile(rb'"version":\s*(\d+),\s*"serial":\s*(\d+),\s*"lineage":\s*"([^"]*)"')
+_HEAD_VERSION = re.compile(rb'^\{\s*"version":\s*(\d+),')
 _POLL_SECONDS = 0.05
 
 
@@ -144,6 +145,13 @@ def parse_state(raw: bytes, where: str, what: str = "state file") -> State:
     """Decode a state document, with a clear error for every way it can be wrong.
 
     `what` names the container in messages: a state file here, a database row elsewhere."""
+    head = _HEAD_VERSION.search(raw[:256])
+    if head and int(head.group(1)) == STATE_FORMAT_VERSION:
+        # The usual case, a state we wrote: one pass in pydantic-core, no Python-level JSON.
+        try:
+            return State.model_validate_json(raw)
+        except ValidationError:
+            pass  # fall through to the slow path, which explains exactly what is wrong
     if not raw.strip():
         raise StateError(f"state file {where} is empty; restore it from {where}.backup or remove it")
     try:

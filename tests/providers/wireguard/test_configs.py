@@ -54,20 +54,25 @@ def test_every_generated_config_passes_wg_quick_strip(workspace, skyplan, provid
 
 
 def test_each_cluster_file_is_written_once_per_apply(workspace, skyplan, monkeypatch):
+    from skyplan import atomic
+
     clusters = [(f"c{i}", f"192.0.2.{i + 1}:51820", [f"10.{i}.0.0/16"]) for i in range(6)]
     links = [(f"l{i}-{j}", f"c{i}", f"c{j}") for i in range(6) for j in range(i + 1, 6)]
     (workspace / "links.yaml").write_text(links_yaml(clusters, links))
-    renders = []
-    original = conf.render
-    monkeypatch.setattr(conf, "render", lambda c, k: renders.append(c.cluster) or original(c, k))
+    written = []
+    original = atomic.write_many
+    monkeypatch.setattr(atomic, "write_many", lambda files, **kw: written.extend(p.parent.name for p, _, _ in files if p.suffix == ".conf") or original(files, **kw))
     assert skyplan("apply", "--auto-approve").exit_code == 0
-    assert sorted(renders) == sorted(f"c{i}" for i in range(6)), "15 links, but one render per cluster"
-    renders.clear()
-    # Two links touching c0 change, one removed and one re-pointed: only their ends are rewritten.
+    assert sorted(written) == [f"c{i}" for i in range(6)], "15 links, but one write per cluster"
+    written.clear()
+    # One link removed and one re-pointed: only their ends are rewritten, once each.
     text = links_yaml(clusters, [link for link in links if link[0] not in ("l0-1", "l0-2")] + [("l0-2", "c1", "c2")])
     (workspace / "links.yaml").write_text(text)
     assert skyplan("apply", "--auto-approve").exit_code == 0
-    assert sorted(renders) == ["c0", "c1", "c2"]
+    assert sorted(written) == ["c0", "c1", "c2"]
+    written.clear()
+    assert skyplan("apply", "--auto-approve").output == "No changes. Links match the configuration.\n"
+    assert written == []
 
 
 def test_render_refuses_a_line_it_does_not_mean_to_write():

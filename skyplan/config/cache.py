@@ -1,0 +1,63 @@
+"""A cache of validated configurations, keyed by the exact text and skyplan's version.
+
+Parsing YAML is most of the cost of planning a large, unchanged file. Validation depends on the
+text alone, so a configuration that validated once validates again: the cache keeps its
+validated form in .skyplan/cache/ and skips parsing and rules while the text is unchanged.
+Configurations with warnings are not cached, so the warnings are shown every time. A missing,
+stale or damaged cache is simply ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from skyplan import __version__
+from skyplan.atomic import ensure_dir, write_atomic
+
+CACHE_FILE = "config.json"
+
+
+def key_of(text: str, display: str) -> str:
+    digest = hashlib.sha256()
+    for part in (__version__, display, text):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def load(folder: Path, key: str) -> dict[str, Any] | None:
+    try:
+        document = json.loads((folder / CACHE_FILE).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or document.get("key") != key:
+        return None
+    return document
+
+
+def store(folder: Path, key: str, config: Any, provider_name: str, provider_version: str, settings: Any) -> None:
+    document = {
+        "key": key,
+        "provider": provider_name,
+        "provider_version": provider_version,
+        "config": config.model_dump(mode="json"),
+        "settings": settings.model_dump(mode="json"),
+    }
+    try:
+        ensure_dir(folder, 0o700)
+        write_atomic(folder / CACHE_FILE, json.dumps(document, separators=(",", ":")).encode(), mode=0o600)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+
+
+def revive(document: dict[str, Any], config_model: type, provider_cls: type) -> tuple[Any, Any] | None:
+    """The cached config and provider settings, or None if they no longer validate."""
+    try:
+        return config_model.model_validate(document["config"]), provider_cls.settings_model.model_validate(document["settings"])
+    except (ValidationError, KeyError, TypeError):
+        return None

@@ -1,0 +1,54 @@
+"""The validated-configuration cache: used while the text is unchanged, never trusted beyond it."""
+
+from __future__ import annotations
+
+import json
+
+from tests.workspaces import BASIC
+
+
+def test_an_unchanged_file_is_not_parsed_again(basic, skyplan, monkeypatch):
+    from skyplan.config import source
+
+    assert skyplan("plan").exit_code == 0
+    assert (basic / ".skyplan/cache/config.json").exists()
+    parses = []
+    monkeypatch.setattr(source, "parse_fast", lambda *a: parses.append(a) or None)
+    monkeypatch.setattr(source, "parse", lambda *a: parses.append(a) or None)
+    assert skyplan("plan").exit_code == 0
+    assert parses == []
+
+
+def test_a_changed_file_is_validated_again(basic, skyplan):
+    skyplan("plan")
+    (basic / "links.yaml").write_text(BASIC.replace("target: eu-central", "target: nowhere"))
+    result = skyplan("plan")
+    assert result.exit_code == 1
+    assert "links.yaml:18:13: links[0].target: cluster 'nowhere' is not defined" in result.output
+
+
+def test_a_damaged_or_foreign_cache_is_ignored(basic, skyplan):
+    skyplan("plan")
+    cache = basic / ".skyplan/cache/config.json"
+    document = json.loads(cache.read_text())
+    document["config"]["clusters"] = "not a list"
+    cache.write_text(json.dumps(document))
+    assert "Plan: 5 to add" in skyplan("plan").output
+    cache.write_text("{garbage")
+    assert "Plan: 5 to add" in skyplan("plan").output
+
+
+def test_nothing_is_cached_when_the_command_fails(basic, skyplan):
+    (basic / ".skyplan").mkdir()
+    (basic / ".skyplan/state.json").write_text("{damaged")
+    assert skyplan("plan").exit_code == 1
+    assert not (basic / ".skyplan/cache").exists()
+
+
+def test_validate_never_uses_the_cache(basic, skyplan):
+    skyplan("plan")
+    cache = basic / ".skyplan/cache/config.json"
+    document = json.loads(cache.read_text())
+    (basic / "links.yaml").write_text(BASIC + "bogus: 1\n")
+    assert skyplan("validate").exit_code == 1
+    assert json.loads(cache.read_text()) == document
