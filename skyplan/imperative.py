@@ -121,7 +121,7 @@ def _check_topology(ws: Workspace, prior: State | None, new: ClusterSpec | LinkS
     """
     from skyplan.config import rules
 
-    clusters, links = _specs(prior)
+    clusters, links = _specs(prior, new)
     before = {_bare(d.message) for d in rules.check(_config(clusters, links), ws.provider) if d.severity == "error"}
     if isinstance(new, ClusterSpec):
         clusters.append(new)
@@ -133,9 +133,19 @@ def _check_topology(ws: Workspace, prior: State | None, new: ClusterSpec | LinkS
         raise SkyplanError("; ".join(problems))
 
 
-def _specs(prior: State | None) -> tuple[list[ClusterSpec], list[LinkSpec]]:
+def _specs(prior: State | None, new: ClusterSpec | LinkSpec) -> tuple[list[ClusterSpec], list[LinkSpec]]:
+    """What the rules need to judge `new`: a new cluster has no links yet; a new link changes
+    only what its two ends reach, so its ends, their links and their peers are enough."""
+    resources = prior.resources if prior else []
+    if isinstance(new, LinkSpec):
+        ends = {new.source, new.target}
+        near = [r for r in resources if r.type == "link" and ends & {r.attributes["source"], r.attributes["target"]}]
+        names = ends | {e for r in near for e in (r.attributes["source"], r.attributes["target"])}
+        resources = near + [r for r in resources if r.type == "cluster" and r.name in names]
+    else:
+        resources = [r for r in resources if r.type == "cluster"]
     clusters, links = [], []
-    for r in prior.resources if prior else []:
+    for r in resources:
         if r.type == "cluster":
             clusters.append(ClusterSpec.model_construct(name=r.name, endpoint=r.attributes["endpoint"], subnets=r.attributes["subnets"], listen_port=None))
         else:
