@@ -134,3 +134,9 @@ def show(as_json: bool, config_file: str) -> None:
         click.echo(json.dumps(state_document(state), indent=2))
     else:
         click.echo(render_state(state), nl=False)
+
+
+# Defined apart; its heavy imports happen only when it runs.
+from skyplan.cli.authoring_cmd import fmt  # noqa: E402
+
+main.add_command(fmt)
