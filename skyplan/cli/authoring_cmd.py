@@ -1,4 +1,4 @@
-"""`skyplan fmt`: help for writing links.yaml by hand."""
+"""`skyplan fmt` and `skyplan schema`: help for writing links.yaml by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from skyplan.cli.common import out_style
+from skyplan.cli.common import err_style, out_style
 
 DEFAULT_FILE = "links.yaml"
 
@@ -47,6 +47,26 @@ def fmt(file: str, check: bool, show_diff: bool) -> None:
             write_atomic(target, after.encode("utf-8"), mode=target.stat().st_mode & 0o7777)
     if check and changed:
         raise click.exceptions.Exit(1)
+
+
+@click.command("schema")
+def schema() -> None:
+    """Print the JSON Schema (draft 2020-12) of links.yaml, for editors and CI.
+
+    It describes one document: the skyplan document, or a SkyShift manifest (kind: Link or
+    Cluster), including the settings of every installed provider. Save it with
+    `skyplan schema > links.schema.json`, then make links.yaml start with
+    `# yaml-language-server: $schema=links.schema.json`.
+    """
+    from skyplan.config.diagnostics import Diagnostic
+    from skyplan.config.schema import installed_settings_models, links_schema, render_schema
+    from skyplan.render.errors import render_diagnostics
+
+    models, problems = installed_settings_models()
+    if problems:
+        warnings = [Diagnostic(problem, severity="warning") for problem in problems]
+        click.echo(render_diagnostics(warnings, err_style()), nl=False, err=True)
+    click.echo(render_schema(links_schema(models)), nl=False)
 
 
 def _provider_fields(name: str) -> tuple[str, ...] | None:

@@ -136,7 +136,8 @@ def show(as_json: bool, config_file: str) -> None:
         click.echo(render_state(state), nl=False)
 
 
-# Defined apart; its heavy imports happen only when it runs.
-from skyplan.cli.authoring_cmd import fmt  # noqa: E402
+# Defined apart; their heavy imports happen only when they run.
+from skyplan.cli.authoring_cmd import fmt, schema  # noqa: E402
 
 main.add_command(fmt)
+main.add_command(schema)
