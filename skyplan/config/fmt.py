@@ -21,11 +21,13 @@ the input, or formatting fails and nothing is written.
 
 from __future__ import annotations
 
+import datetime
 import io
 import re
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, Literal
@@ -88,10 +90,11 @@ def format_text(text: str, *, display: str = "links.yaml", provider_fields: Prov
     from skyplan.config import source
 
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
-    source.parse(text, FilePath(display), display)  # the loader's checks and error messages
     yaml = _yaml()
-    events = list(yaml.parse(text))
-    trees = list(yaml.load_all(text))
+    # One parse, through the loader's checks (error messages, alias bombs, depth) and ours.
+    with _recording(yaml) as events:
+        src = source.parse(text, FilePath(display), display, yaml=yaml)
+    trees = [document.tree for document in src.documents]
     lines = text.split("\n")
     comments, _ = _scan(text, events)
     starts = [(e.start_mark.line, bool(e.explicit)) for e in events if isinstance(e, DocumentStartEvent)]
@@ -115,7 +118,7 @@ def format_text(text: str, *, display: str = "links.yaml", provider_fields: Prov
 
     out = [line for body in documents for line in body]
     result = "\n".join(line or "" for line in out) + "\n" if out else ""
-    _verify(text, result, display)
+    _verify([d.data for d in src.documents], comments, result, display)
     return result
 
 
@@ -377,6 +380,38 @@ def _ordered(keys: list[Any], canonical: tuple[str, ...]) -> list[Any]:
     return lead + [key for group in groups for key in group]
 
 
+@contextmanager
+def _recording(yaml) -> Iterator[list[Any]]:
+    """Collect the scalar and document-start events of what `yaml` parses meanwhile.
+
+    Scalar events carry where each scalar ends, which the loaded tree does not; recording them
+    while loading spares a second parse of the file.
+    """
+    from ruamel.yaml.events import DocumentStartEvent, ScalarEvent
+
+    events: list[Any] = []
+    parser = yaml.parser
+    next_event = parser.get_event
+
+    def recording() -> Any:
+        event = next_event()
+        if isinstance(event, ScalarEvent | DocumentStartEvent):
+            events.append(event)
+        return event
+
+    parser.get_event = recording
+    try:
+        yield events
+    finally:
+        del parser.get_event
+
+
+def _load(yaml, text: str) -> tuple[list[Any], list[Any]]:
+    """The documents of `text`, and the scalar and document-start events of the same parse."""
+    with _recording(yaml) as events:
+        return list(yaml.load_all(text)), events
+
+
 def _dump(yaml, tree: Any) -> str:
     if tree is None:
         return ""
@@ -389,25 +424,25 @@ def _emit(yaml, tree: Any, layout: Layout | None, placement: _Placement) -> list
     """One document's lines; None stands for a blank line that a comment block brought."""
     flow_lists: dict[DocPath, Any] = {}
     _arrange(tree, layout, (), placement.paths_holding_comments(), flow_lists, set())
-    dumped = _dump(yaml, tree)
-    lines = dumped.split("\n")[:-1]
-    anchors, child_columns, first_children = _anchors(yaml.load(dumped) if dumped else None, lines)
-    where = {a.path: a for a in anchors}
-    too_long = [path for path in flow_lists if path in where and len(lines[where[path].line]) > FLOW_LIST_WIDTH]
-    if too_long:
-        for path in too_long:
-            flow_lists[path].fa.set_block_style()
+    for attempt in range(2):
         dumped = _dump(yaml, tree)
         lines = dumped.split("\n")[:-1]
-        anchors, child_columns, first_children = _anchors(yaml.load(dumped), lines)
+        reloaded, events = _load(yaml, dumped)
+        anchors, child_columns, first_children = _anchors(reloaded[0] if reloaded else None, lines)
         where = {a.path: a for a in anchors}
-    comments, covered = _scan(dumped, list(yaml.parse(dumped))) if dumped else ({}, bytearray(1))
-    if comments and any(c.kind != "blank" for c in comments.values()):
+        too_long = [path for path in flow_lists if path in where and len(lines[where[path].line]) > FLOW_LIST_WIDTH]
+        if not too_long or attempt:
+            break
+        for path in too_long:
+            flow_lists[path].fa.set_block_style()
+            del flow_lists[path]
+    comments, covered = _scan(dumped, events)
+    if any(c.kind != "blank" for c in comments.values()):
         raise FormatError("internal: a comment was left in the tree; nothing was written")
 
     # What is left inside a flow list is blank lines only (comments keep a list in block style).
-    in_flow = {path for path in placement.leading if any(len(path) > len(p) and path[: len(p)] == p for p in flow_lists)}
-    in_flow.update(path for path in placement.trailing if any(path[: len(p)] == p for p in flow_lists))
+    in_flow = {path for path in placement.leading if any(path[:n] in flow_lists for n in range(len(path)))}
+    in_flow.update(path for path in placement.trailing if any(path[:n] in flow_lists for n in range(len(path) + 1)))
     line_starts = [0]
     for line in lines:
         line_starts.append(line_starts[-1] + len(line) + 1)
@@ -421,6 +456,7 @@ def _emit(yaml, tree: Any, layout: Layout | None, placement: _Placement) -> list
         else:
             eol[line] = comment
 
+    order = {anchor.path: index for index, anchor in enumerate(anchors)}
     line_column: dict[int, int] = {}
     for anchor in anchors:
         line_column.setdefault(anchor.line, anchor.column)
@@ -432,7 +468,7 @@ def _emit(yaml, tree: Any, layout: Layout | None, placement: _Placement) -> list
             line, column = len(lines), child_columns.get((), 0)
         else:
             anchor = _locate(where, path)
-            later = (a.line for a in anchors if a.line > anchor.line and a.path[: len(path)] != path)
+            later = (a.line for a in anchors[order[path] :] if a.line > anchor.line and a.path[: len(path)] != path)
             line, column = next(later, len(lines)), child_columns[path]
         inserts.append(((line, 0, -len(path)), _render(block, column)))
     for path, block in leading.items():
@@ -493,30 +529,32 @@ def _tidy(out: list[str | None]) -> list[str | None]:
 # -- checking: same data, same comments --------------------------------------------------------
 
 
-def _verify(before: str, after: str, display: str) -> None:
-    if _data(before) != _data(after):
+def _verify(before: list[Any], before_comments: dict[int, _Line], after: str, display: str) -> None:
+    from ruamel.yaml import YAML
+
+    trees, events = _load(YAML(typ="safe", pure=True), after)  # pure: the same grammar as round-trip
+    if [_comparable(d) for d in before if d is not None] != [_comparable(t) for t in trees if t is not None]:
         raise FormatError(f"{display}: formatting would change the data; the file was left unchanged (please report this)")
-    if _comment_texts(before) != _comment_texts(after):
+    if _comment_texts(before_comments) != _comment_texts(_scan(after, events)[0]):
         raise FormatError(f"{display}: formatting would lose or change a comment; the file was left unchanged (please report this)")
 
 
-def _data(text: str) -> list[Any]:
-    from ruamel.yaml import YAML
-
-    # The pure parser: the same grammar as the round-trip one (libyaml refuses `{a: 1.2.3.4:5}`).
-    return [_comparable(doc) for doc in YAML(typ="safe", pure=True).load_all(text) if doc is not None]
-
-
 def _comparable(value: Any) -> Any:
+    """Plain data, as the loader sees it (skyplan.config.source): keys as text, scalars unwrapped."""
     if isinstance(value, dict):
-        return {_comparable(k): _comparable(v) for k, v in value.items()}
+        return {("null" if k is None else str(k)): _comparable(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_comparable(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
     if isinstance(value, float):
-        return ("float", repr(value))  # NaN is not equal to itself
-    return value
+        return ("float", repr(float(value)))  # NaN is not equal to itself
+    if isinstance(value, datetime.date):
+        return value
+    return str(value)
 
 
-def _comment_texts(text: str) -> Counter[str]:
-    comments, _ = _scan(text, list(_yaml().parse(text)))
+def _comment_texts(comments: dict[int, _Line]) -> Counter[str]:
     return Counter(c.text for c in comments.values() if c.kind != "blank")

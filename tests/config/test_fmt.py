@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skyplan.cli.skyplan_cmd import main
+from skyplan.config import fmt as fmt_module
 from skyplan.config.fmt import format_text
 from skyplan.config.loader import load_config
-from skyplan.errors import ConfigError
+from skyplan.errors import ConfigError, FormatError
 from skyplan.providers import provider_class
 
 CASES = Path(__file__).parent / "fmt_cases"
@@ -115,6 +116,27 @@ def test_duplicate_keys_are_reported_like_the_loader_does():
     with pytest.raises(ConfigError) as raised:
         format_text("version: 1\nversion: 1\n", display="links.yaml")
     assert raised.value.diagnostics[0].line == 2
+
+
+def test_an_alias_bomb_is_refused_before_any_work():
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    with pytest.raises(ConfigError) as raised:
+        format_text("\n".join(levels) + "\n", display="links.yaml")
+    assert "expands to more than" in raised.value.diagnostics[0].message
+
+
+def test_formatting_that_would_lose_a_comment_is_refused(monkeypatch):
+    monkeypatch.setattr(fmt_module, "_render", lambda block, column: [])
+    with pytest.raises(FormatError, match="lose or change a comment"):
+        fmt("# header\n" + UNFORMATTED)
+
+
+def test_formatting_that_would_change_the_data_is_refused(monkeypatch):
+    dump = fmt_module._dump
+    monkeypatch.setattr(fmt_module, "_dump", lambda yaml, tree: dump(yaml, tree).replace("us-west", "us-east"))
+    with pytest.raises(FormatError, match="change the data"):
+        fmt(UNFORMATTED)
 
 
 # -- any file: formatting is stable and keeps data and comments ----------------------------------
@@ -297,6 +319,16 @@ def test_invalid_yaml_is_one_located_error_and_nothing_is_written(workspace):
     assert len(result.stderr.splitlines()) == 1
     assert "Traceback" not in result.output
     assert path.read_text() == bad
+
+
+def test_a_refused_rewrite_is_one_error_and_nothing_is_written(workspace, monkeypatch):
+    monkeypatch.setattr(fmt_module, "_render", lambda block, column: [])
+    path = workspace / "links.yaml"
+    path.write_text("# header\n" + UNFORMATTED)
+    result = run("fmt")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: links.yaml: formatting would lose or change a comment")
+    assert path.read_text() == "# header\n" + UNFORMATTED
 
 
 def test_a_missing_file_is_an_error(workspace):
