@@ -105,15 +105,16 @@ def format_text(text: str, *, display: str = "links.yaml", provider_fields: Prov
     for index, tree in enumerate(trees):
         begin = 0 if index == 0 else starts[index][0]
         end = starts[index + 1][0] if index + 1 < len(starts) else len(lines)
-        marker = starts[index][0] if starts[index][1] and documents else None
+        marker_line = starts[index][0] if starts[index][1] and documents else None  # a `---` kept
         anchors, child_columns, _ = _anchors(tree, lines)
-        placement = _place([c for n, c in sorted(comments.items()) if begin <= n < end], anchors, child_columns, marker)
+        mine = [c for n, c in sorted(comments.items()) if begin <= n < end]
+        placement = _place(mine, anchors, child_columns, marker_line)
         body = _emit(yaml, tree, _layout_for(tree, provider_fields), placement)
         if tree is None and not body and placement.marker is None:
             continue  # an empty document: the loader skips it too
         if documents:
-            marker = placement.marker
-            body.insert(0, "---" + (" " * marker.padding + marker.text if marker else ""))
+            comment = placement.marker
+            body.insert(0, "---" + (" " * comment.padding + comment.text if comment else ""))
         documents.append(body)
 
     out = [line for body in documents for line in body]
