@@ -33,6 +33,10 @@ class PlanError(SkyplanError):
     """A plan cannot be made or a saved plan cannot be used."""
 
 
+class FormatError(SkyplanError):
+    """`skyplan fmt` cannot rewrite a file without changing its data or losing a comment."""
+
+
 class ProviderError(SkyplanError):
     """A provider is missing, misconfigured, or failed outside of a single resource."""
 

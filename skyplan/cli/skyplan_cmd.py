@@ -286,11 +286,9 @@ def show(plan_file: str | None, as_json: bool, config_file: str) -> None:
         click.echo(render_state(state), nl=False)
 
 
-def _register_more() -> None:
-    from skyplan.cli.state_cmd import force_unlock, state_group
+# Commands defined in their own modules; their heavy imports happen only when they run.
+from skyplan.cli.authoring_cmd import fmt, schema  # noqa: E402
+from skyplan.cli.state_cmd import force_unlock, state_group  # noqa: E402
 
-    main.add_command(state_group)
-    main.add_command(force_unlock)
-
-
-_register_more()
+for _command in (fmt, schema, state_group, force_unlock):
+    main.add_command(_command)

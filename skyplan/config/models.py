@@ -21,6 +21,8 @@ class Spec(BaseModel):
 
 
 class ClusterSpec(Spec):
+    """A cluster: one WireGuard interface, the endpoint its peers dial, the networks behind it."""
+
     name: str = Field(description=f"Cluster name: {NAME_RULE}.")
     endpoint: str = Field(description="host:port that peers dial: IPv4, [IPv6] or a DNS name.")
     subnets: list[str] = Field(default_factory=list, description="Networks behind this cluster (CIDR).")
@@ -28,6 +30,8 @@ class ClusterSpec(Spec):
 
 
 class LinkSpec(Spec):
+    """A bidirectional WireGuard peering between two clusters; source and target only name the ends."""
+
     name: str = Field(description=f"Link name: {NAME_RULE}.")
     source: str = Field(description="Cluster at one end.")
     target: str = Field(description="Cluster at the other end.")
@@ -38,12 +42,18 @@ class MeshSpec(Spec):
 
     name: str = Field(description=f"Mesh name, the prefix of its links' names: {NAME_RULE}.")
     clusters: list[str] = Field(min_length=2, description="Member clusters.")
-    topology: Literal["full", "hub"] = "full"
+    topology: Literal["full", "hub"] = Field(
+        default="full", description="full: a link between every pair; hub: a link from each cluster to the hub."
+    )
     hub: str | None = Field(default=None, description="The hub cluster, for topology: hub.")
 
 
 class BackendSpec(Spec):
-    type: Literal["local", "postgres"] = "local"
+    """Where the state is kept."""
+
+    type: Literal["local", "postgres"] = Field(
+        default="local", description="local: .skyplan/state.json next to links.yaml; postgres: a PostgreSQL table."
+    )
     url: str | None = Field(default=None, description="postgresql://… for type: postgres.")
     workspace: str = Field(default="default", description="Name of this state in a shared backend.")
 
@@ -61,12 +71,12 @@ class ProviderBlock(BaseModel):
 class Config(Spec):
     """A whole links.yaml, with SkyShift manifests and meshes already folded in by the loader."""
 
-    version: Literal[1]
-    provider: ProviderBlock = Field(default_factory=ProviderBlock)
-    backend: BackendSpec = Field(default_factory=BackendSpec)
-    clusters: list[ClusterSpec] = Field(default_factory=list)
-    links: list[LinkSpec] = Field(default_factory=list)
-    meshes: list[MeshSpec] = Field(default_factory=list)
+    version: Literal[1] = Field(description="Format of this file; 1.")
+    provider: ProviderBlock = Field(default_factory=ProviderBlock, description="The provider and its settings.")
+    backend: BackendSpec = Field(default_factory=BackendSpec, description="Where the state is kept; default: local.")
+    clusters: list[ClusterSpec] = Field(default_factory=list, description="The clusters to connect.")
+    links: list[LinkSpec] = Field(default_factory=list, description="Links, each between two clusters.")
+    meshes: list[MeshSpec] = Field(default_factory=list, description="Groups of clusters joined by generated links.")
 
 
 TOP_LEVEL_KEYS = tuple(Config.model_fields)

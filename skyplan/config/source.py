@@ -60,8 +60,12 @@ def read_text(path: Path, display: str) -> str:
         ) from None
 
 
-def parse(text: str, path: Path, display: str) -> Source:
-    """Parse every document of `text`; YAML syntax errors stop here with their position."""
+def parse(text: str, path: Path, display: str, *, yaml: Any = None) -> Source:
+    """Parse every document of `text`; YAML syntax errors stop here with their position.
+
+    `yaml` is a round-trip ruamel.yaml.YAML to parse with, for callers that set more options
+    (fmt keeps quotes); duplicate keys are refused whatever it says.
+    """
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -69,7 +73,8 @@ def parse(text: str, path: Path, display: str) -> Source:
         offset = text.index("\x00")
         line = text.count("\n", 0, offset) + 1
         raise ConfigError([Diagnostic("file contains a NUL byte", file=display, line=line, column=1)])
-    yaml = YAML(typ="rt")
+    if yaml is None:
+        yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     source = Source(path=path, display=display)
     try:
