@@ -42,6 +42,13 @@ class GuardedGroup(click.Group):
         except KeyboardInterrupt:
             click.echo(render_error("interrupted", err_style()), nl=False, err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # The reader went away (`skyplan plan | head`): stop quietly, as Unix tools do.
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass  # no real descriptor behind stdout (tests): nothing is left to flush
+            ctx.exit(1)
         except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a report
             report = save_crash_report(exc)
             click.echo(
