@@ -167,16 +167,17 @@ def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) 
     """Each resource's phase and conditions: FAILED as recorded, otherwise as the provider sees it."""
     from skyplan.providers import ResourceView, StatusRequest
 
-    recorded = state.by_address() if state else {}
-    healthy = [r for r in resources if r.status.phase != "FAILED" and r.pending is None]
+    clusters = {r.name: r for r in state.resources if r.type == "cluster"} if state else {}
     views: dict[str, ResourceView] = {}
-    for r in healthy:
+    for r in resources:
+        if r.status.phase == "FAILED" or r.pending is not None:
+            continue
         views[r.address] = ResourceView(r.type, r.name, r.attributes, r.computed)
         if r.type == "link":  # the provider needs both ends to judge a link
             for end in (r.attributes["source"], r.attributes["target"]):
-                cluster = recorded.get(f"cluster.{end}")
-                if cluster is not None:
-                    views.setdefault(cluster.address, ResourceView("cluster", cluster.name, cluster.attributes, cluster.computed))
+                cluster = clusters.get(end)
+                if cluster is not None and f"cluster.{end}" not in views:
+                    views[f"cluster.{end}"] = ResourceView("cluster", end, cluster.attributes, cluster.computed)
     reports = ws.provider.status(StatusRequest(resources=list(views.values()))).statuses if views else {}
     result = {}
     for r in resources:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -159,7 +160,10 @@ class Provider(ABC):
         """Live status of resources (handshakes), as far as the provider can observe it."""
 
 
+@lru_cache(maxsize=1)
 def installed_providers() -> dict[str, Any]:
+    # Scanning every installed distribution's metadata is slow; the answer cannot change
+    # while the process runs.
     from importlib.metadata import entry_points
 
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}

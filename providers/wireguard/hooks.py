@@ -5,18 +5,21 @@ from __future__ import annotations
 import shlex
 import subprocess
 from functools import lru_cache
-
-from jinja2 import Environment, StrictUndefined, UndefinedError
+from typing import Any
 
 
 @lru_cache(maxsize=1)
-def environment() -> Environment:
+def environment() -> Any:
+    from jinja2 import Environment, StrictUndefined
+
     env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
     env.filters["quote"] = lambda value: shlex.quote(str(value))
     return env
 
 
 def render_argv(template: list[str], context: dict[str, object]) -> list[str]:
+    from jinja2 import UndefinedError
+
     env = environment()
     try:
         return [env.from_string(part).render(context) for part in template]

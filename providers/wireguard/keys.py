@@ -6,9 +6,6 @@ import base64
 import binascii
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
-
 from skyplan.atomic import ensure_dir, write_atomic
 
 # wg accepts only canonical base64: 44 characters whose 43rd encodes the last 4 bits as zeros.
@@ -20,11 +17,18 @@ class KeyFileError(ValueError):
 
 
 def generate() -> str:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
     raw = X25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     return base64.b64encode(raw).decode("ascii")
 
 
 def public_key(private: str) -> str:
+    # Imported here: `skyctl get` loads this module but never needs the library.
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     raw = base64.b64decode(private)
     public = X25519PrivateKey.from_private_bytes(raw).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     return base64.b64encode(public).decode("ascii")

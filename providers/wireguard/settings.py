@@ -10,7 +10,7 @@ INTERFACE_PATTERN = r"^[a-zA-Z0-9_=+.-]{1,15}$"
 
 
 class WireGuardSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     output_dir: str = Field(default="wireguard", description="Folder for configs, relative to links.yaml.")
     interface: str = Field(default="wgsky0", pattern=INTERFACE_PATTERN, description="wg-quick interface name.")

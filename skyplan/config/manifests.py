@@ -29,7 +29,7 @@ class ClusterManifestSpec(Spec):
 
 class _Manifest(BaseModel):
     # `status` is what `skyctl get -o yaml` prints; reading it back must not be an error.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
     apiVersion: str | None = None
     metadata: Metadata
     status: Any = None

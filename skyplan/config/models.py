@@ -15,9 +15,13 @@ NAME_RULE = (
 
 
 class Spec(BaseModel):
-    """Base of every links.yaml model: unknown keys are errors, values are immutable."""
+    """Base of every links.yaml model: unknown keys are errors, values are immutable.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    Schemas are built on first use (defer_build): commands such as `skyctl get` must start fast
+    and never touch most models.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class ClusterSpec(Spec):
@@ -61,7 +65,7 @@ class BackendSpec(Spec):
 class ProviderBlock(BaseModel):
     """`provider:`; `name` picks the plugin, the other keys are validated by that plugin's model."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True, defer_build=True)
     name: str = "wireguard"
 
     def settings(self) -> dict[str, Any]:

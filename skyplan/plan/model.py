@@ -39,7 +39,7 @@ class Action(str, Enum):
 
 
 class Item(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class AttributeChange(Item):
