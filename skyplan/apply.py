@@ -15,7 +15,7 @@ from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from skyplan.plan.model import Action, Plan, ResourceChange
+from skyplan.plan.model import Action, Plan, ResourceChange, count_actions
 from skyplan.providers import ApplyRequest, Change, Provider, ResourceResult, ResourceView
 from skyplan.state.model import ResourceState, ResourceStatus, RunInfo, State, now_iso
 from skyplan.state.store import LockInfo, StateStore
@@ -35,20 +35,8 @@ class ApplyOutcome:
     def counts(self, plan: Plan) -> tuple[int, int, int]:
         """Resources added, changed and destroyed, counting only what succeeded."""
         ok = {r.address for r in self.results if r.ok}
-        added = changed = destroyed = 0
-        for c in plan.actionable:
-            if c.address not in ok:
-                continue
-            if c.action is Action.CREATE:
-                added += 1
-            elif c.action is Action.UPDATE:
-                changed += 1
-            elif c.action is Action.DELETE:
-                destroyed += 1
-            elif c.action is Action.REPLACE:
-                added += 1
-                destroyed += 1
-        return added, changed, destroyed
+        done = count_actions([c for c in plan.actionable if c.address in ok])
+        return done.add, done.change, done.destroy
 
 
 def dependency_order(changes: list[ResourceChange]) -> list[ResourceChange]:

@@ -122,15 +122,20 @@ class Plan(Item):
 
     @property
     def summary(self) -> Summary:
-        add = change = destroy = 0
-        for c in self.changes:
-            if c.action is Action.CREATE:
-                add += 1
-            elif c.action is Action.UPDATE:
-                change += 1
-            elif c.action is Action.DELETE:
-                destroy += 1
-            elif c.action is Action.REPLACE:
-                add += 1
-                destroy += 1
-        return Summary(add=add, change=change, destroy=destroy)
+        return count_actions(self.changes)
+
+
+def count_actions(changes: list[ResourceChange]) -> Summary:
+    """Terraform's counting: a replace is one to add and one to destroy."""
+    add = change = destroy = 0
+    for c in changes:
+        if c.action is Action.CREATE:
+            add += 1
+        elif c.action is Action.UPDATE:
+            change += 1
+        elif c.action is Action.DELETE:
+            destroy += 1
+        elif c.action is Action.REPLACE:
+            add += 1
+            destroy += 1
+    return Summary(add=add, change=change, destroy=destroy)
