@@ -16,6 +16,7 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 # Aliases let a small file describe a huge tree ("billion laughs"); count the tree, not the text.
 MAX_EXPANDED_NODES = 2_000_000
 MAX_DEPTH = 64
+_TOO_DEEP = f"nested too deeply (more than {MAX_DEPTH} levels)"
 
 Position = tuple[int, int]
 
@@ -69,6 +70,7 @@ def parse(text: str, path: Path, display: str) -> Source:
         line = text.count("\n", 0, offset) + 1
         raise ConfigError([Diagnostic("file contains a NUL byte", file=display, line=line, column=1)])
     yaml = YAML(typ="rt")
+    yaml.Scanner = _depth_limited_scanner()
     yaml.allow_duplicate_keys = False
     source = Source(path=path, display=display)
     try:
@@ -85,8 +87,35 @@ def parse(text: str, path: Path, display: str) -> Source:
     except YAMLError as exc:
         raise _fail(display, f"YAML: {str(exc).splitlines()[0]}") from None
     except RecursionError:
-        raise _fail(display, f"YAML is nested too deeply (more than {MAX_DEPTH} levels)") from None
+        raise _fail(display, f"YAML: {_TOO_DEEP}") from None
     return source
+
+
+def _depth_limited_scanner() -> type:
+    """ruamel's scanner, refusing nesting beyond MAX_DEPTH as it reads it.
+
+    Deep input must stop here: ruamel's parser recurses once per level, and its scanner slows
+    down with every open '[' or '{', so thousands of them cost seconds before any limit is seen.
+    """
+    from ruamel.yaml.scanner import RoundTripScanner, ScannerError
+
+    class DepthLimitedScanner(RoundTripScanner):
+        def _check_depth(self) -> None:
+            # indents holds one entry per open block collection (and one for the document).
+            if self.flow_level + len(self.indents) > MAX_DEPTH:
+                raise ScannerError(None, None, _TOO_DEEP, self.reader.get_mark())
+
+        def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:
+            self._check_depth()
+            super().fetch_flow_collection_start(TokenClass, to_push)
+
+        def add_indent(self, column: int) -> bool:
+            added = super().add_indent(column)
+            if added:
+                self._check_depth()
+            return added
+
+    return DepthLimitedScanner
 
 
 def _to_plain(tree: Any, display: str, position: Position) -> Any:
@@ -124,7 +153,7 @@ def _check_expansion(tree: Any, display: str, position: Position) -> None:
     try:
         total = size(tree)
     except RecursionError:
-        raise _fail(display, f"YAML is nested too deeply (more than {MAX_DEPTH} levels)") from None
+        raise _fail(display, f"YAML: {_TOO_DEEP}") from None
     if total > MAX_EXPANDED_NODES:
         raise ConfigError(
             [
@@ -137,9 +166,7 @@ def _check_expansion(tree: Any, display: str, position: Position) -> None:
 
 def _plain(node: Any, depth: int, display: str, position: Position) -> Any:
     if depth > MAX_DEPTH:
-        raise ConfigError(
-            [Diagnostic(f"YAML is nested too deeply (more than {MAX_DEPTH} levels)").located(display, position)]
-        )
+        raise ConfigError([Diagnostic(f"YAML: {_TOO_DEEP}").located(display, position)])
     if isinstance(node, dict):
         here = _start(node) or position
         return {_key(k): _plain(v, depth + 1, display, here) for k, v in node.items()}
