@@ -71,6 +71,7 @@ def parse(text: str, path: Path, display: str) -> Source:
         raise ConfigError([Diagnostic("file contains a NUL byte", file=display, line=line, column=1)])
     yaml = YAML(typ="rt")
     yaml.Scanner = _depth_limited_scanner()
+    yaml.Composer = _checking_composer()
     yaml.allow_duplicate_keys = False
     source = Source(path=path, display=display)
     try:
@@ -116,6 +117,29 @@ def _depth_limited_scanner() -> type:
             return added
 
     return DepthLimitedScanner
+
+
+def _checking_composer() -> type:
+    """ruamel's composer, refusing an alias inside its own anchor where it stands.
+
+    Left to the constructor, such an alias silently becomes null in most places.
+    """
+    from ruamel.yaml.composer import Composer, ComposerError
+    from ruamel.yaml.events import AliasEvent
+
+    class CheckingComposer(Composer):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.parser.peek_event()
+            if isinstance(event, AliasEvent):
+                target = self.anchors.get(event.anchor)
+                # A collection gets its end mark when it closes: without one, the alias is inside it.
+                if target is not None and target.end_mark is None:
+                    raise ComposerError(
+                        None, None, f"alias *{event.anchor} is inside its own anchor (a recursive structure)", event.start_mark
+                    )
+            return super().compose_node(parent, index)
+
+    return CheckingComposer
 
 
 def _to_plain(tree: Any, display: str, position: Position) -> Any:

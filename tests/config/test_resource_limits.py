@@ -87,3 +87,23 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_read(workspace):
 def test_thousands_of_levels_are_refused_where_the_limit_is_crossed(workspace, content, where):
     first = assert_refused(workspace, content, "YAML: nested too deeply (more than 64 levels)", "deep nesting")
     assert first.startswith(f"Error: links.yaml:{where}: "), first
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        pytest.param(b"version: 1\nclusters: &c [*c]\n", "2:15", id="list"),
+        pytest.param(b"version: 1\nprovider: &p {name: wireguard, x: *p}\n", "2:35", id="mapping"),
+        pytest.param(
+            b'version: 1\nclusters:\n  - {name: a, endpoint: "192.0.2.1:1"}\n  - {name: b, endpoint: "192.0.2.2:1"}\n'
+            b"---\nkind: Link\nmetadata: {name: ab}\nspec: {source_cluster: a, target_cluster: b}\nstatus: &s [*s]\n",
+            "9:13",
+            id="manifest-status",  # was read as null and accepted
+        ),
+        pytest.param(b"&doc [*doc]\n", "1:7", id="document"),
+    ],
+)
+def test_a_recursive_alias_is_refused_where_it_stands(workspace, content, where):
+    first = assert_refused(workspace, content, "(a recursive structure)", "recursive alias")
+    assert first.startswith(f"Error: links.yaml:{where}: YAML: alias *"), first
+
