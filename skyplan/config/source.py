@@ -120,23 +120,30 @@ def _depth_limited_scanner() -> type:
 
 
 def _checking_composer() -> type:
-    """ruamel's composer, refusing an alias inside its own anchor where it stands.
+    """ruamel's composer, refusing where they stand an alias inside its own anchor and a key
+    that is a list or mapping.
 
-    Left to the constructor, such an alias silently becomes null in most places.
+    Left to the constructor, such an alias silently becomes null in most places, and keys that
+    are collections are hashed over and over (time grows threefold with each level of `? ? ? a`)
+    or fail as unhashable. No key of links.yaml is anything but a plain value.
     """
     from ruamel.yaml.composer import Composer, ComposerError
-    from ruamel.yaml.events import AliasEvent
+    from ruamel.yaml.events import AliasEvent, CollectionStartEvent
+    from ruamel.yaml.nodes import CollectionNode, MappingNode
 
     class CheckingComposer(Composer):
         def compose_node(self, parent: Any, index: Any) -> Any:
             event = self.parser.peek_event()
-            if isinstance(event, AliasEvent):
-                target = self.anchors.get(event.anchor)
-                # A collection gets its end mark when it closes: without one, the alias is inside it.
-                if target is not None and target.end_mark is None:
-                    raise ComposerError(
-                        None, None, f"alias *{event.anchor} is inside its own anchor (a recursive structure)", event.start_mark
-                    )
+            target = self.anchors.get(event.anchor) if isinstance(event, AliasEvent) else None
+            # A collection gets its end mark when it closes: without one, the alias is inside it.
+            if target is not None and target.end_mark is None:
+                raise ComposerError(
+                    None, None, f"alias *{event.anchor} is inside its own anchor (a recursive structure)", event.start_mark
+                )
+            # The base class composes a mapping's key with index None, its value with the key.
+            if isinstance(parent, MappingNode) and index is None:
+                if isinstance(event, CollectionStartEvent) or isinstance(target, CollectionNode):
+                    raise ComposerError(None, None, "a key must be a plain value, not a list or mapping", event.start_mark)
             return super().compose_node(parent, index)
 
     return CheckingComposer

@@ -107,3 +107,9 @@ def test_a_recursive_alias_is_refused_where_it_stands(workspace, content, where)
     first = assert_refused(workspace, content, "(a recursive structure)", "recursive alias")
     assert first.startswith(f"Error: links.yaml:{where}: YAML: alias *"), first
 
+
+def test_keys_nested_in_keys_are_refused_at_once(workspace):
+    # ruamel hashes nested keys over and over: 16 levels of "? " took a minute, 40 would take ages.
+    first = assert_refused(workspace, b"version: 1\n" + b"? " * 40 + b"a\n", "a key must be a plain value, not a list or mapping", "? ? ? a")
+    assert first.startswith("Error: links.yaml:2:3: "), first
+
