@@ -72,6 +72,7 @@ def parse(text: str, path: Path, display: str) -> Source:
     yaml = YAML(typ="rt")
     yaml.Scanner = _depth_limited_scanner()
     yaml.Composer = _checking_composer()
+    yaml.Constructor = _reporting_constructor()
     yaml.allow_duplicate_keys = False
     source = Source(path=path, display=display)
     try:
@@ -147,6 +148,28 @@ def _checking_composer() -> type:
             return super().compose_node(parent, index)
 
     return CheckingComposer
+
+
+def _reporting_constructor() -> type:
+    """ruamel's constructor, reporting a value it cannot convert as a YAML error at its position.
+
+    ruamel lets `!!int x`, `!!bool maybe`, `2001-02-30` or an integer of thousands of digits
+    escape as a bare ValueError or KeyError.
+    """
+    from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
+
+    class ReportingConstructor(RoundTripConstructor):
+        def construct_non_recursive_object(self, node: Any, tag: Any = None) -> Any:
+            try:
+                return super().construct_non_recursive_object(node, tag)
+            except (ValueError, OverflowError, KeyError):
+                kind = str(tag or node.tag).rsplit(":", 1)[-1]
+                shown = ""
+                if isinstance(node.value, str):
+                    shown = repr(node.value) if len(node.value) <= 40 else f"{node.value[:20]!r}… ({len(node.value)} characters)"
+                raise ConstructorError(None, None, f"cannot read {shown or 'this value'} as {kind}", node.start_mark) from None
+
+    return ReportingConstructor
 
 
 def _to_plain(tree: Any, display: str, position: Position) -> Any:

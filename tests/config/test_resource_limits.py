@@ -113,3 +113,10 @@ def test_keys_nested_in_keys_are_refused_at_once(workspace):
     first = assert_refused(workspace, b"version: 1\n" + b"? " * 40 + b"a\n", "a key must be a plain value, not a list or mapping", "? ? ? a")
     assert first.startswith("Error: links.yaml:2:3: "), first
 
+
+def test_an_integer_of_thousands_of_digits_is_refused(workspace):
+    # Python refuses to convert more than 4300 digits; ruamel let that ValueError escape.
+    content = b"version: 1\nprovider: {listen_port: " + b"9" * 5000 + b"}\n"
+    first = assert_refused(workspace, content, "YAML: cannot read '99999999999999999999'… (5000 characters) as int", "5000 digits")
+    assert first.startswith("Error: links.yaml:2:25: "), first
+
