@@ -154,20 +154,28 @@ def _reporting_constructor() -> type:
     """ruamel's constructor, reporting a value it cannot convert as a YAML error at its position.
 
     ruamel lets `!!int x`, `!!bool maybe`, `2001-02-30` or an integer of thousands of digits
-    escape as a bare ValueError or KeyError.
+    escape as a bare ValueError or KeyError. Integers beyond 64 bits are refused too: no setting
+    takes one, and Python cannot even print one of thousands of digits (`0xfff…`) in a message.
     """
     from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 
     class ReportingConstructor(RoundTripConstructor):
         def construct_non_recursive_object(self, node: Any, tag: Any = None) -> Any:
             try:
-                return super().construct_non_recursive_object(node, tag)
+                data = super().construct_non_recursive_object(node, tag)
             except (ValueError, OverflowError, KeyError):
-                kind = str(tag or node.tag).rsplit(":", 1)[-1]
-                shown = ""
-                if isinstance(node.value, str):
-                    shown = repr(node.value) if len(node.value) <= 40 else f"{node.value[:20]!r}… ({len(node.value)} characters)"
-                raise ConstructorError(None, None, f"cannot read {shown or 'this value'} as {kind}", node.start_mark) from None
+                raise self._unreadable(node, tag, "") from None
+            if isinstance(data, int) and data.bit_length() > 64:
+                raise self._unreadable(node, tag, ": more than 64 bits")
+            return data
+
+        @staticmethod
+        def _unreadable(node: Any, tag: Any, why: str) -> ConstructorError:
+            kind = str(tag or node.tag).rsplit(":", 1)[-1]
+            shown = "this value"
+            if isinstance(node.value, str):
+                shown = repr(node.value) if len(node.value) <= 40 else f"{node.value[:20]!r}… ({len(node.value)} characters)"
+            return ConstructorError(None, None, f"cannot read {shown} as {kind}{why}", node.start_mark)
 
     return ReportingConstructor
 

@@ -120,3 +120,22 @@ def test_an_integer_of_thousands_of_digits_is_refused(workspace):
     first = assert_refused(workspace, content, "YAML: cannot read '99999999999999999999'… (5000 characters) as int", "5000 digits")
     assert first.startswith("Error: links.yaml:2:25: "), first
 
+
+HUGE_HEX = b"0x" + b"f" * 4000  # no conversion limit for hex, but 4817 digits when printed
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        pytest.param(b"version: 1\nprovider: {listen_port: " + HUGE_HEX + b"}\n", "2:25", id="value"),
+        pytest.param(b"version: " + HUGE_HEX + b"\n", "1:10", id="version"),
+        pytest.param(b"kind: " + HUGE_HEX + b"\n", "1:7", id="kind"),
+        pytest.param(b"version: 1\n? " + HUGE_HEX + b"\n: 1\n", "2:3", id="key"),
+    ],
+)
+def test_an_integer_too_large_to_print_is_refused(workspace, content, where):
+    # Messages that quote such a value failed with "Exceeds the limit (4300 digits)".
+    message = "YAML: cannot read '0xffffffffffffffffff'… (4002 characters) as int: more than 64 bits"
+    first = assert_refused(workspace, content, message, "huge hex integer")
+    assert first.startswith(f"Error: links.yaml:{where}: "), first
+
