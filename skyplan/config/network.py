@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-_DNS_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_PORT = re.compile(r"^[0-9]{1,5}$")
+# Used with fullmatch: a '$' would also match before a trailing newline, which would reach the file.
+_DNS_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_PORT = re.compile(r"[0-9]{1,5}")
 
 ENDPOINT_RULE = "host:port with an IPv4 address, [IPv6] address or DNS name, and a port from 1 to 65535"
 
@@ -45,13 +46,13 @@ def parse_endpoint(text: str) -> Endpoint:
         except ipaddress.AddressValueError:
             raise ValueError(f"'{host}' in '{text}' is not an IPv4 address") from None
     name = host[:-1] if host.endswith(".") else host
-    if len(name) > 253 or not all(_DNS_LABEL.match(label) for label in name.split(".")):
+    if len(name) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in name.split(".")):
         raise ValueError(f"'{host}' in '{text}' is not a valid DNS name or IP address")
     return Endpoint(host, _port(port, text))
 
 
 def _port(text: str, whole: str) -> int:
-    if not _PORT.match(text) or not 1 <= int(text) <= 65535:
+    if not _PORT.fullmatch(text) or not 1 <= int(text) <= 65535:
         raise ValueError(f"'{whole}' has no valid port (1 to 65535) after the last ':'")
     return int(text)
 
