@@ -95,3 +95,18 @@ def test_parse_reads_only_ascii_digits_as_numbers():
     assert parsed.interface["mtu"] == "١٤٢٠"
     assert parsed.peers["X"]["persistent_keepalive"] == "²"
 
+
+def test_a_folder_in_place_of_a_config_is_a_clear_error(workspace, skyplan):
+    (workspace / "links.yaml").write_text(links_yaml([("a", "192.0.2.1:51820", []), ("b", "192.0.2.2:51820", [])], [("ab", "a", "b")]))
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    config = workspace / "wireguard/a/wgsky0.conf"
+    config.unlink()
+    config.mkdir()
+    result = skyplan("plan")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: config wireguard/a/wgsky0.conf of cluster 'a' cannot be read: Is a directory. "
+        "Move it away to have skyplan write it again\n"
+    )
+    assert config.is_dir()
+
