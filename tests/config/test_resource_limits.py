@@ -110,7 +110,8 @@ def test_a_recursive_alias_is_refused_where_it_stands(workspace, content, where)
 
 def test_keys_nested_in_keys_are_refused_at_once(workspace):
     # ruamel hashes nested keys over and over: 16 levels of "? " took a minute, 40 would take ages.
-    first = assert_refused(workspace, b"version: 1\n" + b"? " * 40 + b"a\n", "a key must be a plain value, not a list or mapping", "? ? ? a")
+    content = b"version: 1\n" + b"? " * 40 + b"a\n"
+    first = assert_refused(workspace, content, "a key must be a plain value, not a list or mapping", "? ? ? a")
     assert first.startswith("Error: links.yaml:2:3: "), first
 
 
