@@ -43,7 +43,11 @@ def read_text(path: Path, display: str) -> str:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise _fail(display, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            # A pipe or a device has no size to check first (/dev/zero never ends): read no further.
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise _fail(display, f"file is more than {MAX_FILE_BYTES} bytes, the limit")
     except FileNotFoundError:
         raise _fail(display, "no such file") from None
     except IsADirectoryError:

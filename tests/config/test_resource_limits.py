@@ -70,6 +70,18 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_read(workspace):
     assert_refused(workspace, content, f"file is {len(content)} bytes; the limit is {MAX_FILE_BYTES}", "40 MB file")
 
 
+def test_a_file_without_a_size_is_read_only_up_to_the_limit(workspace):
+    # /dev/zero reports size 0 and never ends: it was read until memory ran out (MemoryError).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYPLAN_")} | {"NO_COLOR": "1"}
+    started = time.monotonic()
+    command = [sys.executable, "-m", "skyplan", "validate", "/dev/zero"]
+    done = subprocess.run(command, cwd=workspace, env=env, capture_output=True, text=True, timeout=120)
+    print(f"/dev/zero refused in {time.monotonic() - started:.2f}s")
+    assert done.returncode == 1
+    assert done.stderr == f"Error: /dev/zero: file is more than {MAX_FILE_BYTES} bytes, the limit\n"
+    assert list(workspace.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("content", "where"),
     [
