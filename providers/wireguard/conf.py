@@ -174,7 +174,8 @@ def _redact(key: str, value: str) -> str:
 def _int(value: str | None) -> int | str | None:
     if value is None:
         return None
-    return int(value) if value.isdigit() else value
+    # isdigit() alone also holds for '²' (which int() refuses) and '١٤٢٠' (which wg refuses).
+    return int(value) if value.isascii() and value.isdigit() else value
 
 
 def _public_of(private: str | None) -> str | None:

@@ -155,6 +155,13 @@ class WireGuardProvider(Provider):
                         reason=f"{self.display(path)} was deleted",
                     )
                 continue
+            except OSError as exc:  # a folder in its place, say: apply could not write it either
+                from skyplan.errors import ProviderError
+
+                raise ProviderError(
+                    f"config {self.display(path)} of cluster '{name}' cannot be read: {exc.strerror}. "
+                    "Move it away to have skyplan write it again"
+                ) from None
             if private is None:
                 parsed[name] = conf.parse(text)
                 continue

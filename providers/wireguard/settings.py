@@ -6,6 +6,8 @@ import ipaddress
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from skyplan.config.network import ZONE_REASON
+
 INTERFACE_PATTERN = r"^[a-zA-Z0-9_=+.-]{1,15}$"
 
 
@@ -34,6 +36,9 @@ class WireGuardSettings(BaseModel):
             network = ipaddress.ip_network(value, strict=True)
         except ValueError as exc:
             raise ValueError(f"not a network in CIDR form: {exc}") from None
+        zone = getattr(network.network_address, "scope_id", None)
+        if zone is not None:
+            raise ValueError(f"'{value}' has a zone index ('%{zone}'), {ZONE_REASON}")
         return str(network)
 
     @field_validator("output_dir")

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-_DNS_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_PORT = re.compile(r"^[0-9]{1,5}$")
+# Used with fullmatch: a '$' would also match before a trailing newline, which would reach the file.
+_DNS_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_PORT = re.compile(r"[0-9]{1,5}")
 
+# ipaddress accepts "fe80::1%eth0"; the zone may hold any character, '#' and newlines included.
+ZONE_REASON = "which only means something on one machine"
 ENDPOINT_RULE = "host:port with an IPv4 address, [IPv6] address or DNS name, and a port from 1 to 65535"
 
 
@@ -33,6 +36,8 @@ def parse_endpoint(text: str) -> Endpoint:
             address = ipaddress.IPv6Address(host)
         except ValueError:
             raise ValueError(f"'{host}' in '{text}' is not an IPv6 address") from None
+        if address.scope_id is not None:
+            raise ValueError(f"'{host}' in '{text}' has a zone index ('%{address.scope_id}'), {ZONE_REASON}")
         return Endpoint(str(address), _port(port, text))
     host, sep, port = text.rpartition(":")
     if not sep or not host:
@@ -45,13 +50,13 @@ def parse_endpoint(text: str) -> Endpoint:
         except ipaddress.AddressValueError:
             raise ValueError(f"'{host}' in '{text}' is not an IPv4 address") from None
     name = host[:-1] if host.endswith(".") else host
-    if len(name) > 253 or not all(_DNS_LABEL.match(label) for label in name.split(".")):
+    if len(name) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in name.split(".")):
         raise ValueError(f"'{host}' in '{text}' is not a valid DNS name or IP address")
     return Endpoint(host, _port(port, text))
 
 
 def _port(text: str, whole: str) -> int:
-    if not _PORT.match(text) or not 1 <= int(text) <= 65535:
+    if not _PORT.fullmatch(text) or not 1 <= int(text) <= 65535:
         raise ValueError(f"'{whole}' has no valid port (1 to 65535) after the last ':'")
     return int(text)
 
@@ -61,13 +66,17 @@ def parse_network(text: str) -> IPNetwork:
     if "/" not in text:
         raise ValueError(f"'{text}' is not a network in CIDR form, such as 10.0.0.0/16")
     try:
-        return ipaddress.ip_network(text, strict=True)
+        network = ipaddress.ip_network(text, strict=True)
     except ValueError as exc:
         try:
             loose = ipaddress.ip_network(text, strict=False)
         except ValueError:
             raise ValueError(f"'{text}' is not a network in CIDR form: {exc}") from None
         raise ValueError(f"'{text}' has host bits set; did you mean {loose}?") from None
+    zone = getattr(network.network_address, "scope_id", None)
+    if zone is not None:
+        raise ValueError(f"'{text}' has a zone index ('%{zone}'), {ZONE_REASON}")
+    return network
 
 
 def overlapping_pairs(networks: list[tuple[IPNetwork, object]]) -> list[tuple[tuple[IPNetwork, object], tuple[IPNetwork, object]]]:

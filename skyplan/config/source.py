@@ -17,6 +17,7 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 # Aliases let a small file describe a huge tree ("billion laughs"); count the tree, not the text.
 MAX_EXPANDED_NODES = 2_000_000
 MAX_DEPTH = 64
+_TOO_DEEP = f"nested too deeply (more than {MAX_DEPTH} levels)"
 
 Position = tuple[int, int]
 
@@ -43,7 +44,11 @@ def read_text(path: Path, display: str) -> str:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise _fail(display, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            # A pipe or a device has no size to check first (/dev/zero never ends): read no further.
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise _fail(display, f"file is more than {MAX_FILE_BYTES} bytes, the limit")
     except FileNotFoundError:
         raise _fail(display, "no such file") from None
     except IsADirectoryError:
@@ -75,6 +80,9 @@ def parse(text: str, path: Path, display: str, *, yaml: Any = None) -> Source:
         raise ConfigError([Diagnostic("file contains a NUL byte", file=display, line=line, column=1)])
     if yaml is None:
         yaml = YAML(typ="rt")
+    yaml.Scanner = _depth_limited_scanner()
+    yaml.Composer = _checking_composer()
+    yaml.Constructor = _reporting_constructor()
     yaml.allow_duplicate_keys = False
     source = Source(path=path, display=display)
     try:
@@ -91,7 +99,7 @@ def parse(text: str, path: Path, display: str, *, yaml: Any = None) -> Source:
     except YAMLError as exc:
         raise _fail(display, f"YAML: {str(exc).splitlines()[0]}") from None
     except RecursionError:
-        raise _fail(display, f"YAML is nested too deeply (more than {MAX_DEPTH} levels)") from None
+        raise _fail(display, f"YAML: {_TOO_DEEP}") from None
     return source
 
 
@@ -166,7 +174,96 @@ def _is_plain(node: Any, depth: int) -> bool:
         return all(isinstance(k, str) and _is_plain(v, depth + 1) for k, v in node.items())
     if isinstance(node, list):
         return all(_is_plain(v, depth + 1) for v in node)
-    return node is None or isinstance(node, str | int | float | datetime.date)
+    if isinstance(node, int) and not isinstance(node, bool):
+        return -(2**63) <= node < 2**63  # beyond 64 bits: refused, with its position, by `parse`
+    return node is None or isinstance(node, str | float | bool | datetime.date)
+
+
+def _depth_limited_scanner() -> type:
+    """ruamel's scanner, refusing nesting beyond MAX_DEPTH as it reads it.
+
+    Deep input must stop here: ruamel's parser recurses once per level, and its scanner slows
+    down with every open '[' or '{', so thousands of them cost seconds before any limit is seen.
+    """
+    from ruamel.yaml.scanner import RoundTripScanner, ScannerError
+
+    class DepthLimitedScanner(RoundTripScanner):
+        def _check_depth(self) -> None:
+            # indents holds one entry per open block collection (and one for the document).
+            if self.flow_level + len(self.indents) > MAX_DEPTH:
+                raise ScannerError(None, None, _TOO_DEEP, self.reader.get_mark())
+
+        def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:
+            self._check_depth()
+            super().fetch_flow_collection_start(TokenClass, to_push)
+
+        def add_indent(self, column: int) -> bool:
+            added = super().add_indent(column)
+            if added:
+                self._check_depth()
+            return added
+
+    return DepthLimitedScanner
+
+
+def _checking_composer() -> type:
+    """ruamel's composer, refusing where they stand an alias inside its own anchor and a key
+    that is a list or mapping.
+
+    Left to the constructor, such an alias silently becomes null in most places, and keys that
+    are collections are hashed over and over (time grows threefold with each level of `? ? ? a`)
+    or fail as unhashable. No key of links.yaml is anything but a plain value.
+    """
+    from ruamel.yaml.composer import Composer, ComposerError
+    from ruamel.yaml.events import AliasEvent, CollectionStartEvent
+    from ruamel.yaml.nodes import CollectionNode, MappingNode
+
+    class CheckingComposer(Composer):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.parser.peek_event()
+            target = self.anchors.get(event.anchor) if isinstance(event, AliasEvent) else None
+            # A collection gets its end mark when it closes: without one, the alias is inside it.
+            if target is not None and target.end_mark is None:
+                raise ComposerError(
+                    None, None, f"alias *{event.anchor} is inside its own anchor (a recursive structure)", event.start_mark
+                )
+            # The base class composes a mapping's key with index None, its value with the key.
+            if isinstance(parent, MappingNode) and index is None:
+                if isinstance(event, CollectionStartEvent) or isinstance(target, CollectionNode):
+                    raise ComposerError(None, None, "a key must be a plain value, not a list or mapping", event.start_mark)
+            return super().compose_node(parent, index)
+
+    return CheckingComposer
+
+
+def _reporting_constructor() -> type:
+    """ruamel's constructor, reporting a value it cannot convert as a YAML error at its position.
+
+    ruamel lets `!!int x`, `!!bool maybe`, `2001-02-30` or an integer of thousands of digits
+    escape as a bare ValueError or KeyError. Integers beyond 64 bits are refused too: no setting
+    takes one, and Python cannot even print one of thousands of digits (`0xfff…`) in a message.
+    """
+    from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
+
+    class ReportingConstructor(RoundTripConstructor):
+        def construct_non_recursive_object(self, node: Any, tag: Any = None) -> Any:
+            try:
+                data = super().construct_non_recursive_object(node, tag)
+            except (ValueError, OverflowError, KeyError):
+                raise self._unreadable(node, tag, "") from None
+            if isinstance(data, int) and data.bit_length() > 64:
+                raise self._unreadable(node, tag, ": more than 64 bits")
+            return data
+
+        @staticmethod
+        def _unreadable(node: Any, tag: Any, why: str) -> ConstructorError:
+            kind = str(tag or node.tag).rsplit(":", 1)[-1]
+            shown = "this value"
+            if isinstance(node.value, str):
+                shown = repr(node.value) if len(node.value) <= 40 else f"{node.value[:20]!r}… ({len(node.value)} characters)"
+            return ConstructorError(None, None, f"cannot read {shown} as {kind}{why}", node.start_mark)
+
+    return ReportingConstructor
 
 
 def _to_plain(tree: Any, display: str, position: Position) -> Any:
@@ -204,7 +301,7 @@ def _check_expansion(tree: Any, display: str, position: Position) -> None:
     try:
         total = size(tree)
     except RecursionError:
-        raise _fail(display, f"YAML is nested too deeply (more than {MAX_DEPTH} levels)") from None
+        raise _fail(display, f"YAML: {_TOO_DEEP}") from None
     if total > MAX_EXPANDED_NODES:
         raise ConfigError(
             [
@@ -217,9 +314,7 @@ def _check_expansion(tree: Any, display: str, position: Position) -> None:
 
 def _plain(node: Any, depth: int, display: str, position: Position) -> Any:
     if depth > MAX_DEPTH:
-        raise ConfigError(
-            [Diagnostic(f"YAML is nested too deeply (more than {MAX_DEPTH} levels)").located(display, position)]
-        )
+        raise ConfigError([Diagnostic(f"YAML: {_TOO_DEEP}").located(display, position)])
     if isinstance(node, dict):
         here = _start(node) or position
         return {_key(k): _plain(v, depth + 1, display, here) for k, v in node.items()}

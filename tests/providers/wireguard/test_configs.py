@@ -91,3 +91,27 @@ def test_parse_reads_what_wg_quick_reads():
     assert parsed.interface["public_key"] == "zB5JQz6sh4drgW28eA6b17tyU7Fue9sXv+57ZcBWgAU=" or parsed.interface["public_key"]
     assert parsed.peers["X"]["allowed_ips"] == ["10.0.0.0/8", "10.1.0.0/16", "10.2.0.0/16"]
     assert parsed.extra == {"Interface": ["postup = echo hi"]}
+
+
+def test_parse_reads_only_ascii_digits_as_numbers():
+    # '²' made plan fail with an internal error; '١٤٢٠' read as 1420 hid a file wg refuses.
+    parsed = conf.parse("[Interface]\nListenPort = ²\nMTU = ١٤٢٠\n[Peer]\nPublicKey = X\nPersistentKeepalive = ²\n")
+    assert parsed.interface["listen_port"] == "²"
+    assert parsed.interface["mtu"] == "١٤٢٠"
+    assert parsed.peers["X"]["persistent_keepalive"] == "²"
+
+
+def test_a_folder_in_place_of_a_config_is_a_clear_error(workspace, skyplan):
+    (workspace / "links.yaml").write_text(links_yaml([("a", "192.0.2.1:51820", []), ("b", "192.0.2.2:51820", [])], [("ab", "a", "b")]))
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    config = workspace / "wireguard/a/wgsky0.conf"
+    config.unlink()
+    config.mkdir()
+    result = skyplan("plan")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: config wireguard/a/wgsky0.conf of cluster 'a' cannot be read: Is a directory. "
+        "Move it away to have skyplan write it again\n"
+    )
+    assert config.is_dir()
+
