@@ -6,11 +6,17 @@ from skyplan.config.diagnostics import Diagnostic
 from skyplan.render.style import PLAIN, Style
 
 
+MAX_MESSAGE = 2000
+
+
 def one_line(text: str) -> str:
-    """Escape control characters so a hostile value cannot break a message into lines."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    """Escape control characters so a hostile value cannot break a message into lines, and cut
+    messages that quote a huge value."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE] + f"… ({len(text) - MAX_MESSAGE} more characters)"
+    return text
 
 
 def render_diagnostics(diagnostics: list[Diagnostic], style: Style = PLAIN) -> str:

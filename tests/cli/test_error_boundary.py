@@ -55,3 +55,10 @@ def test_a_reader_that_goes_away_is_not_a_crash(tmp_path):
     pipeline = f"{sys.executable} -m skyplan schema 2>stderr.txt | true"
     subprocess.run(["bash", "-c", pipeline], cwd=tmp_path, check=True, timeout=60)
     assert (tmp_path / "stderr.txt").read_text() == ""
+
+
+def test_a_huge_value_does_not_make_a_huge_message(workspace, skyplan):
+    (workspace / "links.yaml").write_text("version: 1\nclusters:\n  - {name: a, endpoint: '" + "x" * 70000 + ":1'}\n")
+    result = skyplan("validate")
+    assert result.exit_code == 1
+    assert len(result.output) < 2200 and "more characters)" in result.output

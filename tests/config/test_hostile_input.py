@@ -88,11 +88,14 @@ def check_document(content: bytes) -> str:
             planned = _skyplan("plan")
             _assert_clean(planned, "plan")
             assert planned.exit_code == validated.exit_code, f"validate and plan disagree:\n{planned.output[:3000]}"
-            # plan writes nothing; only the lock file of a valid workspace stays, empty (see CONTRACT 3).
+            # Refused input leaves nothing. A valid workspace keeps its lock file (empty, see
+            # CONTRACT 3) and the cache of its validated configuration.
             expected = {"links.yaml": len(content)}
+            found = _files(root)
             if planned.exit_code == 0:
                 expected[".skyplan/state.json.lock"] = 0
-            assert _files(root) == expected, "plan wrote files"
+                found.pop(".skyplan/cache/config.json", None)
+            assert found == expected, "plan wrote files"
 
             expected_configs = _configs_to_expect(root) if validated.exit_code == 0 else None
             if expected_configs is not None:
