@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -29,28 +30,35 @@ def run_process(argv: list[str], cwd: Path, env: dict[str, str], timeout: float 
     one process, so for them it is simply that process's peak.
     """
     # Output goes to files, not pipes: we wait with wait4, not communicate(), so a pipe could fill up.
-    out_path = cwd / ".bench-stdout"
-    err_path = cwd / ".bench-stderr"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
         expired = threading.Event()
 
         def stop() -> None:
             expired.set()
-            os.killpg(proc.pid, signal.SIGKILL)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # it ended just now, on its own
 
         timer = threading.Timer(timeout, stop) if timeout else None
         if timer:
             timer.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            # The child has its own session, so Ctrl-C does not reach it: end it with us.
+            os.killpg(proc.pid, signal.SIGKILL)
+            os.wait4(proc.pid, 0)
+            proc.returncode = -signal.SIGKILL
+            raise
         finally:
             if timer:
                 timer.cancel()
         seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)  # tell Popen the child is reaped
-    output = out_path.read_text(errors="replace") + err_path.read_text(errors="replace")
-    out_path.unlink()
-    err_path.unlink()
-    return Run(seconds=seconds, peak_mb=usage.ru_maxrss / 1024, exit_code=proc.returncode, timed_out=expired.is_set(), output=output)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # tell Popen the child is reaped
+        out.seek(0)
+        err.seek(0)
+        output = (out.read() + err.read()).decode(errors="replace")
+    return Run(seconds=seconds, peak_mb=usage.ru_maxrss / 1024, exit_code=proc.returncode, timed_out=expired.is_set() and proc.returncode == -signal.SIGKILL, output=output)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from bench.generate import SEED, make_topology, unlinked_pair, write_workspace
+from bench.run import EXTRA_LINK, skyplan_env  # the same link and environment as the timed runs
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +25,7 @@ OPERATIONS = {
     "apply": ["skyplan", "apply", "--auto-approve"],
     "plan": ["skyplan", "plan"],
     "get-link": ["skyctl", "get", "link", "--config", "links.yaml"],
-    "create-link": ["skyctl", "create", "link", "bench-extra", "-s", "{source}", "-t", "{target}", "--config", "links.yaml"],
+    "create-link": ["skyctl", "create", "link", EXTRA_LINK, "-s", "{source}", "-t", "{target}", "--config", "links.yaml"],
 }
 # Longest first, so that a venv inside the repo is shown as a library, not as project code.
 PATH_PREFIXES = sorted(
@@ -63,7 +64,7 @@ def profile_run(operation: str, argv: list[str], ws: Path, out: Path, use_pyinst
     else:
         command = [sys.executable, "-m", "cProfile", "-o", str(out), script, *argv[1:]]
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=ws, env=bench_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(command, cwd=ws, env=skyplan_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{operation} failed under the profiler: {done.stderr.strip()[-500:]}")
@@ -80,12 +81,6 @@ def profile_run(operation: str, argv: list[str], ws: Path, out: Path, use_pyinst
     for sort, project_only, title in views:
         print(f"top {top} {title}:")
         print(render_top(out, sort, top, project_only))
-
-
-def bench_env() -> dict[str, str]:
-    from bench.run import Bench
-
-    return Bench(1, 0).skyplan_env  # the same environment the timed benchmark uses
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,16 @@ MEMORY_NOTE = (
 )
 
 
+def skyplan_env() -> dict[str, str]:
+    """The environment of timed skyplan and skyctl processes."""
+    # The file's own local state, whatever the caller's environment points at. Bytecode may be
+    # written, as in a normal install: the warm-up then compiles it once, untimed.
+    dropped = ("SKYPLAN_CONFIG", "SKYPLAN_BACKEND", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env["NO_COLOR"] = "1"
+    return env
+
+
 def parse_sizes(text: str) -> list[int]:
     if text.strip().lower() in ("", "none"):
         return []
@@ -72,11 +82,7 @@ class Bench:
         self.repeat = repeat
         self.timeout = timeout
         self.measurements: list[Measurement] = []
-        # The file's own local state, whatever the caller's environment points at. Bytecode may be
-        # written, as in a normal install: the warm-up then compiles it once, untimed.
-        dropped = ("SKYPLAN_CONFIG", "SKYPLAN_BACKEND", "PYTHONDONTWRITEBYTECODE")
-        self.skyplan_env = {k: v for k, v in os.environ.items() if k not in dropped}
-        self.skyplan_env["NO_COLOR"] = "1"
+        self.skyplan_env = skyplan_env()
 
     def measure(self, operation: str, topology: Topology, argv: list[str], cwd: Path, env: dict[str, str],
                 check: Callable[[Run], str | None], before: Callable[[int], None] | None = None) -> Measurement:
@@ -195,7 +201,8 @@ def describe_machine(args: argparse.Namespace, load_at_start: str) -> str:
     tf = "not used"
     if args.terraform_sizes:
         out = subprocess.run(["terraform", "version"], capture_output=True, text=True, env={**os.environ, "CHECKPOINT_DISABLE": "1"}).stdout
-        tf = (re.search(r"Terraform (v\S+)", out) or re.search(r"(\S+)", out or "?")).group(1)
+        match = re.search(r"Terraform (v\S+)", out)
+        tf = match.group(1) if match else "(version unknown)"
     return (
         f"skyplan {version('skyplan')}, Python {platform.python_version()}, {os.cpu_count()} CPUs, terraform {tf}\n"
         f"runs per operation: {args.repeat}; cap per process: {args.timeout:g} s; seed {args.seed}\n"
