@@ -15,6 +15,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Run:
     seconds: float
+    cpu_seconds: float  # user + system: what the run cost, whatever else the machine was doing
     peak_mb: float  # largest resident set of any process in the tree, in MiB
     exit_code: int
     timed_out: bool
@@ -61,4 +62,4 @@ def run_process(argv: list[str], cwd: Path, env: dict[str, str], timeout: float 
         out.seek(0)
         err.seek(0)
         output = (out.read() + err.read()).decode(errors="replace")
-    return Run(seconds=seconds, peak_mb=usage.ru_maxrss / 1024, exit_code=proc.returncode, timed_out=expired.is_set() and proc.returncode == -signal.SIGKILL, output=output)
+    return Run(seconds=seconds, cpu_seconds=usage.ru_utime + usage.ru_stime, peak_mb=usage.ru_maxrss / 1024, exit_code=proc.returncode, timed_out=expired.is_set() and proc.returncode == -signal.SIGKILL, output=output)

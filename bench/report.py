@@ -21,7 +21,7 @@ GROWTH_OPERATIONS = ("skyplan apply (from empty)", "skyplan plan (no change)")
 COMPARED = {"apply (from empty)": ("skyplan apply (from empty)", "terraform apply (from empty)"),
             "plan (no change)": ("skyplan plan (no change)", "terraform plan (no change)")}
 
-HEADER = ("operation", "links", "clusters", "runs", "median s", "min s", "max s", "peak MB", "target", "result")
+HEADER = ("operation", "links", "clusters", "runs", "median s", "min s", "max s", "cpu s", "peak MB", "target", "result")
 
 
 @dataclass
@@ -41,6 +41,10 @@ class Measurement:
     @property
     def median(self) -> float:
         return statistics.median(run.seconds for run in self.runs)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(run.cpu_seconds for run in self.runs)
 
     @property
     def peak_mb(self) -> float:
@@ -70,17 +74,17 @@ class Measurement:
 
     def row(self) -> tuple[str, ...]:
         if not self.runs:
-            numbers = ("", "", "", "")
+            numbers = ("", "", "", "", "")
         else:
             times = [run.seconds for run in self.runs]
-            numbers = (f"{self.median:.3f}", f"{min(times):.3f}", f"{max(times):.3f}", f"{self.peak_mb:.0f}")
+            numbers = (f"{self.median:.3f}", f"{min(times):.3f}", f"{max(times):.3f}", f"{self.cpu_median:.3f}", f"{self.peak_mb:.0f}")
         return (self.operation, f"{self.links:,}", f"{self.clusters:,}", str(len(self.runs)), *numbers, self.target(), self.result())
 
 
 def render_table(measurements: list[Measurement]) -> str:
     rows = [HEADER, *(m.row() for m in measurements)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    right = {1, 2, 3, 4, 5, 6, 7}  # numbers line up on the right
+    right = {1, 2, 3, 4, 5, 6, 7, 8}  # numbers line up on the right
 
     def line(row: tuple[str, ...]) -> str:
         cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]

@@ -23,8 +23,9 @@ from bench.report import Measurement, render_comparison, render_growth, render_t
 BIN = Path(sys.executable).parent  # the venv whose console scripts we time
 EXTRA_LINK = "bench-extra"
 MEMORY_NOTE = (
-    "peak MB: ru_maxrss from wait4(2) on each timed process (largest resident set of any one process "
-    "in its tree, MiB), max over runs; wall time: spawn to exit, process start-up included"
+    "wall time (median/min/max s): spawn to exit, process start-up included; targets apply to it\n"
+    "cpu s: median user+system time of the process (from wait4); far below wall time means waiting: disk, or a busy machine\n"
+    "peak MB: ru_maxrss from wait4(2) on each timed process (largest resident set of any one process in its tree, MiB), max over runs"
 )
 
 
@@ -99,7 +100,7 @@ class Bench:
                 m.problem = f"exit {run.exit_code}: {last_line(run.output)}"
             else:
                 m.problem = check(run)
-            progress(f"  {operation}: run {i + 1}/{self.repeat}: {run.seconds:.3f} s, {run.peak_mb:.0f} MB" + (f" -- {m.problem}" if m.problem else ""))
+            progress(f"  {operation}: run {i + 1}/{self.repeat}: {run.seconds:.3f} s, cpu {run.cpu_seconds:.3f} s, {run.peak_mb:.0f} MB" + (f" -- {m.problem}" if m.problem else ""))
             if m.problem:
                 break  # a capped or failed run would only repeat itself
             m.runs.append(run)

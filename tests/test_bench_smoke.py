@@ -27,7 +27,9 @@ def test_quick_bench_completes_and_prints_its_table(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     header = next(line for line in done.stdout.splitlines() if line.startswith("operation"))
-    assert header.split() == ["operation", "links", "clusters", "runs", "median", "s", "min", "s", "max", "s", "peak", "MB", "target", "result"]
+    assert header.split() == [
+        "operation", "links", "clusters", "runs", "median", "s", "min", "s", "max", "s", "cpu", "s", "peak", "MB", "target", "result"
+    ]
     # Each operation ran once and passed the bench's own checks (configs written, no changes, ...);
     # a failed check leaves 0 runs and the problem in the result column.
     for operation in OPERATIONS:
