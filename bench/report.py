@@ -107,9 +107,10 @@ def render_growth(measurements: list[Measurement], sizes: list[int]) -> str:
             verdict = ""
             if (small, large) == (1_000, 10_000):
                 verdict = f"  (target <= {TARGET_GROWTH:g}x: {'pass' if ratio <= TARGET_GROWTH else 'MISS'})"
+            # CPU time grows with the work alone; wall time also with fsync waits and load.
             lines.append(
                 f"  {operation}: {small:,} -> {large:,} links ({large / small:g}x): "
-                f"{a.median:.3f} s -> {b.median:.3f} s = {ratio:.1f}x{verdict}"
+                f"{a.median:.3f} s -> {b.median:.3f} s = {ratio:.1f}x{verdict}; cpu {b.cpu_median / a.cpu_median:.1f}x"
             )
     return "Growth (median wall time):\n" + "\n".join(lines) + "\n" if lines else ""
 
