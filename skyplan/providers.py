@@ -181,3 +181,36 @@ def provider_class(name: str) -> type[Provider]:
     if not (isinstance(cls, type) and issubclass(cls, Provider)):
         raise ProviderError(f"provider '{name}' does not implement skyplan.providers.Provider")
     return cls
+
+
+def provider_ref(name: str) -> dict[str, str]:
+    """Where provider `name` comes from: its entry point and its distribution's version."""
+    entry_point = installed_providers()[name]
+    dist = getattr(entry_point, "dist", None)
+    return {
+        "name": name,
+        "value": entry_point.value,
+        "dist": getattr(dist, "name", ""),
+        "version": getattr(dist, "version", ""),
+    }
+
+
+def provider_class_from_ref(ref: dict[str, str]) -> type[Provider] | None:
+    """The class `ref` names, if that distribution is still installed at that version.
+
+    Reading one distribution's version is far cheaper than scanning every entry point, which
+    is what lets a cached configuration start a command quickly.
+    """
+    from importlib import import_module
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        if not ref.get("dist") or version(ref["dist"]) != ref.get("version"):
+            return None
+        module, _, attribute = ref["value"].partition(":")
+        cls = import_module(module)
+        for part in attribute.split("."):
+            cls = getattr(cls, part)
+    except (PackageNotFoundError, ImportError, AttributeError, KeyError, ValueError):
+        return None
+    return cls if isinstance(cls, type) and issubclass(cls, Provider) and cls.name == ref.get("name") else None

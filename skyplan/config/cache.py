@@ -40,11 +40,10 @@ def load(folder: Path, key: str) -> dict[str, Any] | None:
     return document
 
 
-def store(folder: Path, key: str, config: Any, provider_name: str, provider_version: str, settings: Any) -> None:
+def store(folder: Path, key: str, config: Any, provider: dict[str, str], settings: Any) -> None:
     document = {
         "key": key,
-        "provider": provider_name,
-        "provider_version": provider_version,
+        "provider": provider,  # entry point and distribution version (providers.provider_ref)
         "config": config.model_dump(mode="json"),
         "settings": settings.model_dump(mode="json"),
     }

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from skyplan.config import manifests, source
+from skyplan.config import source
 from skyplan.config.diagnostics import Diagnostic, Path as DocPath, errors_in, format_path
 from skyplan.config.models import (
     TOP_LEVEL_KEYS,
@@ -100,9 +100,9 @@ def load_config(
             return cached
     loaded = _load_fast(text, path, display) or build_config(source.parse(text, path, display))
     if cache_dir is not None and not loaded.warnings:
-        loaded.remember = lambda: cache.store(
-            cache_dir, key, loaded.config, loaded.provider.name, _provider_version(loaded.provider.name), loaded.settings
-        )
+        from skyplan.providers import provider_ref
+
+        loaded.remember = lambda: cache.store(cache_dir, key, loaded.config, provider_ref(loaded.provider.name), loaded.settings)
     return loaded
 
 
@@ -119,31 +119,21 @@ def _load_fast(text: str, path: Path, display: str) -> LoadedConfig | None:
 
 def _from_cache(cache_dir: Path, key: str, path: Path, display: str) -> LoadedConfig | None:
     from skyplan.config import cache
-    from skyplan.providers import WorkspacePaths, provider_class
+    from skyplan.providers import WorkspacePaths, provider_class_from_ref
 
     document = cache.load(cache_dir, key)
-    if document is None:
+    if document is None or not isinstance(document.get("provider"), dict):
         return None
-    try:
-        cls = provider_class(document.get("provider", ""))
-    except ProviderError:
+    # Another provider version may judge the file differently: its cache entry is not used.
+    cls = provider_class_from_ref(document["provider"])
+    if cls is None:
         return None
-    if document.get("provider_version") != _provider_version(cls.name):
-        return None  # another provider version may judge the file differently
     revived = cache.revive(document, Config, cls)
     if revived is None:
         return None
     config, settings = revived
     provider = cls(settings, WorkspacePaths.for_config(path))
     return LoadedConfig(path=path, display=display, config=config, settings=settings, provider=provider)
-
-
-def _provider_version(name: str) -> str:
-    from skyplan.providers import installed_providers
-
-    entry_point = installed_providers().get(name)
-    dist = getattr(entry_point, "dist", None)
-    return f"{getattr(dist, 'name', '?')} {getattr(dist, 'version', '?')}"
 
 
 def build_config(src: source.Source) -> LoadedConfig:
@@ -206,6 +196,8 @@ def _split_documents(src: source.Source, diagnostics: list[Diagnostic]):
 
 
 def _read_manifest(src, doc, clusters, links, diagnostics) -> None:
+    from skyplan.config import manifests
+
     kind = doc.data.get("kind")
     model = manifests.MANIFEST_KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:

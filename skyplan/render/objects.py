@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from skyplan.state.model import ResourceState
@@ -12,12 +13,20 @@ LINK_COLUMNS = ("NAME", "SOURCE", "TARGET", "STATUS", "AGE")
 CLUSTER_COLUMNS = ("NAME", "ENDPOINT", "SUBNETS", "ADDRESS", "STATUS", "AGE")
 
 
+@lru_cache(maxsize=4096)
+def _moment(created: str) -> datetime | None:
+    # Resources applied together share a timestamp: parse each one once.
+    try:
+        return datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def age(created: str, now: datetime | None = None) -> str:
     """kubectl's coarse ages: 45s, 3m, 2h, 5d."""
     now = now or datetime.now(timezone.utc)
-    try:
-        then = datetime.fromisoformat(created.replace("Z", "+00:00"))
-    except ValueError:
+    then = _moment(created)
+    if then is None:
         return "<unknown>"
     seconds = max(0, int((now - then).total_seconds()))
     if seconds < 120:

@@ -78,6 +78,12 @@ class FileStateStore(StateStore):
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = _read_lock_info(self.lock_path)
+                    # The holder writes its info just after taking the lock: give it a moment.
+                    for _ in range(10):
+                        if holder is not None:
+                            break
+                        time.sleep(_POLL_SECONDS)
+                        holder = _read_lock_info(self.lock_path)
                     os.close(fd)
                     raise lock_error(str(self.path), holder, round(time.monotonic() - started, 1) if timeout else 0) from None
                 time.sleep(_POLL_SECONDS)

@@ -220,6 +220,13 @@ class PostgresStateStore(StateStore):
                 if time.monotonic() >= deadline:
                     waited = round(time.monotonic() - started, 1) if timeout else 0
                     current = self._status(conn).current
+                    # The holder records its info in the transaction that takes the lock, so
+                    # for a moment the lock is visible and the info is not: give it that moment.
+                    for _ in range(10):
+                        if current is not None:
+                            break
+                        time.sleep(_POLL_SECONDS)
+                        current = self._status(conn).current
                     raise lock_error(self._where, current.info if current else None, waited)
                 time.sleep(_POLL_SECONDS)
         self._lock_info = info

@@ -52,3 +52,19 @@ def test_validate_never_uses_the_cache(basic, skyplan):
     (basic / "links.yaml").write_text(BASIC + "bogus: 1\n")
     assert skyplan("validate").exit_code == 1
     assert json.loads(cache.read_text()) == document
+
+
+def test_a_cache_from_another_provider_version_is_ignored(basic, skyplan, monkeypatch):
+    from skyplan.config import source
+
+    skyplan("plan")
+    cache = basic / ".skyplan/cache/config.json"
+    document = json.loads(cache.read_text())
+    assert document["provider"]["name"] == "wireguard" and document["provider"]["version"]
+    document["provider"]["version"] = "0.0.0-other"
+    cache.write_text(json.dumps(document))
+    parses = []
+    original = source.parse_fast
+    monkeypatch.setattr(source, "parse_fast", lambda *a: parses.append(a) or original(*a))
+    assert skyplan("plan").exit_code == 0
+    assert len(parses) == 1
