@@ -41,13 +41,16 @@ class Workspace:
     def desired(self, owner: Owner = "file") -> dict[str, DesiredResource]:
         from skyplan.plan.desired import desired_resources
 
-        assert self.loaded is not None
+        assert self.loaded is not None and not self.loaded.partial
         return desired_resources(self.loaded.config, type(self.provider), self.loaded.settings, owner)
 
 
-def open_workspace(config_path: Path, display: str | None = None, variables: dict | None = None) -> Workspace:
+def open_workspace(
+    config_path: Path, display: str | None = None, variables: dict | None = None, *, resources: bool = True
+) -> Workspace:
+    """The workspace of `config_path`; `resources=False` when its clusters and links are not needed."""
     paths = WorkspacePaths.for_config(config_path)
-    loaded = load_config(config_path, display=display, variables=variables, cache_dir=paths.data / "cache")
+    loaded = load_config(config_path, display=display, variables=variables, cache_dir=paths.data / "cache", resources=resources)
     store, backend = make_store(loaded.config.backend, paths)
     return Workspace(paths=paths, provider=loaded.provider, store=store, loaded=loaded, backend=backend)
 
@@ -164,11 +167,12 @@ def make_plan(
 
 def open_skyctl_workspace(config_file: str | None) -> Workspace:
     """skyctl's workspace: --config or $SKYPLAN_CONFIG, else ./links.yaml, else defaults here."""
+    # skyctl works on the state; the file gives it settings, never clusters or links.
     if config_file:
-        return open_workspace(Path(config_file), display=config_file)
+        return open_workspace(Path(config_file), display=config_file, resources=False)
     here = Path.cwd() / "links.yaml"
     if here.exists():
-        return open_workspace(here, display="links.yaml")
+        return open_workspace(here, display="links.yaml", resources=False)
     # No file: the provider's defaults, state in ./.skyplan, as `skyctl` in an empty folder.
     loaded = load_config(here, display="links.yaml", text="version: 1\n")
     paths = WorkspacePaths.for_config(here)

@@ -78,7 +78,12 @@ _ALLOWED_LINE = re.compile(
 )
 
 
-_ALLOWED_TEXT = re.compile(f"(?:(?:{_ALLOWED_LINE.pattern})\n)*(?:{_ALLOWED_LINE.pattern})")
+
+
+@lru_cache(maxsize=1)
+def _allowed_text() -> re.Pattern:
+    # Compiled on first render, not at import: `skyctl get` imports this module and never renders.
+    return re.compile(f"(?:(?:{_ALLOWED_LINE.pattern})\n)*(?:{_ALLOWED_LINE.pattern})")
 
 
 class UnsafeConfigError(ValueError):
@@ -94,7 +99,7 @@ def render(conf: ClusterConf, private_key: str) -> str:
         mtu=conf.mtu,
         peers=conf.peers,
     )
-    if not _ALLOWED_TEXT.fullmatch(text):
+    if not _allowed_text().fullmatch(text):
         # One pass over the whole text is the fast check; this loop only names the culprit.
         for number, line in enumerate(text.split("\n"), start=1):
             if not _ALLOWED_LINE.fullmatch(line):

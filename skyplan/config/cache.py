@@ -20,6 +20,8 @@ from skyplan import __version__
 from skyplan.atomic import ensure_dir, write_atomic
 
 CACHE_FILE = "config.json"
+# The same entry without clusters and links: all that skyctl needs, and quick to read.
+SETTINGS_FILE = "settings.json"
 
 
 def key_of(text: str, display: str) -> str:
@@ -30,9 +32,9 @@ def key_of(text: str, display: str) -> str:
     return digest.hexdigest()
 
 
-def load(folder: Path, key: str) -> dict[str, Any] | None:
+def load(folder: Path, key: str, name: str = CACHE_FILE) -> dict[str, Any] | None:
     try:
-        document = json.loads((folder / CACHE_FILE).read_bytes())
+        document = json.loads((folder / name).read_bytes())
     except (OSError, ValueError):
         return None
     if not isinstance(document, dict) or document.get("key") != key:
@@ -47,9 +49,12 @@ def store(folder: Path, key: str, config: Any, provider: dict[str, str], setting
         "config": config.model_dump(mode="json"),
         "settings": settings.model_dump(mode="json"),
     }
+    head = {k: document["config"][k] for k in ("version", "backend", "provider")}
+    settings_only = {**document, "config": head}
     try:
         ensure_dir(folder, 0o700)
         write_atomic(folder / CACHE_FILE, json.dumps(document, separators=(",", ":")).encode(), mode=0o600)
+        write_atomic(folder / SETTINGS_FILE, json.dumps(settings_only, separators=(",", ":")).encode(), mode=0o600)
     except OSError:
         pass  # a cache that cannot be written only costs time
 

@@ -33,6 +33,8 @@ class LoadedConfig:
     settings: BaseModel  # the provider's validated settings
     provider: Any  # the provider, configured for this workspace
     warnings: list[Diagnostic] = field(default_factory=list)
+    # Settings and backend only, without clusters and links: what skyctl reads from the cache.
+    partial: bool = False
     # Stores this configuration in the cache; called once a command has used it successfully,
     # so that input which fails later (a damaged state, say) leaves nothing written.
     remember: Callable[[], None] = lambda: None
@@ -80,10 +82,12 @@ def load_config(
     text: str | None = None,
     variables: dict[str, Any] | None = None,
     cache_dir: Path | None = None,
+    resources: bool = True,
 ) -> LoadedConfig:
     """Read, render if templated, parse and validate; raise ConfigError carrying every error.
 
-    With `cache_dir`, an unchanged valid file is not parsed or checked again (config/cache.py).
+    With `cache_dir`, an unchanged valid file is not parsed or checked again (config/cache.py);
+    with `resources=False` as well, a cached file may come back `partial`: settings only.
     """
     from skyplan.config import cache, template
 
@@ -95,7 +99,7 @@ def load_config(
         display = f"{display} (rendered)"  # positions below are in the rendered text
     key = cache.key_of(text, display) if cache_dir is not None else ""
     if cache_dir is not None:
-        cached = _from_cache(cache_dir, key, path, display)
+        cached = _from_cache(cache_dir, key, path, display, resources)
         if cached is not None:
             return cached
     loaded = _load_fast(text, path, display) or build_config(source.parse(text, path, display))
@@ -117,11 +121,14 @@ def _load_fast(text: str, path: Path, display: str) -> LoadedConfig | None:
     return None if loaded.warnings else loaded  # warnings need positions too
 
 
-def _from_cache(cache_dir: Path, key: str, path: Path, display: str) -> LoadedConfig | None:
+def _from_cache(cache_dir: Path, key: str, path: Path, display: str, resources: bool) -> LoadedConfig | None:
     from skyplan.config import cache
     from skyplan.providers import WorkspacePaths, provider_class_from_ref
 
-    document = cache.load(cache_dir, key)
+    document = None if resources else cache.load(cache_dir, key, cache.SETTINGS_FILE)
+    if document is None:
+        resources = True  # the whole entry serves too
+        document = cache.load(cache_dir, key)
     if document is None or not isinstance(document.get("provider"), dict):
         return None
     # Another provider version may judge the file differently: its cache entry is not used.
@@ -133,7 +140,7 @@ def _from_cache(cache_dir: Path, key: str, path: Path, display: str) -> LoadedCo
         return None
     config, settings = revived
     provider = cls(settings, WorkspacePaths.for_config(path))
-    return LoadedConfig(path=path, display=display, config=config, settings=settings, provider=provider)
+    return LoadedConfig(path=path, display=display, config=config, settings=settings, provider=provider, partial=not resources)
 
 
 def build_config(src: source.Source) -> LoadedConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -24,7 +25,8 @@ def _moment(created: str) -> datetime | None:
 
 def age(created: str, now: datetime | None = None) -> str:
     """kubectl's coarse ages: 45s, 3m, 2h, 5d."""
-    now = now or datetime.now(timezone.utc)
+    if now is None:
+        return _age_now(created, int(time.time()))
     then = _moment(created)
     if then is None:
         return "<unknown>"
@@ -38,10 +40,17 @@ def age(created: str, now: datetime | None = None) -> str:
     return f"{seconds // 86400}d"
 
 
+@lru_cache(maxsize=4096)
+def _age_now(created: str, second: int) -> str:
+    # Resources applied together share a timestamp: within one second their age is the same.
+    return age(created, datetime.fromtimestamp(second, timezone.utc))
+
+
 def table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in [columns, *rows]]
-    return "\n".join(lines) + "\n"
+    widths = [max(map(len, column)) for column in zip(columns, *rows)]
+    # One format string for every row: a table of 10,000 links is printed on every `get`.
+    line = "  ".join(f"{{:<{width}}}" for width in widths[:-1]) + "  {}"
+    return "\n".join(line.format(*row).rstrip() for row in [columns, *rows]) + "\n"
 
 
 def link_row(link: ResourceState, phase: str, now: datetime | None = None) -> tuple[str, ...]:
