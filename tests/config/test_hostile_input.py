@@ -95,6 +95,7 @@ def check_document(content: bytes) -> str:
             if planned.exit_code == 0:
                 expected[".skyplan/state.json.lock"] = 0
                 found.pop(".skyplan/cache/config.json", None)
+                found.pop(".skyplan/cache/settings.json", None)
             assert found == expected, "plan wrote files"
 
             expected_configs = _configs_to_expect(root) if validated.exit_code == 0 else None
