@@ -1,5 +1,5 @@
 """`python -m skyplan` runs the skyplan CLI."""
 
-from skyplan.cli.skyplan_cmd import main
+from skyplan.cli.entry import skyplan
 
-main(prog_name="skyplan")
+skyplan()
