@@ -138,7 +138,7 @@ def parse(text: str) -> ParsedConf:
         key, sep, value = line.partition("=")
         key, value = key.strip().lower(), value.strip()
         if section is None or not sep:
-            extra.setdefault("outside sections", []).append(_redact(key, value))
+            extra.setdefault("outside sections", []).append(keys.redact(line) if not sep else _redact(key, value))
             continue
         if key in ("allowedips", "address"):
             section.setdefault(key, []).extend(v.strip() for v in value.split(",") if v.strip())
@@ -173,7 +173,8 @@ _KNOWN = {
 
 
 def _redact(key: str, value: str) -> str:
-    return f"{key} = (secret)" if "key" in key else f"{key} = {value}"
+    # Lines skyplan did not write are shown in drift: never with a key in them, whatever its name.
+    return f"{key} = (secret)" if "key" in key else keys.redact(f"{key} = {value}")
 
 
 def _int(value: str | None) -> int | str | None:

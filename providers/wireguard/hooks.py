@@ -7,6 +7,8 @@ import subprocess
 from functools import lru_cache
 from typing import Any
 
+from skyplan_wireguard import keys
+
 
 @lru_cache(maxsize=1)
 def environment() -> Any:
@@ -39,6 +41,8 @@ def run(argv: list[str], timeout: float | None = None) -> tuple[bool, str, str]:
     except subprocess.TimeoutExpired:
         return False, "", f"command timed out after {timeout:g}s: {shlex.join(argv)}"
     if done.returncode != 0:
-        detail = done.stderr.strip() or done.stdout.strip() or "no output"
+        # stderr only, and keys masked: a status probe's stdout is `wg show dump`, which holds
+        # the private key, and reasons end up in the state and in `skyctl get -o json`.
+        detail = keys.redact(done.stderr.strip()[-2000:]) or "nothing on stderr"
         return False, done.stdout, f"`{shlex.join(argv)}` exited with {done.returncode}: {detail}"
     return True, done.stdout, ""

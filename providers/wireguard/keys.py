@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from pathlib import Path
-
-from skyplan.atomic import ensure_dir, write_atomic
 
 # wg accepts only canonical base64: 44 characters whose 43rd encodes the last 4 bits as zeros.
 _LAST_DATA_CHARACTER = "AEIMQUYcgkosw048"
@@ -56,6 +55,11 @@ def read(path: Path) -> str | None:
     return text
 
 
-def write(path: Path, private: str) -> None:
-    ensure_dir(path.parent, 0o700)
-    write_atomic(path, (private + "\n").encode("ascii"), mode=0o600)
+_KEY_TEXT = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")
+
+
+def redact(text: str) -> str:
+    """`text` with anything shaped like a WireGuard key replaced: for messages that quote output
+    of commands or lines of files skyplan did not write, such as `wg show dump` (which prints the
+    private key) or a stray line in a config."""
+    return _KEY_TEXT.sub("(key)", text)

@@ -233,17 +233,20 @@ class WireGuardProvider(Provider):
             world[view.address] = clusters[name]
         peering = self._peering(world)
 
-        touched: set[str] = set()  # clusters whose file this apply rewrites
+        # A change is done once every file it affects is written and reloaded: a cluster's own
+        # file and its peers' (they hold its key, endpoint and address), a link's two ends.
+        subjects: set[str] = set()  # clusters a change names: always written, hook always run
+        touched: set[str] = set()  # subjects and the peers they affect
         waiting: list[tuple[str, set[str]]] = []  # each change's address and the clusters it waits on
         stale_paths: list[Path] = []
         for change in request.changes:
             view = change.after or change.before
             assert view is not None
             if view.type == "cluster" and change.action != "delete":
-                touched.add(view.name)
-                # Peers hold this cluster's key, endpoint and address: their files change too.
-                touched.update(peering.get(view.name, {}))
-                waiting.append((change.address, {view.name}))
+                affected = {view.name, *peering.get(view.name, {})}
+                subjects.add(view.name)
+                touched.update(affected)
+                waiting.append((change.address, affected))
                 old = change.before
                 if old is not None and self.config_path(old) != self.config_path(clusters[view.name]):
                     stale_paths.append(self.config_path(old))
@@ -252,10 +255,12 @@ class WireGuardProvider(Provider):
                 for side in (change.before, change.after):
                     if side is not None:
                         ends.update(e for e in (side.attributes["source"], side.attributes["target"]) if e in clusters)
+                subjects.update(ends)
                 touched.update(ends)
                 waiting.append((change.address, ends))
 
-        self._write_configs(sorted(touched), clusters, world, peering, private_keys, failed)
+        # A peer whose file comes out the same is neither rewritten nor reloaded.
+        rewritten = self._write_configs(sorted(touched), subjects, clusters, world, peering, private_keys, failed)
         for path in stale_paths:
             atomic.remove(path)
 
@@ -269,7 +274,7 @@ class WireGuardProvider(Provider):
             buckets[max((position[e] for e in ends), default=-1)].append((address, ends))
         yield from (self._result(address, ends, failed, clusters) for address, ends in buckets.pop(-1, []))
         for i, name in enumerate(order):
-            if name not in failed and self.settings.on_change:
+            if name in rewritten and name not in failed and self.settings.on_change:
                 error = self._run_hook(clusters[name])
                 if error:
                     failed[name] = error
@@ -304,10 +309,15 @@ class WireGuardProvider(Provider):
             except (OSError, keys.KeyFileError) as exc:
                 failed[name] = f"key for cluster '{name}': {exc}"
                 continue
-            if existing is None:
+            if existing is not None:
+                private_keys[name] = existing  # also a key left by an interrupted create: reused
+            elif change.action in ("create", "replace"):
                 new[name] = keys.generate()
             else:
-                private_keys[name] = existing
+                # Only a plan may replace a key, and it says so (-/+): never an update, silently.
+                failed[name] = (
+                    f"key file {self.display(self.key_path(name))} is missing; run plan, which replaces the key"
+                )
         if new:
             atomic.ensure_dir(self.paths.keys, 0o700)
             errors = atomic.write_many([(self.key_path(n), (k + "\n").encode("ascii"), 0o600) for n, k in new.items()])
@@ -318,14 +328,19 @@ class WireGuardProvider(Provider):
                     private_keys[name] = private
         return private_keys
 
-    def _write_configs(self, names, clusters, world, peering, private_keys, failed) -> None:
+    def _write_configs(self, names, subjects, clusters, world, peering, private_keys, failed) -> set[str]:
+        """Render and write the files of `names`; return the clusters whose file was written.
+
+        Subjects of a change are always written (a retry must reload them); other clusters only
+        when their file would change.
+        """
         files: list[tuple[Path, bytes, int]] = []
         owners: dict[Path, str] = {}
         seen: dict = {}
         for name in names:
             if name in failed:
                 continue
-            missing = [p for p in peering.get(name, {}) if "public_key" not in clusters[p].computed or p in failed]
+            missing = [p for p in peering.get(name, {}) if "public_key" not in clusters[p].computed]
             if missing:
                 failed[name] = f"peer cluster '{missing[0]}' has no key yet"
                 continue
@@ -333,10 +348,12 @@ class WireGuardProvider(Provider):
                 private = private_keys.get(name) or keys.read(self.key_path(name))
                 if private is None:
                     raise keys.KeyFileError(
-                        f"key file {self.display(self.key_path(name))} is missing; run plan to replace the key"
+                        f"key file {self.display(self.key_path(name))} is missing; run plan, which replaces the key"
                     )
                 text = conf.render(self._cluster_conf(clusters[name], world, peering, seen), private)
                 path = self.config_path(clusters[name])
+                if name not in subjects and _current_text(path) == text:
+                    continue
                 atomic.ensure_dir(path.parent, 0o700)
                 atomic.remove_leftovers(path.parent)
             except (OSError, keys.KeyFileError, conf.UnsafeConfigError) as exc:
@@ -346,6 +363,7 @@ class WireGuardProvider(Provider):
             owners[path] = name
         for path, exc in atomic.write_many(files).items():
             failed[owners[path]] = f"writing {self.display(path)}: {exc.strerror or exc}"
+        return set(owners.values())
 
     def _remove_cluster(self, cluster: ResourceView) -> str | None:
         try:
@@ -380,3 +398,10 @@ class WireGuardProvider(Provider):
         from skyplan_wireguard.status import observe
 
         return observe(self, request)
+
+
+def _current_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None

@@ -87,6 +87,12 @@ def _change(address: str, want: DesiredResource | None, have: ResourceState | No
             address, kind, name, Action.CREATE, want.managed_by, None, want.attributes, unknown,
             reason="an interrupted apply did not finish creating it",
         )
+    if have.status.phase == "FAILED" and not set(unknown) <= set(have.computed):
+        # It failed before the provider computed what it must (a key): only a create can finish it.
+        return _make(
+            address, kind, name, Action.CREATE, want.managed_by, None, want.attributes, unknown,
+            reason=f"creating it failed: {have.status.reason}",
+        )
 
     force_new = _LINK_ENDS if kind == "link" and _ends(have.attributes) != _ends(want.attributes) else frozenset()
     attribute_diff = attribute_changes(have.attributes, want.attributes, force_new)

@@ -1,0 +1,94 @@
+"""What an apply touches: which files are rewritten, which hooks run, which keys may change."""
+
+from __future__ import annotations
+
+import json
+
+from tests.workspaces import links_yaml
+
+THREE = [("a", "192.0.2.1:51820", ["10.1.0.0/16"]), ("b", "192.0.2.2:51820", ["10.2.0.0/16"]), ("c", "192.0.2.3:51820", ["10.3.0.0/16"])]
+STAR = [("a-b", "a", "b"), ("a-c", "a", "c")]
+
+
+def hooked(workspace, command: str = "echo $0 >> {log}") -> str:
+    log = workspace / "hook.log"
+    return f"on_change: [sh, -c, '{command.format(log=log)}', '{{{{ cluster }}}}']"
+
+
+def state(workspace) -> dict:
+    return {r["name"]: r for r in json.loads((workspace / ".skyplan/state.json").read_text())["resources"]}
+
+
+def test_peers_whose_file_does_not_change_are_neither_rewritten_nor_reloaded(workspace, skyplan):
+    (workspace / "links.yaml").write_text(links_yaml(THREE, STAR, provider=hooked(workspace)))
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    (workspace / "hook.log").write_text("")
+    before = {n: (workspace / f"wireguard/{n}/wgsky0.conf").stat().st_ino for n in "abc"}
+    # b's listen port is in b's file only: its peer a's file stays as it is.
+    text = links_yaml(THREE, STAR, provider=hooked(workspace)).replace("  - name: b\n", "  - name: b\n    listen_port: 51999\n", 1)
+    (workspace / "links.yaml").write_text(text)
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    assert (workspace / "hook.log").read_text().split() == ["b"]
+    after = {n: (workspace / f"wireguard/{n}/wgsky0.conf").stat().st_ino for n in "abc"}
+    assert after["a"] == before["a"] and after["c"] == before["c"] and after["b"] != before["b"]
+    # An endpoint, though, is in every peer's file: those are rewritten and reloaded.
+    (workspace / "hook.log").write_text("")
+    (workspace / "links.yaml").write_text(text.replace("192.0.2.1:51820", "192.0.2.9:51820"))
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    assert sorted((workspace / "hook.log").read_text().split()) == ["a", "b", "c"]
+
+
+def test_a_failing_hook_on_a_peer_fails_the_change_that_needed_it(workspace, skyplan):
+    fails_on_b = hooked(workspace, command='[ "$0" != b ] || {{ echo b refused >&2; exit 1; }}')
+    (workspace / "links.yaml").write_text(links_yaml(THREE, STAR))
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    moved = links_yaml([("a", "192.0.2.9:51820", ["10.1.0.0/16"]), *THREE[1:]], STAR, provider=fails_on_b)
+    (workspace / "links.yaml").write_text(moved)
+    result = skyplan("apply", "--auto-approve")
+    assert result.exit_code == 1
+    assert "cluster.a: Failed: on_change for cluster 'b' failed" in result.output and "b refused" in result.output
+    assert state(workspace)["a"]["status"]["phase"] == "FAILED"
+    retry = skyplan("plan", "--compact")
+    assert "~ cluster.a  (the last apply failed: on_change for cluster 'b' failed" in retry.output
+
+
+def test_an_update_never_regenerates_a_missing_key(basic, skyplan):
+    skyplan("apply", "--auto-approve")
+    public = state(basic)["us-west"]["computed"]["public_key"]
+    (basic / "links.yaml").write_text((basic / "links.yaml").read_text().replace("203.0.113.10", "203.0.113.11"))
+    skyplan("plan", "--out", "p.plan")
+    (basic / ".skyplan/keys/us-west.key").unlink()  # lost between the plan and its apply
+    result = skyplan("apply", "p.plan")
+    assert result.exit_code == 1
+    assert "key file .skyplan/keys/us-west.key is missing; run plan, which replaces the key" in result.output
+    assert not (basic / ".skyplan/keys/us-west.key").exists()
+    assert state(basic)["us-west"]["computed"]["public_key"] == public
+    replace = skyplan("plan", "--compact")
+    assert "-/+ cluster.us-west" in replace.output
+
+
+def test_probe_output_never_carries_a_key_into_status(workspace, skyctl):
+    (workspace / "links.yaml").write_text(
+        "version: 1\nprovider:\n  name: wireguard\n"
+        "  status_command: [sh, -c, 'cat {{ cluster }}.dump; cat {{ cluster }}.dump >&2; exit 255', '{{ cluster }}']\n"
+    )
+    skyctl("create", "cluster", "a", "--endpoint", "192.0.2.1:51820")
+    skyctl("create", "cluster", "b", "--endpoint", "192.0.2.2:51820")
+    skyctl("create", "link", "ab", "-s", "a", "-t", "b")
+    private = (workspace / ".skyplan/keys/a.key").read_text().strip()
+    (workspace / "a.dump").write_text(f"{private}\tPUB\t51820\toff\n")
+    (workspace / "b.dump").write_text("")
+    output = skyctl("get", "link", "ab", "-o", "json").output
+    assert "exited with 255" in output
+    assert private not in output
+    assert private not in (workspace / ".skyplan/state.json").read_text()
+
+
+def test_drift_never_shows_a_key_from_a_stray_line(basic, skyplan):
+    skyplan("apply", "--auto-approve")
+    private = (basic / ".skyplan/keys/us-west.key").read_text().strip()
+    config = basic / "wireguard/us-west/wgsky0.conf"
+    config.write_text(f"{private}\n" + config.read_text() + f"PostUp = echo {private}\n")
+    output = skyplan("plan").output
+    assert "Changed outside skyplan" in output
+    assert private not in output and private.lower() not in output
