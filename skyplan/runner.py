@@ -10,9 +10,10 @@ from pathlib import Path
 
 from skyplan.config.loader import LoadedConfig, load_config
 from skyplan.config.models import BackendSpec
-from skyplan.errors import StateError
+from skyplan.errors import SkyplanError, StateError
 from skyplan.plan.model import DesiredResource, Plan
-from skyplan.plan.saved import BackendRef, SavedPlan, redact_url
+from skyplan.plan.saved import BackendRef, SavedPlan
+from skyplan.state.urls import display_url, has_password
 from skyplan.providers import Provider, ReadRequest, Reading, ResourceView, WorkspacePaths
 from skyplan.state.model import Owner, State
 from skyplan.state.store import LockInfo, StateStore
@@ -64,7 +65,9 @@ def make_store(backend: BackendSpec, paths: WorkspacePaths) -> tuple[StateStore,
         url = url or backend.url
         if not url:
             raise StateError("backend type 'postgres' needs a url (backend.url or SKYPLAN_BACKEND)")
-        ref = BackendRef(type="postgres", workspace=backend.workspace, location=redact_url(url))
+        ref = BackendRef(
+            type="postgres", workspace=backend.workspace, location=display_url(url), password_removed=has_password(url)
+        )
         return PostgresStateStore(url, backend.workspace), ref
     from skyplan.state.local import FileStateStore
 
@@ -90,8 +93,16 @@ def open_saved_plan(path: Path) -> tuple[Workspace, SavedPlan]:
         raise PlanError(f"{path}: provider settings in the plan are not valid for this skyplan: {exc.errors()[0]['msg']}") from None
     spec = BackendSpec(type=saved.backend.type, workspace=saved.backend.workspace)
     if saved.backend.type == "postgres" and not os.environ.get("SKYPLAN_BACKEND"):
-        # The plan keeps no password; the database URL comes from the configuration again.
-        spec = load_config(config_path).config.backend
+        spec = spec.model_copy(update={"url": saved.backend.location})
+        if saved.backend.password_removed:
+            # The plan keeps no password: the URL comes from the configuration again.
+            try:
+                spec = load_config(config_path).config.backend
+            except SkyplanError as exc:
+                raise PlanError(
+                    f"Saved plan {path}: the database URL's password is not kept in plans, and "
+                    f"{config_path} cannot supply it ({exc}); set SKYPLAN_BACKEND to the URL"
+                ) from None
     store, backend = make_store(spec, paths)
     if backend != saved.backend:
         raise PlanError(

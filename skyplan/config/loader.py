@@ -23,6 +23,7 @@ from skyplan.config.models import (
     ProviderBlock,
 )
 from skyplan.errors import ConfigError, ProviderError
+from skyplan.state.urls import has_password
 
 
 @dataclass
@@ -103,7 +104,9 @@ def load_config(
         if cached is not None:
             return cached
     loaded = _load_fast(text, path, display) or build_config(source.parse(text, path, display))
-    if cache_dir is not None and not loaded.warnings:
+    url = loaded.config.backend.url
+    if cache_dir is not None and not loaded.warnings and not (url and has_password(url)):
+        # A configuration holding a database password is never copied into the cache.
         from skyplan.providers import provider_ref
 
         loaded.remember = lambda: cache.store(cache_dir, key, loaded.config, provider_ref(loaded.provider.name), loaded.settings)

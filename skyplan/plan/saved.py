@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
@@ -26,6 +25,7 @@ class BackendRef(Item):
     type: Literal["local", "postgres"]
     workspace: str
     location: str  # the state file, or the database URL without its password
+    password_removed: bool = False  # then the URL must come from SKYPLAN_BACKEND or the file
 
 
 class SavedPlan(Item):
@@ -37,17 +37,6 @@ class SavedPlan(Item):
     provider_name: str
     provider_settings: dict[str, Any]
     plan: Plan
-
-
-def redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ""
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
 def write_plan_file(path: Path, saved: SavedPlan) -> None:

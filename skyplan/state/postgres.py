@@ -27,6 +27,7 @@ from skyplan.errors import LockError, StateError
 from skyplan.state.local import parse_state
 from skyplan.state.model import STATE_FORMAT_VERSION, State
 from skyplan.state.store import LockInfo, StateStore, check_successor, lock_error
+from skyplan.state.urls import display_url
 
 STATES_TABLE = "skyplan_states"
 LOCKS_TABLE = "skyplan_locks"
@@ -343,18 +344,6 @@ def _ensure_tables(conn: psycopg.Connection) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEMA_KEY])
         conn.execute("SET LOCAL client_min_messages = warning")
         conn.execute(_CREATE_TABLES)
-
-
-def display_url(url: str) -> str:
-    """`url` without its password (in the user part or as a query parameter)."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, host = netloc.rsplit("@", 1)
-        netloc = f"{user.split(':', 1)[0]}@{host}"
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"], safe="/:,")
-    # Built by hand: urlunsplit drops the "//" of a URL with no host (a local socket).
-    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def _secrets_in(url: str) -> list[str]:

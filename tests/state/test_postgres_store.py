@@ -9,7 +9,8 @@ import psycopg
 import pytest
 
 from skyplan.errors import LockError, StateError
-from skyplan.state.postgres import LOCKS_TABLE, STATES_TABLE, PostgresStateStore, advisory_key, display_url
+from skyplan.state.postgres import LOCKS_TABLE, STATES_TABLE, PostgresStateStore, advisory_key
+from skyplan.state.urls import display_url
 from tests.postgres_server import PASSWORD, PASSWORD_ROLE
 
 from .conftest import LockHolder, postgres_kit, sample_state
