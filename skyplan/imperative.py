@@ -30,7 +30,7 @@ def create_link(ws: Workspace, name: str, source: str, target: str, lock_timeout
     if source == target:
         raise SkyplanError("Source and target clusters cannot be the same.")
     with ws.locked("skyctl create link", lock_timeout) as lock:
-        prior = ws.store.read()
+        prior = ws.read_state()
         recorded = prior.by_address() if prior else {}
         for role, cluster in (("Source", source), ("Target", target)):
             if f"cluster.{cluster}" not in recorded:
@@ -50,7 +50,7 @@ def create_link(ws: Workspace, name: str, source: str, target: str, lock_timeout
 
 def delete_link(ws: Workspace, name: str, lock_timeout: float) -> Done:
     with ws.locked("skyctl delete link", lock_timeout) as lock:
-        prior = ws.store.read()
+        prior = ws.read_state()
         have = (prior.by_address() if prior else {}).get(f"link.{name}")
         if have is None:
             raise SkyplanError(f"Link '{name}' does not exist.")
@@ -64,7 +64,7 @@ def create_cluster(ws: Workspace, name: str, endpoint: str, subnets: list[str], 
     _check_name("Cluster", name)
     spec = ClusterSpec(name=name, endpoint=endpoint, subnets=list(subnets), listen_port=listen_port)
     with ws.locked("skyctl create cluster", lock_timeout) as lock:
-        prior = ws.store.read()
+        prior = ws.read_state()
         if f"cluster.{name}" in (prior.by_address() if prior else {}):
             raise SkyplanError(f"Cluster '{name}' already exists.")
         _check_topology(ws, prior, spec)
@@ -76,7 +76,7 @@ def create_cluster(ws: Workspace, name: str, endpoint: str, subnets: list[str], 
 
 def delete_cluster(ws: Workspace, name: str, lock_timeout: float) -> Done:
     with ws.locked("skyctl delete cluster", lock_timeout) as lock:
-        prior = ws.store.read()
+        prior = ws.read_state()
         recorded = prior.by_address() if prior else {}
         have = recorded.get(f"cluster.{name}")
         if have is None:

@@ -39,6 +39,19 @@ class Workspace:
         finally:
             self.store.unlock(info.id)
 
+    def read_state(self) -> State | None:
+        """The recorded state, checked to hold what this provider needs of each resource."""
+        from skyplan.state.model import check_shapes
+
+        state = self.store.read()
+        if state is not None:
+            required = {
+                "cluster": {"endpoint", "subnets", *type(self.provider).cluster_settings},
+                "link": {"source", "target"},
+            }
+            check_shapes(state, required, self.store.describe())
+        return state
+
     def desired(self, owner: Owner = "file") -> dict[str, DesiredResource]:
         from skyplan.plan.desired import desired_resources
 
@@ -189,3 +202,25 @@ def open_skyctl_workspace(config_file: str | None) -> Workspace:
     paths = WorkspacePaths.for_config(here)
     store, backend = make_store(loaded.config.backend, paths)
     return Workspace(paths=paths, provider=loaded.provider, store=store, loaded=loaded, backend=backend)
+
+
+def open_state(config_path: Path, display: str) -> StateStore:
+    """The store of a workspace whose configuration may be missing or broken.
+
+    `state list/show/rm`, `show` and `force-unlock` are how a user looks into and repairs a
+    workspace; they must not depend on links.yaml being valid, only on where the state lives.
+    """
+    try:
+        return open_workspace(config_path, display=display, resources=False).store
+    except SkyplanError:
+        pass
+    backend = BackendSpec()
+    try:
+        from ruamel.yaml import YAML
+
+        document = next(iter(YAML(typ="safe").load_all(config_path.read_text(errors="replace"))), None)
+        if isinstance(document, dict) and isinstance(document.get("backend"), dict):
+            backend = BackendSpec.model_validate(document["backend"])
+    except Exception:  # noqa: BLE001 - a file this broken has no say: the defaults apply
+        pass
+    return make_store(backend, WorkspacePaths.for_config(config_path))[0]

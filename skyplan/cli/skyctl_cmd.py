@@ -181,7 +181,7 @@ def _snapshot(ws, kind: str, name: str | None, output: str) -> tuple[str, object
     from skyplan.imperative import observe
     from skyplan.render import objects
 
-    state = ws.store.read()
+    state = ws.read_state()
     resources = [r for r in (state.resources if state else []) if r.type == kind and (name is None or r.name == name)]
     if name is not None and not resources:
         raise SkyplanError(f"{kind.capitalize()} '{name}' not found.")

@@ -75,7 +75,7 @@ def plan(
 
     ws = close_when_done(open_workspace(Path(file), display=file, variables=collect_variables(var_items, var_files)))
     with ws.locked("plan", lock_timeout):
-        prior = ws.store.read()
+        prior = ws.read_state()
         result = make_plan(
             ws, prior, desired=ws.desired(), do_refresh=not no_refresh, targets=list(targets), excludes=list(excludes)
         )
@@ -153,7 +153,7 @@ def _apply_saved(path: str, *, as_json: bool, lock_timeout: float) -> bool:
     close_when_done(ws)
     style = out_style()
     with ws.locked("apply", lock_timeout) as lock:
-        prior = ws.store.read()
+        prior = ws.read_state()
         check_current(saved, prior, Path(path))
 
         def progress(change, outcome) -> None:
@@ -225,7 +225,7 @@ def _run_apply(
     ws = close_when_done(open_workspace(Path(file), display=file, variables=variables))
     style = out_style()
     with ws.locked("destroy" if mode == "destroy" else "apply", lock_timeout) as lock:
-        prior = ws.store.read()
+        prior = ws.read_state()
         desired = {} if mode == "destroy" else ws.desired()
         result = make_plan(ws, prior, desired=desired, mode=mode, targets=targets, excludes=excludes)
         if not as_json:
@@ -265,7 +265,7 @@ def _raise_if_failed(outcome) -> None:
 def show(plan_file: str | None, as_json: bool, config_file: str) -> None:
     """Show a saved plan, or the current state."""
     from skyplan.render.state_text import render_state, state_document
-    from skyplan.runner import open_workspace
+    from skyplan.runner import open_state
 
     if plan_file is not None:
         from skyplan.plan.saved import read_plan_file
@@ -278,8 +278,9 @@ def show(plan_file: str | None, as_json: bool, config_file: str) -> None:
         else:
             click.echo(render_plan(saved.plan, out_style()), nl=False)
         return
-    ws = close_when_done(open_workspace(Path(config_file), display=config_file))
-    state = ws.store.read()
+    store = open_state(Path(config_file), config_file)
+    click.get_current_context().call_on_close(store.close)
+    state = store.read()
     if as_json:
         click.echo(json.dumps(state_document(state), indent=2))
     else:

@@ -16,19 +16,19 @@ def state_group() -> None:
     """Inspect and edit the recorded state."""
 
 
-def _workspace(config_file: str):
-    from skyplan.runner import open_workspace
+def _store(config_file: str):
+    from skyplan.runner import open_state
 
-    from skyplan.cli.common import close_when_done
-
-    return close_when_done(open_workspace(Path(config_file), display=config_file))
+    store = open_state(Path(config_file), config_file)
+    click.get_current_context().call_on_close(store.close)
+    return store
 
 
 @state_group.command("list")
 @config_option
 def state_list(config_file: str) -> None:
     """List the addresses the state records, sorted."""
-    state = _workspace(config_file).store.read()
+    state = _store(config_file).read()
     for resource in state.resources if state else []:
         click.echo(resource.address)
 
@@ -43,7 +43,7 @@ def state_show(address: str, config_file: str) -> None:
     from skyplan.state.forget import parse_address
 
     parse_address(address)
-    state = _workspace(config_file).store.read()
+    state = _store(config_file).read()
     resource = (state.by_address() if state else {}).get(address)
     if resource is None:
         raise StateError(f"no resource at address {address} in the state")
@@ -65,12 +65,15 @@ def state_rm(addresses: tuple[str, ...], config_file: str, lock_timeout: float) 
 
     for address in addresses:
         parse_address(address)
-    ws = _workspace(config_file)
-    with ws.locked("state rm", lock_timeout):
-        state = ws.store.read()
+    store = _store(config_file)
+    info = store.lock("state rm", lock_timeout)
+    try:
+        state = store.read()
         if state is None:
             raise StateError("there is no state yet; nothing to remove")
-        ws.store.write(forget(state, sorted(set(addresses))))
+        store.write(forget(state, sorted(set(addresses))))
+    finally:
+        store.unlock(info.id)
     for address in sorted(set(addresses)):
         click.echo(f"Removed {address}")
     count = len(set(addresses))
@@ -82,6 +85,5 @@ def state_rm(addresses: tuple[str, ...], config_file: str, lock_timeout: float) 
 @config_option
 def force_unlock(lock_id: str, config_file: str) -> None:
     """Remove the lock ID left behind by a run that can no longer release it."""
-    ws = _workspace(config_file)
-    ws.store.unlock(lock_id)
+    _store(config_file).unlock(lock_id)
     click.echo(f"skyplan state has been successfully unlocked! (lock {lock_id})")

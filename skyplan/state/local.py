@@ -47,6 +47,12 @@ class FileStateStore(StateStore):
         return parse_state(raw, str(self.path))
 
     def write(self, state: State) -> None:
+        try:
+            self._write(state)
+        except OSError as exc:
+            raise StateError(f"cannot write state to {self.path}: {exc.strerror or exc} ({exc.filename or self.data_dir})") from None
+
+    def _write(self, state: State) -> None:
         ensure_dir(self.data_dir, 0o700)
         previous = self._read_raw()
         if previous is not None:
@@ -67,8 +73,11 @@ class FileStateStore(StateStore):
     # -- lock ----------------------------------------------------------------------------------
 
     def lock(self, operation: str, timeout: float) -> LockInfo:
-        ensure_dir(self.data_dir, 0o700)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            ensure_dir(self.data_dir, 0o700)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StateError(f"cannot lock the state in {self.data_dir}: {exc.strerror or exc}") from None
         deadline = time.monotonic() + timeout
         started = time.monotonic()
         while True:

@@ -76,3 +76,22 @@ class State(Record):
     def with_resources(self, resources: dict[str, ResourceState], **changes: Any) -> State:
         ordered = [resources[address] for address in sorted(resources)]
         return self.model_copy(update={"resources": ordered, **changes})
+
+
+def check_shapes(state: State, required: dict[str, set[str]], where: str) -> None:
+    """Refuse a state whose resources lack attributes every consumer relies on.
+
+    The attributes are open dicts (providers add theirs), so pydantic cannot check them; a
+    hand-edited or damaged state must stop here with a clear message, not deep in a provider.
+    """
+    from skyplan.errors import StateError
+
+    for index, resource in enumerate(state.resources):
+        missing = required.get(resource.type, set()) - resource.attributes.keys()
+        if missing:
+            raise StateError(
+                f"state {where} is damaged: resources[{index}] ({resource.address}) has no attribute "
+                + ", ".join(f"'{m}'" for m in sorted(missing))
+            )
+        if resource.type == "link" and not all(isinstance(resource.attributes[k], str) for k in ("source", "target")):
+            raise StateError(f"state {where} is damaged: resources[{index}] ({resource.address}): source and target must be names")

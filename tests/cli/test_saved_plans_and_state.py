@@ -118,3 +118,44 @@ def test_force_unlock_clears_a_dead_runs_lock(basic, skyplan):
     assert result.exit_code == 0 and "successfully unlocked" in result.output
     assert (basic / ".skyplan/state.json.lock").read_text() == ""
     assert skyplan("plan").exit_code == 0
+
+
+def test_state_commands_work_without_a_valid_configuration(workspace, skyplan, skyctl):
+    skyctl("create", "cluster", "a", "--endpoint", "192.0.2.1:51820")
+    assert skyplan("state", "list").output == "cluster.a\n"  # no links.yaml at all
+    (workspace / "links.yaml").write_text("version: [broken")
+    assert skyplan("state", "list").output == "cluster.a\n"
+    assert '# cluster.a:\ncluster "a" {' in skyplan("show").output
+    assert skyplan("state", "rm", "cluster.a").exit_code == 0
+    assert skyplan("state", "list").output == ""
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ({"attributes": {}}, "has no attribute 'address_pool', 'endpoint', 'interface'"),
+        ({"attributes": {"endpoint": "x", "subnets": []}}, "has no attribute 'address_pool', 'interface'"),
+    ],
+)
+def test_a_state_with_damaged_attributes_is_a_clear_error(basic, skyplan, skyctl, damage, message):
+    skyplan("apply", "--auto-approve")
+    document = json.loads((basic / ".skyplan/state.json").read_text())
+    document["resources"][0].update(damage)
+    (basic / ".skyplan/state.json").write_text(json.dumps(document))
+    for run in (lambda: skyplan("plan"), lambda: skyctl("get", "link")):
+        result = run()
+        assert result.exit_code == 1 and message in result.output and "internal error" not in result.output
+
+
+def test_filesystem_trouble_in_the_state_folder_is_a_clear_error(basic, skyplan):
+    (basic / ".skyplan").write_text("a file where a folder should be")
+    result = skyplan("plan")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot lock the state in ") and "internal error" not in result.output
+    (basic / ".skyplan").unlink()
+    skyplan("apply", "--auto-approve")
+    (basic / ".skyplan/state.json.backup").unlink()
+    (basic / ".skyplan/state.json.backup").mkdir()
+    (basic / "links.yaml").write_text(BASIC.replace("203.0.113.10", "203.0.113.11"))
+    result = skyplan("apply", "--auto-approve")
+    assert result.exit_code == 1 and "cannot write state to" in result.output and "internal error" not in result.output
