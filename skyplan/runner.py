@@ -189,14 +189,21 @@ def make_plan(
     return result
 
 
-def open_skyctl_workspace(config_file: str | None) -> Workspace:
+def open_skyctl_workspace(config_file: str | None, variables: dict | None = None) -> Workspace:
     """skyctl's workspace: --config or $SKYPLAN_CONFIG, else ./links.yaml, else defaults here."""
     # skyctl works on the state; the file gives it settings, never clusters or links.
     if config_file:
-        return open_workspace(Path(config_file), display=config_file, resources=False)
+        return open_workspace(Path(config_file), display=config_file, variables=variables, resources=False)
     here = Path.cwd() / "links.yaml"
     if here.exists():
-        return open_workspace(here, display="links.yaml", resources=False)
+        return open_workspace(here, display="links.yaml", variables=variables, resources=False)
+    template = here.with_name("links.yaml.j2")
+    if template.exists():
+        # Default settings would quietly differ from the template's (interface, hooks).
+        raise SkyplanError(
+            "this folder's configuration is links.yaml.j2, a template: "
+            "pass --config links.yaml.j2 with its variables (--var, --var-file)"
+        )
     # No file: the provider's defaults, state in ./.skyplan, as `skyctl` in an empty folder.
     loaded = load_config(here, display="links.yaml", text="version: 1\n")
     paths = WorkspacePaths.for_config(here)

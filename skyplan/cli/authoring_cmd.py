@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from skyplan.cli.common import err_style, out_style
+from skyplan.cli.common import VersionedCommand, err_style, out_style
 
 DEFAULT_FILE = "links.yaml"
 
 
-@click.command("fmt")
+@click.command("fmt", cls=VersionedCommand)
 @click.argument("file", required=False, default=DEFAULT_FILE, metavar="[FILE]")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if FILE is not in the canonical layout.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print the changes as a unified diff.")
@@ -49,7 +49,7 @@ def fmt(file: str, check: bool, show_diff: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
-@click.command("schema")
+@click.command("schema", cls=VersionedCommand)
 def schema() -> None:
     """Print the JSON Schema (draft 2020-12) of links.yaml, for editors and CI.
 

@@ -25,8 +25,35 @@ def err_style() -> Style:
     return Style(use_colour(sys.stderr))
 
 
+def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"{ctx.find_root().command.name} {__version__}")
+        ctx.exit()
+
+
+def _with_version(command: click.Command) -> None:
+    if not any("--version" in getattr(p, "opts", ()) for p in command.params):
+        command.params.append(
+            click.Option(["--version"], is_flag=True, expose_value=False, is_eager=True, callback=_show_version, help="Show the version and exit.")
+        )
+
+
+class VersionedCommand(click.Command):
+    """Every command answers --version, not only the top level."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _with_version(self)
+
+
 class GuardedGroup(click.Group):
     """Maps SkyplanError to one line on stderr and exit 1; anything else to a saved report."""
+
+    command_class = VersionedCommand
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _with_version(self)
 
     def invoke(self, ctx: click.Context):
         try:

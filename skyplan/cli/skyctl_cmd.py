@@ -11,13 +11,27 @@ from skyplan.cli.common import GuardedGroup, lock_timeout_option
 
 _ALIASES = {"links": "link", "clusters": "cluster"}
 
-config_option = click.option(
-    "--config",
-    "config_file",
-    envvar="SKYPLAN_CONFIG",
-    metavar="FILE",
-    help="The workspace's links.yaml (default: $SKYPLAN_CONFIG, else ./links.yaml if present, else this folder with default settings).",
-)
+def _remember(ctx: click.Context, param: click.Parameter, value):
+    ctx.meta[f"skyctl.{param.name}"] = value
+
+
+def config_option(command):
+    """--config FILE, and the variables of a templated one; kept aside for `_workspace`."""
+    command = click.option(
+        "--var-file", "var_files", multiple=True, metavar="FILE", expose_value=False, callback=_remember,
+        help="Variables of a templated configuration (repeatable).",
+    )(command)
+    command = click.option(
+        "--var", "var_items", multiple=True, metavar="KEY=VALUE", expose_value=False, callback=_remember,
+        help="A variable of a templated configuration (repeatable).",
+    )(command)
+    return click.option(
+        "--config",
+        "config_file",
+        envvar="SKYPLAN_CONFIG",
+        metavar="FILE",
+        help="The workspace's links.yaml (default: $SKYPLAN_CONFIG, else ./links.yaml if present, else this folder with default settings).",
+    )(command)
 output_option = click.option(
     "-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True, help="Output format."
 )
@@ -35,7 +49,7 @@ class ResourceGroup(GuardedGroup):
         return command.name if command else None, command, rest
 
 
-@click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="skyctl", cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="skyctl", message="%(prog)s %(version)s")
 def main() -> None:
     """Create, get and delete links between clusters (SkyShift's skyctl).
@@ -60,11 +74,12 @@ def delete() -> None:
 
 
 def _workspace(config_file: str | None):
+    from skyplan.cli.common import close_when_done, collect_variables
     from skyplan.runner import open_skyctl_workspace
 
-    from skyplan.cli.common import close_when_done
-
-    return close_when_done(open_skyctl_workspace(config_file))
+    meta = click.get_current_context().meta
+    variables = collect_variables(meta.get("skyctl.var_items", ()), meta.get("skyctl.var_files", ()))
+    return close_when_done(open_skyctl_workspace(config_file, variables))
 
 
 def _report(done, created: str) -> None:

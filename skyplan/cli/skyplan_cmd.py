@@ -25,7 +25,7 @@ DEFAULT_FILE = "links.yaml"
 file_argument = click.argument("file", required=False, default=DEFAULT_FILE, metavar="[FILE]")
 
 
-@click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="skyplan", cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="skyplan", message="%(prog)s %(version)s")
 def main() -> None:
     """Declarative WireGuard links between clusters: validate, plan, apply."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from skyplan.cli.common import GuardedGroup, lock_timeout_option
+from skyplan.cli.common import GuardedGroup, VersionedCommand, lock_timeout_option
 
 config_option = click.option("--config", "config_file", default="links.yaml", show_default=True, help="The workspace's links.yaml.")
 
@@ -80,7 +80,7 @@ def state_rm(addresses: tuple[str, ...], config_file: str, lock_timeout: float) 
     click.echo(f"Successfully removed {count} resource instance{'s' if count != 1 else ''}.")
 
 
-@click.command("force-unlock")
+@click.command("force-unlock", cls=VersionedCommand)
 @click.argument("lock_id", metavar="ID")
 @config_option
 def force_unlock(lock_id: str, config_file: str) -> None:

@@ -323,3 +323,19 @@ def test_watch_redraws_on_change_and_ctrl_c_exits_cleanly(clusters, skyctl, monk
     assert "Traceback" not in result.output
     assert result.output.startswith("No links found.\n\nNAME")
     assert result.output.count("late") == 1, "no redraw while nothing changed"
+
+
+@pytest.mark.parametrize("command", [[], ["get"], ["get", "link"], ["create", "link"], ["delete", "cluster"]])
+def test_skyctl_version_everywhere(skyctl, command):
+    result = skyctl(*command, "--version")
+    assert result.exit_code == 0 and result.output == "skyctl 0.1.0\n"
+
+
+def test_skyctl_reads_a_templated_workspace_with_its_variables(workspace, skyctl):
+    (workspace / "links.yaml.j2").write_text("version: 1\nprovider:\n  name: wireguard\n  interface: wg{{ env }}\n")
+    refused = skyctl("create", "cluster", "a", "--endpoint", "192.0.2.1:51820")
+    assert refused.exit_code == 1 and "links.yaml.j2, a template: pass --config links.yaml.j2" in refused.output
+    assert not (workspace / ".skyplan").exists()
+    created = skyctl("create", "cluster", "a", "--endpoint", "192.0.2.1:51820", "--config", "links.yaml.j2", "--var", "env=prod")
+    assert created.exit_code == 0, created.output
+    assert (workspace / "wireguard/a/wgprod.conf").exists()

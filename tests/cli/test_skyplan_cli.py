@@ -268,3 +268,11 @@ def test_help_and_version(skyplan, command):
     assert skyplan(*command, "--help").exit_code == 0
     version = skyplan("--version")
     assert version.output.startswith("skyplan ")
+
+
+@pytest.mark.parametrize(
+    "command", [["plan"], ["apply"], ["state", "list"], ["state"], ["fmt"], ["schema"], ["force-unlock"], ["show"]]
+)
+def test_version_everywhere(skyplan, command):
+    result = skyplan(*command, "--version")
+    assert result.exit_code == 0 and result.output == "skyplan 0.1.0\n"
