@@ -29,6 +29,8 @@ def create_link(ws: Workspace, name: str, source: str, target: str, lock_timeout
     _check_name("Link", name)
     if source == target:
         raise SkyplanError("Source and target clusters cannot be the same.")
+    if _nothing_recorded(ws):
+        raise SkyplanError(f"Source cluster '{source}' not found.")
     with ws.locked("skyctl create link", lock_timeout) as lock:
         prior = ws.read_state()
         recorded = prior.by_address() if prior else {}
@@ -49,6 +51,8 @@ def create_link(ws: Workspace, name: str, source: str, target: str, lock_timeout
 
 
 def delete_link(ws: Workspace, name: str, lock_timeout: float) -> Done:
+    if _nothing_recorded(ws):
+        raise SkyplanError(f"Link '{name}' does not exist.")
     with ws.locked("skyctl delete link", lock_timeout) as lock:
         prior = ws.read_state()
         have = (prior.by_address() if prior else {}).get(f"link.{name}")
@@ -75,6 +79,8 @@ def create_cluster(ws: Workspace, name: str, endpoint: str, subnets: list[str], 
 
 
 def delete_cluster(ws: Workspace, name: str, lock_timeout: float) -> Done:
+    if _nothing_recorded(ws):
+        raise SkyplanError(f"Cluster '{name}' does not exist.")
     with ws.locked("skyctl delete cluster", lock_timeout) as lock:
         prior = ws.read_state()
         recorded = prior.by_address() if prior else {}
@@ -92,6 +98,12 @@ def _run(ws: Workspace, prior: State | None, desired: dict, address: str, lock, 
     plan = make_plan(ws, prior, desired=desired, owner="skyctl", scope={address}, do_refresh=False)
     outcome = apply_plan(plan, prior, ws.store, ws.provider, lock=lock)
     return Done(plan, outcome, notes)
+
+
+def _nothing_recorded(ws: Workspace) -> bool:
+    """A local workspace with no state folder yet: refusing now, before the lock creates the
+    folder, leaves nothing behind."""
+    return ws.backend is not None and ws.backend.type == "local" and not ws.paths.data.exists()
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -115,20 +127,15 @@ def _links_between(recorded: dict[str, ResourceState], a: str, b: str) -> list[R
 
 
 def _check_topology(ws: Workspace, prior: State | None, new: ClusterSpec | LinkSpec) -> None:
-    """The file's rules (endpoints, networks, overlaps, pool) applied to the state plus `new`.
-
-    Problems that already existed are not this command's to report; new ones stop it.
-    """
+    """The file's rules (endpoints, networks, overlaps, pool) applied to `new` where it lands."""
     from skyplan.config import rules
 
     clusters, links = _specs(prior, new)
-    before = {_bare(d.message) for d in rules.check(_config(clusters, links), ws.provider) if d.severity == "error"}
     if isinstance(new, ClusterSpec):
         clusters.append(new)
     else:
         links.append(new)
-    after = [d for d in rules.check(_config(clusters, links), ws.provider) if d.severity == "error"]
-    problems = sorted({_bare(d.message) for d in after} - before)
+    problems = sorted({_without_path(d.message) for d in rules.check(_config(clusters, links), ws.provider) if d.severity == "error"})
     if problems:
         raise SkyplanError("; ".join(problems))
 
@@ -157,7 +164,7 @@ def _config(clusters: list[ClusterSpec], links: list[LinkSpec]) -> Config:
     return Config.model_construct(version=1, clusters=clusters, links=links, meshes=[])
 
 
-def _bare(message: str) -> str:
+def _without_path(message: str) -> str:
     # Rule messages start with a document path ("links[3]: …"), which means nothing to skyctl.
     head, sep, rest = message.partition(": ")
     return rest if sep and (head.startswith(("clusters", "links", "provider")) or "[" in head) else message

@@ -231,3 +231,11 @@ def open_state(config_path: Path, display: str) -> StateStore:
     except Exception:  # noqa: BLE001 - a file this broken has no say: the defaults apply
         pass
     return make_store(backend, WorkspacePaths.for_config(config_path))[0]
+
+
+def check_targets(ws: Workspace, targets: list[str], excludes: list[str]) -> None:
+    """Refuse unknown --target/--exclude addresses before the lock is taken (and written)."""
+    if targets or excludes:
+        from skyplan.plan.targeting import resolve_scope
+
+        resolve_scope(ws.desired(), ws.read_state(), targets, excludes)

@@ -71,9 +71,10 @@ def plan(
     """Show what apply would do to make the links match FILE."""
     from skyplan.render.plan_json import render_plan_json
     from skyplan.render.plan_text import render_plan
-    from skyplan.runner import make_plan, open_workspace
+    from skyplan.runner import check_targets, make_plan, open_workspace
 
     ws = close_when_done(open_workspace(Path(file), display=file, variables=collect_variables(var_items, var_files)))
+    check_targets(ws, list(targets), list(excludes))
     with ws.locked("plan", lock_timeout):
         prior = ws.read_state()
         result = make_plan(
@@ -186,7 +187,7 @@ def destroy(
     var_files: tuple[str, ...],
     lock_timeout: float,
 ) -> None:
-    """Remove everything the state holds for FILE (links created with skyctl stay)."""
+    """Remove everything FILE manages; skyctl's links stay, and so do the clusters they join."""
     _run_apply(
         file,
         mode="destroy",
@@ -216,13 +217,15 @@ def _run_apply(
     from skyplan.apply import apply_plan
     from skyplan.render.apply_text import render_outcome, render_outcome_json, render_result
     from skyplan.render.plan_text import render_plan
-    from skyplan.runner import make_plan, open_workspace
+    from skyplan.runner import check_targets, make_plan, open_workspace
 
     if as_json and not auto_approve:
         raise SkyplanError("--json needs --auto-approve: there is no prompt in JSON mode")
     if not auto_approve and not stdin_is_terminal():
         raise SkyplanError(f"{'destroy' if mode == 'destroy' else 'apply'} needs confirmation, but input is not a terminal; pass --auto-approve to apply without it")
     ws = close_when_done(open_workspace(Path(file), display=file, variables=variables))
+    if mode != "destroy":
+        check_targets(ws, targets, excludes)
     style = out_style()
     with ws.locked("destroy" if mode == "destroy" else "apply", lock_timeout) as lock:
         prior = ws.read_state()

@@ -47,13 +47,20 @@ def plan(
             continue
         changes.append(_change(address, want, have, actual.get(address), computed))
 
-    _check_dependencies(changes, recorded)
+    notes = []
+    held = _held_clusters(changes, recorded)
+    if held and mode == "destroy":
+        # Destroy takes what it can: a cluster that skyctl's links still join stays, said so.
+        changes = [c for c in changes if c.address not in held]
+        for cluster, links in sorted(held.items()):
+            notes.append(f"{cluster} is kept: {', '.join(links)} (not managed by this file) still join{'s' if len(links) == 1 else ''} it.")
+    elif held:
+        raise PlanError("; ".join(_holding_message(c, links, recorded) for c, links in sorted(held.items())))
     drift = [
         _drift(recorded[address], reading)
         for address, reading in sorted(actual.items())
         if address in recorded and address not in left_alone and (in_scope is None or address in in_scope)
     ]
-    notes = []
     if prior is not None and prior.interrupted is not None:
         run = prior.interrupted
         notes.append(
@@ -159,11 +166,12 @@ def _drift(have: ResourceState, reading) -> Drift:
     )
 
 
-def _check_dependencies(changes: list[ResourceChange], recorded: dict[str, ResourceState]) -> None:
-    """No link may outlive a cluster it joins; say which link holds a cluster back."""
+def _held_clusters(changes: list[ResourceChange], recorded: dict[str, ResourceState]) -> dict[str, list[str]]:
+    """Clusters this plan deletes that a link staying behind still joins: cluster -> links."""
     deleted = {c.address for c in changes if c.action is Action.DELETE}
+    held: dict[str, list[str]] = {}
     if not any(a.startswith("cluster.") for a in deleted):
-        return
+        return held
     remaining_links: dict[str, dict[str, Any]] = {
         a: r.attributes for a, r in recorded.items() if r.type == "link" and a not in deleted
     }
@@ -173,12 +181,19 @@ def _check_dependencies(changes: list[ResourceChange], recorded: dict[str, Resou
     for address, attributes in sorted(remaining_links.items()):
         for end in ("source", "target"):
             cluster = f"cluster.{attributes[end]}"
-            if cluster in deleted:
-                link = recorded.get(address)
-                owner = link.managed_by if link else "file"
-                how = (
-                    f"delete it first with: skyctl delete link {address.split('.', 1)[1]}"
-                    if owner == "skyctl"
-                    else "remove it from the configuration too"
-                )
-                raise PlanError(f"{cluster} cannot be destroyed while {address} (managed by {owner}) joins it; {how}")
+            if cluster in deleted and address not in held.get(cluster, []):
+                held.setdefault(cluster, []).append(address)
+    return held
+
+
+def _holding_message(cluster: str, links: list[str], recorded: dict[str, ResourceState]) -> str:
+    parts = []
+    for address in links:
+        owner = recorded[address].managed_by if address in recorded else "file"
+        how = (
+            f"delete it first with: skyctl delete link {address.split('.', 1)[1]}"
+            if owner == "skyctl"
+            else "remove it from the configuration too"
+        )
+        parts.append(f"{address} (managed by {owner}) joins it; {how}")
+    return f"{cluster} cannot be destroyed while " + "; ".join(parts)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from skyplan.errors import PlanError
 from skyplan.plan.model import DesiredResource
-from skyplan.state.model import State
+from skyplan.state.model import State, address_problem
 
 TARGETING_NOTE = (
     "Resource targeting is in effect: this plan covers only the targeted resources and what they "
@@ -24,13 +24,16 @@ def resolve_scope(
         return None
     recorded = prior.by_address() if prior else {}
     known = set(desired) | set(recorded)
+    problems = []
     for flag, addresses in (("--target", targets), ("--exclude", excludes)):
         for address in addresses:
-            kind, dot, name = address.partition(".")
-            if kind not in ("cluster", "link") or not dot or not name:
-                raise PlanError(f"{flag} {address}: not a resource address; write cluster.NAME or link.NAME")
-            if address not in known:
-                raise PlanError(f"{flag} {address}: no such resource in the configuration or the state")
+            problem = address_problem(address)
+            if problem:
+                problems.append(f"{flag} {address}: {problem}")
+            elif address not in known:
+                problems.append(f"{flag} {address}: no such resource in the configuration or the state")
+    if problems:
+        raise PlanError("; ".join(problems))
 
     def ends(link: str) -> set[str]:
         attributes = desired[link].attributes if link in desired else recorded[link].attributes
@@ -53,4 +56,7 @@ def resolve_scope(
         scope.discard(address)
         if address.startswith("cluster."):
             scope -= joining(address)
+        elif address not in desired:
+            # A link left standing keeps its clusters: their deletions wait with it.
+            scope -= {cluster for cluster in ends(address) if cluster not in desired}
     return scope

@@ -17,6 +17,14 @@ Owner = Literal["file", "skyctl"]
 ResourceType = Literal["cluster", "link"]
 
 
+def address_problem(text: str) -> str | None:
+    """Why `text` is not a resource address (cluster.NAME or link.NAME), or None if it is one."""
+    kind, dot, name = text.partition(".")
+    if kind not in ("cluster", "link") or not dot or not name:
+        return f"'{text}' is not a resource address; write cluster.NAME or link.NAME"
+    return None
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 

@@ -96,3 +96,9 @@ def test_saved_plan_refuses_extra_flags(basic, skyplan):
     skyplan("plan", "--out", "p.plan")
     result = skyplan("apply", "p.plan", "--target", "link.us-eu")
     assert result.exit_code == 1 and "a saved plan is applied as it is" in result.output
+
+
+def test_bad_targets_leave_nothing_behind(basic, skyplan):
+    result = skyplan("plan", "--target", "link.nope", "--target", "router.x")
+    assert result.exit_code == 1 and "--target link.nope" in result.output and "--target router.x" in result.output
+    assert sorted(p.name for p in basic.iterdir()) == ["links.yaml"]

@@ -236,8 +236,16 @@ def test_skyplan_never_destroys_skyctl_links(workspace, skyplan, skyctl):
     skyplan("apply", "--auto-approve")
     assert "link.adhoc" in {f"{r['type']}.{r['name']}" for r in state(workspace)["resources"]}
     destroy = skyplan("destroy", "--auto-approve")
-    assert destroy.exit_code == 1
-    assert "cluster.b cannot be destroyed while link.adhoc (managed by skyctl) joins it" in destroy.output
+    assert destroy.exit_code == 0, destroy.output
+    assert "Note: cluster.b is kept: link.adhoc (not managed by this file) still joins it." in destroy.output
+    assert "Destroy complete! Resources: 2 destroyed." in destroy.output  # link.a-b and cluster.a
+    left = {f"{r['type']}.{r['name']}" for r in state(workspace)["resources"]}
+    assert left == {"cluster.b", "cluster.c", "link.adhoc"}
+    # Removing a cluster from the file while a skyctl link joins it is refused, with the way out.
+    (workspace / "links.yaml").write_text(FILE.replace('  - name: c\n    endpoint: "192.0.2.3:51820"\n    subnets: [10.3.0.0/16]\n', ""))
+    refused = skyplan("plan")
+    assert refused.exit_code == 1
+    assert "cluster.c cannot be destroyed while link.adhoc (managed by skyctl) joins it; delete it first with: skyctl delete link adhoc" in refused.output
 
 
 def test_file_adopts_a_same_named_skyctl_link(workspace, skyplan, skyctl):
@@ -339,3 +347,17 @@ def test_skyctl_reads_a_templated_workspace_with_its_variables(workspace, skyctl
     created = skyctl("create", "cluster", "a", "--endpoint", "192.0.2.1:51820", "--config", "links.yaml.j2", "--var", "env=prod")
     assert created.exit_code == 0, created.output
     assert (workspace / "wireguard/a/wgprod.conf").exists()
+
+
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        (("create", "link", "l", "-s", "a", "-t", "b"), "Source cluster 'a' not found."),
+        (("delete", "link", "l"), "Link 'l' does not exist."),
+        (("delete", "cluster", "a"), "Cluster 'a' does not exist."),
+    ],
+)
+def test_refusals_in_an_empty_folder_leave_nothing_behind(workspace, skyctl, command, message):
+    result = skyctl(*command)
+    assert result.exit_code == 1 and message in result.output
+    assert list(workspace.iterdir()) == []

@@ -49,3 +49,15 @@ def test_scope(targets, excludes, scope):
 def test_unknown_targets_are_errors(address, message):
     with pytest.raises(PlanError, match=message):
         resolve_scope(WANT, HAVE, [address], [])
+
+
+def test_excluding_a_link_that_goes_keeps_the_clusters_it_joins():
+    want = desired(("cluster.a", {}))
+    have = recorded(("cluster.a", {}), ("cluster.b", {}), ("link.ab", {"source": "a", "target": "b"}))
+    assert resolve_scope(want, have, [], ["link.ab"]) == {"cluster.a"}
+
+
+def test_every_bad_address_is_reported_at_once():
+    with pytest.raises(PlanError) as caught:
+        resolve_scope(WANT, HAVE, ["link.nope", "x"], ["cluster.gone"])
+    assert str(caught.value).count("--") == 3
