@@ -145,28 +145,15 @@ def apply(
 
 
 def _apply_saved(path: str, *, as_json: bool, lock_timeout: float) -> bool:
-    from skyplan.apply import apply_plan
     from skyplan.plan.saved import check_current
-    from skyplan.render.apply_text import render_outcome, render_outcome_json, render_result
     from skyplan.runner import open_saved_plan
 
     ws, saved = open_saved_plan(Path(path))
     close_when_done(ws)
-    style = out_style()
     with ws.locked("apply", lock_timeout) as lock:
         prior = ws.read_state()
         check_current(saved, prior, Path(path))
-
-        def progress(change, outcome) -> None:
-            if not as_json:
-                click.echo(render_result(change, outcome, style))
-
-        outcome = apply_plan(saved.plan, prior, ws.store, ws.provider, lock=lock, on_result=progress)
-    if as_json:
-        click.echo(render_outcome_json(saved.plan, outcome, ws.provider_name), nl=False)
-    else:
-        click.echo(("\n" if saved.plan.has_changes else "") + render_outcome(saved.plan, outcome, style), nl=False)
-    _raise_if_failed(outcome)
+        _apply_and_report(ws, saved.plan, prior, lock, as_json)
     return saved.plan.has_changes
 
 
@@ -214,8 +201,7 @@ def _run_apply(
     variables: dict | None,
 ) -> bool:
     """Plan, confirm and apply; say whether anything was to be done."""
-    from skyplan.apply import apply_plan
-    from skyplan.render.apply_text import render_outcome, render_outcome_json, render_result
+    from skyplan.render.apply_text import render_outcome_json
     from skyplan.render.plan_text import render_plan
     from skyplan.runner import check_targets, make_plan, open_workspace
 
@@ -242,20 +228,26 @@ def _run_apply(
             if not confirm(question, "skyplan will perform the actions described above."):
                 raise SkyplanError(f"{'Destroy' if mode == 'destroy' else 'Apply'} cancelled.")
 
-        def progress(change, outcome) -> None:
-            if not as_json:
-                click.echo(render_result(change, outcome, style))
-
-        outcome = apply_plan(result, prior, ws.store, ws.provider, lock=lock, on_result=progress)
-    if as_json:
-        click.echo(render_outcome_json(result, outcome, ws.provider_name), nl=False)
-    else:
-        click.echo("\n" + render_outcome(result, outcome, style), nl=False)
-    _raise_if_failed(outcome)
+        _apply_and_report(ws, result, prior, lock, as_json)
     return True
 
 
-def _raise_if_failed(outcome) -> None:
+def _apply_and_report(ws, plan, prior, lock, as_json: bool) -> None:
+    """Apply `plan`, a line per finished resource, then the outcome; exit 1 if anything failed."""
+    from skyplan.apply import apply_plan
+    from skyplan.render.apply_text import render_outcome, render_outcome_json, render_result
+
+    style = out_style()
+
+    def progress(change, outcome) -> None:
+        if not as_json:
+            click.echo(render_result(change, outcome, style))
+
+    outcome = apply_plan(plan, prior, ws.store, ws.provider, lock=lock, on_result=progress)
+    if as_json:
+        click.echo(render_outcome_json(plan, outcome, ws.provider_name), nl=False)
+    else:
+        click.echo(("\n" if plan.has_changes else "") + render_outcome(plan, outcome, style), nl=False)
     if outcome.failed:
         count = len(outcome.failed)
         raise ApplyError(f"{count} resource{'s' if count != 1 else ''} failed; the state records what succeeded. Fix the cause and apply again.")

@@ -374,8 +374,6 @@ def locate_in_tree(tree: Any, path: tuple[str | int, ...], *, at_key: bool = Fal
     return best
 
 
-Locate = Callable[[tuple[str | int, ...], bool], Position | None]
-
 
 def _fail(display: str, message: str) -> ConfigError:
     return ConfigError([Diagnostic(message, file=display)])

@@ -6,8 +6,6 @@ from typing import Any
 
 from skyplan.plan.model import AttributeChange
 
-_MISSING = None
-
 
 def attribute_changes(before: dict[str, Any], after: dict[str, Any], force_new: frozenset[str] = frozenset()) -> list[AttributeChange]:
     """One change per top-level attribute that differs, sorted by name."""

@@ -46,7 +46,6 @@ class AttributeChange(Item):
     path: str
     before: Any = None
     after: Any = None
-    after_unknown: bool = False
     forces_replacement: bool = False
 
 

@@ -52,8 +52,6 @@ def render_plan(plan: Plan, style: Style = PLAIN, *, compact: bool = False) -> s
 
 def summary_line(plan: Plan) -> str:
     s = plan.summary
-    if plan.mode == "destroy" and not s.add and not s.change:
-        return f"Plan: 0 to add, 0 to change, {s.destroy} to destroy."
     return f"Plan: {s.add} to add, {s.change} to change, {s.destroy} to destroy."
 
 
@@ -108,10 +106,9 @@ def _attribute_row(item: AttributeChange) -> tuple[str, str, str, str]:
     comment = " # forces replacement" if item.forces_replacement else ""
     if item.before is None and item.after is not None:
         return ("+", item.path, literal(item.after), comment)
-    if item.after is None and item.before is not None and not item.after_unknown:
+    if item.after is None and item.before is not None:
         return ("-", item.path, f"{literal(item.before)} -> null", comment)
-    after = KNOWN_AFTER_APPLY if item.after_unknown else literal(item.after)
-    return ("~", item.path, f"{literal(item.before)} -> {after}", comment)
+    return ("~", item.path, f"{literal(item.before)} -> {literal(item.after)}", comment)
 
 
 def _drift_block(drift: Drift, style: Style) -> list[str]:
