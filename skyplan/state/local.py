@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import time
@@ -14,11 +13,11 @@ from pydantic import ValidationError
 from skyplan import atomic
 from skyplan.atomic import ensure_dir, write_atomic
 from skyplan.errors import LockError, StateError
+from skyplan.state.codec import encode_state, parse_state
 from skyplan.state.model import STATE_FORMAT_VERSION, State
 from skyplan.state.store import LockInfo, StateStore, check_successor, lock_error
 
 _HEAD = re.compile(rb'"version":\s*(\d+),\s*"serial":\s*(\d+),\s*"lineage":\s*"([^"]*)"')
-_HEAD_VERSION = re.compile(rb'^\{\s*"version":\s*(\d+),')
 _POLL_SECONDS = 0.05
 
 
@@ -150,47 +149,6 @@ def _read_lock_info(path: Path) -> LockInfo | None:
         return LockInfo.model_validate_json(raw)
     except ValidationError:
         return None
-
-
-def encode_state(state: State) -> bytes:
-    return state.model_dump_json(indent=2).encode() + b"\n"
-
-
-def parse_state(raw: bytes, where: str, what: str = "state file") -> State:
-    """Decode a state document, with a clear error for every way it can be wrong.
-
-    `what` names the container in messages: a state file here, a database row elsewhere."""
-    head = _HEAD_VERSION.search(raw[:256])
-    if head and int(head.group(1)) == STATE_FORMAT_VERSION:
-        # The usual case, a state we wrote: one pass in pydantic-core, no Python-level JSON.
-        try:
-            return State.model_validate_json(raw)
-        except ValidationError:
-            pass  # fall through to the slow path, which explains exactly what is wrong
-    if not raw.strip():
-        raise StateError(f"state file {where} is empty; restore it from {where}.backup or remove it")
-    try:
-        document = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        position = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise StateError(
-            f"state file {where} is not valid JSON{position}: it may be truncated or corrupt. "
-            f"It was left as it is; restore it from {where}.backup"
-        ) from None
-    if not isinstance(document, dict) or "lineage" not in document or "version" not in document:
-        raise StateError(f"{where} is not a skyplan {what}")
-    version = document.get("version")
-    if not isinstance(version, int) or version > STATE_FORMAT_VERSION:
-        raise StateError(
-            f"{what} {where} has format version {version!r}, written by a newer skyplan; "
-            f"this one reads version {STATE_FORMAT_VERSION}. Upgrade skyplan"
-        )
-    try:
-        return State.model_validate(document)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        place = ".".join(str(p) for p in first["loc"])
-        raise StateError(f"{what} {where} is damaged: {place}: {first['msg']}") from None
 
 
 def _head(raw: bytes, where: str) -> tuple[int, str]:

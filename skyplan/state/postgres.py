@@ -16,7 +16,7 @@ import hashlib
 import time
 from collections.abc import Iterator
 from typing import NamedTuple
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -24,7 +24,7 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from skyplan.errors import LockError, StateError
-from skyplan.state.local import parse_state
+from skyplan.state.codec import parse_state
 from skyplan.state.model import STATE_FORMAT_VERSION, State
 from skyplan.state.store import LockInfo, StateStore, check_successor, lock_error
 from skyplan.state.urls import display_url
