@@ -32,26 +32,27 @@ def basic(workspace: Path) -> Path:
     return workspace
 
 
+def _invoker(main):
+    """Run a CLI in this process; exceptions propagate, so a bug fails the test with its traceback."""
+
+    def run(*args: str, input: str | None = None, env: dict | None = None):
+        return CliRunner().invoke(main, list(args), input=input, env=env, catch_exceptions=False)
+
+    return run
+
+
 @pytest.fixture
 def skyplan():
     from skyplan.cli.skyplan_cmd import main
 
-    def run(*args: str, input: str | None = None, env: dict | None = None):
-        runner = CliRunner()
-        return runner.invoke(main, list(args), input=input, env=env, catch_exceptions=False)
-
-    return run
+    return _invoker(main)
 
 
 @pytest.fixture
 def skyctl():
     from skyplan.cli.skyctl_cmd import main
 
-    def run(*args: str, input: str | None = None, env: dict | None = None):
-        runner = CliRunner()
-        return runner.invoke(main, list(args), input=input, env=env, catch_exceptions=False)
-
-    return run
+    return _invoker(main)
 
 
 def pytest_configure(config):
