@@ -85,16 +85,23 @@ def apply_plan(
     )
     by_address = {c.address: c for c in changes}
     results: list[ResourceResult] = []
+    reported: set[str] = set()
+
+    def take(change: ResourceChange, result: ResourceResult) -> None:
+        reported.add(change.address)
+        results.append(result)
+        _record(resources, change, result, now_iso())
+        if on_result is not None:
+            on_result(change, result)
+
     last_write = time.monotonic()
+    unreported = "the provider reported no result"
     try:
         for result in provider.apply(request):
             change = by_address.get(result.address)
-            if change is None:
-                continue
-            results.append(result)
-            _record(resources, change, result, now_iso())
-            if on_result is not None:
-                on_result(change, result)
+            if change is None or change.address in reported:
+                continue  # not asked for, or already answered: the first answer stands
+            take(change, result)
             if time.monotonic() - last_write >= checkpoint_seconds:
                 state = state.with_resources(resources, serial=state.serial + 1)
                 store.write(state)
@@ -104,20 +111,10 @@ def apply_plan(
         store.write(state.with_resources(resources, serial=state.serial + 1))
         raise
     except Exception as exc:  # a provider bug must not lose the results it already gave
-        message = f"provider error: {type(exc).__name__}: {exc}"
-        for change in changes:
-            if not any(r.address == change.address for r in results):
-                result = ResourceResult(change.address, ok=False, error=message)
-                results.append(result)
-                _record(resources, change, result, now_iso())
-    reported = {r.address for r in results}
+        unreported = f"provider error: {type(exc).__name__}: {exc}"
     for change in changes:
         if change.address not in reported:
-            result = ResourceResult(change.address, ok=False, error="the provider reported no result")
-            results.append(result)
-            _record(resources, change, result, now_iso())
-            if on_result is not None:
-                on_result(change, result)
+            take(change, ResourceResult(change.address, ok=False, error=unreported))
     state = state.with_resources(resources, serial=state.serial + 1, interrupted=None)
     store.write(state)
     return ApplyOutcome(state, results)

@@ -1,0 +1,177 @@
+"""The apply engine against a fake provider: every way a provider can misbehave is recorded.
+
+The WireGuard provider never raises mid-batch or forgets a result, so these branches of
+skyplan/apply.py would go untested without a provider written to misbehave on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from skyplan.apply import apply_plan
+from skyplan.plan.model import Action, Plan, ResourceChange
+from skyplan.providers import ApplyRequest, Provider, ResourceResult, WorkspacePaths
+from skyplan.state.model import State
+from skyplan.state.store import LockInfo, StateStore, check_successor
+
+
+class MemoryStateStore(StateStore):
+    """A store that keeps every write, so a test sees each checkpoint."""
+
+    def __init__(self) -> None:
+        self.writes: list[State] = []
+
+    def describe(self) -> str:
+        return "memory"
+
+    def read(self) -> State | None:
+        return self.writes[-1] if self.writes else None
+
+    def write(self, state: State) -> None:
+        current = self.read()
+        check_successor(current.serial if current else None, current.lineage if current else None, state, "memory")
+        self.writes.append(state)
+
+    def lock(self, operation: str, timeout: float) -> LockInfo:
+        return LockInfo.new(operation)
+
+    def unlock(self, lock_id: str) -> None:
+        pass
+
+
+class FakeProvider(Provider):
+    """Yields what `script` returns for the request: results, or an exception to raise after them."""
+
+    name = "fake"
+    settings_model = None  # type: ignore[assignment]
+
+    def __init__(self, script: Callable[[ApplyRequest], Iterator[ResourceResult]]):
+        super().__init__(None, WorkspacePaths.for_config(Path("/nonexistent/links.yaml")))  # type: ignore[arg-type]
+        self.script = script
+        self.requests: list[ApplyRequest] = []
+
+    def validate(self, request):  # pragma: no cover - not used by the engine
+        return []
+
+    def read(self, request):  # pragma: no cover
+        raise NotImplementedError
+
+    def status(self, request):  # pragma: no cover
+        raise NotImplementedError
+
+    def apply(self, request: ApplyRequest) -> Iterator[ResourceResult]:
+        self.requests.append(request)
+        yield from self.script(request)
+
+
+def _create(kind: str, name: str, **attributes) -> ResourceChange:
+    return ResourceChange(address=f"{kind}.{name}", type=kind, name=name, action=Action.CREATE, after=attributes)
+
+
+PLAN = Plan(
+    changes=[
+        _create("cluster", "a", endpoint="192.0.2.1:51820", subnets=[]),
+        _create("cluster", "b", endpoint="192.0.2.2:51820", subnets=[]),
+        _create("link", "ab", source="a", target="b"),
+    ]
+)
+ADDRESSES = ["cluster.a", "cluster.b", "link.ab"]
+
+
+def _run(script, checkpoint_seconds: float = 1.0):
+    store = MemoryStateStore()
+    provider = FakeProvider(script)
+    seen: list[tuple[str, bool]] = []
+    outcome = apply_plan(
+        PLAN, None, store, provider, on_result=lambda c, r: seen.append((c.address, r.ok)), checkpoint_seconds=checkpoint_seconds
+    )
+    return outcome, store, seen
+
+
+def _ok(address: str) -> ResourceResult:
+    return ResourceResult(address, ok=True, computed={"id": address} if address.startswith("cluster") else {})
+
+
+def test_every_change_is_marked_pending_before_the_provider_acts() -> None:
+    def script(request):
+        intent = store_seen.read()
+        assert {r.address: r.pending for r in intent.resources} == dict.fromkeys(ADDRESSES, "create")
+        assert intent.interrupted is not None
+        yield from map(_ok, ADDRESSES)
+
+    store_seen = MemoryStateStore()
+    provider = FakeProvider(script)
+    outcome = apply_plan(PLAN, None, store_seen, provider)
+    assert not outcome.failed
+    final = store_seen.read()
+    assert final.interrupted is None
+    assert all(r.pending is None for r in final.resources)
+    assert {r.address: r.computed for r in final.resources}["cluster.a"] == {"id": "cluster.a"}
+
+
+def test_a_provider_exception_fails_the_rest_and_keeps_what_finished() -> None:
+    def script(request):
+        yield _ok("cluster.a")
+        raise RuntimeError("disk on fire")
+
+    outcome, store, seen = _run(script)
+    assert seen == [("cluster.a", True), ("cluster.b", False), ("link.ab", False)]  # a line for each
+    failed = {r.address: r.error for r in outcome.failed}
+    assert failed == dict.fromkeys(["cluster.b", "link.ab"], "provider error: RuntimeError: disk on fire")
+    final = store.read()
+    by_address = final.by_address()
+    assert by_address["cluster.a"].status.phase == "INIT" and by_address["cluster.a"].pending is None
+    assert by_address["cluster.b"].status.phase == "FAILED" and by_address["cluster.b"].pending is None
+    assert by_address["cluster.b"].status.reason == "provider error: RuntimeError: disk on fire"
+    assert final.interrupted is None
+
+
+def test_a_missing_result_is_a_failure_that_is_reported() -> None:
+    outcome, store, seen = _run(lambda request: iter([_ok("cluster.a"), _ok("link.ab")]))
+    assert seen == [("cluster.a", True), ("link.ab", True), ("cluster.b", False)]
+    assert [(r.address, r.error) for r in outcome.failed] == [("cluster.b", "the provider reported no result")]
+    assert store.read().by_address()["cluster.b"].status.phase == "FAILED"
+
+
+def test_results_for_unplanned_addresses_and_repeats_are_ignored() -> None:
+    def script(request):
+        yield _ok("cluster.zz")
+        yield from map(_ok, ADDRESSES)
+        yield ResourceResult("cluster.a", ok=False, error="second result for the same change")
+
+    outcome, store, seen = _run(script)
+    assert seen == [(a, True) for a in ADDRESSES]
+    assert not outcome.failed
+    assert "cluster.zz" not in store.read().by_address()
+
+
+def test_an_interruption_between_results_leaves_the_rest_pending() -> None:
+    def script(request):
+        yield _ok("cluster.a")
+        raise KeyboardInterrupt
+
+    store = MemoryStateStore()
+    with pytest.raises(KeyboardInterrupt):
+        apply_plan(PLAN, None, store, FakeProvider(script))
+    final = store.read()
+    pending = {r.address: r.pending for r in final.resources}
+    assert pending == {"cluster.a": None, "cluster.b": "create", "link.ab": "create"}
+    assert final.interrupted is not None  # the next plan says an apply was interrupted
+
+
+def test_results_are_checkpointed_as_they_arrive() -> None:
+    outcome, store, seen = _run(lambda request: map(_ok, ADDRESSES), checkpoint_seconds=0.0)
+    # intent, one write per result, and the final write
+    assert len(store.writes) == 1 + len(ADDRESSES) + 1
+    assert [w.serial for w in store.writes] == sorted({w.serial for w in store.writes})
+
+
+def test_the_request_is_in_dependency_order_with_the_world_after() -> None:
+    provider = FakeProvider(lambda request: map(_ok, ADDRESSES))
+    apply_plan(PLAN, None, MemoryStateStore(), provider)
+    (request,) = provider.requests
+    assert [(c.address, c.action) for c in request.changes] == [(a, "create") for a in ADDRESSES]
+    assert sorted(request.world) == ADDRESSES
