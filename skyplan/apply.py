@@ -68,7 +68,8 @@ def apply_plan(
     started = now_iso()
     run = RunInfo(
         id=lock.id if lock else str(uuid.uuid4()),
-        operation="destroy" if plan.mode == "destroy" else "apply",
+        # The lock names the command (`skyctl create link`), which tells a user what was cut short.
+        operation=lock.operation if lock else ("destroy" if plan.mode == "destroy" else "apply"),
         who=lock.who if lock else "",
         started=started,
     )

@@ -35,19 +35,27 @@ def create_link(ws: Workspace, name: str, source: str, target: str, lock_timeout
         prior = ws.read_state()
         recorded = prior.by_address() if prior else {}
         for role, cluster in (("Source", source), ("Target", target)):
-            if f"cluster.{cluster}" not in recorded:
+            end = recorded.get(f"cluster.{cluster}")
+            if end is None:
                 raise SkyplanError(f"{role} cluster '{cluster}' not found.")
-        if f"link.{name}" in recorded:
-            raise SkyplanError(f"Link '{name}' already exists.")
+            if end.pending == "delete":
+                raise SkyplanError(
+                    f"{role} cluster '{cluster}' is being deleted: an interrupted delete of it did not finish; "
+                    f"run skyctl delete cluster {cluster} to finish it."
+                )
         attributes = {"source": source, "target": target}
+        _refuse_existing(recorded.get(f"link.{name}"), attributes, f"skyctl delete link {name}")
         _check_topology(ws, prior, LinkSpec(name=name, **attributes))
         notes = [
             f"Clusters '{source}' and '{target}' are already linked by '{other.name}'; "
             f"link '{name}' shares that peering, which lasts while either link exists."
-            for other in _links_between(recorded, source, target)[:1]
+            for other in _links_between(recorded, source, target, besides=name)[:1]
         ]
         desired = {f"link.{name}": DesiredResource(type="link", name=name, attributes=attributes, managed_by="skyctl")}
-        return _run(ws, prior, desired, f"link.{name}", lock, notes)
+        # An end that an interrupted create left half-made is finished first, in the same apply:
+        # the link needs its key and address.
+        desired.update(_unfinished_creates(recorded, [f"cluster.{source}", f"cluster.{target}"]))
+        return _run(ws, prior, desired, set(desired), lock, notes)
 
 
 def delete_link(ws: Workspace, name: str, lock_timeout: float) -> Done:
@@ -59,7 +67,7 @@ def delete_link(ws: Workspace, name: str, lock_timeout: float) -> Done:
         if have is None:
             raise SkyplanError(f"Link '{name}' does not exist.")
         _refuse_file_managed(ws, have, "Link")
-        return _run(ws, prior, {}, have.address, lock, [])
+        return _run(ws, prior, {}, {have.address}, lock, [])
 
 
 def create_cluster(ws: Workspace, name: str, endpoint: str, subnets: list[str], listen_port: int | None, lock_timeout: float) -> Done:
@@ -69,13 +77,12 @@ def create_cluster(ws: Workspace, name: str, endpoint: str, subnets: list[str], 
     spec = ClusterSpec(name=name, endpoint=endpoint, subnets=list(subnets), listen_port=listen_port)
     with ws.locked("skyctl create cluster", lock_timeout) as lock:
         prior = ws.read_state()
-        if f"cluster.{name}" in (prior.by_address() if prior else {}):
-            raise SkyplanError(f"Cluster '{name}' already exists.")
-        _check_topology(ws, prior, spec)
         assert ws.loaded is not None
         attributes = cluster_attributes(spec, type(ws.provider), ws.loaded.settings)
+        _refuse_existing((prior.by_address() if prior else {}).get(f"cluster.{name}"), attributes, f"skyctl delete cluster {name}")
+        _check_topology(ws, prior, spec)
         desired = {f"cluster.{name}": DesiredResource(type="cluster", name=name, attributes=attributes, managed_by="skyctl")}
-        return _run(ws, prior, desired, f"cluster.{name}", lock, [])
+        return _run(ws, prior, desired, set(desired), lock, [])
 
 
 def delete_cluster(ws: Workspace, name: str, lock_timeout: float) -> Done:
@@ -88,14 +95,16 @@ def delete_cluster(ws: Workspace, name: str, lock_timeout: float) -> Done:
         if have is None:
             raise SkyplanError(f"Cluster '{name}' does not exist.")
         _refuse_file_managed(ws, have, "Cluster")
-        users = sorted(r.name for r in recorded.values() if r.type == "link" and name in (r.attributes["source"], r.attributes["target"]))
+        joining = [r for r in recorded.values() if r.type == "link" and name in (r.attributes["source"], r.attributes["target"])]
+        users = sorted(r.name for r in joining if r.pending != "delete")
         if users:
             raise SkyplanError(f"Cluster '{name}' is still linked by {', '.join(users)}; delete those links first.")
-        return _run(ws, prior, {}, have.address, lock, [])
+        # Links whose interrupted delete did not finish go first, in the same apply.
+        return _run(ws, prior, {}, {have.address, *(r.address for r in joining)}, lock, [])
 
 
-def _run(ws: Workspace, prior: State | None, desired: dict, address: str, lock, notes: list[str]) -> Done:
-    plan = make_plan(ws, prior, desired=desired, owner="skyctl", scope={address}, do_refresh=False)
+def _run(ws: Workspace, prior: State | None, desired: dict, scope: set[str], lock, notes: list[str]) -> Done:
+    plan = make_plan(ws, prior, desired=desired, owner="skyctl", scope=scope, do_refresh=False)
     outcome = apply_plan(plan, prior, ws.store, ws.provider, lock=lock)
     return Done(plan, outcome, notes)
 
@@ -121,9 +130,47 @@ def _refuse_file_managed(ws: Workspace, have: ResourceState, kind: str) -> None:
         )
 
 
-def _links_between(recorded: dict[str, ResourceState], a: str, b: str) -> list[ResourceState]:
+def _refuse_existing(have: ResourceState | None, attributes: dict, undo: str) -> None:
+    """A create may go on only where nothing is recorded, or where it finishes itself: skyctl's
+    own create of the same resource, which an interrupted run left pending."""
+    if have is None:
+        return
+    kind = have.type.capitalize()
+    if have.managed_by != "skyctl" or have.pending not in ("create", "delete"):
+        raise SkyplanError(f"{kind} '{have.name}' already exists.")
+    if have.pending == "delete":
+        raise SkyplanError(
+            f"{kind} '{have.name}' is being deleted: an interrupted delete of it did not finish; "
+            f"run {undo} to finish it, then create it again."
+        )
+    differs = [key for key in attributes if attributes[key] != have.attributes.get(key)]
+    if differs:
+        key = differs[0]
+        raise SkyplanError(
+            f"{kind} '{have.name}' already exists, unfinished: an interrupted create of it with {key} "
+            f"{_shown(have.attributes.get(key))} (not {_shown(attributes[key])}) did not finish; repeat "
+            f"that create to finish it, or run {undo}."
+        )
+
+
+def _shown(value) -> str:
+    return (",".join(value) or "<none>") if isinstance(value, list) else str(value)
+
+
+def _unfinished_creates(recorded: dict[str, ResourceState], addresses: list[str]) -> dict[str, DesiredResource]:
+    """The resources among `addresses` that an interrupted create left pending, as they were asked for."""
+    from skyplan.plan.planner import as_recorded
+
+    return {a: as_recorded(recorded[a]) for a in addresses if a in recorded and recorded[a].pending == "create"}
+
+
+def _links_between(recorded: dict[str, ResourceState], a: str, b: str, besides: str) -> list[ResourceState]:
     pair = {a, b}
-    return [r for r in recorded.values() if r.type == "link" and {r.attributes["source"], r.attributes["target"]} == pair]
+    return [
+        r
+        for r in recorded.values()
+        if r.type == "link" and r.name != besides and r.pending != "delete" and {r.attributes["source"], r.attributes["target"]} == pair
+    ]
 
 
 def _check_topology(ws: Workspace, prior: State | None, new: ClusterSpec | LinkSpec) -> None:
@@ -143,7 +190,9 @@ def _check_topology(ws: Workspace, prior: State | None, new: ClusterSpec | LinkS
 def _specs(prior: State | None, new: ClusterSpec | LinkSpec) -> tuple[list[ClusterSpec], list[LinkSpec]]:
     """What the rules need to judge `new`: a new cluster has no links yet; a new link changes
     only what its two ends reach, so its ends, their links and their peers are enough."""
-    resources = prior.resources if prior else []
+    kind = "link" if isinstance(new, LinkSpec) else "cluster"
+    # A create that finishes an interrupted one is judged in place of it, not next to it.
+    resources = [r for r in (prior.resources if prior else []) if not (r.type == kind and r.name == new.name)]
     if isinstance(new, LinkSpec):
         ends = {new.source, new.target}
         near = [r for r in resources if r.type == "link" and ends & {r.attributes["source"], r.attributes["target"]}]
@@ -171,7 +220,8 @@ def _without_path(message: str) -> str:
 
 
 def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) -> dict[str, tuple[str, list[dict]]]:
-    """Each resource's phase and conditions: FAILED as recorded, otherwise as the provider sees it."""
+    """Each resource's phase and conditions: PENDING where an interrupted run left work undone,
+    FAILED as recorded, otherwise as the provider sees it."""
     from skyplan.providers import ResourceView, StatusRequest
 
     clusters = {r.name: r for r in state.resources if r.type == "cluster"} if state else {}
@@ -188,11 +238,25 @@ def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) 
     reports = ws.provider.status(StatusRequest(resources=list(views.values()))).statuses if views else {}
     result = {}
     for r in resources:
-        if r.status.phase == "FAILED":
+        if r.pending is not None:  # newer than a failure it may have been retrying
+            result[r.address] = ("PENDING", [{"type": "Applied", "status": "Unknown", "reason": "ApplyInterrupted", "message": _pending_message(r)}])
+        elif r.status.phase == "FAILED":
             result[r.address] = ("FAILED", [{"type": "Applied", "status": "False", "reason": "ApplyFailed", "message": r.status.reason or ""}])
-        elif r.pending is not None:
-            result[r.address] = ("INIT", [{"type": "Applied", "status": "Unknown", "reason": "ApplyInterrupted", "message": f"an interrupted apply left its {r.pending} unfinished"}])
         else:
             report = reports.get(r.address)
             result[r.address] = (report.phase, report.conditions) if report else ("INIT", [])
     return result
+
+
+def _pending_message(r: ResourceState) -> str:
+    """What an interrupted run left undone on `r`, and which run finishes it."""
+    action = r.pending if r.pending in ("create", "delete") else "apply"
+    if r.managed_by != "skyctl" or action == "apply":
+        return f"an interrupted {action} of it did not finish; the next skyplan apply finishes it"
+    if action == "delete":
+        again = f"skyctl delete {r.type} {r.name}"
+    elif r.type == "link":
+        again = f"skyctl create link {r.name} -s {r.attributes['source']} -t {r.attributes['target']}"
+    else:
+        again = f"the skyctl create cluster {r.name} command"
+    return f"an interrupted {action} of it did not finish; repeat {again}, or run skyplan apply, to finish it"

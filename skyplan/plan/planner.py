@@ -43,8 +43,10 @@ def plan(
             continue
         want, have = desired.get(address), recorded.get(address)
         if want is None and have is not None and have.managed_by != owner:
-            left_alone.append(address)
-            continue
+            if not _finishes(have, mode):
+                left_alone.append(address)
+                continue
+            want = None if have.pending == "delete" else as_recorded(have)
         changes.append(_change(address, want, have, actual.get(address), computed))
 
     notes = []
@@ -56,10 +58,16 @@ def plan(
             notes.append(f"{cluster} is kept: {', '.join(links)} (not managed by this file) still join{'s' if len(links) == 1 else ''} it.")
     elif held:
         raise PlanError("; ".join(_holding_message(c, links, recorded) for c, links in sorted(held.items())))
+    # A resource whose interrupted delete is being finished was changed by that delete, not
+    # outside skyplan: what it left behind is not drift.
+    finishing_delete = {c.address for c in changes if c.action is Action.DELETE and recorded[c.address].pending == "delete"}
     drift = [
         _drift(recorded[address], reading)
         for address, reading in sorted(actual.items())
-        if address in recorded and address not in left_alone and (in_scope is None or address in in_scope)
+        if address in recorded
+        and address not in left_alone
+        and address not in finishing_delete
+        and (in_scope is None or address in in_scope)
     ]
     if prior is not None and prior.interrupted is not None:
         run = prior.interrupted
@@ -80,6 +88,21 @@ def plan(
     )
 
 
+def _finishes(have: ResourceState, mode: str) -> bool:
+    """Whether this plan finishes the interrupted work on a resource another owner manages.
+
+    Pending marks are the engine's, not an owner's: whichever run comes next finishes them, so
+    a killed skyctl create is not stranded half-made. A destroy finishes only deletes: it never
+    creates what it does not manage.
+    """
+    return have.pending is not None and (mode != "destroy" or have.pending == "delete")
+
+
+def as_recorded(have: ResourceState) -> DesiredResource:
+    """A resource as its owner last asked for it: what finishing its pending work aims at."""
+    return DesiredResource(have.type, have.name, dict(have.attributes), have.managed_by)
+
+
 def _change(address: str, want: DesiredResource | None, have: ResourceState | None, reading, computed) -> ResourceChange:
     kind, name = address.split(".", 1)
     unknown = list(computed.get(kind, ()))
@@ -88,7 +111,8 @@ def _change(address: str, want: DesiredResource | None, have: ResourceState | No
         return _make(address, kind, name, Action.CREATE, want.managed_by, None, want.attributes, unknown)
     before = {**have.attributes, **have.computed}
     if want is None:
-        return _make(address, kind, name, Action.DELETE, have.managed_by, before, None, [])
+        reason = "an interrupted apply did not finish deleting it" if have.pending == "delete" else None
+        return _make(address, kind, name, Action.DELETE, have.managed_by, before, None, [], reason=reason)
     if have.pending == "create":
         return _make(
             address, kind, name, Action.CREATE, want.managed_by, None, want.attributes, unknown,

@@ -56,8 +56,9 @@ def summary_line(plan: Plan) -> str:
 
 
 def one_line(change: ResourceChange) -> str:
-    """skyctl's view of a one-resource plan: `+ link.us-eu`."""
-    return f"{change.action.value} {change.address}"
+    """skyctl's view of a one-resource plan: `+ link.us-eu`, and why, when it finishes earlier work."""
+    suffix = f"  ({change.reason})" if change.reason else ""
+    return f"{change.action.value} {change.address}{suffix}"
 
 
 def _change_block(change: ResourceChange, style: Style) -> list[str]:
