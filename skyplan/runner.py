@@ -69,15 +69,26 @@ def open_workspace(
     return Workspace(paths=paths, provider=loaded.provider, store=store, loaded=loaded, backend=backend)
 
 
-def make_store(backend: BackendSpec, paths: WorkspacePaths) -> tuple[StateStore, BackendRef]:
-    """The store the configuration (or $SKYPLAN_BACKEND, which wins) names, and a reference to it."""
+def make_store(
+    backend: BackendSpec, paths: WorkspacePaths, url_source: str = "backend.url"
+) -> tuple[StateStore, BackendRef]:
+    """The store the configuration (or $SKYPLAN_BACKEND, which wins) names, and a reference to it.
+
+    `url_source` says where `backend.url` came from, for the message if it is not a valid URL.
+    """
     url = os.environ.get("SKYPLAN_BACKEND") or None
     if url is not None or backend.type == "postgres":
         from skyplan.state.postgres import PostgresStateStore
+        from skyplan.state.urls import URLProblem, check_url
 
+        source = "SKYPLAN_BACKEND" if url is not None else url_source
         url = url or backend.url
         if not url:
             raise StateError("backend type 'postgres' needs a url (backend.url or SKYPLAN_BACKEND)")
+        try:
+            check_url(url)
+        except URLProblem as exc:
+            raise StateError(f"{source}: {exc}") from None
         ref = BackendRef(
             type="postgres", workspace=backend.workspace, location=display_url(url), password_removed=has_password(url)
         )
@@ -105,6 +116,7 @@ def open_saved_plan(path: Path) -> tuple[Workspace, SavedPlan]:
     except ValidationError as exc:
         raise PlanError(f"{path}: provider settings in the plan are not valid for this skyplan: {exc.errors()[0]['msg']}") from None
     spec = BackendSpec(type=saved.backend.type, workspace=saved.backend.workspace)
+    url_source = f"Saved plan {path}: backend.location"
     if saved.backend.type == "postgres" and not os.environ.get("SKYPLAN_BACKEND"):
         spec = spec.model_copy(update={"url": saved.backend.location})
         if saved.backend.password_removed:
@@ -116,7 +128,8 @@ def open_saved_plan(path: Path) -> tuple[Workspace, SavedPlan]:
                     f"Saved plan {path}: the database URL's password is not kept in plans, and "
                     f"{config_path} cannot supply it ({exc}); set SKYPLAN_BACKEND to the URL"
                 ) from None
-    store, backend = make_store(spec, paths)
+            url_source = f"{config_path}: backend.url"
+    store, backend = make_store(spec, paths, url_source)
     if backend != saved.backend:
         raise PlanError(
             f"Saved plan {path} was made against the state at {saved.backend.location}, "
@@ -230,7 +243,7 @@ def open_state(config_path: Path, display: str) -> StateStore:
             backend = BackendSpec.model_validate(document["backend"])
     except Exception:  # noqa: BLE001 - a file this broken has no say: the defaults apply
         pass
-    return make_store(backend, WorkspacePaths.for_config(config_path))[0]
+    return make_store(backend, WorkspacePaths.for_config(config_path), f"{display}: backend.url")[0]
 
 
 def check_targets(ws: Workspace, targets: list[str], excludes: list[str]) -> None:

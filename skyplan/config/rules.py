@@ -73,6 +73,7 @@ def check(config: Config, provider) -> list[Diagnostic]:
     networks = _check_clusters(config.clusters, found)
     peers = _check_links(config.links, clusters_by_name, found)
     _check_reach(config.clusters, peers, networks, found)
+    _check_backend(config, found)
     if provider is None:
         return found
     from skyplan.providers import ResourceView, ValidateRequest
@@ -83,6 +84,18 @@ def check(config: Config, provider) -> list[Diagnostic]:
     )
     found.extend(provider.validate(request))
     return found
+
+
+def _check_backend(config: Config, found: list[Diagnostic]) -> None:
+    if config.backend.url is None:
+        return
+    from skyplan.state.urls import URLProblem, check_url
+
+    try:
+        check_url(config.backend.url)
+    except URLProblem as exc:
+        # The message quotes nothing of the URL: a password may be anywhere in a malformed one.
+        found.append(Diagnostic(f"backend.url: {exc}", path=("backend", "url")))
 
 
 def _check_names(entries, section: str, found: list[Diagnostic]) -> dict[str, int]:

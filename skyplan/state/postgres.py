@@ -16,18 +16,18 @@ import hashlib
 import time
 from collections.abc import Iterator
 from typing import NamedTuple
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
+from skyplan import redact
 from skyplan.errors import LockError, StateError
 from skyplan.state.codec import parse_state
 from skyplan.state.model import STATE_FORMAT_VERSION, State
 from skyplan.state.store import LockInfo, StateStore, check_successor, lock_error
-from skyplan.state.urls import display_url
+from skyplan.state.urls import URLProblem, check_url, display_url, url_secrets
 
 STATES_TABLE = "skyplan_states"
 LOCKS_TABLE = "skyplan_locks"
@@ -96,10 +96,15 @@ class PostgresStateStore(StateStore):
         scheme = url.split("://", 1)[0] if "://" in url else ""
         if scheme not in ("postgresql", "postgres"):
             raise StateError("the postgres backend needs a URL of the form postgresql://user@host:port/database")
+        try:
+            check_url(url)
+        except URLProblem as exc:
+            raise StateError(f"the postgres backend URL is not valid: {exc}") from None
         self.url = url
         self.workspace = workspace
         self.key = advisory_key(f"state:{workspace}")
-        self._secrets = _secrets_in(url)
+        self._secrets = url_secrets(url)
+        redact.remember(*self._secrets)
         self._where = f'{display_url(url)} (workspace "{workspace}")'
         self._conn: psycopg.Connection | None = None
         self._lock_info: LockInfo | None = None
@@ -150,13 +155,13 @@ class PostgresStateStore(StateStore):
         )
 
     def _clean(self, exc: psycopg.Error) -> str:
-        """The error on one line, without the password that the URL may carry."""
+        """The error on one line, without any piece of the password that the URL may carry.
+
+        libpq and psycopg quote hosts, users and sometimes the whole URL in their messages.
+        """
         diag = getattr(exc, "diag", None)
         text = (diag.message_primary if diag is not None else None) or str(exc)
-        text = " ".join(text.split())
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact.mask(" ".join(text.split()), self._secrets)
 
     # -- read / write ---------------------------------------------------------------------------
 
@@ -344,14 +349,3 @@ def _ensure_tables(conn: psycopg.Connection) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEMA_KEY])
         conn.execute("SET LOCAL client_min_messages = warning")
         conn.execute(_CREATE_TABLES)
-
-
-def _secrets_in(url: str) -> list[str]:
-    parts = urlsplit(url)
-    found = [v for k, v in parse_qsl(parts.query) if k == "password"]
-    if "@" in parts.netloc:
-        user = parts.netloc.rsplit("@", 1)[0]
-        if ":" in user:
-            found.append(user.split(":", 1)[1])
-    # Longest first, so that a password's decoded form does not leave pieces of its encoded one.
-    return sorted({s for raw in found for s in (raw, unquote(raw)) if s}, key=len, reverse=True)
