@@ -77,20 +77,49 @@ class GuardedGroup(click.Group):
                 pass  # no real descriptor behind stdout (tests): nothing is left to flush
             ctx.exit(1)
         except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a report
-            report = save_crash_report(exc)
-            click.echo(
-                render_error(f"unexpected internal error ({type(exc).__name__}); the full report was saved to {report}", err_style()),
-                nl=False,
-                err=True,
-            )
+            try:
+                saved = f"the full report was saved to {save_crash_report(exc)}"
+            except Exception as failure:  # noqa: BLE001 - a full disk must not turn into a traceback
+                reason = getattr(failure, "strerror", None) or type(failure).__name__
+                saved = f"the report could not be saved ({reason})"
+            click.echo(render_error(f"unexpected internal error ({type(exc).__name__}); {saved}", err_style()), nl=False, err=True)
             ctx.exit(1)
 
 
+# Variables worth seeing in a report: skyplan's own and libpq's (values redacted).
+_REPORTED_ENVIRONMENT = ("SKYPLAN_", "PG", "NO_COLOR")
+
+
+def crash_report(exc: BaseException) -> str:
+    """The report's text: version, command line, environment and traceback, secrets masked.
+
+    Bug reports get pasted into issues, so a password in a URL on the command line or in
+    SKYPLAN_BACKEND, a key, or a template variable never reaches the file.
+    """
+    from skyplan.redact import redact, redact_argv, redact_environment
+    from skyplan.state.urls import url_secrets
+
+    environment = redact_environment(dict(os.environ), _REPORTED_ENVIRONMENT)
+    secrets = [s for value in (*sys.argv, *os.environ.values()) if "://" in value for s in url_secrets(value)]
+    text = (
+        f"skyplan {__version__}\nargv: {redact_argv(sys.argv)!r}\n"
+        f"environment: {environment!r}\n\n" + "".join(traceback.format_exception(exc))
+    )
+    return redact(text, tuple(secrets))
+
+
 def save_crash_report(exc: BaseException) -> str:
+    """Write the report to a new file of the temporary folder, readable by its owner only."""
+    text = crash_report(exc)
+    # mkstemp creates the file 0600 with O_EXCL, so a name planted in a shared /tmp is never
+    # followed or reused.
     fd, path = tempfile.mkstemp(prefix=f"skyplan-crash-{time.strftime('%Y%m%dT%H%M%S')}-", suffix=".log")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f"skyplan {__version__}\nargv: {sys.argv!r}\n\n")
-        handle.write("".join(traceback.format_exception(exc)))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
+            handle.write(text)
+    except OSError:
+        os.unlink(path)
+        raise
     return path
 
 

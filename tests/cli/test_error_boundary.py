@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from skyplan.cli.common import GuardedGroup
@@ -62,3 +63,91 @@ def test_a_huge_value_does_not_make_a_huge_message(workspace, skyplan):
     result = skyplan("validate")
     assert result.exit_code == 1
     assert len(result.output) < 2200 and "more characters)" in result.output
+
+
+DB_PASSWORD = "Hx9-Qv7wZk-Jp2yR"
+KEY = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="  # a WireGuard-shaped key
+
+
+def crash_in_report_folder(monkeypatch, tmp_path, exc: BaseException, argv: list[str]):
+    """Run a command that hits a bug, with `argv` as the command line; the report's text."""
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setattr(sys, "argv", argv)
+    result = CliRunner().invoke(group_raising(exc), ["boom"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert "Traceback" not in result.output
+    report = Path(result.output.rsplit(" ", 1)[1].strip())
+    return report, report.read_text()
+
+
+def test_the_report_keeps_no_secret_from_the_command_line_or_environment(monkeypatch, tmp_path):
+    from tests.state.test_urls import assert_hidden
+
+    monkeypatch.setenv("SKYPLAN_BACKEND", f"postgresql://sky:{DB_PASSWORD[:5]}@{DB_PASSWORD[5:]}@db.internal/sky")
+    monkeypatch.setenv("PGPASSWORD", f"pg-{DB_PASSWORD}")
+    monkeypatch.setenv("SKYPLAN_CONFIG", "links.yaml")
+    argv = [
+        "skyplan", "plan",
+        "--backend", f"postgresql://sky:{DB_PASSWORD}@db.internal:5432/sky",
+        f"--url=postgresql://sky@db.internal/sky?sslmode=require&password={DB_PASSWORD}",
+        "--password", f"x{DB_PASSWORD}",
+        "--var", f"db_password={DB_PASSWORD}y",
+        f"--var=token=z{DB_PASSWORD}",
+        "--public-key", KEY,
+    ]
+    # The exception's own text may quote a secret in any shape.
+    bug = RuntimeError(f"cannot parse {DB_PASSWORD[3:]} with key {KEY.lower()}")
+    report, text = crash_in_report_folder(monkeypatch, tmp_path, bug, argv)
+    assert_hidden(text, DB_PASSWORD)
+    assert KEY not in text and KEY.lower() not in text and KEY[:20] not in text
+    # What helps to find the bug is still there.
+    assert "'plan'" in text and "'--var', 'db_password=***'" in text and "RuntimeError" in text
+    assert "postgresql://sky:***@db.internal:5432/sky" in text
+    assert "SKYPLAN_BACKEND=postgresql://sky:***@db.internal/sky" in text
+    assert "PGPASSWORD=***" in text and "SKYPLAN_CONFIG=links.yaml" in text
+
+
+def test_the_report_is_private_and_in_the_temporary_folder(monkeypatch, tmp_path):
+    import stat
+
+    report, _ = crash_in_report_folder(monkeypatch, tmp_path, ZeroDivisionError("oops"), ["skyplan", "plan"])
+    assert report.parent == tmp_path and report.name.startswith("skyplan-crash-")
+    assert stat.S_IMODE(report.stat().st_mode) == 0o600
+    assert not report.is_symlink() and report.stat().st_nlink == 1
+
+
+def test_a_report_that_cannot_be_saved_is_still_one_line(monkeypatch, tmp_path):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    result = CliRunner().invoke(group_raising(ZeroDivisionError("oops")), ["boom"])
+    assert result.exit_code == 1
+    assert result.output == "Error: unexpected internal error (ZeroDivisionError); the report could not be saved (No such file or directory)\n"
+
+
+@pytest.mark.postgres
+def test_a_password_from_links_yaml_is_kept_out_of_the_report(workspace, skyplan, monkeypatch, tmp_path, postgres_server):
+    import json
+    import tempfile
+
+    from tests.state.test_urls import assert_hidden
+    from tests.workspaces import BASIC
+
+    url = postgres_server.url(postgres_server.create_database().rsplit("/", 1)[1], password=DB_PASSWORD)  # trusted role
+    (workspace / "links.yaml").write_text(BASIC.replace("clusters:\n", f"backend: {{type: postgres, url: {json.dumps(url)}}}\nclusters:\n", 1))
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(reports))
+
+    def bug(*args, **kwargs):
+        raise RuntimeError(f"lost track of {DB_PASSWORD[2:]}")  # a bug quoting what it should not
+
+    monkeypatch.setattr("skyplan.runner.make_plan", bug)
+    result = skyplan("plan")
+    assert result.exit_code == 1 and "unexpected internal error (RuntimeError)" in result.stderr
+    [report] = reports.iterdir()
+    assert "lost track of ***" in report.read_text()
+    assert_hidden(report.read_text(), DB_PASSWORD)
