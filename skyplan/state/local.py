@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -85,33 +86,45 @@ class FileStateStore(StateStore):
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    holder = _read_lock_info(self.lock_path)
+                    holder = _holder_of(fd)
                     # The holder writes its info just after taking the lock: give it a moment.
                     for _ in range(10):
                         if holder is not None:
                             break
                         time.sleep(_POLL_SECONDS)
-                        holder = _read_lock_info(self.lock_path)
+                        holder = _holder_of(fd)
                     os.close(fd)
                     raise lock_error(str(self.path), holder, round(time.monotonic() - started, 1) if timeout else 0) from None
                 time.sleep(_POLL_SECONDS)
-        atomic.remove_leftovers(self.data_dir, self.path.name)
         info = LockInfo.new(operation, str(self.path))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, info.model_dump_json().encode(), 0)
+        try:
+            atomic.remove_leftovers(self.data_dir, self.path.name)
+            _write_lock_info(fd, info)
+        except OSError as exc:
+            # A lock without its info would look anonymous to waiting runs (and a half-written
+            # one would name nobody): give the lock back, with the file empty as when unlocked.
+            _release(fd)
+            raise StateError(
+                f"cannot lock the state in {self.data_dir}: writing the lock info to {self.lock_path} failed "
+                f"({exc.strerror or exc}); nothing was changed and no lock is held"
+            ) from None
         self._lock_fd, self._lock_info = fd, info
         return info
 
     def unlock(self, lock_id: str) -> None:
         if self._lock_info is not None and self._lock_info.id == lock_id and self._lock_fd is not None:
-            os.ftruncate(self._lock_fd, 0)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = self._lock_info = None
+            fd, self._lock_fd, self._lock_info = self._lock_fd, None, None
+            _release(fd)
             return
         self._force_unlock(lock_id)
 
     def _force_unlock(self, lock_id: str) -> None:
+        try:
+            self._clear_dead_lock(lock_id)
+        except OSError as exc:
+            raise LockError(f"cannot unlock the state in {self.data_dir}: {exc.strerror or exc} ({self.lock_path})") from None
+
+    def _clear_dead_lock(self, lock_id: str) -> None:
         holder = _read_lock_info(self.lock_path)
         if holder is None or holder.id != lock_id:
             current = f"; the current lock is {holder.id}" if holder else "; the state is not locked"
@@ -138,11 +151,46 @@ class FileStateStore(StateStore):
             self.unlock(self._lock_info.id)
 
 
+def _write_lock_info(fd: int, info: LockInfo) -> None:
+    data = info.model_dump_json().encode()
+    os.ftruncate(fd, 0)
+    written = 0
+    while written < len(data):
+        count = os.pwrite(fd, data[written:], written)
+        if count == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written += count
+
+
+def _release(fd: int) -> None:
+    """Empty the lock file and let go of it; the file stays (removing it would race a waiter)."""
+    try:
+        os.ftruncate(fd, 0)
+    except OSError:
+        pass  # half-written info never parses: waiting runs see "holder unknown", no false name
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _holder_of(fd: int) -> LockInfo | None:
+    """The lock info in the lock file open as `fd` (None when unreadable: "holder unknown")."""
+    try:
+        return _parse_lock_info(os.pread(fd, 65536, 0))
+    except OSError:
+        return None
+
+
 def _read_lock_info(path: Path) -> LockInfo | None:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
+    return _parse_lock_info(raw)
+
+
+def _parse_lock_info(raw: bytes) -> LockInfo | None:
     if not raw.strip():
         return None
     try:

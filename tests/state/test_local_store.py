@@ -72,3 +72,46 @@ def test_force_unlock_refuses_a_lock_held_by_a_running_process(tmp_path):
     finally:
         holder.close()
         kit.close_all()
+
+
+def _no_space(*args, **kwargs):
+    import errno
+    import os
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_while_writing_lock_info_leaves_no_lock(tmp_path, monkeypatch):
+    store = FileStateStore(tmp_path / ".skyplan")
+    with monkeypatch.context() as patch:
+        patch.setattr("skyplan.state.local.os.pwrite", _no_space)
+        with pytest.raises(StateError, match=r"^cannot lock the state in .*: writing the lock info to .*state\.json\.lock "
+                           r"failed \(No space left on device\); nothing was changed and no lock is held$"):
+            store.lock("apply", timeout=0)
+    # The OS lock was given back and no lock info names a holder that does not hold it.
+    assert (tmp_path / ".skyplan/state.json.lock").read_bytes() == b""
+    other = FileStateStore(tmp_path / ".skyplan")
+    info = other.lock("apply", timeout=0)
+    other.unlock(info.id)
+    store.close()  # holds nothing, releases nothing
+    with pytest.raises(LockError, match="the state is not locked"):
+        store.unlock("00000000-0000-0000-0000-000000000000")
+
+
+def test_a_short_lock_info_write_is_finished(tmp_path, monkeypatch):
+    import os
+
+    real = os.pwrite
+    monkeypatch.setattr("skyplan.state.local.os.pwrite", lambda fd, data, offset: real(fd, data[:7], offset))
+    store = FileStateStore(tmp_path / ".skyplan")
+    info = store.lock("apply", timeout=0)
+    assert json.loads((tmp_path / ".skyplan/state.json.lock").read_text())["id"] == info.id
+    store.unlock(info.id)
+
+
+def test_unreadable_lock_info_is_a_clear_force_unlock_error(tmp_path):
+    (tmp_path / ".skyplan/state.json.lock").mkdir(parents=True)
+    with pytest.raises(LockError, match=r"^cannot unlock the state in .*: Is a directory \(.*state\.json\.lock\)$"):
+        FileStateStore(tmp_path / ".skyplan").unlock("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(StateError, match=r"^cannot lock the state in .*: Is a directory$"):
+        FileStateStore(tmp_path / ".skyplan").lock("apply", timeout=0)
