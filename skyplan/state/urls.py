@@ -47,6 +47,11 @@ class _Split:
 
 
 def _split(url: str) -> _Split:
+    try:
+        url.encode()
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 in the environment, or a "\udcff" escape in YAML.
+        raise URLProblem("the URL is not valid UTF-8 text") from None
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in SCHEMES:
         raise URLProblem(f"expected a URL of the form {_FORM}")
@@ -169,10 +174,19 @@ def url_secrets(url: str) -> list[str]:
             found += [meant, meant.split("@", 1)[0]]
         elif "@" in rest and ":" in rest.split("@", 1)[0]:
             found.append(rest.split("@", 1)[0].split(":", 1)[1])  # a '/' in the password
-        for item in rest.partition("?")[2].split("&"):
+        items = rest.partition("?")[2].split("&")
+        for index, item in enumerate(items):
             name, _, value = item.partition("=")
             if _quiet_decode(name) in SECRET_PARAMETERS:
                 found.append(value)
+                # After an unencoded '&', the value meant goes on up to the next real parameter.
+                rest_of_value = []
+                for following in items[index + 1 :]:
+                    if _quiet_decode(following.partition("=")[0]) in _libpq_keywords():
+                        break
+                    rest_of_value.append(following)
+                if rest_of_value:
+                    found.append("&".join([value, *rest_of_value]))
     expanded = {s for raw in found for s in (raw, _quiet_decode(raw)) if s}
     return sorted(expanded, key=len, reverse=True)
 
@@ -197,7 +211,7 @@ def _decoded(text: str, what: str) -> str:
             out.append(int(pair, 16))
             i += 3
         else:
-            out += text[i].encode()
+            out += text[i].encode("utf-8", "surrogatepass")  # a lone surrogate fails to decode below
             i += 1
     try:
         return out.decode()

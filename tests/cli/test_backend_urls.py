@@ -20,6 +20,7 @@ MALFORMED = {
     "ipv6-empty": f"postgresql://sky:{SECRET}@[]/sky",
     "bad-port": f"postgresql://sky:{SECRET}@db.invalid:99999/sky",
     "bad-percent": f"postgresql://sky:{SECRET}%ff@db.invalid/sky",
+    "not-utf-8": f"postgresql://sky:{SECRET}\udcff@db.invalid/sky",  # undecodable bytes in the environment
     "ampersand-in-query-password": f"postgresql://sky@db.invalid/sky?password={SECRET[:6]}&{SECRET[6:]}=1",
 }
 
@@ -42,8 +43,9 @@ def test_a_malformed_url_in_links_yaml_is_located(workspace, skyplan, skyctl, ur
     for command in (("validate",), ("plan",), ("apply", "--auto-approve")):
         assert_one_clean_line(skyplan(*command), "Error: links.yaml:7:8: backend.url: ")
     assert_one_clean_line(skyctl("get", "link"), "Error: links.yaml:7:8: backend.url: ")
-    # The repair commands work without a valid configuration, but not without the backend.
-    assert_one_clean_line(skyplan("state", "list"), "Error: links.yaml: backend.url: ")
+    if "\udcff" not in url:  # a YAML escape the repair commands' plain reader refuses: defaults apply
+        # The repair commands work without a valid configuration, but not without the backend.
+        assert_one_clean_line(skyplan("state", "list"), "Error: links.yaml: backend.url: ")
     assert not (workspace / ".skyplan").exists(), "nothing is written, not even a local state"
 
 

@@ -46,6 +46,8 @@ def assert_hidden(text: str, secret: str) -> None:
         (f"postgresql://u@db.example/sky?password={PASSWORD}&x", "not of the form key=value"),
         (f"postgresql://u@db.example/sky?password={PASSWORD}=x", "not of the form key=value"),
         (f"postgresql://u@db.example/sky?application_name=%ff&password={PASSWORD}", "value of a query parameter is not UTF-8"),
+        (f"postgresql://u:{PASSWORD}\udcff@db.example/sky", "the URL is not valid UTF-8 text"),
+        (f"postgresql://u:{PASSWORD}%41\udcff@db.example/sky", "the URL is not valid UTF-8 text"),
         (f"mysql://u:{PASSWORD}@db.example/sky", "expected a URL of the form postgresql://"),
         (f"u:{PASSWORD}@db.example/sky", "expected a URL of the form postgresql://"),
     ],
@@ -56,6 +58,8 @@ def test_a_url_that_libpq_would_misread_is_refused_without_quoting_it(url, probl
     assert_hidden(str(caught.value), PASSWORD)
     assert "db.example" not in str(caught.value)  # nothing of the URL is quoted
     assert display_url(url) == "(a URL that is not valid)"
+    if "://" in url and PASSWORD[:4] in url:
+        assert_hidden(mask(url, url_secrets(url)), PASSWORD)  # as the crash report masks it
 
 
 @pytest.mark.parametrize(
