@@ -22,11 +22,13 @@ _URL_PASSWORD = re.compile(
     # whatever libpq or urllib make of an unencoded '@' or '/' in it.
     r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*:)[^\s'\"]*@"
 )
-_SECRET_NAME = r"(?:[a-z_]*pass(?:word|wd)?|pwd|[a-z_]*secret|[a-z_]*token|api_?key|private_?key|[a-z_]*client_key|[a-z_]*server_key)"
-_SECRET_ASSIGNMENT = re.compile(rf"(?i)(?P<head>\b{_SECRET_NAME}\s*[=:]\s*)(?P<quote>['\"]?)[^\s&'\",;]+")
+_SECRET_WORD = r"(?:pass(?:word|wd)?|pwd|secret|token|api_?key|private_?key|client_key|server_key)"
+_SECRET_ASSIGNMENT = re.compile(
+    rf"(?i)(?P<head>\b[a-z_]*{_SECRET_WORD}\s*[=:]\s*)(?:(?P<quote>['\"])(?:\\.|(?!(?P=quote)).)*(?P=quote)?|[^\s&'\",;]+)"
+)
 _KEY = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{42}[A-Za-z0-9+/]=(?![A-Za-z0-9+/=])")
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S)
-_SECRET_OPTION = re.compile(rf"(?i)^--?{_SECRET_NAME.replace('_', '[_-]')}$")
+_SECRET_OPTION = re.compile(r"(?i)^--?[a-z0-9_-]*(?:pass|pwd|secret|token|key)[a-z0-9_-]*$")
 _VARIABLE_OPTIONS = ("--var",)  # template variables: KEY=VALUE, and a value may be anything
 
 
@@ -64,7 +66,7 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """`text` without anything that looks like a secret, and without the secrets given or met."""
     text = _PEM.sub("<private key>", text)
     text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", text)
-    text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m['head']}{m['quote']}{MASK}", text)
+    text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m['head']}{m['quote'] or ''}{MASK}{m['quote'] or ''}", text)
     text = _KEY.sub("<key>", text)
     return mask(text, {*secrets, *_remembered})
 

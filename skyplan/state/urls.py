@@ -172,7 +172,7 @@ def url_secrets(url: str) -> list[str]:
         if "@" in head and ":" in head.rsplit("@", 1)[0]:
             meant = head.rsplit("@", 1)[0].split(":", 1)[1]
             found += [meant, meant.split("@", 1)[0]]
-        elif "@" in rest and ":" in rest.split("@", 1)[0]:
+        elif "@" in rest.partition("?")[0] and ":" in rest.split("@", 1)[0]:
             found.append(rest.split("@", 1)[0].split(":", 1)[1])  # a '/' in the password
         items = rest.partition("?")[2].split("&")
         for index, item in enumerate(items):
