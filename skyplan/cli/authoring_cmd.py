@@ -72,7 +72,9 @@ def schema() -> None:
     It describes one document: the skyplan document, or a SkyShift manifest (kind: Link or
     Cluster), including the settings of every installed provider. Save it with
     `skyplan schema > links.schema.json`, then make links.yaml start with
-    `# yaml-language-server: $schema=links.schema.json`.
+    `# yaml-language-server: $schema=links.schema.json`. That comment covers only the document
+    it is in: repeat it after each `---`, or map the schema to the file name in the editor's
+    settings (yaml.schemas), which covers every document.
     """
     from skyplan.config.diagnostics import Diagnostic
     from skyplan.config.schema import installed_settings_models, links_schema, render_schema
