@@ -31,7 +31,11 @@ file_argument = click.argument("file", required=False, metavar="[FILE]")
 @click.group(name="skyplan", cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="skyplan", message="%(prog)s %(version)s")
 def main() -> None:
-    """Declarative WireGuard links between clusters: validate, plan, apply."""
+    """Declarative WireGuard links between clusters: validate, plan, apply.
+
+    FILE, where a command takes one, defaults to $SKYPLAN_CONFIG, else links.yaml in the
+    current folder. Colour appears only on a terminal, never with --no-color or NO_COLOR.
+    """
 
 
 @main.command()
