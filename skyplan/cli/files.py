@@ -60,7 +60,7 @@ def leading_file(args: tuple[str, ...], *, names: tuple[str, ...], alias: str | 
         raise click.UsageError(f"Missing argument '{names[len(args)]}'.")
     else:
         raise click.UsageError(f"Got unexpected extra argument ({args[len(names) + 1]})")
-    return _with_alias(file, alias), rest
+    return one_file(file, alias), rest
 
 
 def leading_file_of_addresses(args: tuple[str, ...], *, alias: str | None) -> tuple[str | None, tuple[str, ...]]:
@@ -72,11 +72,12 @@ def leading_file_of_addresses(args: tuple[str, ...], *, alias: str | None) -> tu
     from skyplan.state.model import address_problem
 
     if len(args) >= 2 and address_problem(args[0]) is not None:
-        return _with_alias(args[0], alias), args[1:]
-    return _with_alias(None, alias), args
+        return one_file(args[0], alias), args[1:]
+    return one_file(None, alias), args
 
 
-def _with_alias(file: str | None, alias: str | None) -> str | None:
+def one_file(file: str | None, alias: str | None) -> str | None:
+    """FILE, or the deprecated --config value; both only when they agree."""
     if file is not None and alias is not None and file != alias:
         raise click.UsageError(f"FILE {file} and --config {alias} name different files; give FILE only.")
     return file if file is not None else alias

@@ -298,7 +298,7 @@ def _apply_and_report(ws, plan, prior, lock, as_json: bool) -> None:
 @config_alias
 def show(file: str | None, as_json: bool, config_alias: str | None) -> None:
     """Show a saved PLAN, or the current state of FILE's workspace."""
-    from skyplan.cli.files import leading_file
+    from skyplan.cli.files import one_file
     from skyplan.cli.state_cmd import store_of
     from skyplan.render.state_text import render_state, state_document
 
@@ -313,8 +313,7 @@ def show(file: str | None, as_json: bool, config_alias: str | None) -> None:
         else:
             click.echo(render_plan(saved.plan, out_style()), nl=False)
         return
-    file, _ = leading_file((file,) if file else (), names=(), alias=config_alias)
-    state = store_of(file).read()
+    state = store_of(one_file(file, config_alias)).read()
     if as_json:
         click.echo(json.dumps(state_document(state), indent=2))
     else:

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from skyplan.cli.common import GuardedGroup, VersionedCommand, lock_timeout_option
-from skyplan.cli.files import config_alias, existing_named_file, leading_file, leading_file_of_addresses
+from skyplan.cli.files import config_alias, existing_named_file, leading_file, leading_file_of_addresses, one_file
 
 
 @click.group("state", cls=GuardedGroup)
@@ -34,8 +34,7 @@ def store_of(file: str | None):
 @config_alias
 def state_list(file: str | None, config_alias: str | None) -> None:
     """List the addresses the state records, sorted."""
-    file, _ = leading_file((file,) if file else (), names=(), alias=config_alias)
-    state = store_of(file).read()
+    state = store_of(one_file(file, config_alias)).read()
     for resource in state.resources if state else []:
         click.echo(resource.address)
 
