@@ -53,7 +53,7 @@ def _with_common_options(command: click.Command) -> None:
             click.Option(["--version"], is_flag=True, expose_value=False, is_eager=True, callback=_show_version, help="Show the version and exit.")
         )
     if "--no-color" not in present:
-        # Eager, so that an error found while the other options are read is plain too.
+        # Eager: read before any other option is acted on, so nothing is printed in colour first.
         command.params.append(
             click.Option(["--no-color"], is_flag=True, expose_value=False, is_eager=True, callback=_refuse_colour, help="Print no colour codes, even on a terminal (as NO_COLOR does).")
         )
