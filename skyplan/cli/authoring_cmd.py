@@ -7,25 +7,42 @@ from pathlib import Path
 
 import click
 
-from skyplan.cli.common import VersionedCommand, err_style, out_style
-
-DEFAULT_FILE = "links.yaml"
+from skyplan.cli.common import VersionedCommand, err_style, out_style, report_error
+from skyplan.cli.files import config_file
+from skyplan.errors import SkyplanError
 
 
 @click.command("fmt", cls=VersionedCommand)
-@click.argument("file", required=False, default=DEFAULT_FILE, metavar="[FILE]")
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 if FILE is not in the canonical layout.")
+@click.argument("files", nargs=-1, metavar="[FILE]...")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a FILE is not in the canonical layout.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print the changes as a unified diff.")
-def fmt(file: str, check: bool, show_diff: bool) -> None:
-    """Rewrite FILE (default links.yaml) in the canonical layout, keeping its comments.
+def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
+    """Rewrite each FILE (default links.yaml) in the canonical layout, keeping its comments.
 
     Keys in a fixed order, two-space indentation, lists of mappings in block style, short lists
-    of values in flow style ([a, b]). Prints FILE when it changed (or would change).
-    FILE - reads standard input and writes the result to standard output.
+    of values in flow style ([a, b]). Prints each FILE that changed (or would change), in sorted
+    order. FILE - reads standard input and writes the result to standard output.
 
-    Exit status: 0 when FILE is canonical or was rewritten; 1 on an error, and with --check when
-    FILE would change (1, as black, ruff and prettier do, so any CI step fails on it).
+    Exit status: 0 when every FILE is canonical or was rewritten; 1 when a FILE has an error (the
+    others are still formatted), and with --check when a FILE would change (1, as black, ruff and
+    prettier do, so any CI step fails on it).
     """
+    chosen = sorted(set(files)) if files else [config_file(None)]
+    if "-" in chosen and len(chosen) > 1:
+        raise click.UsageError("FILE - (standard input) cannot be formatted together with other files.")
+    failed = would_change = False
+    for file in chosen:
+        try:
+            would_change |= _format_one(file, check=check, show_diff=show_diff)
+        except SkyplanError as exc:
+            report_error(exc, "<stdin>" if file == "-" else file)
+            failed = True
+    if failed or (check and would_change):
+        raise click.exceptions.Exit(1)
+
+
+def _format_one(file: str, *, check: bool, show_diff: bool) -> bool:
+    """Format one file (or stdin for -); say whether it changed or would change."""
     from skyplan.atomic import write_atomic
     from skyplan.config.fmt import format_text
     from skyplan.config.source import read_text
@@ -45,8 +62,7 @@ def fmt(file: str, check: bool, show_diff: bool) -> None:
         if not check and file != "-":
             target = Path(file).resolve()  # through a symlink, to the file itself
             write_atomic(target, after.encode("utf-8"), mode=target.stat().st_mode & 0o7777)
-    if check and changed:
-        raise click.exceptions.Exit(1)
+    return changed
 
 
 @click.command("schema", cls=VersionedCommand)
@@ -56,7 +72,9 @@ def schema() -> None:
     It describes one document: the skyplan document, or a SkyShift manifest (kind: Link or
     Cluster), including the settings of every installed provider. Save it with
     `skyplan schema > links.schema.json`, then make links.yaml start with
-    `# yaml-language-server: $schema=links.schema.json`.
+    `# yaml-language-server: $schema=links.schema.json`. That comment covers only the document
+    it is in: repeat it after each `---`, or map the schema to the file name in the editor's
+    settings (yaml.schemas), which covers every document.
     """
     from skyplan.config.diagnostics import Diagnostic
     from skyplan.config.schema import installed_settings_models, links_schema, render_schema

@@ -1,4 +1,4 @@
-"""What both CLIs share: the error boundary, confirmation, durations, output helpers."""
+"""What both CLIs share: the error boundary, common options, confirmation, durations, output helpers."""
 
 from __future__ import annotations
 
@@ -17,12 +17,21 @@ from skyplan.render.errors import render_diagnostics, render_error
 from skyplan.render.style import Style, use_colour
 
 
+# Set by --no-color on any command of the chain; click shares `meta` along it.
+_NO_COLOR = "skyplan.no_color"
+
+
+def _colour_refused() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.meta.get(_NO_COLOR))
+
+
 def out_style() -> Style:
-    return Style(use_colour(sys.stdout))
+    return Style(use_colour(sys.stdout, refused=_colour_refused()))
 
 
 def err_style() -> Style:
-    return Style(use_colour(sys.stderr))
+    return Style(use_colour(sys.stderr, refused=_colour_refused()))
 
 
 def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -31,19 +40,31 @@ def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
         ctx.exit()
 
 
-def _with_version(command: click.Command) -> None:
-    if not any("--version" in getattr(p, "opts", ()) for p in command.params):
+def _refuse_colour(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_NO_COLOR] = True
+
+
+def _with_common_options(command: click.Command) -> None:
+    """--version and --no-color on every command and group, wherever the user puts them."""
+    present = {opt for p in command.params for opt in getattr(p, "opts", ())}
+    if "--version" not in present:
         command.params.append(
             click.Option(["--version"], is_flag=True, expose_value=False, is_eager=True, callback=_show_version, help="Show the version and exit.")
+        )
+    if "--no-color" not in present:
+        # Eager: read before any other option is acted on, so nothing is printed in colour first.
+        command.params.append(
+            click.Option(["--no-color"], is_flag=True, expose_value=False, is_eager=True, callback=_refuse_colour, help="Print no colour codes, even on a terminal (as NO_COLOR does).")
         )
 
 
 class VersionedCommand(click.Command):
-    """Every command answers --version, not only the top level."""
+    """Every command answers --version and --no-color, not only the top level."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        _with_version(self)
+        _with_common_options(self)
 
 
 class GuardedGroup(click.Group):
@@ -53,18 +74,15 @@ class GuardedGroup(click.Group):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        _with_version(self)
+        _with_common_options(self)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
-        except ConfigError as exc:
-            click.echo(render_diagnostics(exc.diagnostics, err_style()), nl=False, err=True)
-            ctx.exit(1)
         except SkyplanError as exc:
-            click.echo(render_error(str(exc), err_style()), nl=False, err=True)
+            report_error(exc)
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo(render_error("interrupted", err_style()), nl=False, err=True)
@@ -84,6 +102,21 @@ class GuardedGroup(click.Group):
                 saved = f"the report could not be saved ({reason})"
             click.echo(render_error(f"unexpected internal error ({type(exc).__name__}); {saved}", err_style()), nl=False, err=True)
             ctx.exit(1)
+
+
+def report_error(exc: SkyplanError, file: str | None = None) -> None:
+    """An expected error on stderr: every diagnostic of a bad configuration, else one line.
+
+    `file` names the file a one-line message is about when the message does not (commands that
+    check several files at once).
+    """
+    if isinstance(exc, ConfigError):
+        click.echo(render_diagnostics(exc.diagnostics, err_style()), nl=False, err=True)
+        return
+    message = str(exc)
+    if file is not None and not message.startswith(file):
+        message = f"{file}: {message}"
+    click.echo(render_error(message, err_style()), nl=False, err=True)
 
 
 # Variables worth seeing in a report: skyplan's own and libpq's (values redacted).

@@ -13,36 +13,59 @@ from skyplan.cli.common import (
     close_when_done,
     collect_variables,
     confirm,
+    err_style,
     lock_timeout_option,
     out_style,
+    report_error,
     stdin_is_terminal,
     targeting_options,
     variables_options,
 )
+from skyplan.cli.files import config_alias, config_file
 from skyplan.errors import ApplyError, SkyplanError
 
-DEFAULT_FILE = "links.yaml"
-file_argument = click.argument("file", required=False, default=DEFAULT_FILE, metavar="[FILE]")
+# Default: $SKYPLAN_CONFIG, else links.yaml (skyplan/cli/files.py); resolved in each command.
+file_argument = click.argument("file", required=False, metavar="[FILE]")
 
 
 @click.group(name="skyplan", cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="skyplan", message="%(prog)s %(version)s")
 def main() -> None:
-    """Declarative WireGuard links between clusters: validate, plan, apply."""
+    """Declarative WireGuard links between clusters: validate, plan, apply.
+
+    FILE, where a command takes one, defaults to $SKYPLAN_CONFIG, else links.yaml in the
+    current folder. Colour appears only on a terminal, never with --no-color or NO_COLOR.
+    """
 
 
 @main.command()
-@file_argument
+@click.argument("files", nargs=-1, metavar="[FILE]...")
 @variables_options
-def validate(file: str, var_items: tuple[str, ...], var_files: tuple[str, ...]) -> None:
-    """Check FILE (default links.yaml) and report every problem at once."""
+def validate(files: tuple[str, ...], var_items: tuple[str, ...], var_files: tuple[str, ...]) -> None:
+    """Check each FILE (default links.yaml) and report every problem at once.
+
+    Several files (as pre-commit passes them) are checked one by one, in sorted order; each
+    valid one gets its own success line, and the exit status is 1 when any file has an error.
+    """
     from skyplan.config.loader import load_config
     from skyplan.render.errors import render_diagnostics
 
-    loaded = load_config(Path(file), display=file, variables=collect_variables(var_items, var_files))
-    if loaded.warnings:
-        click.echo(render_diagnostics(loaded.warnings, out_style()), nl=False, err=True)
-    click.echo(out_style()("Success! The configuration is valid.", "green", "bold"))
+    variables = collect_variables(var_items, var_files)
+    chosen = sorted(set(files)) if files else [config_file(None)]
+    failed = False
+    for file in chosen:
+        try:
+            loaded = load_config(Path(file), display=file, variables=variables)
+        except SkyplanError as exc:
+            report_error(exc, file)
+            failed = True
+            continue
+        if loaded.warnings:
+            click.echo(render_diagnostics(loaded.warnings, err_style()), nl=False, err=True)
+        prefix = f"{file}: " if len(chosen) > 1 else ""
+        click.echo(prefix + out_style()("Success! The configuration is valid.", "green", "bold"))
+    if failed:
+        raise click.exceptions.Exit(1)
 
 
 @main.command()
@@ -52,33 +75,47 @@ def validate(file: str, var_items: tuple[str, ...], var_files: tuple[str, ...]) 
 @click.option("--no-refresh", is_flag=True, help="Do not read configs and keys back to detect drift.")
 @click.option("--compact", is_flag=True, help="One line per resource, for large plans.")
 @click.option("--out", "out_file", metavar="PLAN", help="Save the plan to apply it later with `skyplan apply PLAN`.")
+@click.option("--destroy", is_flag=True, help="Plan what `skyplan destroy` would remove (with --out: a destroy plan to apply).")
 @targeting_options
 @variables_options
 @lock_timeout_option
 def plan(
-    file: str,
+    file: str | None,
     as_json: bool,
     detailed_exitcode: bool,
     no_refresh: bool,
     compact: bool,
     out_file: str | None,
+    destroy: bool,
     targets: tuple[str, ...],
     excludes: tuple[str, ...],
     var_items: tuple[str, ...],
     var_files: tuple[str, ...],
     lock_timeout: float,
 ) -> None:
-    """Show what apply would do to make the links match FILE."""
+    """Show what apply would do to make the links match FILE.
+
+    With --destroy, what `skyplan destroy` would remove instead: everything FILE manages, while
+    skyctl's links stay, and so do the clusters they join.
+    """
     from skyplan.render.plan_json import render_plan_json
     from skyplan.render.plan_text import render_plan
     from skyplan.runner import check_targets, make_plan, open_workspace
 
+    file = config_file(file)
     ws = close_when_done(open_workspace(Path(file), display=file, variables=collect_variables(var_items, var_files)))
-    check_targets(ws, list(targets), list(excludes))
+    if not destroy:  # as `destroy` does: a target may name what the file no longer declares
+        check_targets(ws, list(targets), list(excludes))
     with ws.locked("plan", lock_timeout):
         prior = ws.read_state()
         result = make_plan(
-            ws, prior, desired=ws.desired(), do_refresh=not no_refresh, targets=list(targets), excludes=list(excludes)
+            ws,
+            prior,
+            desired={} if destroy else ws.desired(),
+            mode="destroy" if destroy else "normal",
+            do_refresh=not no_refresh,
+            targets=list(targets),
+            excludes=list(excludes),
         )
     if out_file:
         from skyplan.plan.saved import saved_plan, write_plan_file
@@ -97,7 +134,7 @@ def plan(
 
 
 @main.command()
-@click.argument("file", required=False, default=DEFAULT_FILE, metavar="[FILE|PLAN]")
+@click.argument("file", required=False, metavar="[FILE|PLAN]")
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON (needs --auto-approve).")
 @click.option("--compact", is_flag=True, help="One line per resource in the plan shown.")
@@ -106,7 +143,7 @@ def plan(
 @variables_options
 @lock_timeout_option
 def apply(
-    file: str,
+    file: str | None,
     auto_approve: bool,
     as_json: bool,
     compact: bool,
@@ -124,6 +161,7 @@ def apply(
     """
     from skyplan.plan.saved import looks_like_plan_file
 
+    file = config_file(file)
     if looks_like_plan_file(Path(file)):
         if targets or excludes or var_items or var_files:
             raise SkyplanError("a saved plan is applied as it is: --target, --exclude and variables belong to `skyplan plan`")
@@ -165,7 +203,7 @@ def _apply_saved(path: str, *, as_json: bool, lock_timeout: float) -> bool:
 @variables_options
 @lock_timeout_option
 def destroy(
-    file: str,
+    file: str | None,
     auto_approve: bool,
     as_json: bool,
     targets: tuple[str, ...],
@@ -176,7 +214,7 @@ def destroy(
 ) -> None:
     """Remove everything FILE manages; skyctl's links stay, and so do the clusters they join."""
     _run_apply(
-        file,
+        config_file(file),
         mode="destroy",
         auto_approve=auto_approve,
         as_json=as_json,
@@ -207,8 +245,6 @@ def _run_apply(
 
     if as_json and not auto_approve:
         raise SkyplanError("--json needs --auto-approve: there is no prompt in JSON mode")
-    if not auto_approve and not stdin_is_terminal():
-        raise SkyplanError(f"{'destroy' if mode == 'destroy' else 'apply'} needs confirmation, but input is not a terminal; pass --auto-approve to apply without it")
     ws = close_when_done(open_workspace(Path(file), display=file, variables=variables))
     if mode != "destroy":
         check_targets(ws, targets, excludes)
@@ -223,6 +259,9 @@ def _run_apply(
             if as_json:
                 click.echo(render_outcome_json(result, None, ws.provider_name), nl=False)
             return False
+        if not auto_approve and not stdin_is_terminal():
+            # Asked only now: with nothing to do there is no question, so CI needs no flag.
+            raise SkyplanError(f"{'destroy' if mode == 'destroy' else 'apply'} needs confirmation, but input is not a terminal; pass --auto-approve to apply without it")
         if not auto_approve:
             question = "Do you really want to destroy all resources?" if mode == "destroy" else "Do you want to perform these actions?"
             if not confirm(question, "skyplan will perform the actions described above."):
@@ -254,32 +293,46 @@ def _apply_and_report(ws, plan, prior, lock, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("plan_file", required=False, metavar="[PLAN]")
+@click.argument("file", required=False, metavar="[FILE|PLAN]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--config", "config_file", default=DEFAULT_FILE, show_default=True, help="The workspace's links.yaml.")
-def show(plan_file: str | None, as_json: bool, config_file: str) -> None:
-    """Show a saved plan, or the current state."""
+@config_alias
+def show(file: str | None, as_json: bool, config_alias: str | None) -> None:
+    """Show a saved PLAN, or the current state of FILE's workspace."""
+    from skyplan.cli.files import one_file
+    from skyplan.cli.state_cmd import store_of
     from skyplan.render.state_text import render_state, state_document
-    from skyplan.runner import open_state
 
-    if plan_file is not None:
+    if file is not None and _names_a_plan(Path(file)):
         from skyplan.plan.saved import read_plan_file
         from skyplan.render.plan_json import render_plan_json
         from skyplan.render.plan_text import render_plan
 
-        saved = read_plan_file(Path(plan_file))
+        saved = read_plan_file(Path(file))
         if as_json:
             click.echo(render_plan_json(saved.plan, saved.provider_name), nl=False)
         else:
             click.echo(render_plan(saved.plan, out_style()), nl=False)
         return
-    store = open_state(Path(config_file), config_file)
-    click.get_current_context().call_on_close(store.close)
-    state = store.read()
+    state = store_of(one_file(file, config_alias)).read()
     if as_json:
         click.echo(json.dumps(state_document(state), indent=2))
     else:
         click.echo(render_state(state), nl=False)
+
+
+def _names_a_plan(path: Path) -> bool:
+    """A plan file, or JSON that is meant as one: reading it as a plan gives the right error."""
+    from skyplan.plan.saved import looks_like_plan_file
+
+    if looks_like_plan_file(path):
+        return True
+    if path.suffix in (".yaml", ".yml", ".j2"):
+        return False  # a configuration, even one written as a flow mapping
+    try:
+        with path.open("rb") as handle:
+            return handle.read(64).lstrip().startswith(b"{")
+    except OSError:
+        return False
 
 
 # Commands defined in their own modules; their heavy imports happen only when they run.

@@ -1,4 +1,8 @@
-"""`skyplan state …` and `skyplan force-unlock`: inspecting and repairing recorded state."""
+"""`skyplan state …` and `skyplan force-unlock`: inspecting and repairing recorded state.
+
+Each takes the workspace's FILE first, as `plan [FILE]` does (default: $SKYPLAN_CONFIG, else
+links.yaml); `--config FILE`, their old spelling, still works but is no longer listed.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +11,46 @@ from pathlib import Path
 import click
 
 from skyplan.cli.common import GuardedGroup, VersionedCommand, lock_timeout_option
-
-config_option = click.option("--config", "config_file", default="links.yaml", show_default=True, help="The workspace's links.yaml.")
+from skyplan.cli.files import config_alias, existing_named_file, leading_file, leading_file_of_addresses, one_file
 
 
 @click.group("state", cls=GuardedGroup)
 def state_group() -> None:
-    """Inspect and edit the recorded state."""
+    """Inspect and edit the recorded state of FILE's workspace."""
 
 
-def _store(config_file: str):
+def store_of(file: str | None):
+    """The state store of FILE's workspace, closed when the command ends."""
     from skyplan.runner import open_state
 
-    store = open_state(Path(config_file), config_file)
+    chosen = existing_named_file(file)
+    store = open_state(Path(chosen), chosen)
     click.get_current_context().call_on_close(store.close)
     return store
 
 
 @state_group.command("list")
-@config_option
-def state_list(config_file: str) -> None:
+@click.argument("file", required=False, metavar="[FILE]")
+@config_alias
+def state_list(file: str | None, config_alias: str | None) -> None:
     """List the addresses the state records, sorted."""
-    state = _store(config_file).read()
+    state = store_of(one_file(file, config_alias)).read()
     for resource in state.resources if state else []:
         click.echo(resource.address)
 
 
 @state_group.command("show")
-@click.argument("address")
-@config_option
-def state_show(address: str, config_file: str) -> None:
+@click.argument("args", nargs=-1, metavar="[FILE] ADDR")
+@config_alias
+def state_show(args: tuple[str, ...], config_alias: str | None) -> None:
     """Show one resource as the state records it (public values only)."""
     from skyplan.errors import StateError
     from skyplan.render.state_text import render_resource
     from skyplan.state.forget import parse_address
 
+    file, (address,) = leading_file(args, names=("ADDR",), alias=config_alias)
     parse_address(address)
-    state = _store(config_file).read()
+    state = store_of(file).read()
     resource = (state.by_address() if state else {}).get(address)
     if resource is None:
         raise StateError(f"no resource at address {address} in the state")
@@ -51,21 +58,23 @@ def state_show(address: str, config_file: str) -> None:
 
 
 @state_group.command("rm")
-@click.argument("addresses", nargs=-1, required=True, metavar="ADDR...")
-@config_option
+@click.argument("args", nargs=-1, required=True, metavar="[FILE] ADDR...")
+@config_alias
 @lock_timeout_option
-def state_rm(addresses: tuple[str, ...], config_file: str, lock_timeout: float) -> None:
+def state_rm(args: tuple[str, ...], config_alias: str | None, lock_timeout: float) -> None:
     """Forget resources without destroying them; their files and keys stay.
 
     The state before the change is kept in the backup. If the configuration still declares a
-    forgotten resource, the next apply creates it again, reusing its key file.
+    forgotten resource, the next apply creates it again, reusing its key file. FILE, when given,
+    is the first argument that is not an address (write ./cluster.yaml for a file named so).
     """
     from skyplan.errors import StateError
     from skyplan.state.forget import forget, parse_address
 
+    file, addresses = leading_file_of_addresses(args, alias=config_alias)
     for address in addresses:
         parse_address(address)
-    store = _store(config_file)
+    store = store_of(file)
     info = store.lock("state rm", lock_timeout)
     try:
         state = store.read()
@@ -81,9 +90,10 @@ def state_rm(addresses: tuple[str, ...], config_file: str, lock_timeout: float) 
 
 
 @click.command("force-unlock", cls=VersionedCommand)
-@click.argument("lock_id", metavar="ID")
-@config_option
-def force_unlock(lock_id: str, config_file: str) -> None:
+@click.argument("args", nargs=-1, metavar="[FILE] ID")
+@config_alias
+def force_unlock(args: tuple[str, ...], config_alias: str | None) -> None:
     """Remove the lock ID left behind by a run that can no longer release it."""
-    _store(config_file).unlock(lock_id)
+    file, (lock_id,) = leading_file(args, names=("ID",), alias=config_alias)
+    store_of(file).unlock(lock_id)
     click.echo(f"skyplan state has been successfully unlocked! (lock {lock_id})")

@@ -80,7 +80,9 @@ def links_schema(providers: Mapping[str, type[BaseModel]]) -> dict[str, Any]:
         "title": _TITLE,
         "description": _DESCRIPTION,
         "type": "object",
-        "if": {"required": ["kind"]},
+        # `kind` is named in `properties` too: a strict validator (ajv --strict) refuses a
+        # `required` key that the same schema does not define.
+        "if": {"properties": {"kind": True}, "required": ["kind"]},
         "then": {
             "properties": {"kind": {"enum": ["Cluster", "Link"], "description": "SkyShift manifest kind."}},
             "allOf": [

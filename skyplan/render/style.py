@@ -1,4 +1,4 @@
-"""Colour, only when writing to a terminal and NO_COLOR is not set (https://no-color.org)."""
+"""Colour, only on a terminal, never with NO_COLOR (https://no-color.org) or --no-color."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import TextIO
 _CODES = {"green": "32", "red": "31", "yellow": "33", "bold": "1", "dim": "2", "cyan": "36"}
 
 
-def use_colour(stream: TextIO | None = None) -> bool:
+def use_colour(stream: TextIO | None = None, *, refused: bool = False) -> bool:
+    """Whether to colour `stream`; `refused` is the user's --no-color."""
     stream = stream or sys.stdout
-    if os.environ.get("NO_COLOR", "") != "":
+    if refused or os.environ.get("NO_COLOR", "") != "":
         return False
     return hasattr(stream, "isatty") and stream.isatty()
 

@@ -63,7 +63,10 @@ def test_apply_without_terminal_refuses_and_changes_nothing(basic, skyplan):
     result = skyplan("apply")
     assert result.exit_code == 1
     assert "needs confirmation, but input is not a terminal" in result.output
-    assert not (basic / ".skyplan").exists()
+    assert "Plan: 5 to add, 0 to change, 0 to destroy." in result.output  # what was not applied
+    # Only what `skyplan plan` leaves (its lock file and cache): no state, no key, no config.
+    assert not (basic / ".skyplan/state.json").exists()
+    assert not (basic / ".skyplan/keys").exists()
     assert not (basic / "wireguard").exists()
 
 

@@ -68,3 +68,16 @@ def test_a_cache_from_another_provider_version_is_ignored(basic, skyplan, monkey
     monkeypatch.setattr(source, "parse_fast", lambda *a: parses.append(a) or original(*a))
     assert skyplan("plan").exit_code == 0
     assert len(parses) == 1
+
+
+def test_a_killed_runs_half_written_cache_is_cleared(basic, skyplan):
+    skyplan("plan")
+    cache = basic / ".skyplan/cache"
+    # What a run SIGKILLed between writing a temporary file and renaming it leaves behind.
+    left = [cache / ".config.json.k1ll3d.tmp", cache / ".settings.json.k1ll3d.tmp"]
+    for path in left:
+        path.write_text('{"key": "half')
+    (basic / "links.yaml").write_text(BASIC.replace("203.0.113.10", "203.0.113.11"))  # a store is due
+    assert skyplan("plan").exit_code == 0
+    assert [path for path in left if path.exists()] == []
+    assert sorted(p.name for p in cache.iterdir()) == ["config.json", "settings.json"]
