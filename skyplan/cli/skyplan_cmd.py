@@ -260,7 +260,7 @@ def _apply_and_report(ws, plan, prior, lock, as_json: bool) -> None:
 def show(plan_file: str | None, as_json: bool, config_file: str) -> None:
     """Show a saved plan, or the current state."""
     from skyplan.render.state_text import render_state, state_document
-    from skyplan.runner import open_state
+    from skyplan.runner import open_state, provider_name
 
     if plan_file is not None:
         from skyplan.plan.saved import read_plan_file
@@ -269,7 +269,7 @@ def show(plan_file: str | None, as_json: bool, config_file: str) -> None:
 
         saved = read_plan_file(Path(plan_file))
         if as_json:
-            click.echo(render_plan_json(saved.plan, saved.provider_name), nl=False)
+            click.echo(render_plan_json(saved.plan, saved.provider_name, timestamp=saved.created), nl=False)
         else:
             click.echo(render_plan(saved.plan, out_style()), nl=False)
         return
@@ -277,7 +277,7 @@ def show(plan_file: str | None, as_json: bool, config_file: str) -> None:
     click.get_current_context().call_on_close(store.close)
     state = store.read()
     if as_json:
-        click.echo(json.dumps(state_document(state), indent=2))
+        click.echo(json.dumps(state_document(state, provider_name(Path(config_file))), indent=2))
     else:
         click.echo(render_state(state), nl=False)
 
