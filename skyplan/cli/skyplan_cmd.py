@@ -284,7 +284,8 @@ def show(plan_file: str | None, as_json: bool, config_file: str) -> None:
 
 # Commands defined in their own modules; their heavy imports happen only when they run.
 from skyplan.cli.authoring_cmd import fmt, schema  # noqa: E402
+from skyplan.cli.graph_cmd import graph  # noqa: E402
 from skyplan.cli.state_cmd import force_unlock, state_group  # noqa: E402
 
-for _command in (fmt, schema, state_group, force_unlock):
+for _command in (fmt, schema, state_group, force_unlock, graph):
     main.add_command(_command)
