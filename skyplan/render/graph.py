@@ -174,7 +174,16 @@ def render_dot(picture: Picture) -> str:
 
 def _mermaid_id(prefix: str, name: str) -> str:
     # Names may hold `.` and `-`, which Mermaid ids may not: escape them, one way only.
-    return prefix + "".join(c if c.isalnum() else ("__" if c == "_" else f"_{ord(c):02x}") for c in name)
+    return prefix + "".join(c if c.isascii() and c.isalnum() else ("__" if c == "_" else f"_{ord(c):02x}") for c in name)
+
+
+_PLAIN_TEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _.,:()+-/")
+
+
+def _mermaid_text(text: str) -> str:
+    # Labels come from plan files, which anyone can edit: anything but plain text becomes an
+    # entity code (#34;), so that no quote or newline can end a label and start a directive.
+    return "".join(c if c in _PLAIN_TEXT else f"#{ord(c)};" for c in text)
 
 
 def render_mermaid(picture: Picture) -> str:
@@ -187,13 +196,13 @@ def render_mermaid(picture: Picture) -> str:
     for name, action in picture.clusters.items():
         node = _mermaid_id("c_", name)
         if name in picture.hubs:
-            lines.append(f'  {node}{{{{"{name} (hub of {", ".join(picture.hubs[name])})"}}}}')
+            lines.append(f'  {node}{{{{"{_mermaid_text(name + " (hub of " + ", ".join(picture.hubs[name]) + ")")}"}}}}')
         else:
-            lines.append(f'  {node}["{name}"]')
+            lines.append(f'  {node}["{_mermaid_text(name)}"]')
         if action:
             classes[action].append(node)
     for mesh, members in picture.meshes.items():
-        lines.append(f'  {_mermaid_id("m_", mesh)}(("mesh {mesh} ({len(members)} clusters)"))')
+        lines.append(f'  {_mermaid_id("m_", mesh)}(("{_mermaid_text(f"mesh {mesh} ({len(members)} clusters)")}"))')
     styled: dict[str, list[int]] = defaultdict(list)
     index = 0
     for a, b, action, count in picture.edges:

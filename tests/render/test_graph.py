@@ -123,3 +123,24 @@ def test_missing_file_is_one_clear_line(workspace, skyplan):
     result = skyplan("graph", "nowhere.yaml")
     assert result.exit_code == 1
     assert result.output == "Error: nowhere.yaml: no such file\n"
+
+
+def test_names_from_an_edited_plan_cannot_break_out_of_a_label(basic, skyplan):
+    import json
+
+    skyplan("plan", "--out", "links.plan")
+    plain = {fmt: skyplan("graph", "links.plan", "--format", fmt).output for fmt in ("mermaid", "dot")}
+    document = json.loads((basic / "links.plan").read_text())
+    hostile = 'x"]\n  click c_x href "javascript:alert(1)"\n  y["'
+    for change in document["plan"]["changes"]:
+        if change["address"] == "cluster.us-west":
+            change["name"] = hostile
+    (basic / "links.plan").write_text(json.dumps(document))
+    for fmt in ("mermaid", "dot"):
+        text = skyplan("graph", "links.plan", "--format", fmt).output
+        assert len(text.splitlines()) == len(plain[fmt].splitlines())  # no line added
+        assert not any(line.strip().startswith("click") for line in text.splitlines())
+        assert hostile not in text
+        if fmt == "dot" and shutil.which("dot"):
+            done = subprocess.run(["dot", "-Tsvg"], input=text, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
