@@ -44,5 +44,5 @@ deny contains msg if {
 warn contains msg if {
 	some rc in managed_clusters
 	rc.change.actions == ["delete", "create"]
-	msg := sprintf("%s gets a new key (%s): %s", [rc.address, rc.action_reason, rc.reason])
+	msg := sprintf("%s gets a new key (%s): %s", [rc.address, object.get(rc, "action_reason", "replace"), object.get(rc, "reason", "")])
 }
