@@ -183,3 +183,28 @@ def test_fresh_runners_review_and_apply_a_200_cluster_mesh(tmp_path, postgres_se
     assert public_keys(recorded(url)) == public_keys(applied)
     assert (merge.folder / "wireguard/site-007/wgsky0.conf").exists()
     assert "198.19.0.1:51820" in (merge.folder / "wireguard/site-000/wgsky0.conf").read_text()
+
+
+def _comment_step() -> dict:
+    workflow = YAML(typ="safe").load(WORKFLOW.read_text())
+    return next(s for s in workflow["jobs"]["plan"]["steps"] if s.get("name") == "comment")
+
+
+@pytest.mark.parametrize("edges", [10, 501])
+def test_comment_leaves_out_a_picture_github_cannot_draw(tmp_path, edges):
+    plan = "".join(f"  + link.l{i}\n" for i in range(20_000)) + "\nPlan: 20000 to add, 0 to change, 0 to destroy.\n"
+    (tmp_path / "plan.txt").write_text(plan)
+    (tmp_path / "plan.mmd").write_text("flowchart LR\n" + "".join(f"  c_{i} --- c_{i + 1}\n" for i in range(edges)))
+    env = {"PATH": os.environ["PATH"], "PLAN_URL": "https://github.example/artifact"}
+    subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", _comment_step()["run"]], cwd=tmp_path, env=env, check=True, capture_output=True)
+    comment = (tmp_path / "comment.md").read_text()
+    assert len(comment) < COMMENT_LIMIT
+    assert comment.startswith("### skyplan plan\n\n**Plan: 20000 to add, 0 to change, 0 to destroy.** Full plan: [skyplan-plan artifact](https://github.example/artifact)\n")
+    assert ("```mermaid" in comment) == (edges <= 500)
+    assert (f"_The picture ({edges} edges) is too large" in comment) == (edges > 500)
+    # Cut at a line, never inside one, and said so.
+    body = comment[comment.index("<details open>"):]
+    lines = body.split("```\n")[1].splitlines()
+    assert lines[-1].startswith("... cut to fit a comment: 20002 lines in all")
+    assert all(re.fullmatch(r"  \+ link\.l\d+", line) for line in lines[:-1])
+    assert len(lines) > 1000

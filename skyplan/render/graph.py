@@ -206,7 +206,7 @@ def render_mermaid(picture: Picture) -> str:
     styled: dict[str, list[int]] = defaultdict(list)
     index = 0
     for a, b, action, count in picture.edges:
-        arrow = "-.-" if action == "delete" else "---"
+        arrow = "x--x" if action == "delete" else "---"  # a removed link is drawn cut
         label = f'|"{count} links"|' if count > 1 else ""
         lines.append(f"  {_mermaid_id('c_', a)} {arrow}{label} {_mermaid_id('c_', b)}")
         if action:
