@@ -246,6 +246,14 @@ def open_state(config_path: Path, display: str) -> StateStore:
     return make_store(backend, WorkspacePaths.for_config(config_path), f"{display}: backend.url")[0]
 
 
+def provider_name(config_path: Path) -> str | None:
+    """The provider `config_path` names, None if the file cannot say (missing or broken)."""
+    try:
+        return load_config(config_path, resources=False).provider.name
+    except SkyplanError:
+        return None
+
+
 def check_targets(ws: Workspace, targets: list[str], excludes: list[str]) -> None:
     """Refuse unknown --target/--exclude addresses before the lock is taken (and written)."""
     if targets or excludes:

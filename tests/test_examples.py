@@ -80,11 +80,15 @@ def test_github_actions_workflow_parses_and_names_real_commands():
     for job in workflow["jobs"].values():
         for step in job["steps"]:
             commands += _commands(step.get("run", ""))
-    assert [c[1] for c in commands] == ["validate", "fmt", "plan", "plan", "apply"]
+    assert [c[1] for c in commands] == ["validate", "fmt", "plan", "show", "show", "graph", "plan", "apply"]
     for words in commands:
         _check_command(words)
-    # Merge applies exactly the plan it saved.
-    assert "--out" in commands[3] and commands[4][2] == commands[3][commands[3].index("--out") + 1]
+    # A fresh runner has no configs to refresh from: both jobs compare the file with the state.
+    assert all("--no-refresh" in c for c in commands if c[1] == "plan")
+    # The review shows, and the merge applies, exactly the plan each saved.
+    saved = commands[2][commands[2].index("--out") + 1]
+    assert [c[2] for c in commands[3:6]] == [saved] * 3
+    assert "--out" in commands[6] and commands[7][2] == commands[6][commands[6].index("--out") + 1]
 
 
 @pytest.mark.parametrize("path", ["examples/ci/pre-commit-config.yaml", ".pre-commit-hooks.yaml"])

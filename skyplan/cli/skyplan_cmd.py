@@ -301,6 +301,7 @@ def show(file: str | None, as_json: bool, config_alias: str | None) -> None:
     from skyplan.cli.files import one_file
     from skyplan.cli.state_cmd import store_of
     from skyplan.render.state_text import render_state, state_document
+    from skyplan.runner import provider_name
 
     if file is not None and _names_a_plan(Path(file)):
         from skyplan.plan.saved import read_plan_file
@@ -309,13 +310,16 @@ def show(file: str | None, as_json: bool, config_alias: str | None) -> None:
 
         saved = read_plan_file(Path(file))
         if as_json:
-            click.echo(render_plan_json(saved.plan, saved.provider_name), nl=False)
+            click.echo(render_plan_json(saved.plan, saved.provider_name, timestamp=saved.created), nl=False)
         else:
             click.echo(render_plan(saved.plan, out_style()), nl=False)
         return
-    state = store_of(one_file(file, config_alias)).read()
+    from skyplan.cli.files import existing_named_file
+
+    chosen = existing_named_file(one_file(file, config_alias))
+    state = store_of(chosen).read()
     if as_json:
-        click.echo(json.dumps(state_document(state), indent=2))
+        click.echo(json.dumps(state_document(state, provider_name(Path(chosen))), indent=2))
     else:
         click.echo(render_state(state), nl=False)
 
@@ -337,7 +341,8 @@ def _names_a_plan(path: Path) -> bool:
 
 # Commands defined in their own modules; their heavy imports happen only when they run.
 from skyplan.cli.authoring_cmd import fmt, schema  # noqa: E402
+from skyplan.cli.graph_cmd import graph  # noqa: E402
 from skyplan.cli.state_cmd import force_unlock, state_group  # noqa: E402
 
-for _command in (fmt, schema, state_group, force_unlock):
+for _command in (fmt, schema, state_group, force_unlock, graph):
     main.add_command(_command)

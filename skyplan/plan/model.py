@@ -67,6 +67,16 @@ class DesiredResource:
         return f"{self.type}.{self.name}"
 
 
+# Terraform's `action_reason` tokens, so that policies written for Terraform plans read ours.
+ActionReason = Literal[
+    "replace_because_cannot_update",
+    "replace_because_tainted",
+    "replace_by_request",
+    "delete_because_no_resource_config",
+    "delete_because_no_move_target",
+]
+
+
 class ResourceChange(Item):
     address: str
     type: ResourceType
@@ -75,9 +85,12 @@ class ResourceChange(Item):
     managed_by: Owner = "file"
     before: dict[str, Any] | None = None  # attributes and computed values as recorded
     after: dict[str, Any] | None = None  # attributes as they will be
+    # Computed values the provider keeps, known at plan time (an update keeps a key and address).
+    known_computed: dict[str, Any] = Field(default_factory=dict)
     after_unknown: list[str] = Field(default_factory=list)  # computed during apply
     attribute_changes: list[AttributeChange] = Field(default_factory=list)
     reason: str | None = None  # for people; logic never reads it
+    action_reason: ActionReason | None = None  # for machines, where Terraform has a token for it
 
 
 class Drift(Item):

@@ -47,7 +47,7 @@ def plan(
                 left_alone.append(address)
                 continue
             want = None if have.pending == "delete" else as_recorded(have)
-        changes.append(_change(address, want, have, actual.get(address), computed))
+        changes.append(_change(address, want, have, actual.get(address), computed, mode))
 
     notes = []
     held = _held_clusters(changes, recorded)
@@ -103,7 +103,7 @@ def as_recorded(have: ResourceState) -> DesiredResource:
     return DesiredResource(have.type, have.name, dict(have.attributes), have.managed_by)
 
 
-def _change(address: str, want: DesiredResource | None, have: ResourceState | None, reading, computed) -> ResourceChange:
+def _change(address: str, want: DesiredResource | None, have: ResourceState | None, reading, computed, mode: str = "normal") -> ResourceChange:
     kind, name = address.split(".", 1)
     unknown = list(computed.get(kind, ()))
     if have is None:
@@ -111,8 +111,15 @@ def _change(address: str, want: DesiredResource | None, have: ResourceState | No
         return _make(address, kind, name, Action.CREATE, want.managed_by, None, want.attributes, unknown)
     before = {**have.attributes, **have.computed}
     if want is None:
-        reason = "an interrupted apply did not finish deleting it" if have.pending == "delete" else None
-        return _make(address, kind, name, Action.DELETE, have.managed_by, before, None, [], reason=reason)
+        if have.pending == "delete":
+            return _make(
+                address, kind, name, Action.DELETE, have.managed_by, before, None, [],
+                reason="an interrupted apply did not finish deleting it",
+            )
+        return _make(
+            address, kind, name, Action.DELETE, have.managed_by, before, None, [],
+            action_reason="delete_because_no_resource_config" if mode == "normal" else None,
+        )
     if have.pending == "create":
         return _make(
             address, kind, name, Action.CREATE, want.managed_by, None, want.attributes, unknown,
@@ -130,17 +137,17 @@ def _change(address: str, want: DesiredResource | None, have: ResourceState | No
     if have.managed_by != want.managed_by:
         attribute_diff.append(_owner_change(have.managed_by, want.managed_by))
 
-    replace_reason = None
+    replace_reason = replace_token = None
     if force_new:
-        replace_reason = "its clusters changed"
+        replace_reason, replace_token = "its clusters changed", "replace_because_cannot_update"
     elif reading is not None and reading.replace:
-        replace_reason = reading.reason
+        replace_reason, replace_token = reading.reason, "replace_because_cannot_update"
     elif have.pending == "replace" and reading is None:
-        replace_reason = "an interrupted apply did not finish replacing it"
+        replace_reason, replace_token = "an interrupted apply did not finish replacing it", "replace_because_tainted"
     if replace_reason is not None:
         return _make(
             address, kind, name, Action.REPLACE, want.managed_by, before, want.attributes, unknown,
-            attribute_diff, reason=replace_reason,
+            attribute_diff, reason=replace_reason, action_reason=replace_token,
         )
 
     reason = None
@@ -150,12 +157,18 @@ def _change(address: str, want: DesiredResource | None, have: ResourceState | No
         reason = f"an interrupted apply did not finish its {have.pending}"
     elif have.status.phase == "FAILED":
         reason = f"the last apply failed: {have.status.reason}"
-    if attribute_diff or reason:
-        return _make(address, kind, name, Action.UPDATE, want.managed_by, before, want.attributes, [], attribute_diff, reason=reason)
-    return _make(address, kind, name, Action.NOOP, want.managed_by, before, want.attributes, [])
+    # An update or no-op keeps what the provider computed (key, address): known at plan time.
+    action = Action.UPDATE if attribute_diff or reason else Action.NOOP
+    return _make(
+        address, kind, name, action, want.managed_by, before, want.attributes, [], attribute_diff,
+        reason=reason, known_computed=have.computed,
+    )
 
 
-def _make(address, kind, name, action, owner, before, after, unknown, attribute_diff=(), reason=None) -> ResourceChange:
+def _make(
+    address, kind, name, action, owner, before, after, unknown, attribute_diff=(), reason=None,
+    action_reason=None, known_computed=None,
+) -> ResourceChange:
     return ResourceChange.model_construct(
         address=address,
         type=kind,
@@ -164,9 +177,11 @@ def _make(address, kind, name, action, owner, before, after, unknown, attribute_
         managed_by=owner,
         before=before,
         after=after,
+        known_computed=known_computed or {},
         after_unknown=unknown,
         attribute_changes=list(attribute_diff),
         reason=reason,
+        action_reason=action_reason,
     )
 
 

@@ -32,27 +32,37 @@ def render_resource(resource: ResourceState) -> str:
     return "\n".join(lines) + "\n"
 
 
-def state_document(state: State | None) -> dict[str, Any]:
-    """`show --json` of the state, in the spirit of Terraform's `values` document."""
-    if state is None:
-        return {"format_version": "1.0", "lineage": None, "serial": 0, "values": {"resources": []}}
-    return {
+def state_document(state: State | None, provider_name: str | None = None) -> dict[str, Any]:
+    """`show --json` of the state, shaped like Terraform's state representation.
+
+    Resources are under `values.root_module.resources`, where Terraform's tools look; skyplan's
+    own fields (lineage, serial, owner, status) stay beside Terraform's.
+    """
+    from skyplan import __version__
+
+    document: dict[str, Any] = {
         "format_version": "1.0",
-        "lineage": state.lineage,
-        "serial": state.serial,
-        "values": {
-            "resources": [
-                {
-                    "address": r.address,
-                    "type": r.type,
-                    "name": r.name,
-                    "managed_by": r.managed_by,
-                    "values": {**r.attributes, **r.computed},
-                    "status": r.status.model_dump(),
-                    "created": r.created,
-                    **({"pending": r.pending} if r.pending else {}),
-                }
-                for r in state.resources
-            ]
-        },
+        "terraform_version": __version__,
+        "skyplan_version": __version__,
+        "lineage": state.lineage if state else None,
+        "serial": state.serial if state else 0,
     }
+    resources = []
+    for r in state.resources if state else []:
+        head = {"address": r.address, "mode": "managed", "type": r.type, "name": r.name}
+        if provider_name:
+            head["provider_name"] = provider_name
+        resources.append(
+            {
+                **head,
+                "schema_version": 0,
+                "values": {**r.attributes, **r.computed},
+                "sensitive_values": {},
+                "managed_by": r.managed_by,
+                "status": r.status.model_dump(),
+                "created": r.created,
+                **({"pending": r.pending} if r.pending else {}),
+            }
+        )
+    document["values"] = {"root_module": {"resources": resources}}
+    return document

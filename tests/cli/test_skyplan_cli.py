@@ -263,7 +263,7 @@ def test_show_prints_state_without_keys(basic, skyplan):
     assert '# link.us-eu:\nlink "us-eu" {' in text
     assert "public_key" in text
     document = json.loads(skyplan("show", "--json").output)
-    assert [r["address"] for r in document["values"]["resources"]][:1] == ["cluster.ap-south"]
+    assert [r["address"] for r in document["values"]["root_module"]["resources"]][:1] == ["cluster.ap-south"]
 
 
 @pytest.mark.parametrize("command", [[], ["validate"], ["plan"], ["apply"], ["destroy"], ["show"]])

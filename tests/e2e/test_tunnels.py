@@ -50,7 +50,7 @@ def config_of(workspace: Path, cluster: str) -> Path:
 def overlay_addresses(links_file: Path) -> dict[str, str]:
     shown = json.loads(skyplan("show", "--json", "--config", str(links_file)))
     return {
-        r["name"]: r["values"]["address"] for r in shown["values"]["resources"] if r["type"] == "cluster"
+        r["name"]: r["values"]["address"] for r in shown["values"]["root_module"]["resources"] if r["type"] == "cluster"
     }
 
 

@@ -88,6 +88,8 @@ def test_planner_case(path: Path):
         assert by_address[address].after_unknown == names
     for address, reason in expect.get("reasons", {}).items():
         assert by_address[address].reason == reason
+    for address, token in expect.get("action_reasons", {}).items():
+        assert by_address[address].action_reason == token
     for address, owner_name in expect.get("managed_by", {}).items():
         assert by_address[address].managed_by == owner_name
     if "drift" in expect:
