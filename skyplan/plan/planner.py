@@ -111,13 +111,9 @@ def _change(address: str, want: DesiredResource | None, have: ResourceState | No
         return _make(address, kind, name, Action.CREATE, want.managed_by, None, want.attributes, unknown)
     before = {**have.attributes, **have.computed}
     if want is None:
-        if have.pending == "delete":
-            return _make(
-                address, kind, name, Action.DELETE, have.managed_by, before, None, [],
-                reason="an interrupted apply did not finish deleting it",
-            )
+        reason = "an interrupted apply did not finish deleting it" if have.pending == "delete" else None
         return _make(
-            address, kind, name, Action.DELETE, have.managed_by, before, None, [],
+            address, kind, name, Action.DELETE, have.managed_by, before, None, [], reason=reason,
             action_reason="delete_because_no_resource_config" if mode == "normal" else None,
         )
     if have.pending == "create":
