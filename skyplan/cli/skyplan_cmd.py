@@ -15,6 +15,7 @@ from skyplan.cli.common import (
     confirm,
     lock_timeout_option,
     out_style,
+    replace_option,
     stdin_is_terminal,
     targeting_options,
     variables_options,
@@ -53,6 +54,7 @@ def validate(file: str, var_items: tuple[str, ...], var_files: tuple[str, ...]) 
 @click.option("--compact", is_flag=True, help="One line per resource, for large plans.")
 @click.option("--out", "out_file", metavar="PLAN", help="Save the plan to apply it later with `skyplan apply PLAN`.")
 @targeting_options
+@replace_option
 @variables_options
 @lock_timeout_option
 def plan(
@@ -64,6 +66,7 @@ def plan(
     out_file: str | None,
     targets: tuple[str, ...],
     excludes: tuple[str, ...],
+    replace: tuple[str, ...],
     var_items: tuple[str, ...],
     var_files: tuple[str, ...],
     lock_timeout: float,
@@ -74,11 +77,17 @@ def plan(
     from skyplan.runner import check_targets, make_plan, open_workspace
 
     ws = close_when_done(open_workspace(Path(file), display=file, variables=collect_variables(var_items, var_files)))
-    check_targets(ws, list(targets), list(excludes))
+    check_targets(ws, list(targets), list(excludes), list(replace))
     with ws.locked("plan", lock_timeout):
         prior = ws.read_state()
         result = make_plan(
-            ws, prior, desired=ws.desired(), do_refresh=not no_refresh, targets=list(targets), excludes=list(excludes)
+            ws,
+            prior,
+            desired=ws.desired(),
+            do_refresh=not no_refresh,
+            targets=list(targets),
+            excludes=list(excludes),
+            replace=list(replace),
         )
     if out_file:
         from skyplan.plan.saved import saved_plan, write_plan_file
@@ -103,6 +112,7 @@ def plan(
 @click.option("--compact", is_flag=True, help="One line per resource in the plan shown.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes were applied, 0 when there was nothing to do.")
 @targeting_options
+@replace_option
 @variables_options
 @lock_timeout_option
 def apply(
@@ -113,6 +123,7 @@ def apply(
     detailed_exitcode: bool,
     targets: tuple[str, ...],
     excludes: tuple[str, ...],
+    replace: tuple[str, ...],
     var_items: tuple[str, ...],
     var_files: tuple[str, ...],
     lock_timeout: float,
@@ -125,8 +136,10 @@ def apply(
     from skyplan.plan.saved import looks_like_plan_file
 
     if looks_like_plan_file(Path(file)):
-        if targets or excludes or var_items or var_files:
-            raise SkyplanError("a saved plan is applied as it is: --target, --exclude and variables belong to `skyplan plan`")
+        if targets or excludes or replace or var_items or var_files:
+            raise SkyplanError(
+                "a saved plan is applied as it is: --target, --exclude, --replace and variables belong to `skyplan plan`"
+            )
         changed = _apply_saved(file, as_json=as_json, lock_timeout=lock_timeout)
     else:
         changed = _run_apply(
@@ -138,6 +151,7 @@ def apply(
             lock_timeout=lock_timeout,
             targets=list(targets),
             excludes=list(excludes),
+            replace=list(replace),
             variables=collect_variables(var_items, var_files),
         )
     if detailed_exitcode and changed:
@@ -162,6 +176,7 @@ def _apply_saved(path: str, *, as_json: bool, lock_timeout: float) -> bool:
 @click.option("--auto-approve", is_flag=True, help="Destroy without asking for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON (needs --auto-approve).")
 @targeting_options
+@replace_option
 @variables_options
 @lock_timeout_option
 def destroy(
@@ -170,6 +185,7 @@ def destroy(
     as_json: bool,
     targets: tuple[str, ...],
     excludes: tuple[str, ...],
+    replace: tuple[str, ...],
     var_items: tuple[str, ...],
     var_files: tuple[str, ...],
     lock_timeout: float,
@@ -184,6 +200,7 @@ def destroy(
         lock_timeout=lock_timeout,
         targets=list(targets),
         excludes=list(excludes),
+        replace=list(replace),
         variables=collect_variables(var_items, var_files),
     )
 
@@ -198,25 +215,28 @@ def _run_apply(
     lock_timeout: float,
     targets: list[str],
     excludes: list[str],
+    replace: list[str],
     variables: dict | None,
 ) -> bool:
     """Plan, confirm and apply; say whether anything was to be done."""
     from skyplan.render.apply_text import render_outcome_json
     from skyplan.render.plan_text import render_plan
-    from skyplan.runner import check_targets, make_plan, open_workspace
+    from skyplan.runner import check_replace, check_targets, make_plan, open_workspace
 
+    if replace and mode != "normal":
+        check_replace({}, None, replace, mode)  # refused before anything is opened or locked
     if as_json and not auto_approve:
         raise SkyplanError("--json needs --auto-approve: there is no prompt in JSON mode")
     if not auto_approve and not stdin_is_terminal():
         raise SkyplanError(f"{'destroy' if mode == 'destroy' else 'apply'} needs confirmation, but input is not a terminal; pass --auto-approve to apply without it")
     ws = close_when_done(open_workspace(Path(file), display=file, variables=variables))
     if mode != "destroy":
-        check_targets(ws, targets, excludes)
+        check_targets(ws, targets, excludes, replace)
     style = out_style()
     with ws.locked("destroy" if mode == "destroy" else "apply", lock_timeout) as lock:
         prior = ws.read_state()
         desired = {} if mode == "destroy" else ws.desired()
-        result = make_plan(ws, prior, desired=desired, mode=mode, targets=targets, excludes=excludes)
+        result = make_plan(ws, prior, desired=desired, mode=mode, targets=targets, excludes=excludes, replace=replace)
         if not as_json:
             click.echo(render_plan(result, style, compact=compact), nl=False)
         if not result.has_changes:

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from skyplan import __version__
-from skyplan.atomic import ensure_dir, write_atomic
+from skyplan.atomic import ensure_dir, remove_leftovers, write_atomic
 
 CACHE_FILE = "config.json"
 # The same entry without clusters and links: all that skyctl needs, and quick to read.
@@ -53,6 +53,9 @@ def store(folder: Path, key: str, config: Any, provider: dict[str, str], setting
     settings_only = {**document, "config": head}
     try:
         ensure_dir(folder, 0o700)
+        # Commands store the cache under the state lock: a temporary file found here is one
+        # that a killed run left behind.
+        remove_leftovers(folder)
         write_atomic(folder / CACHE_FILE, json.dumps(document, separators=(",", ":")).encode(), mode=0o600)
         write_atomic(folder / SETTINGS_FILE, json.dumps(settings_only, separators=(",", ":")).encode(), mode=0o600)
     except OSError:

@@ -22,14 +22,18 @@ def plan_document(plan: Plan, provider_name: str) -> dict[str, Any]:
                 "name": c.name,
                 "provider_name": provider_name,
                 "managed_by": c.managed_by,
+                **({"previous_address": c.previous_address} if c.previous_address else {}),
                 "change": {
                     "actions": c.action.json_actions,
                     "before": c.before,
-                    "after": c.after,
+                    # Computed values known at plan time (a new address) are part of `after`.
+                    "after": {**c.after, **c.planned} if c.after is not None else None,
                     "after_unknown": {key: True for key in c.after_unknown},
                     "attribute_changes": [a.model_dump() for a in c.attribute_changes],
                 },
-                **({"action_reason": c.reason} if c.reason else {}),
+                # Terraform's token for tools; the English reason in a field of its own.
+                **({"action_reason": c.action_reason} if c.action_reason else {}),
+                **({"reason": c.reason} if c.reason else {}),
             }
             for c in plan.changes
         ],

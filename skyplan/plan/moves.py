@@ -1,0 +1,68 @@
+"""Renames without churn: `moved` entries and `state mv` carried out on a recorded state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from skyplan.errors import PlanError
+from skyplan.state.model import ResourceState, State
+
+Move = tuple[str, str]  # (from address, to address)
+
+
+def unfinished_moves(state: State | None) -> dict[str, str]:
+    """Resources whose move an interrupted or failed run left unfinished: address -> previous address."""
+    if state is None:
+        return {}
+    found = {r.address: r.moved_from for r in state.resources if r.moved_from is not None}
+    if not found:
+        return {}
+    from skyplan.config.rules import name_problem
+    from skyplan.errors import StateError
+
+    for address, name in found.items():
+        # Files are looked for under this name: it obeys the rules of a name in links.yaml.
+        if name_problem(name):
+            raise StateError(f"state is damaged: {address} records moved_from {name!r}, which is not a valid name")
+    return {address: f"{address.split('.', 1)[0]}.{name}" for address, name in found.items()}
+
+
+def apply_moves(state: State | None, moves: Sequence[Move]) -> tuple[State | None, dict[str, str]]:
+    """`state` with every move made, and each moved resource's previous address (new -> old).
+
+    A moved resource keeps everything it had (arguments, computed key and address, owner); the
+    links that join a moved cluster name it by its new name. A move whose `from` the state does
+    not hold is already done (or was never needed) and is skipped, as Terraform does.
+    """
+    previous = unfinished_moves(state)
+    if state is None or not moves:
+        return state, previous
+    resources = state.by_address()
+    renamed: dict[str, str] = {}  # cluster name -> new name
+    for old, new in moves:
+        if old not in resources:
+            continue
+        if new in resources:
+            raise PlanError(
+                f"cannot move {old} to {new}: the state holds both; forget one with `skyplan state rm`, "
+                "or remove the moved entry"
+            )
+        resource = resources.pop(old)
+        new_name = new.split(".", 1)[1]
+        resources[new] = resource.model_copy(update={"name": new_name})
+        previous[new] = previous.pop(old, old)
+        if resource.type == "cluster":
+            renamed[resource.name] = new_name
+    if renamed:
+        for address, resource in list(resources.items()):
+            if resource.type == "link":
+                resources[address] = _follow(resource, renamed)
+    return state.with_resources(resources), previous
+
+
+def _follow(link: ResourceState, renamed: dict[str, str]) -> ResourceState:
+    source, target = link.attributes["source"], link.attributes["target"]
+    if source not in renamed and target not in renamed:
+        return link
+    attributes = {**link.attributes, "source": renamed.get(source, source), "target": renamed.get(target, target)}
+    return link.model_copy(update={"attributes": attributes})
