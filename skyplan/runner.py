@@ -44,6 +44,8 @@ class Workspace:
         from skyplan.state.model import check_shapes
 
         state = self.store.read()
+        if state is None:
+            self._refuse_stranded_state()
         if state is not None:
             required = {
                 "cluster": {"endpoint", "subnets", *type(self.provider).cluster_settings},
@@ -51,6 +53,30 @@ class Workspace:
             }
             check_shapes(state, required, self.store.describe())
         return state
+
+    def _refuse_stranded_state(self) -> None:
+        """An empty backend is a new workspace only when no state of this one lives elsewhere.
+
+        Planning against it would hand out keys and addresses again and strand the real state.
+        """
+        from skyplan.state.local import FileStateStore
+        from skyplan.state.migrate import MigrationRecord
+
+        local = self.paths.data / "state.json"
+        if not isinstance(self.store, FileStateStore):
+            if local.exists() or local.is_symlink():
+                raise StateError(
+                    f"the state backend {self.store.describe()} is empty, but {local} holds this workspace's "
+                    "state; run `skyplan state migrate` to move it there (lineage and serial kept)"
+                )
+            return
+        record = MigrationRecord.read(self.paths.data)
+        if record is not None:
+            raise StateError(
+                f"this workspace's state was moved to {record.location} (workspace \"{record.workspace}\") by "
+                f"`skyplan state migrate` on {record.at}, but the configuration now names the local backend; "
+                "restore its backend block, or run `skyplan state migrate` to bring the state back here"
+            )
 
     def desired(self, owner: Owner = "file") -> dict[str, DesiredResource]:
         from skyplan.plan.desired import desired_resources

@@ -148,7 +148,7 @@ class WireGuardProvider(Provider):
                 public = keys.public_key(private)
                 readings[cluster.address] = Reading(
                     cluster.address,
-                    expected={"public_key": recorded_public},
+                    expected={"key_file_public_key": recorded_public},
                     found={"key_file_public_key": public},
                     conflict=True,
                     reason=(

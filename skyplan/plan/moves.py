@@ -66,3 +66,40 @@ def _follow(link: ResourceState, renamed: dict[str, str]) -> ResourceState:
         return link
     attributes = {**link.attributes, "source": renamed.get(source, source), "target": renamed.get(target, target)}
     return link.model_copy(update={"attributes": attributes})
+
+
+def move_plan(state: State | None, source: str, destination: str):
+    """`state mv FROM TO` as a plan of exactly that move, for the apply engine to carry out."""
+    from skyplan.config.rules import name_problem
+    from skyplan.errors import StateError
+    from skyplan.plan.model import Action, Plan, PriorState, ResourceChange
+    from skyplan.state.model import address_problem
+
+    for address in (source, destination):
+        problem = address_problem(address)
+        if problem:
+            raise StateError(problem)
+    kind, name = destination.split(".", 1)
+    if source.split(".", 1)[0] != kind:
+        raise StateError(f"cannot move {source} to {destination}: a move keeps the resource's type")
+    problem = name_problem(name)
+    if problem:
+        raise StateError(f"invalid {kind} name '{name}': {problem}")
+    recorded = state.by_address() if state else {}
+    if source not in recorded:
+        raise StateError(f"no resource at address {source} in the state")
+    if destination in recorded:
+        raise StateError(f"cannot move {source} to {destination}: the state already holds {destination}")
+    have = recorded[source]
+    assert state is not None
+    change = ResourceChange(
+        address=destination,
+        type=have.type,
+        name=name,
+        action=Action.NOOP,
+        managed_by=have.managed_by,
+        before={**have.attributes, **have.computed},
+        after=dict(have.attributes),
+        previous_address=source,
+    )
+    return Plan(prior_state=PriorState(lineage=state.lineage, serial=state.serial), changes=[change])
