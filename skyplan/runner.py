@@ -190,6 +190,9 @@ def planned_values(
 
     if type(provider).plan is Provider.plan:
         return {}  # a provider that plans nothing: every computed value is known after apply
+    kinds = set(type(provider).computed_attributes)
+    if scope is not None and not any(address.split(".", 1)[0] in kinds for address in scope):
+        return {}  # nothing in scope has computed values (skyctl's one link): nothing to ask
     recorded = prior.by_address() if prior else {}
     views = []
     for address, r in recorded.items():

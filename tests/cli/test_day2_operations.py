@@ -337,3 +337,19 @@ def test_a_saved_plan_never_applies_a_foreign_key(basic, skyplan):
     for peer in ("eu-central", "ap-south"):  # peers keep the key the state records
         assert set(parsed(basic, peer).peers) == {recorded_public}
         assert foreign_public not in (basic / f"wireguard/{peer}/wgsky0.conf").read_text()
+
+
+def test_a_peer_file_is_never_written_with_a_foreign_key(basic, skyplan):
+    applied(basic, skyplan)
+    (basic / "links.yaml").write_text(BASIC.replace("198.51.100.20:51820", "198.51.100.21:51820"))
+    assert skyplan("plan", "--out", "p.plan").exit_code == 0  # eu-central changes; us-west is its peer
+    recorded_public = recorded(basic)["cluster.us-west"]["computed"]["public_key"]
+    own_config = (basic / "wireguard/us-west/wgsky0.conf").read_bytes()
+    foreign_public = plant_foreign_key(basic, "us-west")
+
+    result = skyplan("apply", "p.plan")
+    assert result.exit_code == 1
+    assert "cluster.eu-central: Failed: key file .skyplan/keys/us-west.key holds public key" in result.output
+    assert (basic / "wireguard/us-west/wgsky0.conf").read_bytes() == own_config
+    assert recorded(basic)["cluster.us-west"]["computed"]["public_key"] == recorded_public
+    assert foreign_public not in (basic / "wireguard/eu-central/wgsky0.conf").read_text()
