@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from skyplan.plan.model import Action, Plan, ResourceChange, count_actions
+from skyplan.plan.moves import apply_moves
 from skyplan.providers import ApplyRequest, Change, Provider, ResourceResult, ResourceView
 from skyplan.state.model import ResourceState, ResourceStatus, RunInfo, State, now_iso
 from skyplan.state.store import LockInfo, StateStore
@@ -74,6 +75,11 @@ def apply_plan(
         started=started,
     )
 
+    # Moves are made in the state with the intent: the resource is recorded under its new
+    # address at once, marked with the name its files still have until the provider moves them.
+    moves = [(c.previous_address, c.address) for c in changes if c.previous_address and c.previous_address != c.address]
+    original = state.by_address()
+    state, _ = apply_moves(state, moves)
     resources = state.by_address()
     for change in changes:
         resources[change.address] = _intent(change, resources.get(change.address), started)
@@ -81,7 +87,7 @@ def apply_plan(
     store.write(state)
 
     request = ApplyRequest(
-        changes=[_provider_change(c, resources.get(c.address)) for c in changes],
+        changes=[_provider_change(c, resources.get(c.address), original) for c in changes],
         world=_world_after(changes, resources),
     )
     by_address = {c.address: c for c in changes}
@@ -147,7 +153,10 @@ def _intent(change: ResourceChange, have: ResourceState | None, now: str) -> Res
             created=now,
             pending="create",
         )
-    return have.model_copy(update={"pending": change.action.provider_action})
+    update: dict = {"pending": change.provider_action}
+    if change.previous_address and change.previous_address != change.address and have.moved_from is None:
+        update["moved_from"] = change.previous_address.split(".", 1)[1]
+    return have.model_copy(update=update)
 
 
 def _recorded(change: ResourceChange, have: ResourceState | None, result: ResourceResult, now: str) -> ResourceState | None:
@@ -168,6 +177,7 @@ def _recorded(change: ResourceChange, have: ResourceState | None, result: Resour
         status=_initial_status(now),
         created=now if fresh else have.created,
         pending=None,
+        moved_from=None,
     )
 
 
@@ -175,12 +185,22 @@ def _view(r: ResourceState) -> ResourceView:
     return ResourceView(r.type, r.name, r.attributes, r.computed)
 
 
-def _provider_change(change: ResourceChange, have: ResourceState | None) -> Change:
+def _provider_change(change: ResourceChange, have: ResourceState | None, original: dict[str, ResourceState]) -> Change:
     before = _view(have) if have is not None and change.action is not Action.CREATE else None
+    if before is not None and have is not None and have.moved_from is not None:
+        # A move: the provider sees the resource as it was, under the name its files have.
+        was = original.get(f"{change.type}.{have.moved_from}")
+        before = ResourceView(change.type, have.moved_from, (was or have).attributes, (was or have).computed)
     after = None
     if change.after is not None:
-        after = ResourceView(change.type, change.name, dict(change.after), have.computed if have else {})
-    return Change(change.address, change.action.provider_action, before, after)  # type: ignore[arg-type]
+        after = ResourceView(change.type, change.name, dict(change.after), _computed(change, have))
+    return Change(change.address, change.provider_action, before, after)  # type: ignore[arg-type]
+
+
+def _computed(change: ResourceChange, have: ResourceState | None) -> dict:
+    # What the plan promised (an address) wins over what was recorded: apply does what it showed.
+    recorded = have.computed if have else {}
+    return {**recorded, **change.planned} if change.planned else recorded
 
 
 def _world_after(changes: list[ResourceChange], recorded: dict[str, ResourceState]) -> dict[str, ResourceView]:
@@ -190,5 +210,5 @@ def _world_after(changes: list[ResourceChange], recorded: dict[str, ResourceStat
             world.pop(change.address, None)
         else:
             have = recorded.get(change.address)
-            world[change.address] = ResourceView(change.type, change.name, dict(change.after or {}), have.computed if have else {})
+            world[change.address] = ResourceView(change.type, change.name, dict(change.after or {}), _computed(change, have))
     return world

@@ -1,7 +1,8 @@
 """The provider interface and the entry-point registry that finds providers by name.
 
 A provider turns resource changes into real things (files, tunnels). Its surface is small and
-request-in, response-out: a settings model, `validate`, `read`, `apply` and `status`.
+request-in, response-out: a settings model, `validate`, `read`, `plan` (optional: values known
+before apply), `apply` and `status`.
 
 `apply` takes the whole ordered batch of an apply, like Terraform's ApplyResourceChange handles
 create, update and delete in one call: WireGuard keeps every link of a cluster in one file, and
@@ -70,6 +71,9 @@ class ValidateRequest:
 @dataclass(frozen=True)
 class ReadRequest:
     resources: list[ResourceView]  # what the state says exists
+    # Resources being renamed (a `moved` entry, `state mv`): address -> the name their files may
+    # still have, when a run that was moving them was interrupted.
+    previous_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,8 @@ class Reading:
 
     `expected` and `found` are comparable dicts (never secrets); the planner diffs them.
     `replace` says the resource can only be put right by replacing it (a lost key).
+    `conflict` says it cannot be planned from here at all (a key file that is not the key the
+    state records): the plan stops with `reason`, unless the resource is replaced on request.
     """
 
     address: str
@@ -85,11 +91,26 @@ class Reading:
     found: dict[str, Any]
     replace: bool = False
     reason: str = ""
+    conflict: bool = False
 
 
 @dataclass(frozen=True)
 class ReadResponse:
     readings: dict[str, Reading]  # only resources that differ from what was expected
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """Every resource as it will be after the plan: desired arguments, computed values as recorded."""
+
+    resources: list[ResourceView]
+
+
+@dataclass(frozen=True)
+class PlanResponse:
+    # address -> computed values that are already known (an address from the pool); anything
+    # not given stays "known after apply". Apply receives these in each Change's `after.computed`.
+    planned: dict[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -153,6 +174,11 @@ class Provider(ABC):
     @abstractmethod
     def read(self, request: ReadRequest) -> ReadResponse:
         """Look at what exists (files, keys) and report where it differs from the state."""
+
+    def plan(self, request: PlanRequest) -> PlanResponse:
+        """Computed values known before apply (Terraform's planned values). Optional: by default
+        nothing is known until apply."""
+        return PlanResponse({})
 
     @abstractmethod
     def apply(self, request: ApplyRequest) -> Iterator[ResourceResult]:

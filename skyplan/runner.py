@@ -44,6 +44,8 @@ class Workspace:
         from skyplan.state.model import check_shapes
 
         state = self.store.read()
+        if state is None:
+            self._refuse_stranded_state()
         if state is not None:
             required = {
                 "cluster": {"endpoint", "subnets", *type(self.provider).cluster_settings},
@@ -51,6 +53,30 @@ class Workspace:
             }
             check_shapes(state, required, self.store.describe())
         return state
+
+    def _refuse_stranded_state(self) -> None:
+        """An empty backend is a new workspace only when no state of this one lives elsewhere.
+
+        Planning against it would hand out keys and addresses again and strand the real state.
+        """
+        from skyplan.state.local import FileStateStore
+        from skyplan.state.migrate import MigrationRecord
+
+        local = self.paths.data / "state.json"
+        if not isinstance(self.store, FileStateStore):
+            if local.exists() or local.is_symlink():
+                raise StateError(
+                    f"the state backend {self.store.describe()} is empty, but {local} holds this workspace's "
+                    "state; run `skyplan state migrate` to move it there (lineage and serial kept)"
+                )
+            return
+        record = MigrationRecord.read(self.paths.data)
+        if record is not None:
+            raise StateError(
+                f"this workspace's state was moved to {record.location} (workspace \"{record.workspace}\") by "
+                f"`skyplan state migrate` on {record.at}, but the configuration now names the local backend; "
+                "restore its backend block, or run `skyplan state migrate` to bring the state back here"
+            )
 
     def desired(self, owner: Owner = "file") -> dict[str, DesiredResource]:
         from skyplan.plan.desired import desired_resources
@@ -159,11 +185,40 @@ def readable(state: State | None) -> list[ResourceView]:
     ]
 
 
-def refresh(ws: Workspace, prior: State | None) -> dict[str, Reading]:
+def refresh(ws: Workspace, prior: State | None, previous: dict[str, str] | None = None) -> dict[str, Reading]:
+    """Readings of `prior` (moves already made in it); `previous` names where moved files may still be."""
     views = readable(prior)
     if not views:
         return {}
-    return ws.provider.read(ReadRequest(resources=views)).readings
+    previous_names = {new: old.split(".", 1)[1] for new, old in (previous or {}).items()}
+    return ws.provider.read(ReadRequest(resources=views, previous_names=previous_names)).readings
+
+
+def planned_values(
+    provider: Provider, desired: dict[str, DesiredResource], prior: State | None, scope: set[str] | None, owner: Owner
+) -> dict[str, dict]:
+    """The computed values the provider knows at plan time, asked of the world after this plan:
+    desired resources in scope, and recorded ones that stay (out of scope, or another owner's)."""
+    from skyplan.providers import PlanRequest
+
+    if type(provider).plan is Provider.plan:
+        return {}  # a provider that plans nothing: every computed value is known after apply
+    kinds = set(type(provider).computed_attributes)
+    if scope is not None and not any(address.split(".", 1)[0] in kinds for address in scope):
+        return {}  # nothing in scope has computed values (skyctl's one link): nothing to ask
+    recorded = prior.by_address() if prior else {}
+    views = []
+    for address, r in recorded.items():
+        in_scope = scope is None or address in scope
+        if in_scope and (address in desired or r.managed_by == owner):
+            continue  # replaced by its desired form below, or deleted by this plan
+        views.append(ResourceView(r.type, r.name, r.attributes, r.computed))
+    for address, want in desired.items():
+        if scope is not None and address not in scope:
+            continue
+        have = recorded.get(address)
+        views.append(ResourceView(want.type, want.name, want.attributes, have.computed if have else {}))
+    return provider.plan(PlanRequest(resources=views)).planned
 
 
 def make_plan(
@@ -177,14 +232,21 @@ def make_plan(
     do_refresh: bool = True,
     targets: list[str] | None = None,
     excludes: list[str] | None = None,
+    replace: list[str] | None = None,
 ) -> Plan:
+    from skyplan.plan.moves import apply_moves
     from skyplan.plan.planner import plan
     from skyplan.plan.targeting import TARGETING_NOTE, resolve_scope
 
-    targeted = resolve_scope(desired, prior, targets or [], excludes or [])
+    replace = sorted(set(replace or []))
+    moves = configured_moves(ws) if owner == "file" and mode == "normal" else []
+    moved, previous = apply_moves(prior, moves)
+    check_replace(desired, moved, replace, mode)
+    targeted = resolve_scope(desired, moved, targets or [], excludes or [])
     if targeted is not None:
         scope = targeted if scope is None else set(scope) & targeted
-    actual = refresh(ws, prior) if do_refresh else {}
+    scope = set(scope) if scope is not None else None
+    actual = refresh(ws, moved, previous) if do_refresh else {}
     result = plan(
         desired,
         prior,
@@ -193,6 +255,9 @@ def make_plan(
         scope=scope,
         mode=mode,
         computed=type(ws.provider).computed_attributes,
+        planned=planned_values(ws.provider, desired, moved, scope, owner) if mode == "normal" else {},
+        replace=replace,
+        moves=moves,
     )
     if targeted is not None:
         chosen = sorted(targets or []) + [f"!{e}" for e in sorted(excludes or [])]
@@ -200,6 +265,35 @@ def make_plan(
     if ws.loaded is not None:
         ws.loaded.remember()
     return result
+
+
+def configured_moves(ws: Workspace) -> list[tuple[str, str]]:
+    """The `moved` entries of the configuration, as (from, to) addresses."""
+    if ws.loaded is None or ws.loaded.partial:
+        return []
+    return [(entry.from_, entry.to) for entry in ws.loaded.config.moved]
+
+
+def check_replace(desired: dict[str, DesiredResource], prior: State | None, replace: list[str], mode: str) -> None:
+    """Refuse --replace addresses that are malformed or name nothing, and --replace in a destroy."""
+    from skyplan.errors import PlanError
+    from skyplan.state.model import address_problem
+
+    if not replace:
+        return
+    if mode != "normal":
+        # As Terraform: a destroy has no update or no-op that a replace could take the place of.
+        raise PlanError("--replace is allowed only in a normal plan: a destroy removes the resources anyway")
+    recorded = prior.by_address() if prior else {}
+    problems = []
+    for address in replace:
+        problem = address_problem(address)
+        if problem:
+            problems.append(f"--replace {address}: {problem}")
+        elif address not in desired and address not in recorded:
+            problems.append(f"--replace {address}: no such resource in the configuration or the state")
+    if problems:
+        raise PlanError("; ".join(problems))
 
 
 def open_skyctl_workspace(config_file: str | None, variables: dict | None = None) -> Workspace:
@@ -254,9 +348,13 @@ def provider_name(config_path: Path) -> str | None:
         return None
 
 
-def check_targets(ws: Workspace, targets: list[str], excludes: list[str]) -> None:
-    """Refuse unknown --target/--exclude addresses before the lock is taken (and written)."""
-    if targets or excludes:
+def check_targets(ws: Workspace, targets: list[str], excludes: list[str], replace: list[str] | None = None, mode: str = "normal") -> None:
+    """Refuse unknown --target/--exclude/--replace addresses before the lock is taken (and written)."""
+    if targets or excludes or replace:
+        from skyplan.plan.moves import apply_moves
         from skyplan.plan.targeting import resolve_scope
 
-        resolve_scope(ws.desired(), ws.read_state(), targets, excludes)
+        desired = ws.desired() if mode == "normal" else {}
+        prior, _ = apply_moves(ws.read_state(), configured_moves(ws) if mode == "normal" else [])
+        check_replace(desired, prior, sorted(set(replace or [])), mode)
+        resolve_scope(ws.desired(), prior, targets, excludes)

@@ -13,6 +13,8 @@ from skyplan.config.diagnostics import Diagnostic
 from skyplan.config.network import parse_network
 from skyplan.providers import (
     ApplyRequest,
+    PlanRequest,
+    PlanResponse,
     Provider,
     ReadRequest,
     ReadResponse,
@@ -125,15 +127,38 @@ class WireGuardProvider(Provider):
         seen: dict = {}
 
         for name, cluster in sorted(clusters.items()):
+            # A move that an interrupted run left unfinished may have left the files under the old name.
+            old = request.previous_names.get(cluster.address)
             key_path = self.key_path(name)
             try:
                 private = keys.read(key_path)
+                if private is None and old is not None:
+                    key_path = self.key_path(old)
+                    private = keys.read(key_path)
             except keys.KeyFileError as exc:
                 from skyplan.errors import ProviderError
 
                 raise ProviderError(
                     f"{exc}. Restore it from a backup, or delete it to have skyplan plan a new key for cluster '{name}'"
                 ) from None
+            recorded_public = cluster.computed.get("public_key")
+            if private is not None and recorded_public is not None and keys.public_key(private) != recorded_public:
+                # Another machine applied with keys of its own (shared state): taking this key
+                # would swap it in the state under every peer. Never silently: stop the plan.
+                public = keys.public_key(private)
+                readings[cluster.address] = Reading(
+                    cluster.address,
+                    expected={"key_file_public_key": recorded_public},
+                    found={"key_file_public_key": public},
+                    conflict=True,
+                    reason=(
+                        f"cluster.{name}: key file {self.display(key_path)} holds public key {public}, but the state "
+                        f"records {recorded_public} (did another machine apply with its own keys?). Nothing was "
+                        f"changed: bring that machine's key file here, or give the cluster a new key with --replace cluster.{name}"
+                    ),
+                )
+                parsed[name] = None
+                continue
             if private is None:
                 readings[cluster.address] = Reading(
                     cluster.address,
@@ -143,6 +168,8 @@ class WireGuardProvider(Provider):
                     reason=f"key file {self.display(key_path)} is missing: a new key must be generated and every peer updated",
                 )
             path = self.config_path(cluster)
+            if old is not None and not path.exists():
+                path = self.config_path(ResourceView("cluster", old, cluster.attributes, cluster.computed))
             try:
                 text = path.read_text(encoding="utf-8", errors="replace")
             except FileNotFoundError:
@@ -206,6 +233,21 @@ class WireGuardProvider(Provider):
                 readings[view.address] = Reading(view.address, expected, actual, reason="peer entries differ")
         return ReadResponse(readings)
 
+    # -- plan ----------------------------------------------------------------------------------
+
+    def plan(self, request: PlanRequest) -> PlanResponse:
+        """Every cluster's address, allocated as apply will: the plan shows a renumbering."""
+        from skyplan.errors import ProviderError
+
+        clusters = [view for view in request.resources if view.type == "cluster"]
+        pools = {view.name: view.attributes["address_pool"] for view in clusters}
+        previous = {view.name: view.computed.get("address") for view in clusters}
+        try:
+            assigned = addresses.allocate(pools, previous)
+        except ValueError as exc:
+            raise ProviderError(str(exc)) from None
+        return PlanResponse({f"cluster.{name}": {"address": address} for name, address in assigned.items()})
+
     # -- apply ---------------------------------------------------------------------------------
 
     def apply(self, request: ApplyRequest) -> Iterator[ResourceResult]:
@@ -219,7 +261,8 @@ class WireGuardProvider(Provider):
                 error = self._remove_cluster(change.before)
                 yield ResourceResult(change.address, ok=error is None, error=error)
 
-        private_keys = self._keys_for(request, failed)
+        stale_keys: list[Path] = []  # key files of clusters that moved and got a new key
+        private_keys = self._keys_for(request, failed, stale_keys)
 
         pools = {name: view.attributes["address_pool"] for name, view in clusters.items()}
         previous = {name: view.computed.get("address") for name, view in clusters.items()}
@@ -263,6 +306,12 @@ class WireGuardProvider(Provider):
         rewritten = self._write_configs(sorted(touched), subjects, clusters, world, peering, private_keys, failed)
         for path in stale_paths:
             atomic.remove(path)
+            try:
+                os.rmdir(path.parent)  # a moved cluster's folder goes with it, when nothing else lives there
+            except OSError:
+                pass
+        for path in stale_keys:
+            atomic.remove(path)
 
         # Hooks run after every file is written, so a reload sees a consistent set of configs.
         # Clusters are finished in name order, so a result is ready once the last (by name) of
@@ -291,11 +340,12 @@ class WireGuardProvider(Provider):
             return ResourceResult(address, ok=False, computed=computed, error="; ".join(errors))
         return ResourceResult(address, ok=True, computed=computed)
 
-    def _keys_for(self, request: ApplyRequest, failed: dict[str, str]) -> dict[str, str]:
+    def _keys_for(self, request: ApplyRequest, failed: dict[str, str], stale_keys: list[Path]) -> dict[str, str]:
         """The private key of every cluster this apply creates, updates or replaces.
 
         An existing key file is reused (a retry after a crash never changes keys); new keys are
-        written together, before any config that holds them.
+        written together, before any config that holds them. A moved cluster's key file follows
+        it to the new name. A key file that is not the key the state records is never taken.
         """
         atomic.remove_leftovers(self.paths.keys)
         private_keys: dict[str, str] = {}
@@ -304,11 +354,25 @@ class WireGuardProvider(Provider):
             if change.action == "delete" or change.after is None or change.after.type != "cluster":
                 continue
             name = change.after.name
+            before = change.before
+            if before is not None and before.name != name:
+                if change.action == "replace":
+                    stale_keys.append(self.key_path(before.name))
+                else:
+                    error = self._move_key(before.name, name)
+                    if error:
+                        failed[name] = error
+                        continue
             try:
                 existing = None if change.action == "replace" else keys.read(self.key_path(name))
             except (OSError, keys.KeyFileError) as exc:
                 failed[name] = f"key for cluster '{name}': {exc}"
                 continue
+            if existing is not None and change.action == "update":
+                error = self._key_mismatch(name, existing, before.computed.get("public_key") if before else None)
+                if error:
+                    failed[name] = error
+                    continue
             if existing is not None:
                 private_keys[name] = existing  # also a key left by an interrupted create: reused
             elif change.action in ("create", "replace"):
@@ -328,6 +392,39 @@ class WireGuardProvider(Provider):
                     private_keys[name] = private
         return private_keys
 
+    def _move_key(self, old: str, new: str) -> str | None:
+        """Rename cluster `old`'s key file to `new`'s; say why not, if it cannot be done.
+
+        Done again after an interruption, it finds the key already moved and does nothing.
+        """
+        source, target = self.key_path(old), self.key_path(new)
+        try:
+            here, there = keys.read(source), keys.read(target)
+            if here is None:
+                return None  # moved already, or there was none: then the plan replaces the key
+            if there is not None and there != here:
+                return (
+                    f"cannot move key file {self.display(source)} to {self.display(target)}: "
+                    "that file exists and holds another key"
+                )
+            if there is None:
+                os.rename(source, target)  # one folder, so the key is under one name or the other
+                atomic.sync_dir(target.parent)
+            else:
+                atomic.remove(source)
+        except (OSError, keys.KeyFileError) as exc:
+            return f"moving the key of cluster '{old}' to '{new}': {exc}"
+        return None
+
+    def _key_mismatch(self, name: str, private: str, recorded_public: str | None) -> str | None:
+        public = keys.public_key(private)
+        if recorded_public is None or public == recorded_public:
+            return None
+        return (
+            f"key file {self.display(self.key_path(name))} holds public key {public}, but the state records "
+            f"{recorded_public}; it is not used. Run plan, which explains"
+        )
+
     def _write_configs(self, names, subjects, clusters, world, peering, private_keys, failed) -> set[str]:
         """Render and write the files of `names`; return the clusters whose file was written.
 
@@ -345,11 +442,17 @@ class WireGuardProvider(Provider):
                 failed[name] = f"peer cluster '{missing[0]}' has no key yet"
                 continue
             try:
-                private = private_keys.get(name) or keys.read(self.key_path(name))
+                private = private_keys.get(name)
                 if private is None:
-                    raise keys.KeyFileError(
-                        f"key file {self.display(self.key_path(name))} is missing; run plan, which replaces the key"
-                    )
+                    private = keys.read(self.key_path(name))
+                    if private is None:
+                        raise keys.KeyFileError(
+                            f"key file {self.display(self.key_path(name))} is missing; run plan, which replaces the key"
+                        )
+                    # A peer's file written with a key its peers do not hold would break every tunnel.
+                    mismatch = self._key_mismatch(name, private, clusters[name].computed.get("public_key"))
+                    if mismatch:
+                        raise keys.KeyFileError(mismatch)
                 text = conf.render(self._cluster_conf(clusters[name], world, peering, seen), private)
                 path = self.config_path(clusters[name])
                 if name not in subjects and _current_text(path) == text:

@@ -234,6 +234,16 @@ def targeting_options(command):
     return command
 
 
+def replace_option(command):
+    return click.option(
+        "--replace",
+        "replace",
+        multiple=True,
+        metavar="ADDR",
+        help="Replace ADDR even if nothing changed: a cluster gets a new key, its peers are updated, its address stays (repeatable).",
+    )(command)
+
+
 def close_when_done(ws):
     """Release the workspace's store (connections, OS handles) when the command ends."""
     click.get_current_context().call_on_close(ws.store.close)

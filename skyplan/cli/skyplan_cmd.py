@@ -16,6 +16,7 @@ from skyplan.cli.common import (
     err_style,
     lock_timeout_option,
     out_style,
+    replace_option,
     report_error,
     stdin_is_terminal,
     targeting_options,
@@ -77,6 +78,7 @@ def validate(files: tuple[str, ...], var_items: tuple[str, ...], var_files: tupl
 @click.option("--out", "out_file", metavar="PLAN", help="Save the plan to apply it later with `skyplan apply PLAN`.")
 @click.option("--destroy", is_flag=True, help="Plan what `skyplan destroy` would remove (with --out: a destroy plan to apply).")
 @targeting_options
+@replace_option
 @variables_options
 @lock_timeout_option
 def plan(
@@ -89,6 +91,7 @@ def plan(
     destroy: bool,
     targets: tuple[str, ...],
     excludes: tuple[str, ...],
+    replace: tuple[str, ...],
     var_items: tuple[str, ...],
     var_files: tuple[str, ...],
     lock_timeout: float,
@@ -104,8 +107,13 @@ def plan(
 
     file = config_file(file)
     ws = close_when_done(open_workspace(Path(file), display=file, variables=collect_variables(var_items, var_files)))
-    if not destroy:  # as `destroy` does: a target may name what the file no longer declares
-        check_targets(ws, list(targets), list(excludes))
+    if destroy:  # as `destroy` does: a target may name what the file no longer declares
+        if replace:
+            from skyplan.runner import check_replace
+
+            check_replace({}, None, list(replace), "destroy")
+    else:
+        check_targets(ws, list(targets), list(excludes), list(replace))
     with ws.locked("plan", lock_timeout):
         prior = ws.read_state()
         result = make_plan(
@@ -116,6 +124,7 @@ def plan(
             do_refresh=not no_refresh,
             targets=list(targets),
             excludes=list(excludes),
+            replace=list(replace),
         )
     if out_file:
         from skyplan.plan.saved import saved_plan, write_plan_file
@@ -140,6 +149,7 @@ def plan(
 @click.option("--compact", is_flag=True, help="One line per resource in the plan shown.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes were applied, 0 when there was nothing to do.")
 @targeting_options
+@replace_option
 @variables_options
 @lock_timeout_option
 def apply(
@@ -150,6 +160,7 @@ def apply(
     detailed_exitcode: bool,
     targets: tuple[str, ...],
     excludes: tuple[str, ...],
+    replace: tuple[str, ...],
     var_items: tuple[str, ...],
     var_files: tuple[str, ...],
     lock_timeout: float,
@@ -163,8 +174,10 @@ def apply(
 
     file = config_file(file)
     if looks_like_plan_file(Path(file)):
-        if targets or excludes or var_items or var_files:
-            raise SkyplanError("a saved plan is applied as it is: --target, --exclude and variables belong to `skyplan plan`")
+        if targets or excludes or replace or var_items or var_files:
+            raise SkyplanError(
+                "a saved plan is applied as it is: --target, --exclude, --replace and variables belong to `skyplan plan`"
+            )
         changed = _apply_saved(file, as_json=as_json, lock_timeout=lock_timeout)
     else:
         changed = _run_apply(
@@ -176,6 +189,7 @@ def apply(
             lock_timeout=lock_timeout,
             targets=list(targets),
             excludes=list(excludes),
+            replace=list(replace),
             variables=collect_variables(var_items, var_files),
         )
     if detailed_exitcode and changed:
@@ -200,6 +214,7 @@ def _apply_saved(path: str, *, as_json: bool, lock_timeout: float) -> bool:
 @click.option("--auto-approve", is_flag=True, help="Destroy without asking for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON (needs --auto-approve).")
 @targeting_options
+@replace_option
 @variables_options
 @lock_timeout_option
 def destroy(
@@ -208,6 +223,7 @@ def destroy(
     as_json: bool,
     targets: tuple[str, ...],
     excludes: tuple[str, ...],
+    replace: tuple[str, ...],
     var_items: tuple[str, ...],
     var_files: tuple[str, ...],
     lock_timeout: float,
@@ -222,6 +238,7 @@ def destroy(
         lock_timeout=lock_timeout,
         targets=list(targets),
         excludes=list(excludes),
+        replace=list(replace),
         variables=collect_variables(var_items, var_files),
     )
 
@@ -236,23 +253,26 @@ def _run_apply(
     lock_timeout: float,
     targets: list[str],
     excludes: list[str],
+    replace: list[str],
     variables: dict | None,
 ) -> bool:
     """Plan, confirm and apply; say whether anything was to be done."""
     from skyplan.render.apply_text import render_outcome_json
     from skyplan.render.plan_text import render_plan
-    from skyplan.runner import check_targets, make_plan, open_workspace
+    from skyplan.runner import check_replace, check_targets, make_plan, open_workspace
 
+    if replace and mode != "normal":
+        check_replace({}, None, replace, mode)  # refused before anything is opened or locked
     if as_json and not auto_approve:
         raise SkyplanError("--json needs --auto-approve: there is no prompt in JSON mode")
     ws = close_when_done(open_workspace(Path(file), display=file, variables=variables))
     if mode != "destroy":
-        check_targets(ws, targets, excludes)
+        check_targets(ws, targets, excludes, replace)
     style = out_style()
     with ws.locked("destroy" if mode == "destroy" else "apply", lock_timeout) as lock:
         prior = ws.read_state()
         desired = {} if mode == "destroy" else ws.desired()
-        result = make_plan(ws, prior, desired=desired, mode=mode, targets=targets, excludes=excludes)
+        result = make_plan(ws, prior, desired=desired, mode=mode, targets=targets, excludes=excludes, replace=replace)
         if not as_json:
             click.echo(render_plan(result, style, compact=compact), nl=False)
         if not result.has_changes:

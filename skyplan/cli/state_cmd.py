@@ -89,6 +89,131 @@ def state_rm(args: tuple[str, ...], config_alias: str | None, lock_timeout: floa
     click.echo(f"Successfully removed {count} resource instance{'s' if count != 1 else ''}.")
 
 
+@state_group.command("mv")
+@click.argument("source", metavar="FROM")
+@click.argument("destination", metavar="TO")
+@config_option
+@lock_timeout_option
+def state_mv(source: str, destination: str, config_file: str, lock_timeout: float) -> None:
+    """Rename a resource in the state; its key file and generated config follow it.
+
+    Its key, address and peerings are kept. Rename it in the configuration too (or write a
+    `moved` entry there instead, which a plan shows and apply carries out).
+    """
+    from skyplan.apply import apply_plan
+    from skyplan.errors import ApplyError
+    from skyplan.plan.moves import move_plan
+    from skyplan.runner import open_workspace
+
+    ws = open_workspace(Path(config_file), display=config_file, resources=False)
+    click.get_current_context().call_on_close(ws.store.close)
+    with ws.locked("state mv", lock_timeout) as lock:
+        prior = ws.read_state()
+        plan = move_plan(prior, source, destination)
+        outcome = apply_plan(plan, prior, ws.store, ws.provider, lock=lock)
+    if outcome.failed:
+        errors = "; ".join(f"{r.error}" for r in outcome.failed)
+        raise ApplyError(f"moving {source} to {destination} failed: {errors}. The state records how far it got; run it again")
+    click.echo(f'Move "{source}" to "{destination}"')
+    click.echo("Successfully moved 1 object(s).")
+
+
+@state_group.command("migrate")
+@click.argument("file", required=False, default=None, metavar="[FILE]")
+@click.option("--config", "config_file", default=None, help="The workspace's links.yaml (the same as FILE).")
+@click.option(
+    "--from",
+    "source_url",
+    metavar="local|URL",
+    help="Where the state is now: local, or a postgresql:// URL. Default: the local state when FILE names "
+    "another backend, else where the last migration took it.",
+)
+@click.option("--auto-approve", is_flag=True, help="Migrate without asking for confirmation.")
+@lock_timeout_option
+def state_migrate(file: str | None, config_file: str | None, source_url: str | None, auto_approve: bool, lock_timeout: float) -> None:
+    """Move the state into the backend FILE now names (local or PostgreSQL), lineage and serial kept."""
+    from skyplan.cli.common import confirm, stdin_is_terminal
+    from skyplan.errors import SkyplanError
+    from skyplan.state import migrate as migration
+
+    if not auto_approve and not stdin_is_terminal():
+        raise SkyplanError("state migrate needs confirmation, but input is not a terminal; pass --auto-approve to migrate without it")
+    path = file or config_file or "links.yaml"
+    ws, source, retire = _migration_ends(path, source_url)
+    click.get_current_context().call_on_close(ws.store.close)
+    click.get_current_context().call_on_close(source.close)
+
+    def approve(state, existing) -> bool:
+        if auto_approve:
+            return True
+        count = len(state.resources)
+        return confirm(
+            "Do you want to copy the existing state to the new backend?",
+            f"The state (serial {state.serial}, {count} resource{'s' if count != 1 else ''}) moves from "
+            f"{source.describe()} to {ws.store.describe()}.",
+        )
+
+    done = migration.migrate(source, ws.store, lock_timeout=lock_timeout, approve=approve, retire=retire)
+    assert ws.backend is not None
+    if ws.backend.type == "local":
+        migration.forget_migration(ws.paths.data)
+    else:
+        migration.record_migration(ws.paths.data, ws.backend.type, ws.backend.location, ws.backend.workspace)
+    state = done.state
+    if done.already_there:
+        click.echo(f"{ws.store.describe()} already holds this state (serial {state.serial}); nothing was copied.")
+    else:
+        click.echo(
+            f"Successfully migrated the state (lineage {state.lineage}, serial {state.serial}) "
+            f"from {source.describe()} to {ws.store.describe()}."
+        )
+    if not _is_local(source):
+        click.echo(f"The state in {source.describe()} was left as it is; remove it once no one uses it.")
+
+
+def _is_local(store) -> bool:
+    from skyplan.state.local import FileStateStore
+
+    return isinstance(store, FileStateStore)
+
+
+def _migration_ends(path: str, source_url: str | None):
+    """The workspace (whose store is the destination), the source store, and how to retire it."""
+    from skyplan.errors import StateError
+    from skyplan.runner import open_workspace
+    from skyplan.state import migrate as migration
+    from skyplan.state.local import FileStateStore
+    from skyplan.state.urls import display_url
+
+    ws = open_workspace(Path(path), display=path, resources=False)
+    data = ws.paths.data
+    record = migration.MigrationRecord.read(data)
+    if source_url is None:
+        if not _is_local(ws.store):
+            source_url = "local"
+        elif record is not None:
+            source_url = record.location  # without a password: libpq's PGPASSWORD or ~/.pgpass supply it
+        else:
+            ws.store.close()
+            raise StateError(
+                f"the state is already in the local backend that {path} names, and no earlier migration is "
+                "recorded here; say where the state is with --from postgresql://…"
+            )
+    if source_url == "local":
+        return ws, FileStateStore(data), lambda: migration.retire_local(data)
+    if not source_url.startswith(("postgresql://", "postgres://")):
+        ws.store.close()
+        raise StateError(f"--from {display_url(source_url)}: write local, or a postgresql:// URL")
+    from skyplan.state.postgres import PostgresStateStore
+
+    # The workspace name the state had there: recorded by the migration that took it there.
+    if record is not None and record.location == display_url(source_url):
+        workspace = record.workspace
+    else:
+        workspace = ws.loaded.config.backend.workspace if ws.loaded is not None else "default"
+    return ws, PostgresStateStore(source_url, workspace), lambda: None
+
+
 @click.command("force-unlock", cls=VersionedCommand)
 @click.argument("args", nargs=-1, metavar="[FILE] ID")
 @config_alias

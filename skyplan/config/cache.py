@@ -53,8 +53,8 @@ def store(folder: Path, key: str, config: Any, provider: dict[str, str], setting
     settings_only = {**document, "config": head}
     try:
         ensure_dir(folder, 0o700)
-        # Plans store the cache under the workspace lock, so a temporary file here is one that a
-        # killed run left behind.
+        # Commands store the cache under the state lock: a temporary file found here is one
+        # that a killed run left behind.
         remove_leftovers(folder)
         write_atomic(folder / CACHE_FILE, json.dumps(document, separators=(",", ":")).encode(), mode=0o600)
         write_atomic(folder / SETTINGS_FILE, json.dumps(settings_only, separators=(",", ":")).encode(), mode=0o600)

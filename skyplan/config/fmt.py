@@ -56,7 +56,7 @@ class Layout:
 
 def main_layout(provider_name: str, provider_fields: ProviderFields | None = None) -> Layout:
     """The layout of the skyplan document, with the named provider's settings in model order."""
-    from skyplan.config.models import TOP_LEVEL_KEYS, BackendSpec, ClusterSpec, LinkSpec, MeshSpec
+    from skyplan.config.models import TOP_LEVEL_KEYS, BackendSpec, ClusterSpec, LinkSpec, MeshSpec, MovedSpec
 
     settings = tuple(provider_fields(provider_name) or ()) if provider_fields else ()
     return Layout(
@@ -67,6 +67,7 @@ def main_layout(provider_name: str, provider_fields: ProviderFields | None = Non
             "clusters": Layout(items=Layout(keys=tuple(ClusterSpec.model_fields))),
             "links": Layout(items=Layout(keys=tuple(LinkSpec.model_fields))),
             "meshes": Layout(items=Layout(keys=tuple(MeshSpec.model_fields))),
+            "moved": Layout(items=Layout(keys=tuple(f.alias or n for n, f in MovedSpec.model_fields.items()))),
         },
     )
 

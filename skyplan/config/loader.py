@@ -20,6 +20,7 @@ from skyplan.config.models import (
     Config,
     LinkSpec,
     MeshSpec,
+    MovedSpec,
     ProviderBlock,
 )
 from skyplan.errors import ConfigError, ProviderError
@@ -255,7 +256,7 @@ def _validate_sections(main, extra_clusters, extra_links, locator, diagnostics):
     backend = _validate_one(BackendSpec, data.get("backend", {}), ("backend",), diagnostics)
 
     sections: dict[str, list] = {}
-    for key, model, extra in (("clusters", ClusterSpec, extra_clusters), ("links", LinkSpec, extra_links), ("meshes", MeshSpec, [])):
+    for key, model, extra in (("clusters", ClusterSpec, extra_clusters), ("links", LinkSpec, extra_links), ("meshes", MeshSpec, []), ("moved", MovedSpec, [])):
         raw = data.get(key, [])
         if raw is None:
             raw = []
@@ -279,6 +280,7 @@ def _validate_sections(main, extra_clusters, extra_links, locator, diagnostics):
         clusters=sections["clusters"],
         links=sections["links"],
         meshes=sections["meshes"],
+        moved=sections["moved"],
     )
     return config, settings, provider_cls
 
@@ -382,12 +384,17 @@ def _fields_at(annotation, loc: tuple) -> list[str]:
             return []
     current = _unwrap(current)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
+        return _keys_of(current)
     if typing.get_origin(current) is list:
         inner = _unwrap(typing.get_args(current)[0])
         if isinstance(inner, type) and issubclass(inner, BaseModel):
-            return list(inner.model_fields)
+            return _keys_of(inner)
     return []
+
+
+def _keys_of(model: type[BaseModel]) -> list[str]:
+    """The keys the file spells: a field's alias where it has one (`moved[].from`)."""
+    return [f.alias or name for name, f in model.model_fields.items()]
 
 
 def _unwrap(annotation):

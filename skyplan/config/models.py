@@ -52,6 +52,18 @@ class MeshSpec(Spec):
     hub: str | None = Field(default=None, description="The hub cluster, for topology: hub.")
 
 
+ADDRESS_PATTERN = r"^(cluster|link)\.[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"
+
+
+class MovedSpec(Spec):
+    """A rename without churn: the resource at `from` in the state is the one now declared at `to`."""
+
+    # `from` is a Python keyword: the field has another name, and the file spells it `from`.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True, populate_by_name=True)
+    from_: str = Field(alias="from", description="Address the resource had: cluster.NAME or link.NAME.")
+    to: str = Field(description="Address it has now, declared in this file; the same type as `from`.")
+
+
 class BackendSpec(Spec):
     """Where the state is kept."""
 
@@ -81,6 +93,9 @@ class Config(Spec):
     clusters: list[ClusterSpec] = Field(default_factory=list, description="The clusters to connect.")
     links: list[LinkSpec] = Field(default_factory=list, description="Links, each between two clusters.")
     meshes: list[MeshSpec] = Field(default_factory=list, description="Groups of clusters joined by generated links.")
+    moved: list[MovedSpec] = Field(
+        default_factory=list, description="Renames without churn: key, address and peerings follow the resource."
+    )
 
 
 TOP_LEVEL_KEYS = tuple(Config.model_fields)

@@ -74,6 +74,7 @@ def check(config: Config, provider) -> list[Diagnostic]:
     peers = _check_links(config.links, clusters_by_name, found)
     _check_reach(config.clusters, peers, networks, found)
     _check_backend(config, found)
+    _check_moved(config, found)
     if provider is None:
         return found
     from skyplan.providers import ResourceView, ValidateRequest
@@ -199,6 +200,99 @@ def _check_reach(clusters, peers, networks, found: list[Diagnostic]) -> None:
                     path=("links", link_index),
                 )
             )
+
+
+def _check_moved(config: Config, found: list[Diagnostic]) -> None:
+    """`moved` entries: addresses of one type, `to` declared and `from` no longer, no chain or cycle."""
+    if not config.moved:
+        return
+    declared = {f"cluster.{c.name}" for c in config.clusters} | {f"link.{link.name}" for link in config.links}
+    sources: dict[str, int] = {}
+    targets: dict[str, int] = {}
+    good: list[int] = []
+    for i, entry in enumerate(config.moved):
+        path = ("moved", i)
+        bad = False
+        for key, address in (("from", entry.from_), ("to", entry.to)):
+            problem = _address_problem(address)
+            if problem:
+                found.append(Diagnostic(f"moved[{i}].{key}: {problem}", path=path + (key,)))
+                bad = True
+        if bad:
+            continue
+        if entry.from_.split(".", 1)[0] != entry.to.split(".", 1)[0]:
+            found.append(
+                Diagnostic(f"moved[{i}]: {entry.from_} and {entry.to} are not of one type; a move keeps the type", path=path)
+            )
+            continue
+        if entry.from_ == entry.to:
+            found.append(Diagnostic(f"moved[{i}]: {entry.from_} is moved to itself", path=path + ("to",)))
+            continue
+        if entry.from_ in sources:
+            found.append(
+                Diagnostic(f"moved[{i}].from: {entry.from_} is already moved by moved[{sources[entry.from_]}]", path=path + ("from",))
+            )
+            continue
+        if entry.to in targets:
+            found.append(
+                Diagnostic(f"moved[{i}].to: {entry.to} is already the target of moved[{targets[entry.to]}]", path=path + ("to",))
+            )
+            continue
+        sources[entry.from_] = i
+        targets[entry.to] = i
+        good.append(i)
+    in_cycle: set[int] = set()
+    for i in good:
+        entry = config.moved[i]
+        if i in in_cycle or entry.to not in sources:
+            continue
+        # Follow the chain from this entry: back to its start is a cycle, anything else a chain.
+        seen, address = [i], entry.to
+        while address in sources and sources[address] not in seen:
+            seen.append(sources[address])
+            address = config.moved[sources[address]].to
+        if address == entry.from_:
+            in_cycle.update(seen)
+            steps = " -> ".join([entry.from_, *(config.moved[j].to for j in seen)])
+            found.append(Diagnostic(f"moved[{i}]: the moves form a cycle: {steps}", path=("moved", i)))
+    for i in good:
+        entry = config.moved[i]
+        if i in in_cycle:
+            continue
+        path = ("moved", i)
+        if entry.to in sources and sources[entry.to] not in in_cycle:
+            j = sources[entry.to]
+            found.append(
+                Diagnostic(
+                    f"moved[{i}].to: {entry.to} is moved on by moved[{j}]; chains are not allowed: "
+                    f"move {entry.from_} to {config.moved[j].to} directly",
+                    path=path + ("to",),
+                )
+            )
+            continue
+        kind, name = entry.to.split(".", 1)
+        if entry.to not in declared:
+            known = [a.split(".", 1)[1] for a in declared if a.startswith(f"{kind}.")]
+            message = f"moved[{i}].to: {kind} '{name}' is not declared in the file"
+            close = difflib.get_close_matches(name, known, n=1)
+            found.append(Diagnostic(message + (f"; did you mean '{close[0]}'?" if close else ""), path=path + ("to",)))
+        if entry.from_ in declared:
+            old = entry.from_.split(".", 1)[1]
+            found.append(
+                Diagnostic(
+                    f"moved[{i}].from: {kind} '{old}' is still declared in the file; a moved resource is declared "
+                    "only under its new name",
+                    path=path + ("from",),
+                )
+            )
+
+
+def _address_problem(address: str) -> str | None:
+    kind, dot, name = address.partition(".")
+    if kind not in ("cluster", "link") or not dot:
+        return f"'{address}' is not a resource address; write cluster.NAME or link.NAME"
+    problem = name_problem(name)
+    return f"invalid {kind} name '{name}': {problem}" if problem else None
 
 
 def _not_defined(where: str, name: str, known) -> str:

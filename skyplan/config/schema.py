@@ -27,7 +27,7 @@ DEFAULT_PROVIDER = "wireguard"
 _TITLE = "skyplan links.yaml"
 _DESCRIPTION = (
     "Desired WireGuard links between clusters, for `skyplan plan` and `skyplan apply`. "
-    "A document is either the skyplan document (version, provider, backend, clusters, links, meshes) "
+    "A document is either the skyplan document (version, provider, backend, clusters, links, meshes, moved) "
     "or a SkyShift manifest (kind: Link or kind: Cluster)."
 )
 _CONFIG_DESCRIPTION = "The skyplan document: clusters, the links between them, and how to apply them."
@@ -57,10 +57,10 @@ def links_schema(providers: Mapping[str, type[BaseModel]]) -> dict[str, Any]:
     from pydantic.json_schema import models_json_schema
 
     from skyplan.config.manifests import ClusterManifest, LinkManifest, Metadata
-    from skyplan.config.models import NAME_PATTERN, ClusterSpec, Config, LinkSpec, MeshSpec, ProviderBlock
+    from skyplan.config.models import ADDRESS_PATTERN, NAME_PATTERN, ClusterSpec, Config, LinkSpec, MeshSpec, MovedSpec, ProviderBlock
 
     named = (ClusterSpec, LinkSpec, MeshSpec, Metadata)
-    models = [Config, LinkManifest, ClusterManifest, ProviderBlock, *named, *providers.values()]
+    models = [Config, LinkManifest, ClusterManifest, ProviderBlock, MovedSpec, *named, *providers.values()]
     refs, top = models_json_schema([(model, "validation") for model in models], ref_template="#/$defs/{model}")
     defs: dict[str, Any] = top["$defs"]
 
@@ -69,6 +69,8 @@ def links_schema(providers: Mapping[str, type[BaseModel]]) -> dict[str, Any]:
 
     for model in named:  # the loader checks names in its rules; editors can check them as you type
         defs[name_of(model)]["properties"]["name"]["pattern"] = NAME_PATTERN
+    for key in ("from", "to"):
+        defs[name_of(MovedSpec)]["properties"][key]["pattern"] = ADDRESS_PATTERN
     defs[name_of(Config)]["description"] = _CONFIG_DESCRIPTION
 
     settings = {name: name_of(model) for name, model in providers.items()}

@@ -85,12 +85,27 @@ class ResourceChange(Item):
     managed_by: Owner = "file"
     before: dict[str, Any] | None = None  # attributes and computed values as recorded
     after: dict[str, Any] | None = None  # attributes as they will be
-    # Computed values the provider keeps, known at plan time (an update keeps a key and address).
+    # Computed values recorded in the state that an update or no-op keeps (a key, an address):
+    # known at plan time, shown in the JSON plan's `after`; `planned` below takes precedence.
     known_computed: dict[str, Any] = Field(default_factory=dict)
     after_unknown: list[str] = Field(default_factory=list)  # computed during apply
+    # Computed values already known at plan time (a cluster's address), kept apart from `after`
+    # because apply records `after` as the resource's arguments.
+    planned: dict[str, Any] = Field(default_factory=dict)
     attribute_changes: list[AttributeChange] = Field(default_factory=list)
     reason: str | None = None  # for people; logic never reads it
     action_reason: ActionReason | None = None  # for machines, where Terraform has a token for it
+    # Where the resource was before a `moved` entry or `state mv` renamed it.
+    previous_address: str | None = None
+
+    @property
+    def is_move(self) -> bool:
+        return self.previous_address is not None
+
+    @property
+    def provider_action(self) -> str:
+        # A pure move is an update to the provider: its files follow the new name.
+        return "update" if self.action is Action.NOOP else self.action.provider_action
 
 
 class Drift(Item):
@@ -126,11 +141,12 @@ class Plan(Item):
 
     @property
     def actionable(self) -> list[ResourceChange]:
-        return [c for c in self.changes if c.action is not Action.NOOP]
+        """What apply acts on: every change but the no-ops; a move is one even when nothing else changes."""
+        return [c for c in self.changes if c.action is not Action.NOOP or c.previous_address is not None]
 
     @property
     def has_changes(self) -> bool:
-        return any(c.action is not Action.NOOP for c in self.changes)
+        return any(c.action is not Action.NOOP or c.previous_address is not None for c in self.changes)
 
     @property
     def summary(self) -> Summary:

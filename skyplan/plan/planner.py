@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from skyplan.errors import PlanError
 from skyplan.plan.diff import attribute_changes, nested_changes
-from skyplan.plan.model import Action, DesiredResource, Drift, Plan, PriorState, ResourceChange
+from skyplan.plan.model import Action, AttributeChange, DesiredResource, Drift, Plan, PriorState, ResourceChange
+from skyplan.plan.moves import Move, apply_moves
 from skyplan.state.model import Owner, ResourceState, State
 
 # A link is the peering of its two ends: other ends make another link, so they force a replace.
@@ -24,17 +25,29 @@ def plan(
     scope: Iterable[str] | None = None,
     mode: str = "normal",
     computed: Mapping[str, tuple[str, ...]] | None = None,
+    planned: Mapping[str, Mapping[str, Any]] | None = None,
+    replace: Iterable[str] = (),
+    moves: Sequence[Move] = (),
 ) -> Plan:
     """Diff `desired` against `prior` (as corrected by `actual` readings) into a Plan.
 
     `actual` maps addresses to provider readings that differ from what the state records.
     `scope`, if given, limits the plan to those addresses (skyctl, --target).
+    `planned` holds computed values the provider already knows (addresses), `replace` the
+    addresses to replace on request (--replace), `moves` the renames (`moved` entries) to make
+    in the state first; readings and planned values use the new addresses.
     Resources that another owner manages are never destroyed; they are noted.
     """
     computed = computed or {}
     actual = actual or {}
+    planned = planned or {}
+    forced = set(replace)
+    prior, previous = apply_moves(prior, moves)
     recorded = prior.by_address() if prior else {}
     in_scope = set(scope) if scope is not None else None
+    conflicts = [r.reason for a, r in sorted(actual.items()) if r.conflict and a not in forced]
+    if conflicts:
+        raise PlanError("; ".join(conflicts))
 
     changes: list[ResourceChange] = []
     left_alone: list[str] = []
@@ -47,7 +60,10 @@ def plan(
                 left_alone.append(address)
                 continue
             want = None if have.pending == "delete" else as_recorded(have)
-        changes.append(_change(address, want, have, actual.get(address), computed, mode))
+        change = _change(address, want, have, actual.get(address), computed, planned.get(address, {}), address in forced, mode)
+        if have is not None and address in previous:
+            change = change.model_copy(update={"previous_address": previous[address]})
+        changes.append(change)
 
     notes = []
     held = _held_clusters(changes, recorded)
@@ -103,47 +119,66 @@ def as_recorded(have: ResourceState) -> DesiredResource:
     return DesiredResource(have.type, have.name, dict(have.attributes), have.managed_by)
 
 
-def _change(address: str, want: DesiredResource | None, have: ResourceState | None, reading, computed, mode: str = "normal") -> ResourceChange:
+def _change(
+    address: str,
+    want: DesiredResource | None,
+    have: ResourceState | None,
+    reading,
+    computed,
+    known: Mapping[str, Any],
+    forced: bool,
+    mode: str = "normal",
+) -> ResourceChange:
     kind, name = address.split(".", 1)
-    unknown = list(computed.get(kind, ()))
+    known = dict(known) if want is not None else {}
+    unknown = [key for key in computed.get(kind, ()) if key not in known]
     if have is None:
         assert want is not None
-        return _make(address, kind, name, Action.CREATE, want.managed_by, None, want.attributes, unknown)
+        return _make(address, kind, name, Action.CREATE, want.managed_by, None, want.attributes, unknown, planned=known)
     before = {**have.attributes, **have.computed}
     if want is None:
         reason = "an interrupted apply did not finish deleting it" if have.pending == "delete" else None
         return _make(
             address, kind, name, Action.DELETE, have.managed_by, before, None, [], reason=reason,
-            action_reason="delete_because_no_resource_config" if mode == "normal" else None,
+            token="delete_because_no_resource_config" if mode == "normal" else None,
         )
     if have.pending == "create":
         return _make(
-            address, kind, name, Action.CREATE, want.managed_by, None, want.attributes, unknown,
+            address, kind, name, Action.CREATE, want.managed_by, None, want.attributes, unknown, planned=known,
             reason="an interrupted apply did not finish creating it",
         )
     if have.status.phase == "FAILED" and not set(unknown) <= set(have.computed):
         # It failed before the provider computed what it must (a key): only a create can finish it.
         return _make(
-            address, kind, name, Action.CREATE, want.managed_by, None, want.attributes, unknown,
+            address, kind, name, Action.CREATE, want.managed_by, None, want.attributes, unknown, planned=known,
             reason=f"creating it failed: {have.status.reason}",
         )
 
     force_new = _LINK_ENDS if kind == "link" and _ends(have.attributes) != _ends(want.attributes) else frozenset()
     attribute_diff = attribute_changes(have.attributes, want.attributes, force_new)
+    # A computed value that the plan already knows to change (an address) is a change like any other.
+    attribute_diff += [
+        AttributeChange(path=key, before=have.computed.get(key), after=value)
+        for key, value in known.items()
+        if have.computed.get(key) != value
+    ]
+    attribute_diff.sort(key=lambda item: item.path)
     if have.managed_by != want.managed_by:
         attribute_diff.append(_owner_change(have.managed_by, want.managed_by))
 
-    replace_reason = replace_token = None
-    if force_new:
-        replace_reason, replace_token = "its clusters changed", "replace_because_cannot_update"
+    replace_reason = token = None
+    if forced:
+        replace_reason, token = "as requested with --replace", "replace_by_request"
+    elif force_new:
+        replace_reason, token = "its clusters changed", "replace_because_cannot_update"
     elif reading is not None and reading.replace:
-        replace_reason, replace_token = reading.reason, "replace_because_cannot_update"
+        replace_reason, token = reading.reason, "replace_because_cannot_update"
     elif have.pending == "replace" and reading is None:
-        replace_reason, replace_token = "an interrupted apply did not finish replacing it", "replace_because_tainted"
+        replace_reason, token = "an interrupted apply did not finish replacing it", "replace_because_tainted"
     if replace_reason is not None:
         return _make(
             address, kind, name, Action.REPLACE, want.managed_by, before, want.attributes, unknown,
-            attribute_diff, reason=replace_reason, action_reason=replace_token,
+            attribute_diff, reason=replace_reason, planned=known, token=token,
         )
 
     reason = None
@@ -157,13 +192,13 @@ def _change(address: str, want: DesiredResource | None, have: ResourceState | No
     action = Action.UPDATE if attribute_diff or reason else Action.NOOP
     return _make(
         address, kind, name, action, want.managed_by, before, want.attributes, [], attribute_diff,
-        reason=reason, known_computed=have.computed,
+        reason=reason, planned=known, known_computed=have.computed,
     )
 
 
 def _make(
     address, kind, name, action, owner, before, after, unknown, attribute_diff=(), reason=None,
-    action_reason=None, known_computed=None,
+    planned=None, token=None, known_computed=None,
 ) -> ResourceChange:
     return ResourceChange.model_construct(
         address=address,
@@ -175,9 +210,11 @@ def _make(
         after=after,
         known_computed=known_computed or {},
         after_unknown=unknown,
+        planned=planned or {},
         attribute_changes=list(attribute_diff),
         reason=reason,
-        action_reason=action_reason,
+        action_reason=token,
+        previous_address=None,
     )
 
 

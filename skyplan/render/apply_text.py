@@ -15,6 +15,7 @@ _DONE = {
     Action.UPDATE: "Modifications complete",
     Action.DELETE: "Destruction complete",
     Action.REPLACE: "Replacement complete",
+    Action.NOOP: "Move complete",  # only moves are no-ops that apply acts on
 }
 
 

@@ -27,7 +27,8 @@ def after_values(change: ResourceChange) -> dict[str, Any] | None:
     """Every value known at plan time: the attributes, and the computed values that are kept."""
     if change.after is None:
         return None
-    return {**change.after, **{k: v for k, v in change.known_computed.items() if k not in change.after_unknown}}
+    kept = {k: v for k, v in change.known_computed.items() if k not in change.after_unknown}
+    return {**change.after, **kept, **change.planned}
 
 
 def _change_document(change: ResourceChange, provider_name: str) -> dict[str, Any]:
@@ -35,6 +36,7 @@ def _change_document(change: ResourceChange, provider_name: str) -> dict[str, An
     document = {
         **_resource_head(change.address, change.type, change.name, provider_name),
         "managed_by": change.managed_by,
+        **({"previous_address": change.previous_address} if change.previous_address else {}),
         "change": {
             "actions": change.action.json_actions,
             "before": change.before,

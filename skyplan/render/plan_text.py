@@ -14,7 +14,7 @@ _HEADLINE = {
     Action.UPDATE: "will be updated in-place",
     Action.REPLACE: "must be replaced",
 }
-_COLOUR = {Action.CREATE: "green", Action.DELETE: "red", Action.UPDATE: "yellow", Action.REPLACE: "yellow"}
+_COLOUR = {Action.CREATE: "green", Action.DELETE: "red", Action.UPDATE: "yellow", Action.REPLACE: "yellow", Action.NOOP: "bold"}
 
 
 def render_plan(plan: Plan, style: Style = PLAIN, *, compact: bool = False) -> str:
@@ -36,7 +36,9 @@ def render_plan(plan: Plan, style: Style = PLAIN, *, compact: bool = False) -> s
     for change in actionable:
         if compact:
             symbol = change.action.value
-            suffix = f"  ({change.reason})" if change.reason else ""
+            notes = [f"moved from {change.previous_address}"] if change.previous_address else []
+            notes += [change.reason] if change.reason else []
+            suffix = f"  ({'; '.join(notes)})" if notes else ""
             lines.append(f"{symbol:>3} {style(change.address, _COLOUR[change.action])}{suffix}")
         else:
             lines.extend(_change_block(change, style))
@@ -64,13 +66,23 @@ def one_line(change: ResourceChange) -> str:
 def _change_block(change: ResourceChange, style: Style) -> list[str]:
     symbol = change.action.value
     colour = _COLOUR[change.action]
-    lines = [f"  # {change.address} {_HEADLINE[change.action]}"]
-    if change.reason:
-        lines.append(f"  # ({change.reason})")
+    if change.action is Action.NOOP:
+        # Only moved: Terraform's wording, and no symbol, since nothing else happens to it.
+        lines = [f"  # {change.previous_address} has moved to {change.address}"]
+    elif change.action_reason == "replace_by_request":
+        lines = [f"  # {change.address} will be replaced, as requested"]
+    else:
+        lines = [f"  # {change.address} {_HEADLINE[change.action]}"]
+        if change.previous_address:
+            lines.append(f"  # (moved from {change.previous_address})")
+        if change.reason:
+            lines.append(f"  # ({change.reason})")
+    if change.action is Action.REPLACE and change.action_reason == "replace_by_request" and change.previous_address:
+        lines.append(f"  # (moved from {change.previous_address})")
     lines.append(f"{style(symbol, colour):>{3 + (len(style(symbol, colour)) - len(symbol))}} {change.type} \"{change.name}\" {{")
     rows: list[tuple[str, str, str, str]] = []  # symbol, name, value text, trailing comment
     if change.action is Action.CREATE:
-        for key, value in sorted((change.after or {}).items()):
+        for key, value in sorted({**(change.after or {}), **change.planned}.items()):
             if value is not None:
                 rows.append(("+", key, literal(value), ""))
         rows.extend(("+", key, KNOWN_AFTER_APPLY, "") for key in change.after_unknown)
@@ -89,7 +101,7 @@ def _change_block(change: ResourceChange, style: Style) -> list[str]:
                     before = (change.before or {}).get(key)
                     text = f"{literal(before)} -> {KNOWN_AFTER_APPLY}" if before is not None else KNOWN_AFTER_APPLY
                     rows.append(("~", key, text, ""))
-        hidden = len(set(change.after or {}) - shown)
+        hidden = len((set(change.after or {}) | set(change.planned)) - shown)
         if hidden:
             rows.append(("", f"# ({hidden} unchanged attribute{'s' if hidden != 1 else ''} hidden)", "", ""))
     width = max((len(name) for sym, name, _, _ in rows if sym), default=0)

@@ -51,6 +51,9 @@ class ResourceState(Record):
     # Set before a provider acts and cleared when its result is recorded: a run killed in
     # between leaves it set, and the next plan knows to redo that action.
     pending: Literal["create", "update", "replace", "delete"] | None = None
+    # The name it had before a move (a `moved` entry, `state mv`) that is not finished yet: its
+    # files may still be under that name, and the next apply finishes moving them.
+    moved_from: str | None = None
 
     @property
     def address(self) -> str:

@@ -54,8 +54,8 @@ def test_output_is_stable_sorted_and_indented():
 def test_every_object_is_closed_and_described(schema):
     config = schema["$defs"]["Config"]
     assert config["additionalProperties"] is False
-    assert set(config["properties"]) == {"version", "provider", "backend", "clusters", "links", "meshes"}
-    for name in ("ClusterSpec", "LinkSpec", "MeshSpec", "BackendSpec", "ProviderBlock", "LinkManifest", "Metadata"):
+    assert set(config["properties"]) == {"version", "provider", "backend", "clusters", "links", "meshes", "moved"}
+    for name in ("ClusterSpec", "LinkSpec", "MeshSpec", "MovedSpec", "BackendSpec", "ProviderBlock", "LinkManifest", "Metadata"):
         assert schema["$defs"][name]["additionalProperties"] is False, name
     for key, value in config["properties"].items():
         assert value.get("description"), key
@@ -105,6 +105,7 @@ spec: {endpoint: "192.0.2.1:51820", subnets: [10.30.0.0/16]}
         ("version: 1\nclusters: [{name: a, endpoint: 'x:1', subnet: []}]\n", "subnet"),
         ("version: 1\nlinks: [{name: l, source: a, target: b, bidirectional: true}]\n", "bidirectional"),
         ("version: 1\nmeshes: [{name: m, clusters: [a, b], topolgy: full}]\n", "topolgy"),
+        ("version: 1\nmoved: [{from: cluster.a, to: cluster.b, form: cluster.c}]\n", "form"),
         ("kind: Link\nmetadata: {name: l}\nspec: {source_cluster: a, target_cluster: b, sourceCluster: a}\n", "sourceCluster"),
     ],
 )
@@ -122,6 +123,8 @@ def test_a_typo_is_rejected(validator, text, unexpected):
         "version: 1\nclusters: [{name: -bad, endpoint: 'x:1'}]\n",
         "version: 1\nclusters: [{name: a, endpoint: 'x:1', listen_port: 70000}]\n",
         "version: 1\nmeshes: [{name: m, clusters: [a, b], topology: star}]\n",
+        "version: 1\nmoved: [{from: a, to: cluster.b}]\n",  # an address, not a bare name
+        "version: 1\nmoved: [{from: cluster.a}]\n",
         "kind: Pod\nmetadata: {name: p}\n",
     ],
 )

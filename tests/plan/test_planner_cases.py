@@ -43,6 +43,7 @@ def _prior(raw) -> State | None:
                 status=ResourceStatus(phase=item.get("status", "INIT"), reason=item.get("reason"), since="2026-01-01T00:00:00Z"),
                 created="2026-01-01T00:00:00Z",
                 pending=item.get("pending"),
+                moved_from=item.get("moved_from"),
             )
         )
     interrupted = RunInfo(**raw["interrupted"]) if "interrupted" in raw else None
@@ -51,7 +52,14 @@ def _prior(raw) -> State | None:
 
 def _actual(raw: dict | None) -> dict[str, Reading]:
     return {
-        address: Reading(address, r["expected"], r["found"], replace=r.get("replace", False), reason=r.get("reason", ""))
+        address: Reading(
+            address,
+            r["expected"],
+            r["found"],
+            replace=r.get("replace", False),
+            reason=r.get("reason", ""),
+            conflict=r.get("conflict", False),
+        )
         for address, r in (raw or {}).items()
     }
 
@@ -69,6 +77,9 @@ def test_planner_case(path: Path):
         scope=case.get("scope"),
         mode=case.get("mode", "normal"),
         computed=COMPUTED,
+        planned=case.get("planned"),
+        replace=case.get("replace", []),
+        moves=[(m["from"], m["to"]) for m in case.get("moved", [])],
     )
     if "error" in expect:
         with pytest.raises(PlanError) as caught:
@@ -92,6 +103,12 @@ def test_planner_case(path: Path):
         assert by_address[address].action_reason == token
     for address, owner_name in expect.get("managed_by", {}).items():
         assert by_address[address].managed_by == owner_name
+    assert {a: c.previous_address for a, c in by_address.items() if c.previous_address} == expect.get("moved", {})
+    assert {a: c.action_reason for a, c in by_address.items() if c.action_reason} == expect.get("action_reasons", {})
+    for address, values in expect.get("planned", {}).items():
+        assert by_address[address].planned == values
+    for address, attributes in expect.get("after", {}).items():
+        assert by_address[address].after == attributes
     if "drift" in expect:
         assert {d.address: [c.path for c in d.changes] for d in result.drift} == expect["drift"]
     else:
@@ -99,4 +116,6 @@ def test_planner_case(path: Path):
     assert result.notes == expect.get("notes", [])
     if "summary" in expect:
         assert result.summary.model_dump() == expect["summary"]
-    assert result.has_changes == any(c.action is not Action.NOOP for c in result.changes)
+    assert result.has_changes == any(c.action is not Action.NOOP or c.previous_address for c in result.changes)
+    if "has_changes" in expect:
+        assert result.has_changes == expect["has_changes"]

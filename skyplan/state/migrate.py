@@ -1,0 +1,119 @@
+"""`state migrate`: the state moved into the backend the configuration now names, lineage and serial kept.
+
+The local state folder keeps a small record of a migration out of it (`migrated.json`: where
+to, never a password), so that a workspace whose `backend:` block goes missing is stopped
+instead of starting again with an empty state, and so that migrating back knows where from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from skyplan import atomic
+from skyplan.errors import StateError
+from skyplan.state.model import State, now_iso
+from skyplan.state.store import StateStore
+
+RECORD_FILE = "migrated.json"
+RETIRED_SUFFIX = ".migrated"
+
+
+@dataclass(frozen=True)
+class MigrationRecord:
+    """Where `state migrate` last moved this workspace's local state."""
+
+    type: str
+    location: str  # a database URL without its password
+    workspace: str
+    at: str
+
+    @classmethod
+    def read(cls, data_dir: Path) -> MigrationRecord | None:
+        path = data_dir / RECORD_FILE
+        if path.is_symlink():
+            return None
+        try:
+            document = json.loads(path.read_bytes())
+            return cls(**{key: str(document[key]) for key in ("type", "location", "workspace", "at")})
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            raise StateError(f"{path} is damaged; remove it if the state is where the configuration says") from None
+
+    def write(self, data_dir: Path) -> None:
+        atomic.ensure_dir(data_dir, 0o700)
+        document = {"type": self.type, "location": self.location, "workspace": self.workspace, "at": self.at}
+        atomic.write_atomic(data_dir / RECORD_FILE, json.dumps(document, indent=2).encode() + b"\n", mode=0o600)
+
+
+@dataclass(frozen=True)
+class Migrated:
+    state: State
+    already_there: bool  # the destination held this very state (an earlier migration)
+
+
+def migrate(
+    source: StateStore,
+    destination: StateStore,
+    *,
+    lock_timeout: float,
+    approve: Callable[[State, State | None], bool],
+    retire: Callable[[], None],
+) -> Migrated:
+    """Copy the state from `source` to `destination` under both locks, then `retire` the source.
+
+    The destination must be empty, or hold an older serial of the same lineage (a copy left by
+    an earlier migration); any other state there is never overwritten. `approve` sees the state
+    and what the destination holds, and may stop the migration.
+    """
+    if source.describe() == destination.describe():
+        raise StateError(f"the state is already in {destination.describe()}; there is nothing to migrate")
+    source_lock = source.lock("state migrate", lock_timeout)
+    try:
+        destination_lock = destination.lock("state migrate", lock_timeout)
+        try:
+            state = source.read()
+            if state is None:
+                raise StateError(f"there is no state in {source.describe()} to migrate")
+            existing = destination.read()
+            same = existing is not None and (existing.lineage, existing.serial) == (state.lineage, state.serial)
+            if existing is not None and not same and (existing.lineage != state.lineage or existing.serial > state.serial):
+                raise StateError(
+                    f"{destination.describe()} already holds a state (lineage {existing.lineage}, serial "
+                    f"{existing.serial}); it is not overwritten with the state of {source.describe()} (lineage "
+                    f"{state.lineage}, serial {state.serial}). Move that state away first if it is not needed"
+                )
+            if not approve(state, existing):
+                raise StateError("Migration cancelled.")
+            if not same:
+                destination.write(state)  # the same document: lineage and serial kept
+            retire()
+            return Migrated(state, already_there=same)
+        finally:
+            destination.unlock(destination_lock.id)
+    finally:
+        source.unlock(source_lock.id)
+
+
+def retire_local(data_dir: Path) -> None:
+    """Take the local state out of use once it lives elsewhere: renamed, so it can be recovered."""
+    path = data_dir / "state.json"
+    if path.is_symlink():
+        raise StateError(f"{path} is a symbolic link; skyplan does not follow it")
+    try:
+        os.rename(path, data_dir / f"state.json{RETIRED_SUFFIX}")
+    except FileNotFoundError:
+        return
+    atomic.sync_dir(data_dir)
+
+
+def record_migration(data_dir: Path, type_: str, location: str, workspace: str) -> None:
+    MigrationRecord(type=type_, location=location, workspace=workspace, at=now_iso()).write(data_dir)
+
+
+def forget_migration(data_dir: Path) -> None:
+    atomic.remove(data_dir / RECORD_FILE)
