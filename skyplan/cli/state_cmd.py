@@ -90,11 +90,10 @@ def state_rm(args: tuple[str, ...], config_alias: str | None, lock_timeout: floa
 
 
 @state_group.command("mv")
-@click.argument("source", metavar="FROM")
-@click.argument("destination", metavar="TO")
-@config_option
+@click.argument("args", nargs=-1, metavar="[FILE] FROM TO")
+@config_alias
 @lock_timeout_option
-def state_mv(source: str, destination: str, config_file: str, lock_timeout: float) -> None:
+def state_mv(args: tuple[str, ...], config_alias: str | None, lock_timeout: float) -> None:
     """Rename a resource in the state; its key file and generated config follow it.
 
     Its key, address and peerings are kept. Rename it in the configuration too (or write a
@@ -103,9 +102,12 @@ def state_mv(source: str, destination: str, config_file: str, lock_timeout: floa
     from skyplan.apply import apply_plan
     from skyplan.errors import ApplyError
     from skyplan.plan.moves import move_plan
+    from skyplan.cli.files import config_file
     from skyplan.runner import open_workspace
 
-    ws = open_workspace(Path(config_file), display=config_file, resources=False)
+    file, (source, destination) = leading_file(args, names=("FROM", "TO"), alias=config_alias)
+    file = config_file(file)
+    ws = open_workspace(Path(file), display=file, resources=False)
     click.get_current_context().call_on_close(ws.store.close)
     with ws.locked("state mv", lock_timeout) as lock:
         prior = ws.read_state()
@@ -120,7 +122,7 @@ def state_mv(source: str, destination: str, config_file: str, lock_timeout: floa
 
 @state_group.command("migrate")
 @click.argument("file", required=False, default=None, metavar="[FILE]")
-@click.option("--config", "config_file", default=None, help="The workspace's links.yaml (the same as FILE).")
+@config_alias
 @click.option(
     "--from",
     "source_url",
@@ -130,7 +132,7 @@ def state_mv(source: str, destination: str, config_file: str, lock_timeout: floa
 )
 @click.option("--auto-approve", is_flag=True, help="Migrate without asking for confirmation.")
 @lock_timeout_option
-def state_migrate(file: str | None, config_file: str | None, source_url: str | None, auto_approve: bool, lock_timeout: float) -> None:
+def state_migrate(file: str | None, config_alias: str | None, source_url: str | None, auto_approve: bool, lock_timeout: float) -> None:
     """Move the state into the backend FILE now names (local or PostgreSQL), lineage and serial kept."""
     from skyplan.cli.common import confirm, stdin_is_terminal
     from skyplan.errors import SkyplanError
@@ -138,7 +140,9 @@ def state_migrate(file: str | None, config_file: str | None, source_url: str | N
 
     if not auto_approve and not stdin_is_terminal():
         raise SkyplanError("state migrate needs confirmation, but input is not a terminal; pass --auto-approve to migrate without it")
-    path = file or config_file or "links.yaml"
+    from skyplan.cli.files import config_file
+
+    path = config_file(one_file(file, config_alias))
     ws, source, retire = _migration_ends(path, source_url)
     click.get_current_context().call_on_close(ws.store.close)
     click.get_current_context().call_on_close(source.close)

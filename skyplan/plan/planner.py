@@ -61,6 +61,9 @@ def plan(
                 continue
             want = None if have.pending == "delete" else as_recorded(have)
         change = _change(address, want, have, actual.get(address), computed, planned.get(address, {}), address in forced, mode)
+        if want is None and have is not None and have.managed_by != owner:
+            # Finishing another owner's own delete: no configuration went missing.
+            change = change.model_copy(update={"action_reason": None})
         if have is not None and address in previous:
             change = change.model_copy(update={"previous_address": previous[address]})
         changes.append(change)
