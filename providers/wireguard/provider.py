@@ -11,6 +11,7 @@ from pathlib import Path
 from skyplan import atomic
 from skyplan.config.diagnostics import Diagnostic
 from skyplan.config.network import parse_network
+from skyplan.errors import UnsafePathError
 from skyplan.providers import (
     ApplyRequest,
     Provider,
@@ -39,16 +40,30 @@ class WireGuardProvider(Provider):
 
     def config_path(self, cluster: ResourceView) -> Path:
         attributes = cluster.attributes
-        return self.paths.root / attributes["output_dir"] / cluster.name / f"{attributes['interface']}.conf"
+        # Normalised, as the files are reached (atomic.py): `a/../b` is `b`, whatever `a` is.
+        return Path(os.path.normpath(self.paths.root / attributes["output_dir"] / cluster.name / f"{attributes['interface']}.conf"))
 
     def key_path(self, name: str) -> Path:
         return self.paths.keys / f"{name}.key"
+
+    def within(self, path: Path) -> Path:
+        """The folder that config or key file `path` is reached from, following no symlink below it:
+        the workspace, or an output_dir outside it, which links.yaml names and so is taken as it is."""
+        root = self.paths.root
+        return root if path.is_relative_to(root) else path.parent.parent
 
     def display(self, path: Path) -> str:
         try:
             return str(path.relative_to(self.paths.root))
         except ValueError:
             return str(path)
+
+    def reason(self, exc: Exception, path: Path | None = None) -> str:
+        """What went wrong with a file: the OS's words, and the path when it is not `path` itself."""
+        if isinstance(exc, OSError) and exc.strerror:
+            where = Path(exc.filename) if exc.filename else None
+            return exc.strerror if where in (None, path) else f"{exc.strerror}: {self.display(where)}"
+        return str(exc)
 
     # -- validate ------------------------------------------------------------------------------
 
@@ -127,7 +142,7 @@ class WireGuardProvider(Provider):
         for name, cluster in sorted(clusters.items()):
             key_path = self.key_path(name)
             try:
-                private = keys.read(key_path)
+                private = keys.read(key_path, self.within(key_path))
             except keys.KeyFileError as exc:
                 from skyplan.errors import ProviderError
 
@@ -144,8 +159,15 @@ class WireGuardProvider(Provider):
                 )
             path = self.config_path(cluster)
             try:
-                text = path.read_text(encoding="utf-8", errors="replace")
-            except FileNotFoundError:
+                raw = atomic.read_bytes(path, self.within(path))
+            except OSError as exc:  # a folder in its place, say: apply could not write it either
+                from skyplan.errors import ProviderError
+
+                raise ProviderError(
+                    f"config {self.display(path)} of cluster '{name}' cannot be read: {exc.strerror}. "
+                    "Move it away to have skyplan write it again"
+                ) from None
+            if raw is None:
                 parsed[name] = None
                 if cluster.address not in readings:
                     readings[cluster.address] = Reading(
@@ -155,13 +177,7 @@ class WireGuardProvider(Provider):
                         reason=f"{self.display(path)} was deleted",
                     )
                 continue
-            except OSError as exc:  # a folder in its place, say: apply could not write it either
-                from skyplan.errors import ProviderError
-
-                raise ProviderError(
-                    f"config {self.display(path)} of cluster '{name}' cannot be read: {exc.strerror}. "
-                    "Move it away to have skyplan write it again"
-                ) from None
+            text = raw.decode("utf-8", errors="replace")
             if private is None:
                 parsed[name] = conf.parse(text)
                 continue
@@ -238,7 +254,7 @@ class WireGuardProvider(Provider):
         subjects: set[str] = set()  # clusters a change names: always written, hook always run
         touched: set[str] = set()  # subjects and the peers they affect
         waiting: list[tuple[str, set[str]]] = []  # each change's address and the clusters it waits on
-        stale_paths: list[Path] = []
+        stale_paths: list[tuple[str, Path]] = []
         for change in request.changes:
             view = change.after or change.before
             assert view is not None
@@ -249,7 +265,7 @@ class WireGuardProvider(Provider):
                 waiting.append((change.address, affected))
                 old = change.before
                 if old is not None and self.config_path(old) != self.config_path(clusters[view.name]):
-                    stale_paths.append(self.config_path(old))
+                    stale_paths.append((view.name, self.config_path(old)))
             elif view.type == "link":
                 ends = set()
                 for side in (change.before, change.after):
@@ -261,8 +277,11 @@ class WireGuardProvider(Provider):
 
         # A peer whose file comes out the same is neither rewritten nor reloaded.
         rewritten = self._write_configs(sorted(touched), subjects, clusters, world, peering, private_keys, failed)
-        for path in stale_paths:
-            atomic.remove(path)
+        for name, path in stale_paths:
+            try:
+                atomic.remove(path, self.within(path))
+            except (OSError, UnsafePathError) as exc:
+                failed.setdefault(name, f"removing {self.display(path)}: {self.reason(exc, path)}")
 
         # Hooks run after every file is written, so a reload sees a consistent set of configs.
         # Clusters are finished in name order, so a result is ready once the last (by name) of
@@ -297,7 +316,6 @@ class WireGuardProvider(Provider):
         An existing key file is reused (a retry after a crash never changes keys); new keys are
         written together, before any config that holds them.
         """
-        atomic.remove_leftovers(self.paths.keys)
         private_keys: dict[str, str] = {}
         new: dict[str, str] = {}
         for change in request.changes:
@@ -305,8 +323,8 @@ class WireGuardProvider(Provider):
                 continue
             name = change.after.name
             try:
-                existing = None if change.action == "replace" else keys.read(self.key_path(name))
-            except (OSError, keys.KeyFileError) as exc:
+                existing = None if change.action == "replace" else keys.read(self.key_path(name), self.within(self.key_path(name)))
+            except (keys.KeyFileError, UnsafePathError) as exc:
                 failed[name] = f"key for cluster '{name}': {exc}"
                 continue
             if existing is not None:
@@ -319,11 +337,18 @@ class WireGuardProvider(Provider):
                     f"key file {self.display(self.key_path(name))} is missing; run plan, which replaces the key"
                 )
         if new:
-            atomic.ensure_dir(self.paths.keys, 0o700)
-            errors = atomic.write_many([(self.key_path(n), (k + "\n").encode("ascii"), 0o600) for n, k in new.items()])
+            within = self.within(self.paths.keys)
+            try:
+                atomic.ensure_dir(self.paths.keys, 0o700, within)
+                atomic.remove_leftovers(self.paths.keys, within=within)
+            except (OSError, UnsafePathError) as exc:
+                for name in new:
+                    failed[name] = f"key for cluster '{name}': {self.reason(exc)}"
+                return private_keys
+            errors = atomic.write_many([(self.key_path(n), (k + "\n").encode("ascii"), 0o600) for n, k in new.items()], within=within)
             for name, private in new.items():
                 if self.key_path(name) in errors:
-                    failed[name] = f"key for cluster '{name}': {errors[self.key_path(name)]}"
+                    failed[name] = f"key for cluster '{name}': {self.reason(errors[self.key_path(name)], self.key_path(name))}"
                 else:
                     private_keys[name] = private
         return private_keys
@@ -334,7 +359,7 @@ class WireGuardProvider(Provider):
         Subjects of a change are always written (a retry must reload them); other clusters only
         when their file would change.
         """
-        files: list[tuple[Path, bytes, int]] = []
+        files: dict[Path, list[tuple[Path, bytes, int]]] = {}  # by the folder they are reached from
         owners: dict[Path, str] = {}
         seen: dict = {}
         for name in names:
@@ -345,37 +370,41 @@ class WireGuardProvider(Provider):
                 failed[name] = f"peer cluster '{missing[0]}' has no key yet"
                 continue
             try:
-                private = private_keys.get(name) or keys.read(self.key_path(name))
+                private = private_keys.get(name) or keys.read(self.key_path(name), self.within(self.key_path(name)))
                 if private is None:
                     raise keys.KeyFileError(
                         f"key file {self.display(self.key_path(name))} is missing; run plan, which replaces the key"
                     )
                 text = conf.render(self._cluster_conf(clusters[name], world, peering, seen), private)
                 path = self.config_path(clusters[name])
-                if name not in subjects and _current_text(path) == text:
+                within = self.within(path)
+                if name not in subjects and _current_text(path, within) == text:
                     continue
-                atomic.ensure_dir(path.parent, 0o700)
-                atomic.remove_leftovers(path.parent)
-            except (OSError, keys.KeyFileError, conf.UnsafeConfigError) as exc:
+                # 0700 like every folder on the way that skyplan makes: the file holds the private key.
+                atomic.ensure_dir(path.parent, 0o700, within)
+                atomic.remove_leftovers(path.parent, within=within)
+            except (OSError, UnsafePathError) as exc:
+                failed[name] = f"writing {self.display(path)}: {self.reason(exc, path)}"
+                continue
+            except (keys.KeyFileError, conf.UnsafeConfigError) as exc:
                 failed[name] = str(exc)
                 continue
-            files.append((path, text.encode("utf-8"), 0o600))
+            files.setdefault(within, []).append((path, text.encode("utf-8"), 0o600))
             owners[path] = name
-        for path, exc in atomic.write_many(files).items():
-            failed[owners[path]] = f"writing {self.display(path)}: {exc.strerror or exc}"
+        for within, batch in files.items():
+            for path, exc in atomic.write_many(batch, within=within).items():
+                failed[owners[path]] = f"writing {self.display(path)}: {self.reason(exc, path)}"
+                del owners[path]
         return set(owners.values())
 
     def _remove_cluster(self, cluster: ResourceView) -> str | None:
+        path, key_path = self.config_path(cluster), self.key_path(cluster.name)
         try:
-            path = self.config_path(cluster)
-            atomic.remove(path)
-            try:
-                os.rmdir(path.parent)
-            except OSError:
-                pass  # not empty: something else lives there; leave it
-            atomic.remove(self.key_path(cluster.name))
-        except OSError as exc:
-            return f"removing files of cluster '{cluster.name}': {exc}"
+            atomic.remove(path, self.within(path))
+            atomic.remove_empty_dir(path.parent, self.within(path))  # not empty: something else lives there
+            atomic.remove(key_path, self.within(key_path))
+        except (OSError, UnsafePathError) as exc:
+            return f"removing files of cluster '{cluster.name}': {self.reason(exc)}"
         return None
 
     def _run_hook(self, cluster: ResourceView) -> str | None:
@@ -400,8 +429,10 @@ class WireGuardProvider(Provider):
         return observe(self, request)
 
 
-def _current_text(path: Path) -> str | None:
+def _current_text(path: Path, within: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        raw = atomic.read_bytes(path, within)
+        return None if raw is None else raw.decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
+
