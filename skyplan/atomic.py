@@ -6,6 +6,9 @@ planted anywhere below the anchor, in a folder as much as in the file itself, is
 UnsafePathError before anything is read, written, chmod-ed or deleted through it: a repository
 cannot point skyplan at files outside it. Folders made on the way get exactly the mode asked
 for, whatever the umask.
+
+Without `within`, a file's own folder is the anchor: for paths the user named on the command
+line (`plan --out`, `fmt`), which are trusted as they stand.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import fnmatch
 import os
 import secrets
 import stat
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from skyplan.errors import UnsafePathError
@@ -25,31 +28,39 @@ _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a FIFO planted where a file should be must not hang the run in open().
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
+# Paths are handled as strings inside: a plan reads back thousands of files, and pathlib's
+# object churn would cost more than the system calls.
+
 
 # -- reaching a folder -----------------------------------------------------------------------------
 
 
-def open_folder(path: Path, within: Path | None = None, create: int | None = None) -> int:
+def open_folder(path: os.PathLike | str, within: os.PathLike | str | None = None, create: int | None = None) -> int:
     """A descriptor of folder `path`, reached from `within` without following any symlink below it.
 
     `within` itself is trusted as it stands (None: `path` is). `create` is the mode of folders
     made on the way, applied exactly; without it a missing folder raises FileNotFoundError.
     """
-    anchor, parts = _split(path, path if within is None else within)
+    anchor, parts = _split(os.fspath(path), os.fspath(path if within is None else within))
     if create is not None:
         # A missing anchor is made too, from the nearest folder that exists.
-        while not os.path.isdir(anchor) and anchor.parent != anchor:
-            anchor, parts = anchor.parent, [anchor.name, *parts]
+        while not os.path.isdir(anchor) and os.path.dirname(anchor) != anchor:
+            anchor, name = os.path.split(anchor)
+            parts.insert(0, name)
     fd = os.open(anchor, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    here = anchor
-    for part in parts:
-        here = here / part
-        fd = _step(fd, part, here, create)  # closes the folder it started from, also on failure
+    for i, part in enumerate(parts):
+        try:
+            fd = _step(fd, part, create)  # closes the folder it started from, also on failure
+        except _Refused as refused:
+            shown = os.path.join(anchor, *parts[: i + 1])
+            if refused.symlink:
+                raise UnsafePathError(shown) from None
+            raise OSError(refused.errno, refused.strerror, shown) from None
     return fd
 
 
 @contextmanager
-def folder(path: Path, within: Path | None = None, create: int | None = None) -> Iterator[int]:
+def folder(path: os.PathLike | str, within: os.PathLike | str | None = None, create: int | None = None) -> Iterator[int]:
     fd = open_folder(path, within, create)
     try:
         yield fd
@@ -57,16 +68,23 @@ def folder(path: Path, within: Path | None = None, create: int | None = None) ->
         os.close(fd)
 
 
-def _split(path: Path, within: Path) -> tuple[Path, list[str]]:
+def _split(path: str, within: str) -> tuple[str, list[str]]:
     # Lexically normalised: `a/../b` is walked as `b`, never through whatever `a` points to.
-    full, anchor = Path(os.path.normpath(path)), Path(os.path.normpath(within))
-    try:
-        return anchor, list(full.relative_to(anchor).parts)
-    except ValueError:
-        raise ValueError(f"{path} is not under {within}") from None
+    full, anchor = os.path.normpath(path), os.path.normpath(within)
+    if full == anchor:
+        return anchor, []
+    prefix = anchor if anchor.endswith("/") else anchor + "/"
+    if not full.startswith(prefix):
+        raise ValueError(f"{path} is not under {within}")
+    return anchor, full[len(prefix):].split("/")
 
 
-def _step(parent: int, name: str, path: Path, create: int | None) -> int:
+class _Refused(Exception):
+    def __init__(self, exc: OSError, symlink: bool):
+        self.errno, self.strerror, self.symlink = exc.errno, exc.strerror, symlink
+
+
+def _step(parent: int, name: str, create: int | None) -> int:
     """Open `name` in `parent` as a folder (making it if asked); close `parent` either way."""
     try:
         try:
@@ -79,30 +97,27 @@ def _step(parent: int, name: str, path: Path, create: int | None) -> int:
         except FileExistsError:
             return os.open(name, _FOLDER, dir_fd=parent)  # made meanwhile: opened like any other
         fd = os.open(name, _FOLDER, dir_fd=parent)
-        os.fchmod(fd, create)  # mkdir's mode passes through the umask, which may widen nothing but may narrow it
+        os.fchmod(fd, create)  # mkdir's mode went through the umask
         return fd
     except OSError as exc:
-        _refuse_symlink(parent, name, path, exc)
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise _Refused(exc, _is_symlink(parent, name, exc)) from None
     finally:
         os.close(parent)
 
 
-def _refuse_symlink(parent: int, name: str, path: Path, exc: OSError | None = None) -> None:
-    if exc is not None and exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
-        return
+def _is_symlink(parent: int, name: str, exc: OSError | None = None) -> bool:
+    if exc is not None and exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+        return False
     try:
-        is_link = stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+        return stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
     except OSError:
-        return
-    if is_link:
-        raise UnsafePathError(path)
+        return False
 
 
-def _leaf(fd: int, name: str, path: Path) -> os.stat_result | None:
-    """What `name` is in folder `fd` (None if nothing); a symlink is refused."""
+def _leaf(parent: int, name: str, path: str) -> os.stat_result | None:
+    """What `name` is in folder `parent` (None if nothing); a symlink is refused."""
     try:
-        found = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        found = os.stat(name, dir_fd=parent, follow_symlinks=False)
     except FileNotFoundError:
         return None
     if stat.S_ISLNK(found.st_mode):
@@ -110,7 +125,14 @@ def _leaf(fd: int, name: str, path: Path) -> os.stat_result | None:
     return found
 
 
-def ensure_dir(path: Path, mode: int = 0o755, within: Path | None = None) -> None:
+def _parent_of(path: os.PathLike | str, within: os.PathLike | str | None) -> tuple[str, str, os.PathLike | str]:
+    """(the path as a string, its name, the anchor its folder is reached from)."""
+    text = os.fspath(path)
+    head, name = os.path.split(text)
+    return text, name, head if within is None else within
+
+
+def ensure_dir(path: os.PathLike | str, mode: int = 0o755, within: os.PathLike | str | None = None) -> None:
     """Make `path` (and missing parents) with `mode`; tighten an existing `path` to `mode` if wider."""
     with folder(path, within, create=mode) as fd:
         if os.fstat(fd).st_mode & 0o777 & ~mode:
@@ -120,67 +142,69 @@ def ensure_dir(path: Path, mode: int = 0o755, within: Path | None = None) -> Non
 # -- files -------------------------------------------------------------------------------------------
 
 
-def read_bytes(path: Path, within: Path | None = None, limit: int | None = None) -> bytes | None:
+def read_bytes(path: os.PathLike | str, within: os.PathLike | str | None = None, limit: int | None = None) -> bytes | None:
     """The content of regular file `path`, None if it (or a folder on the way) is missing."""
+    text, name, anchor = _parent_of(path, within)
     try:
-        parent = open_folder(path.parent, within if within is not None else path.parent)
+        parent = open_folder(os.path.dirname(text), anchor)
     except FileNotFoundError:
         return None
     try:
         try:
-            fd = os.open(path.name, _READ, dir_fd=parent)
+            fd = os.open(name, _READ, dir_fd=parent)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            _refuse_symlink(parent, path.name, path, exc)
-            raise OSError(exc.errno, exc.strerror, str(path)) from None
+            if _is_symlink(parent, name, exc):
+                raise UnsafePathError(text) from None
+            raise OSError(exc.errno, exc.strerror, text) from None
     finally:
         os.close(parent)
     try:
         kind = os.fstat(fd).st_mode
         if stat.S_ISDIR(kind):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), text)
         if not stat.S_ISREG(kind):
-            raise OSError(errno.EINVAL, "Not a regular file", str(path))
+            raise OSError(errno.EINVAL, "Not a regular file", text)
         chunks = []
         size = 0
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
             size += len(chunk)
             if limit is not None and size > limit:
-                raise OSError(errno.EFBIG, f"Larger than {limit} bytes", str(path))
+                raise OSError(errno.EFBIG, f"Larger than {limit} bytes", text)
         return b"".join(chunks)
     finally:
         os.close(fd)
 
 
-def open_file(path: Path, flags: int, mode: int = 0o600, within: Path | None = None) -> int:
+def open_file(path: os.PathLike | str, flags: int, mode: int = 0o600, within: os.PathLike | str | None = None) -> int:
     """os.open of `path` (O_NOFOLLOW added) in its folder reached from `within`; the caller closes it."""
-    with folder(path.parent, within if within is not None else path.parent) as parent:
+    text, name, anchor = _parent_of(path, within)
+    with folder(os.path.dirname(text), anchor) as parent:
         try:
-            return os.open(path.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=parent)
+            return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=parent)
         except OSError as exc:
-            _refuse_symlink(parent, path.name, path, exc)
-            raise OSError(exc.errno, exc.strerror, str(path)) from None
+            if _is_symlink(parent, name, exc):
+                raise UnsafePathError(text) from None
+            raise OSError(exc.errno, exc.strerror, text) from None
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600, within: Path | None = None) -> None:
-    """Write via a temporary file in the same folder, fsync, rename, then fsync the folder.
-
-    Without `within`, the folder of `path` is trusted as it stands (a path the user named).
-    """
-    with folder(path.parent, within if within is not None else path.parent) as parent:
-        temporary = _stage(parent, path, data, mode)
-        _commit(parent, temporary, path)
+def write_atomic(path: os.PathLike | str, data: bytes, mode: int = 0o600, within: os.PathLike | str | None = None) -> None:
+    """Write via a temporary file in the same folder, fsync, rename, then fsync the folder."""
+    text, name, anchor = _parent_of(path, within)
+    with folder(os.path.dirname(text), anchor) as parent:
+        temporary = _stage(parent, name, data, mode)
+        _commit(parent, temporary, name, text)
         os.fsync(parent)
 
 
-def _stage(parent: int, path: Path, data: bytes, mode: int) -> str:
-    """Write `data` to a new temporary file beside `path`, synced; return its name."""
+def _stage(parent: int, name: str, data: bytes, mode: int) -> str:
+    """Write `data` to a new temporary file beside `name`, synced; return the temporary's name."""
     while True:
-        name = f".{path.name}.{secrets.token_hex(4)}.tmp"
+        temporary = f".{name}.{secrets.token_hex(4)}.tmp"
         try:
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
             break
         except FileExistsError:
             continue
@@ -192,37 +216,94 @@ def _stage(parent: int, path: Path, data: bytes, mode: int) -> str:
         os.fsync(fd)
     except BaseException:
         os.close(fd)
-        os.unlink(name, dir_fd=parent)
+        os.unlink(temporary, dir_fd=parent)
         raise
     os.close(fd)
-    return name
+    return temporary
 
 
-def _commit(parent: int, temporary: str, path: Path) -> None:
+def _commit(parent: int, temporary: str, name: str, shown: str) -> None:
     try:
-        # rename would replace a symlink rather than follow it; still refuse, so that a planted
-        # link is reported, never silently taken over.
-        _leaf(parent, path.name, path)
-        os.replace(temporary, path.name, src_dir_fd=parent, dst_dir_fd=parent)
+        # A rename would replace a symlink rather than follow it; still refuse, so that a
+        # planted link is reported, never silently taken over.
+        _leaf(parent, name, shown)
+        os.replace(temporary, name, src_dir_fd=parent, dst_dir_fd=parent)
     except BaseException:
         os.unlink(temporary, dir_fd=parent)
         raise
 
 
-def remove(path: Path, within: Path | None = None) -> bool:
-    """Remove file `path` if it exists; say whether it did. A symlink there is refused, not removed."""
+def write_many(
+    files: list[tuple[Path, bytes, int]], workers: int = 8, within: os.PathLike | str | None = None
+) -> dict[Path, OSError | UnsafePathError]:
+    """Write several files atomically, each as `write_atomic` does, and return the failures.
+
+    fsync dominates the cost of many small files; it releases the GIL, so the files are staged
+    and synced in parallel, then renamed, then each folder is synced once.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    failures: dict[Path, OSError | UnsafePathError] = {}
+    folders: dict[str, int] = {}
+    unreachable: dict[str, OSError | UnsafePathError] = {}  # folders that could not be opened
     try:
-        parent = open_folder(path.parent, within if within is not None else path.parent)
+        for path, _, _ in files:
+            text, _, anchor = _parent_of(path, within)
+            head = os.path.dirname(text)
+            if head not in folders and head not in unreachable:
+                try:
+                    folders[head] = open_folder(head, anchor)
+                except (OSError, UnsafePathError) as exc:
+                    unreachable[head] = exc
+
+        def stage(item: tuple[Path, bytes, int]) -> str | OSError | UnsafePathError:
+            path, data, mode = item
+            head, name = os.path.split(os.fspath(path))
+            if head in unreachable:
+                return unreachable[head]
+            try:
+                return _stage(folders[head], name, data, mode)
+            except OSError as exc:
+                return OSError(exc.errno, exc.strerror, os.fspath(path))
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            staged = list(pool.map(stage, files))
+            touched = set()
+            for (path, _, _), temporary in zip(files, staged):
+                if not isinstance(temporary, str):
+                    failures[path] = temporary
+                    continue
+                head, name = os.path.split(os.fspath(path))
+                try:
+                    _commit(folders[head], temporary, name, os.fspath(path))
+                    touched.add(folders[head])
+                except (OSError, UnsafePathError) as exc:
+                    failures[path] = exc
+            list(pool.map(os.fsync, touched))
+    finally:
+        for fd in folders.values():
+            os.close(fd)
+    return failures
+
+
+# -- deleting ----------------------------------------------------------------------------------------
+
+
+def remove(path: os.PathLike | str, within: os.PathLike | str | None = None) -> bool:
+    """Remove file `path` if it exists; say whether it did. A symlink there is refused, not removed."""
+    text, name, anchor = _parent_of(path, within)
+    try:
+        parent = open_folder(os.path.dirname(text), anchor)
     except FileNotFoundError:
         return False
     try:
-        found = _leaf(parent, path.name, path)
+        found = _leaf(parent, name, text)
         if found is None:
             return False
         if stat.S_ISDIR(found.st_mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), text)
         try:
-            os.unlink(path.name, dir_fd=parent)
+            os.unlink(name, dir_fd=parent)
         except FileNotFoundError:
             return False
         os.fsync(parent)
@@ -231,18 +312,19 @@ def remove(path: Path, within: Path | None = None) -> bool:
         os.close(parent)
 
 
-def remove_empty_dir(path: Path, within: Path | None = None) -> bool:
+def remove_empty_dir(path: os.PathLike | str, within: os.PathLike | str | None = None) -> bool:
     """Remove folder `path` if it exists and is empty; say whether it did."""
+    text, name, anchor = _parent_of(path, within)
     try:
-        parent = open_folder(path.parent, within if within is not None else path.parent)
+        parent = open_folder(os.path.dirname(text), anchor)
     except FileNotFoundError:
         return False
     try:
-        found = _leaf(parent, path.name, path)
+        found = _leaf(parent, name, text)
         if found is None or not stat.S_ISDIR(found.st_mode):
             return False
         try:
-            os.rmdir(path.name, dir_fd=parent)
+            os.rmdir(name, dir_fd=parent)
         except OSError:
             return False  # not empty: something else lives there; leave it
         os.fsync(parent)
@@ -251,7 +333,7 @@ def remove_empty_dir(path: Path, within: Path | None = None) -> bool:
         os.close(parent)
 
 
-def remove_leftovers(path: Path, name: str = "*", within: Path | None = None) -> None:
+def remove_leftovers(path: os.PathLike | str, name: str = "*", within: os.PathLike | str | None = None) -> None:
     """Remove temporary files that a killed writer left in folder `path` (for `name`, or any).
 
     Callers hold the lock that serialises writers, so every temporary found is stale.
@@ -270,52 +352,3 @@ def remove_leftovers(path: Path, name: str = "*", within: Path | None = None) ->
                     pass
     finally:
         os.close(parent)
-
-
-def write_many(
-    files: list[tuple[Path, bytes, int]], workers: int = 8, within: Path | None = None
-) -> dict[Path, OSError | UnsafePathError]:
-    """Write several files atomically, each as `write_atomic` does, and return the failures.
-
-    fsync dominates the cost of many small files; it releases the GIL, so the files are staged
-    and synced in parallel, then renamed, then each folder is synced once.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    failures: dict[Path, OSError | UnsafePathError] = {}
-    folders: dict[Path, int] = {}
-    unreachable: dict[Path, OSError | UnsafePathError] = {}  # folders that could not be opened
-    try:
-        for path, _, _ in files:
-            if path.parent not in folders and path.parent not in unreachable:
-                try:
-                    folders[path.parent] = open_folder(path.parent, within if within is not None else path.parent)
-                except (OSError, UnsafePathError) as exc:
-                    unreachable[path.parent] = exc
-
-        def stage(item: tuple[Path, bytes, int]) -> str | OSError | UnsafePathError:
-            path, data, mode = item
-            if path.parent in unreachable:
-                return unreachable[path.parent]
-            try:
-                return _stage(folders[path.parent], path, data, mode)
-            except OSError as exc:
-                return OSError(exc.errno, exc.strerror, str(path))
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            staged = list(pool.map(stage, files))
-            touched = set()
-            for (path, _, _), temporary in zip(files, staged):
-                if not isinstance(temporary, str):
-                    failures[path] = temporary
-                    continue
-                try:
-                    _commit(folders[path.parent], temporary, path)
-                    touched.add(folders[path.parent])
-                except (OSError, UnsafePathError) as exc:
-                    failures[path] = exc
-            list(pool.map(os.fsync, touched))
-    finally:
-        for fd in folders.values():
-            os.close(fd)
-    return failures
