@@ -75,7 +75,7 @@ def _split(path: str, within: str) -> tuple[str, list[str]]:
         return anchor, []
     prefix = anchor if anchor.endswith("/") else anchor + "/"
     if not full.startswith(prefix):
-        raise ValueError(f"{path} is not under {within}")
+        raise UnsafePathError(full, outside=anchor)  # a name that climbs out with '..'; never reached
     return anchor, full[len(prefix):].split("/")
 
 

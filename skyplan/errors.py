@@ -47,14 +47,19 @@ class ApplyError(SkyplanError):
 
 
 class UnsafePathError(SkyplanError):
-    """A path skyplan would read, write or delete is a symlink: it is never followed."""
+    """A path skyplan would read, write or delete is a symlink, or lies outside the folder it
+    must stay in: it is never followed."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, outside: Path | str | None = None):
         self.path = Path(path)
-        super().__init__(
-            f"{_shown(self.path)} is a symlink; skyplan never reads, writes or deletes through a "
-            "symlink in the workspace: replace it with a real file or folder"
-        )
+        if outside is not None:
+            message = f"{_shown(self.path)} is outside {_shown(Path(outside))}, where skyplan keeps its files"
+        else:
+            message = (
+                f"{_shown(self.path)} is a symlink; skyplan never reads, writes or deletes through a "
+                "symlink in the workspace: replace it with a real file or folder"
+            )
+        super().__init__(message)
 
 
 def _shown(path: Path) -> str:

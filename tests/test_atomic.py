@@ -232,3 +232,12 @@ def test_a_missing_anchor_is_made_from_the_nearest_folder(tmp_path, umask):
     atomic.ensure_dir(tmp_path / "srv" / "wg" / "a", 0o700, tmp_path / "srv" / "wg")
     umask(0o022)
     assert mode(tmp_path / "srv") == mode(tmp_path / "srv" / "wg") == mode(tmp_path / "srv" / "wg" / "a") == 0o700
+
+
+def test_a_path_that_climbs_out_of_its_anchor_is_refused(root, outside):
+    before = tree(outside)
+    with pytest.raises(UnsafePathError, match="is outside"):
+        atomic.write_atomic(root / ".skyplan" / "keys" / ".." / ".." / ".." / outside.name / "secret", b"x", 0o600, root)
+    with pytest.raises(UnsafePathError, match="is outside"):
+        atomic.remove(root / "wireguard" / ".." / ".." / outside.name / "secret", root)
+    assert tree(outside) == before

@@ -6,6 +6,7 @@ import ipaddress
 import os
 from collections import defaultdict
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 
 from skyplan import atomic
@@ -40,8 +41,7 @@ class WireGuardProvider(Provider):
 
     def config_path(self, cluster: ResourceView) -> Path:
         attributes = cluster.attributes
-        # Normalised, as the files are reached (atomic.py): `a/../b` is `b`, whatever `a` is.
-        return Path(os.path.normpath(self.paths.root / attributes["output_dir"] / cluster.name / f"{attributes['interface']}.conf"))
+        return _output_base(self.paths.root, attributes["output_dir"]) / cluster.name / f"{attributes['interface']}.conf"
 
     def key_path(self, name: str) -> Path:
         return self.paths.keys / f"{name}.key"
@@ -50,7 +50,7 @@ class WireGuardProvider(Provider):
         """The folder that config or key file `path` is reached from, following no symlink below it:
         the workspace, or an output_dir outside it, which links.yaml names and so is taken as it is."""
         root = self.paths.root
-        return root if path.is_relative_to(root) else path.parent.parent
+        return root if os.fspath(path).startswith(f"{root}/") else path.parent.parent
 
     def display(self, path: Path) -> str:
         try:
@@ -427,6 +427,12 @@ class WireGuardProvider(Provider):
         from skyplan_wireguard.status import observe
 
         return observe(self, request)
+
+
+@lru_cache(maxsize=64)
+def _output_base(root: Path, output_dir: str) -> Path:
+    # Normalised, as atomic.py reaches files: `a/../b` is `b`, whatever `a` is.
+    return Path(os.path.normpath(root / output_dir))
 
 
 def _current_text(path: Path, within: Path) -> str | None:
