@@ -339,6 +339,8 @@ class WireGuardProvider(Provider):
         if new:
             within = self.within(self.paths.keys)
             try:
+                # The data folder too: one made 0755 by an older skyplan is tightened.
+                atomic.ensure_dir(self.paths.data, 0o700, within)
                 atomic.ensure_dir(self.paths.keys, 0o700, within)
                 atomic.remove_leftovers(self.paths.keys, within=within)
             except (OSError, UnsafePathError) as exc:

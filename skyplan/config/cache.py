@@ -58,6 +58,7 @@ def store(folder: Path, key: str, config: Any, provider: dict[str, str], setting
     head = {k: document["config"][k] for k in ("version", "backend", "provider")}
     settings_only = {**document, "config": head}
     try:
+        atomic.ensure_dir(folder.parent, 0o700, _workspace(folder))  # .skyplan: never wider, whatever made it
         atomic.ensure_dir(folder, 0o700, _workspace(folder))
         # Plans store the cache under the workspace lock, so a temporary file here is one that a
         # killed run left behind.

@@ -342,3 +342,12 @@ def test_under_umask_000_the_postgres_workspace_folder_is_private(workspace, sky
     made = folders(workspace)
     assert made == dict.fromkeys(SECRET_FOLDERS, 0o700)
     assert not (workspace / ".skyplan/state.json").exists()
+
+
+@pytest.mark.postgres
+def test_a_wide_postgres_workspace_folder_left_by_an_older_version_is_tightened(workspace, skyplan, postgres_url):
+    (workspace / "links.yaml").write_text(TWO + f"backend:\n  type: postgres\n  url: '{postgres_url}'\n  workspace: wide-{uuid.uuid4()}\n")
+    (workspace / ".skyplan").mkdir()
+    (workspace / ".skyplan").chmod(0o755)
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    assert mode(workspace / ".skyplan") == 0o700
