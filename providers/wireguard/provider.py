@@ -50,7 +50,7 @@ class WireGuardProvider(Provider):
         """The folder that config or key file `path` is reached from, following no symlink below it:
         the workspace, or an output_dir outside it, which links.yaml names and so is taken as it is."""
         root = self.paths.root
-        return root if os.fspath(path).startswith(f"{root}/") else path.parent.parent
+        return root if os.fspath(path).startswith(os.path.join(root, "")) else path.parent.parent
 
     def display(self, path: Path) -> str:
         try:
@@ -316,6 +316,10 @@ class WireGuardProvider(Provider):
         An existing key file is reused (a retry after a crash never changes keys); new keys are
         written together, before any config that holds them.
         """
+        try:
+            atomic.remove_leftovers(self.paths.keys, within=self.within(self.paths.keys))
+        except (OSError, UnsafePathError):
+            pass  # each key read or written below names the problem, for the clusters it stops
         private_keys: dict[str, str] = {}
         new: dict[str, str] = {}
         for change in request.changes:
@@ -342,7 +346,6 @@ class WireGuardProvider(Provider):
                 # The data folder too: one made 0755 by an older skyplan is tightened.
                 atomic.ensure_dir(self.paths.data, 0o700, within)
                 atomic.ensure_dir(self.paths.keys, 0o700, within)
-                atomic.remove_leftovers(self.paths.keys, within=within)
             except (OSError, UnsafePathError) as exc:
                 for name in new:
                     failed[name] = f"key for cluster '{name}': {self.reason(exc)}"

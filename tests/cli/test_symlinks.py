@@ -351,3 +351,19 @@ def test_a_wide_postgres_workspace_folder_left_by_an_older_version_is_tightened(
     (workspace / ".skyplan").chmod(0o755)
     assert skyplan("apply", "--auto-approve").exit_code == 0
     assert mode(workspace / ".skyplan") == 0o700
+
+
+def test_an_output_dir_outside_the_workspace_is_used_as_named_but_no_link_below_it(workspace, skyplan, outside, tmp_path_factory):
+    # links.yaml names the folder, so it is trusted as it stands (here itself reached by a link);
+    # the cluster folders and files below it are not.
+    shared = tmp_path_factory.mktemp("shared")
+    (shared / "real").mkdir()
+    (shared / "via-link").symlink_to(shared / "real")
+    (workspace / "links.yaml").write_text(TWO.replace("  name: wireguard\n", f"  name: wireguard\n  output_dir: {shared}/via-link\n", 1))
+    result = skyplan("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert (shared / "real/a/wgsky0.conf").is_file()
+    before = tree(outside)
+    replace_with_link(shared / "real/a", outside)
+    refused(skyplan("plan"), str(shared / "via-link/a"))
+    assert tree(outside) == before
