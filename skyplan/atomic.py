@@ -1,76 +1,241 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+"""Files under a trusted folder: atomic writes, and no symlink ever followed below that folder.
+
+Every path is reached from an anchor the caller trusts (the workspace, or a folder links.yaml
+names) one component at a time, through folder descriptors opened with O_NOFOLLOW. A symlink
+planted anywhere below the anchor, in a folder as much as in the file itself, is refused with
+UnsafePathError before anything is read, written, chmod-ed or deleted through it: a repository
+cannot point skyplan at files outside it. Folders made on the way get exactly the mode asked
+for, whatever the umask.
+
+Without `within`, a file's own folder is the anchor: for paths the user named on the command
+line (`plan --out`, `fmt`), which are trusted as they stand.
+"""
 
 from __future__ import annotations
 
+import errno
+import fnmatch
 import os
-import tempfile
+import secrets
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from skyplan.errors import UnsafePathError
 
-def ensure_dir(path: Path, mode: int = 0o755) -> None:
-    """Create `path` (and parents) with `mode`; tighten an existing folder to `mode` if wider."""
-    path.mkdir(mode=mode, parents=True, exist_ok=True)
-    current = path.stat().st_mode & 0o777
-    if current & ~mode:
-        path.chmod(mode)
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO planted where a file should be must not hang the run in open().
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+# Paths are handled as strings inside: a plan reads back thousands of files, and pathlib's
+# object churn would cost more than the system calls.
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write via a temporary file in the same folder, fsync, rename, then fsync the folder."""
-    folder = path.parent
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+# -- reaching a folder -----------------------------------------------------------------------------
+
+
+def open_folder(path: os.PathLike | str, within: os.PathLike | str | None = None, create: int | None = None) -> int:
+    """A descriptor of folder `path`, reached from `within` without following any symlink below it.
+
+    `within` itself is trusted as it stands (None: `path` is). `create` is the mode of folders
+    made on the way, applied exactly; without it a missing folder raises FileNotFoundError.
+    """
+    anchor, parts = _split(os.fspath(path), os.fspath(path if within is None else within))
+    if create is not None:
+        # A missing anchor is made too, from the nearest folder that exists.
+        while not os.path.isdir(anchor) and os.path.dirname(anchor) != anchor:
+            anchor, name = os.path.split(anchor)
+            parts.insert(0, name)
+    fd = os.open(anchor, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    for i, part in enumerate(parts):
+        try:
+            fd = _step(fd, part, create)  # closes the folder it started from, also on failure
+        except _Refused as refused:
+            shown = os.path.join(anchor, *parts[: i + 1])
+            if refused.symlink:
+                raise UnsafePathError(shown) from None
+            raise OSError(refused.errno, refused.strerror, shown) from None
+    return fd
+
+
+@contextmanager
+def folder(path: os.PathLike | str, within: os.PathLike | str | None = None, create: int | None = None) -> Iterator[int]:
+    fd = open_folder(path, within, create)
     try:
-        os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(temporary)
-        raise
-    os.close(fd)
-    try:
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    sync_dir(folder)
-
-
-def sync_dir(folder: Path) -> None:
-    # The rename is durable only once the folder's entry is on disk too.
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
+        yield fd
     finally:
         os.close(fd)
 
 
-def remove(path: Path) -> bool:
-    """Remove `path` if it exists; say whether it did."""
+def _split(path: str, within: str) -> tuple[str, list[str]]:
+    # Lexically normalised: `a/../b` is walked as `b`, never through whatever `a` points to.
+    full, anchor = os.path.normpath(path), os.path.normpath(within)
+    if full == anchor:
+        return anchor, []
+    prefix = anchor if anchor.endswith("/") else anchor + "/"
+    if not full.startswith(prefix):
+        raise UnsafePathError(full, outside=anchor)  # a name that climbs out with '..'; never reached
+    return anchor, full[len(prefix):].split("/")
+
+
+class _Refused(Exception):
+    def __init__(self, exc: OSError, symlink: bool):
+        self.errno, self.strerror, self.symlink = exc.errno, exc.strerror, symlink
+
+
+def _step(parent: int, name: str, create: int | None) -> int:
+    """Open `name` in `parent` as a folder (making it if asked); close `parent` either way."""
     try:
-        path.unlink()
-    except FileNotFoundError:
+        try:
+            return os.open(name, _FOLDER, dir_fd=parent)
+        except FileNotFoundError:
+            if create is None:
+                raise
+        try:
+            os.mkdir(name, create, dir_fd=parent)
+        except FileExistsError:
+            return os.open(name, _FOLDER, dir_fd=parent)  # made meanwhile: opened like any other
+        fd = os.open(name, _FOLDER, dir_fd=parent)
+        os.fchmod(fd, create)  # mkdir's mode went through the umask
+        return fd
+    except OSError as exc:
+        raise _Refused(exc, _is_symlink(parent, name, exc)) from None
+    finally:
+        os.close(parent)
+
+
+def _is_symlink(parent: int, name: str, exc: OSError | None = None) -> bool:
+    if exc is not None and exc.errno not in (errno.ELOOP, errno.ENOTDIR):
         return False
-    sync_dir(path.parent)
-    return True
-
-
-def remove_leftovers(folder: Path, name: str = "*") -> None:
-    """Remove temporary files that a killed writer left in `folder` (for `name`, or any).
-
-    Callers hold the lock that serialises writers, so every temporary found is stale.
-    """
     try:
-        for leftover in folder.glob(f".{name}.*.tmp"):
-            leftover.unlink(missing_ok=True)
+        return stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _leaf(parent: int, name: str, path: str) -> os.stat_result | None:
+    """What `name` is in folder `parent` (None if nothing); a symlink is refused."""
+    try:
+        found = os.stat(name, dir_fd=parent, follow_symlinks=False)
     except FileNotFoundError:
-        pass
+        return None
+    if stat.S_ISLNK(found.st_mode):
+        raise UnsafePathError(path)
+    return found
 
 
-def write_many(files: list[tuple[Path, bytes, int]], workers: int = 8) -> dict[Path, OSError]:
+def _parent_of(path: os.PathLike | str, within: os.PathLike | str | None) -> tuple[str, str, os.PathLike | str]:
+    """(the path as a string, its name, the anchor its folder is reached from)."""
+    text = os.fspath(path)
+    head, name = os.path.split(text)
+    return text, name, head if within is None else within
+
+
+def ensure_dir(path: os.PathLike | str, mode: int = 0o755, within: os.PathLike | str | None = None) -> None:
+    """Make `path` (and missing parents) with `mode`; tighten an existing `path` to `mode` if wider."""
+    with folder(path, within, create=mode) as fd:
+        if os.fstat(fd).st_mode & 0o777 & ~mode:
+            os.fchmod(fd, mode)  # on the descriptor: the folder checked, not whatever is there now
+
+
+# -- files -------------------------------------------------------------------------------------------
+
+
+def read_bytes(path: os.PathLike | str, within: os.PathLike | str | None = None, limit: int | None = None) -> bytes | None:
+    """The content of regular file `path`, None if it (or a folder on the way) is missing."""
+    text, name, anchor = _parent_of(path, within)
+    try:
+        parent = open_folder(os.path.dirname(text), anchor)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fd = os.open(name, _READ, dir_fd=parent)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if _is_symlink(parent, name, exc):
+                raise UnsafePathError(text) from None
+            raise OSError(exc.errno, exc.strerror, text) from None
+    finally:
+        os.close(parent)
+    try:
+        kind = os.fstat(fd).st_mode
+        if stat.S_ISDIR(kind):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), text)
+        if not stat.S_ISREG(kind):
+            raise OSError(errno.EINVAL, "Not a regular file", text)
+        chunks = []
+        size = 0
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise OSError(errno.EFBIG, f"Larger than {limit} bytes", text)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def open_file(path: os.PathLike | str, flags: int, mode: int = 0o600, within: os.PathLike | str | None = None) -> int:
+    """os.open of `path` (O_NOFOLLOW added) in its folder reached from `within`; the caller closes it."""
+    text, name, anchor = _parent_of(path, within)
+    with folder(os.path.dirname(text), anchor) as parent:
+        try:
+            return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=parent)
+        except OSError as exc:
+            if _is_symlink(parent, name, exc):
+                raise UnsafePathError(text) from None
+            raise OSError(exc.errno, exc.strerror, text) from None
+
+
+def write_atomic(path: os.PathLike | str, data: bytes, mode: int = 0o600, within: os.PathLike | str | None = None) -> None:
+    """Write via a temporary file in the same folder, fsync, rename, then fsync the folder."""
+    text, name, anchor = _parent_of(path, within)
+    with folder(os.path.dirname(text), anchor) as parent:
+        temporary = _stage(parent, name, data, mode)
+        _commit(parent, temporary, name, text)
+        os.fsync(parent)
+
+
+def _stage(parent: int, name: str, data: bytes, mode: int) -> str:
+    """Write `data` to a new temporary file beside `name`, synced; return the temporary's name."""
+    while True:
+        temporary = f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
+            break
+        except FileExistsError:
+            continue
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(temporary, dir_fd=parent)
+        raise
+    os.close(fd)
+    return temporary
+
+
+def _commit(parent: int, temporary: str, name: str, shown: str) -> None:
+    try:
+        # A rename would replace a symlink rather than follow it; still refuse, so that a
+        # planted link is reported, never silently taken over.
+        _leaf(parent, name, shown)
+        os.replace(temporary, name, src_dir_fd=parent, dst_dir_fd=parent)
+    except BaseException:
+        os.unlink(temporary, dir_fd=parent)
+        raise
+
+
+def write_many(
+    files: list[tuple[Path, bytes, int]], workers: int = 8, within: os.PathLike | str | None = None
+) -> dict[Path, OSError | UnsafePathError]:
     """Write several files atomically, each as `write_atomic` does, and return the failures.
 
     fsync dominates the cost of many small files; it releases the GIL, so the files are staged
@@ -78,39 +243,129 @@ def write_many(files: list[tuple[Path, bytes, int]], workers: int = 8) -> dict[P
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    failures: dict[Path, OSError] = {}
+    failures: dict[Path, OSError | UnsafePathError] = {}
+    folders: dict[str, int] = {}
+    unreachable: dict[str, OSError | UnsafePathError] = {}  # folders that could not be opened
+    try:
+        for path, _, _ in files:
+            text, _, anchor = _parent_of(path, within)
+            head = os.path.dirname(text)
+            if head not in folders and head not in unreachable:
+                try:
+                    folders[head] = open_folder(head, anchor)
+                except (OSError, UnsafePathError) as exc:
+                    unreachable[head] = exc
 
-    def stage(item: tuple[Path, bytes, int]) -> str | OSError:
-        path, data, mode = item
-        try:
-            fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        except OSError as exc:
-            return exc
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        except OSError as exc:
-            os.close(fd)
-            os.unlink(temporary)
-            return exc
-        os.close(fd)
-        return temporary
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        staged = list(pool.map(stage, files))
-        folders = set()
-        for (path, _, _), temporary in zip(files, staged):
-            if isinstance(temporary, OSError):
-                failures[path] = temporary
-                continue
+        def stage(item: tuple[Path, bytes, int]) -> str | OSError | UnsafePathError:
+            path, data, mode = item
+            head, name = os.path.split(os.fspath(path))
+            if head in unreachable:
+                return unreachable[head]
             try:
-                os.replace(temporary, path)
-                folders.add(path.parent)
+                return _stage(folders[head], name, data, mode)
             except OSError as exc:
-                os.unlink(temporary)
-                failures[path] = exc
-        list(pool.map(sync_dir, folders))
+                return OSError(exc.errno, exc.strerror, os.fspath(path))
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            staged = list(pool.map(stage, files))
+            touched = set()
+            for (path, _, _), temporary in zip(files, staged):
+                if not isinstance(temporary, str):
+                    failures[path] = temporary
+                    continue
+                head, name = os.path.split(os.fspath(path))
+                try:
+                    _commit(folders[head], temporary, name, os.fspath(path))
+                    touched.add(folders[head])
+                except (OSError, UnsafePathError) as exc:
+                    failures[path] = exc
+            list(pool.map(os.fsync, touched))
+    finally:
+        for fd in folders.values():
+            os.close(fd)
     return failures
+
+
+# -- deleting ----------------------------------------------------------------------------------------
+
+
+def remove(path: os.PathLike | str, within: os.PathLike | str | None = None) -> bool:
+    """Remove file `path` if it exists; say whether it did. A symlink there is refused, not removed."""
+    text, name, anchor = _parent_of(path, within)
+    try:
+        parent = open_folder(os.path.dirname(text), anchor)
+    except FileNotFoundError:
+        return False
+    try:
+        found = _leaf(parent, name, text)
+        if found is None:
+            return False
+        if stat.S_ISDIR(found.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), text)
+        try:
+            os.unlink(name, dir_fd=parent)
+        except FileNotFoundError:
+            return False
+        os.fsync(parent)
+        return True
+    finally:
+        os.close(parent)
+
+
+def rename(source: os.PathLike | str, target: os.PathLike | str, within: os.PathLike | str | None = None) -> None:
+    """Rename file `source` to `target` in the same folder, atomically; a symlink at either is refused."""
+    text, name, anchor = _parent_of(source, within)
+    target_text, target_name, _ = _parent_of(target, within)
+    if os.path.dirname(text) != os.path.dirname(target_text):
+        raise ValueError("atomic.rename renames within one folder")
+    parent = open_folder(os.path.dirname(text), anchor)
+    try:
+        if _leaf(parent, name, text) is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), text)
+        _leaf(parent, target_name, target_text)  # refuses a symlink planted at the new name
+        os.rename(name, target_name, src_dir_fd=parent, dst_dir_fd=parent)
+        os.fsync(parent)
+    finally:
+        os.close(parent)
+
+
+def remove_empty_dir(path: os.PathLike | str, within: os.PathLike | str | None = None) -> bool:
+    """Remove folder `path` if it exists and is empty; say whether it did."""
+    text, name, anchor = _parent_of(path, within)
+    try:
+        parent = open_folder(os.path.dirname(text), anchor)
+    except FileNotFoundError:
+        return False
+    try:
+        found = _leaf(parent, name, text)
+        if found is None or not stat.S_ISDIR(found.st_mode):
+            return False
+        try:
+            os.rmdir(name, dir_fd=parent)
+        except OSError:
+            return False  # not empty: something else lives there; leave it
+        os.fsync(parent)
+        return True
+    finally:
+        os.close(parent)
+
+
+def remove_leftovers(path: os.PathLike | str, name: str = "*", within: os.PathLike | str | None = None) -> None:
+    """Remove temporary files that a killed writer left in folder `path` (for `name`, or any).
+
+    Callers hold the lock that serialises writers, so every temporary found is stale.
+    """
+    try:
+        parent = open_folder(path, within)
+    except FileNotFoundError:
+        return
+    try:
+        pattern = f".{name}.*.tmp"
+        for entry in os.scandir(parent):
+            if fnmatch.fnmatchcase(entry.name, pattern):
+                try:
+                    os.unlink(entry.name, dir_fd=parent)  # a link there is removed itself, never followed
+                except (FileNotFoundError, IsADirectoryError, PermissionError):
+                    pass
+    finally:
+        os.close(parent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -43,3 +44,27 @@ class ProviderError(SkyplanError):
 
 class ApplyError(SkyplanError):
     """Some resources failed during apply; the state records what happened."""
+
+
+class UnsafePathError(SkyplanError):
+    """A path skyplan would read, write or delete is a symlink, or lies outside the folder it
+    must stay in: it is never followed."""
+
+    def __init__(self, path: Path | str, outside: Path | str | None = None):
+        self.path = Path(path)
+        if outside is not None:
+            message = f"{_shown(self.path)} is outside {_shown(Path(outside))}, where skyplan keeps its files"
+        else:
+            message = (
+                f"{_shown(self.path)} is a symlink; skyplan never reads, writes or deletes through a "
+                "symlink in the workspace: replace it with a real file or folder"
+            )
+        super().__init__(message)
+
+
+def _shown(path: Path) -> str:
+    # As the user would type it in the folder they ran skyplan from; absolute elsewhere.
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except (ValueError, OSError):
+        return str(path)

@@ -121,7 +121,7 @@ def make_store(
         return PostgresStateStore(url, backend.workspace), ref
     from skyplan.state.local import FileStateStore
 
-    store = FileStateStore(paths.data)
+    store = FileStateStore(paths.data, within=paths.root)
     return store, BackendRef(type="local", workspace=backend.workspace, location=str(store.path))
 
 

@@ -110,9 +110,30 @@ def render(conf: ClusterConf, private_key: str) -> str:
 
 @dataclass(frozen=True)
 class ParsedConf:
+    """What drift may show of a file: the fields skyplan parsed, never other text of it.
+
+    A value is shown only once it parses as what its field holds (an address, a port, a key);
+    anything else, and every line skyplan does not write, is named by directive and line.
+    """
+
     interface: dict
     peers: dict[str, dict]  # by public key
     extra: dict  # directives skyplan does not write, by section: they count as drift
+
+
+# wg-quick's directives: a line with one of these names is named in drift (never its value);
+# any other line is only "unrecognised content".
+_DIRECTIVES = (
+    "Address", "DNS", "MTU", "Table", "PreUp", "PostUp", "PreDown", "PostDown", "SaveConfig",
+    "PrivateKey", "ListenPort", "FwMark", "PublicKey", "PresharedKey", "AllowedIPs", "Endpoint",
+    "PersistentKeepalive",
+)  # fmt: skip
+_NAMED = {name.lower(): name for name in _DIRECTIVES}
+_PARSED = {
+    True: {"address", "privatekey", "listenport", "mtu"},  # [Interface]
+    False: {"publickey", "endpoint", "allowedips", "persistentkeepalive"},  # [Peer]
+}
+_ENDPOINT = re.compile(r"(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}")
 
 
 def parse(text: str) -> ParsedConf:
@@ -121,8 +142,8 @@ def parse(text: str) -> ParsedConf:
     peers: list[dict] = []
     extra: dict = {}
     section: dict | None = None
-    section_name = ""
-    for raw in text.splitlines():
+    section_name = "outside sections"
+    for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
@@ -135,59 +156,78 @@ def parse(text: str) -> ParsedConf:
             peers.append(section)
             section_name = f"Peer {len(peers)}"
             continue
-        key, sep, value = line.partition("=")
-        key, value = key.strip().lower(), value.strip()
-        if section is None or not sep:
-            extra.setdefault("outside sections", []).append(keys.redact(line) if not sep else _redact(key, value))
+        key, sep, value = lowered.partition("=")
+        key = key.strip()
+        if section is not None and sep and key in _PARSED[section is interface]:
+            value = line.partition("=")[2].strip()
+            if key in ("allowedips", "address"):
+                section.setdefault(key, []).extend((v.strip(), number) for v in value.split(",") if v.strip())
+            else:
+                section[key] = (value, number)
             continue
-        if key in ("allowedips", "address"):
-            section.setdefault(key, []).extend(v.strip() for v in value.split(",") if v.strip())
-        elif key in _KNOWN[section is interface]:
-            section[key] = value
-        else:
-            extra.setdefault(section_name, []).append(_redact(key, value))
+        if lowered.startswith("["):
+            section, section_name = None, "outside sections"  # a section wg-quick does not know
+        named = _NAMED.get(key) if sep else None
+        extra.setdefault(section_name, []).append(f"{named} at line {number}" if named else f"unrecognised content at line {number}")
     found_interface = {
-        "address": ", ".join(interface.get("address", [])) or None,
+        "address": ", ".join(_address(*item) for item in interface.get("address", [])) or None,
         "listen_port": _int(interface.get("listenport")),
         "mtu": _int(interface.get("mtu")),
         "public_key": _public_of(interface.get("privatekey")),
     }
     by_key = {}
     for peer in peers:
-        key = peer.get("publickey", "")
+        key = _peer_key(peer.get("publickey"))
         by_key[key] = {
             "public_key": key,
-            "endpoint": peer.get("endpoint"),
-            "allowed_ips": sorted(peer.get("allowedips", [])),
+            "endpoint": _endpoint(peer.get("endpoint")),
+            "allowed_ips": sorted(_address(*item) for item in peer.get("allowedips", [])),
             "persistent_keepalive": _int(peer.get("persistentkeepalive")) or 0,
         }
-        if "presharedkey" in peer:
-            extra.setdefault(f"Peer {key[:8]}…", []).append("presharedkey = (secret)")
     return ParsedConf(found_interface, by_key, extra)
 
 
-_KNOWN = {
-    True: {"privatekey", "listenport", "mtu"},
-    False: {"publickey", "endpoint", "persistentkeepalive"},
-}
-
-
-def _redact(key: str, value: str) -> str:
-    # Lines skyplan did not write are shown in drift: never with a key in them, whatever its name.
-    return f"{key} = (secret)" if "key" in key else keys.redact(f"{key} = {value}")
-
-
-def _int(value: str | None) -> int | str | None:
-    if value is None:
+def _int(item: tuple[str, int] | None) -> int | str | None:
+    if item is None:
         return None
+    value, number = item
     # isdigit() alone also holds for '²' (which int() refuses) and '١٤٢٠' (which wg refuses).
-    return int(value) if value.isascii() and value.isdigit() else value
+    if value.isascii() and value.isdigit() and len(value) <= 10:
+        return int(value)
+    return f"(not a number, line {number})"
 
 
-def _public_of(private: str | None) -> str | None:
-    # The private key itself never leaves this function: drift shows the public key it implies.
-    if private is None:
+def _address(value: str, number: int) -> str:
+    import ipaddress
+
+    # A zone ('%eth0') is free text: not shown.
+    if "%" not in value and len(value) <= 50:
+        try:
+            ipaddress.ip_interface(value)
+            return value
+        except ValueError:
+            pass
+    return f"(not an address, line {number})"
+
+
+def _endpoint(item: tuple[str, int] | None) -> str | None:
+    if item is None:
         return None
-    if not keys.is_canonical(private):
+    value, number = item
+    return keys.redact(value) if _ENDPOINT.fullmatch(value) else f"(not an endpoint, line {number})"
+
+
+def _peer_key(item: tuple[str, int] | None) -> str:
+    if item is None:
+        return ""
+    value, number = item
+    return value if keys.is_canonical(value) else f"(not a valid key, line {number})"
+
+
+def _public_of(item: tuple[str, int] | None) -> str | None:
+    # The private key itself never leaves this function: drift shows the public key it implies.
+    if item is None:
+        return None
+    if not keys.is_canonical(item[0]):
         return "(not a valid key)"
-    return keys.public_key(private)
+    return keys.public_key(item[0])

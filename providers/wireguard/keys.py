@@ -42,20 +42,36 @@ def is_canonical(key: str) -> bool:
         return False
 
 
-def read(path: Path) -> str | None:
-    """The private key stored at `path`, None if there is no file; KeyFileError if it is bad."""
+def read(path: Path, within: Path | None = None) -> str | None:
+    """The private key stored at `path`, None if there is no file; KeyFileError if it is bad.
+
+    The file is reached from `within` without following a symlink (UnsafePathError).
+    """
+    from skyplan import atomic
+
     try:
-        text = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
+        raw = atomic.read_bytes(path, within, limit=_KEY_FILE_LIMIT)
+    except OSError as exc:
+        raise KeyFileError(f"key file {path} cannot be read: {exc.strerror or exc}") from None
+    if raw is None:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"key file {path} cannot be read: {exc}") from None
+    try:
+        text = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        # Never quote the bytes: a file in the key's place may hold anything.
+        raise KeyFileError(f"key file {path} does not hold a WireGuard private key") from None
     if not is_canonical(text):
         raise KeyFileError(f"key file {path} does not hold a WireGuard private key")
     return text
 
 
-_KEY_TEXT = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")
+# A key file is one 44-character line; anything much larger is not one, and is not read whole.
+_KEY_FILE_LIMIT = 4096
+
+
+# Key-shaped text, in any case and with or without its '=': a key quoted lower-cased, or cut
+# before its padding, is still a key. Over-masking some other base64 costs nothing.
+_KEY_TEXT = re.compile(r"[A-Za-z0-9+/]{43}=|(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{43}(?![A-Za-z0-9+/])")
 
 
 def redact(text: str) -> str:

@@ -6,11 +6,13 @@ import ipaddress
 import os
 from collections import defaultdict
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 
 from skyplan import atomic
 from skyplan.config.diagnostics import Diagnostic
 from skyplan.config.network import parse_network
+from skyplan.errors import UnsafePathError
 from skyplan.providers import (
     ApplyRequest,
     PlanRequest,
@@ -41,16 +43,29 @@ class WireGuardProvider(Provider):
 
     def config_path(self, cluster: ResourceView) -> Path:
         attributes = cluster.attributes
-        return self.paths.root / attributes["output_dir"] / cluster.name / f"{attributes['interface']}.conf"
+        return _output_base(self.paths.root, attributes["output_dir"]) / cluster.name / f"{attributes['interface']}.conf"
 
     def key_path(self, name: str) -> Path:
         return self.paths.keys / f"{name}.key"
+
+    def within(self, path: Path) -> Path:
+        """The folder that config or key file `path` is reached from, following no symlink below it:
+        the workspace, or an output_dir outside it, which links.yaml names and so is taken as it is."""
+        root = self.paths.root
+        return root if os.fspath(path).startswith(os.path.join(root, "")) else path.parent.parent
 
     def display(self, path: Path) -> str:
         try:
             return str(path.relative_to(self.paths.root))
         except ValueError:
             return str(path)
+
+    def reason(self, exc: Exception, path: Path | None = None) -> str:
+        """What went wrong with a file: the OS's words, and the path when it is not `path` itself."""
+        if isinstance(exc, OSError) and exc.strerror:
+            where = Path(exc.filename) if exc.filename else None
+            return exc.strerror if where in (None, path) else f"{exc.strerror}: {self.display(where)}"
+        return str(exc)
 
     # -- validate ------------------------------------------------------------------------------
 
@@ -131,10 +146,10 @@ class WireGuardProvider(Provider):
             old = request.previous_names.get(cluster.address)
             key_path = self.key_path(name)
             try:
-                private = keys.read(key_path)
+                private = keys.read(key_path, self.within(key_path))
                 if private is None and old is not None:
                     key_path = self.key_path(old)
-                    private = keys.read(key_path)
+                    private = keys.read(key_path, self.within(key_path))
             except keys.KeyFileError as exc:
                 from skyplan.errors import ProviderError
 
@@ -168,11 +183,19 @@ class WireGuardProvider(Provider):
                     reason=f"key file {self.display(key_path)} is missing: a new key must be generated and every peer updated",
                 )
             path = self.config_path(cluster)
-            if old is not None and not path.exists():
-                path = self.config_path(ResourceView("cluster", old, cluster.attributes, cluster.computed))
             try:
-                text = path.read_text(encoding="utf-8", errors="replace")
-            except FileNotFoundError:
+                raw = atomic.read_bytes(path, self.within(path))
+                if raw is None and old is not None:
+                    path = self.config_path(ResourceView("cluster", old, cluster.attributes, cluster.computed))
+                    raw = atomic.read_bytes(path, self.within(path))
+            except OSError as exc:  # a folder in its place, say: apply could not write it either
+                from skyplan.errors import ProviderError
+
+                raise ProviderError(
+                    f"config {self.display(path)} of cluster '{name}' cannot be read: {exc.strerror}. "
+                    "Move it away to have skyplan write it again"
+                ) from None
+            if raw is None:
                 parsed[name] = None
                 if cluster.address not in readings:
                     readings[cluster.address] = Reading(
@@ -182,13 +205,7 @@ class WireGuardProvider(Provider):
                         reason=f"{self.display(path)} was deleted",
                     )
                 continue
-            except OSError as exc:  # a folder in its place, say: apply could not write it either
-                from skyplan.errors import ProviderError
-
-                raise ProviderError(
-                    f"config {self.display(path)} of cluster '{name}' cannot be read: {exc.strerror}. "
-                    "Move it away to have skyplan write it again"
-                ) from None
+            text = raw.decode("utf-8", errors="replace")
             if private is None:
                 parsed[name] = conf.parse(text)
                 continue
@@ -281,7 +298,7 @@ class WireGuardProvider(Provider):
         subjects: set[str] = set()  # clusters a change names: always written, hook always run
         touched: set[str] = set()  # subjects and the peers they affect
         waiting: list[tuple[str, set[str]]] = []  # each change's address and the clusters it waits on
-        stale_paths: list[Path] = []
+        stale_paths: list[tuple[str, Path]] = []
         for change in request.changes:
             view = change.after or change.before
             assert view is not None
@@ -292,7 +309,7 @@ class WireGuardProvider(Provider):
                 waiting.append((change.address, affected))
                 old = change.before
                 if old is not None and self.config_path(old) != self.config_path(clusters[view.name]):
-                    stale_paths.append(self.config_path(old))
+                    stale_paths.append((view.name, self.config_path(old)))
             elif view.type == "link":
                 ends = set()
                 for side in (change.before, change.after):
@@ -304,14 +321,18 @@ class WireGuardProvider(Provider):
 
         # A peer whose file comes out the same is neither rewritten nor reloaded.
         rewritten = self._write_configs(sorted(touched), subjects, clusters, world, peering, private_keys, failed)
-        for path in stale_paths:
-            atomic.remove(path)
+        for name, path in stale_paths:
             try:
-                os.rmdir(path.parent)  # a moved cluster's folder goes with it, when nothing else lives there
-            except OSError:
-                pass
+                atomic.remove(path, self.within(path))
+                # A moved cluster's folder goes with it, when nothing else lives there.
+                atomic.remove_empty_dir(path.parent, self.within(path))
+            except (OSError, UnsafePathError) as exc:
+                failed.setdefault(name, f"removing {self.display(path)}: {self.reason(exc, path)}")
         for path in stale_keys:
-            atomic.remove(path)
+            try:
+                atomic.remove(path, self.within(path))
+            except (OSError, UnsafePathError):
+                pass  # a key of a name no longer in use: left where it is, named by the next plan
 
         # Hooks run after every file is written, so a reload sees a consistent set of configs.
         # Clusters are finished in name order, so a result is ready once the last (by name) of
@@ -347,7 +368,10 @@ class WireGuardProvider(Provider):
         written together, before any config that holds them. A moved cluster's key file follows
         it to the new name. A key file that is not the key the state records is never taken.
         """
-        atomic.remove_leftovers(self.paths.keys)
+        try:
+            atomic.remove_leftovers(self.paths.keys, within=self.within(self.paths.keys))
+        except (OSError, UnsafePathError):
+            pass  # each key read or written below names the problem, for the clusters it stops
         private_keys: dict[str, str] = {}
         new: dict[str, str] = {}
         for change in request.changes:
@@ -364,8 +388,8 @@ class WireGuardProvider(Provider):
                         failed[name] = error
                         continue
             try:
-                existing = None if change.action == "replace" else keys.read(self.key_path(name))
-            except (OSError, keys.KeyFileError) as exc:
+                existing = None if change.action == "replace" else keys.read(self.key_path(name), self.within(self.key_path(name)))
+            except (keys.KeyFileError, UnsafePathError) as exc:
                 failed[name] = f"key for cluster '{name}': {exc}"
                 continue
             if existing is not None and change.action == "update":
@@ -383,11 +407,19 @@ class WireGuardProvider(Provider):
                     f"key file {self.display(self.key_path(name))} is missing; run plan, which replaces the key"
                 )
         if new:
-            atomic.ensure_dir(self.paths.keys, 0o700)
-            errors = atomic.write_many([(self.key_path(n), (k + "\n").encode("ascii"), 0o600) for n, k in new.items()])
+            within = self.within(self.paths.keys)
+            try:
+                # The data folder too: one made 0755 by an older skyplan is tightened.
+                atomic.ensure_dir(self.paths.data, 0o700, within)
+                atomic.ensure_dir(self.paths.keys, 0o700, within)
+            except (OSError, UnsafePathError) as exc:
+                for name in new:
+                    failed[name] = f"key for cluster '{name}': {self.reason(exc)}"
+                return private_keys
+            errors = atomic.write_many([(self.key_path(n), (k + "\n").encode("ascii"), 0o600) for n, k in new.items()], within=within)
             for name, private in new.items():
                 if self.key_path(name) in errors:
-                    failed[name] = f"key for cluster '{name}': {errors[self.key_path(name)]}"
+                    failed[name] = f"key for cluster '{name}': {self.reason(errors[self.key_path(name)], self.key_path(name))}"
                 else:
                     private_keys[name] = private
         return private_keys
@@ -398,8 +430,9 @@ class WireGuardProvider(Provider):
         Done again after an interruption, it finds the key already moved and does nothing.
         """
         source, target = self.key_path(old), self.key_path(new)
+        within = self.within(source)
         try:
-            here, there = keys.read(source), keys.read(target)
+            here, there = keys.read(source, within), keys.read(target, within)
             if here is None:
                 return None  # moved already, or there was none: then the plan replaces the key
             if there is not None and there != here:
@@ -408,11 +441,10 @@ class WireGuardProvider(Provider):
                     "that file exists and holds another key"
                 )
             if there is None:
-                os.rename(source, target)  # one folder, so the key is under one name or the other
-                atomic.sync_dir(target.parent)
+                atomic.rename(source, target, within)  # one folder: the key is under one name or the other
             else:
-                atomic.remove(source)
-        except (OSError, keys.KeyFileError) as exc:
+                atomic.remove(source, within)
+        except (OSError, keys.KeyFileError, UnsafePathError) as exc:
             return f"moving the key of cluster '{old}' to '{new}': {exc}"
         return None
 
@@ -431,7 +463,7 @@ class WireGuardProvider(Provider):
         Subjects of a change are always written (a retry must reload them); other clusters only
         when their file would change.
         """
-        files: list[tuple[Path, bytes, int]] = []
+        files: dict[Path, list[tuple[Path, bytes, int]]] = {}  # by the folder they are reached from
         owners: dict[Path, str] = {}
         seen: dict = {}
         for name in names:
@@ -444,7 +476,7 @@ class WireGuardProvider(Provider):
             try:
                 private = private_keys.get(name)
                 if private is None:
-                    private = keys.read(self.key_path(name))
+                    private = keys.read(self.key_path(name), self.within(self.key_path(name)))
                     if private is None:
                         raise keys.KeyFileError(
                             f"key file {self.display(self.key_path(name))} is missing; run plan, which replaces the key"
@@ -455,30 +487,34 @@ class WireGuardProvider(Provider):
                         raise keys.KeyFileError(mismatch)
                 text = conf.render(self._cluster_conf(clusters[name], world, peering, seen), private)
                 path = self.config_path(clusters[name])
-                if name not in subjects and _current_text(path) == text:
+                within = self.within(path)
+                if name not in subjects and _current_text(path, within) == text:
                     continue
-                atomic.ensure_dir(path.parent, 0o700)
-                atomic.remove_leftovers(path.parent)
-            except (OSError, keys.KeyFileError, conf.UnsafeConfigError) as exc:
+                # 0700 like every folder on the way that skyplan makes: the file holds the private key.
+                atomic.ensure_dir(path.parent, 0o700, within)
+                atomic.remove_leftovers(path.parent, within=within)
+            except (OSError, UnsafePathError) as exc:
+                failed[name] = f"writing {self.display(path)}: {self.reason(exc, path)}"
+                continue
+            except (keys.KeyFileError, conf.UnsafeConfigError) as exc:
                 failed[name] = str(exc)
                 continue
-            files.append((path, text.encode("utf-8"), 0o600))
+            files.setdefault(within, []).append((path, text.encode("utf-8"), 0o600))
             owners[path] = name
-        for path, exc in atomic.write_many(files).items():
-            failed[owners[path]] = f"writing {self.display(path)}: {exc.strerror or exc}"
+        for within, batch in files.items():
+            for path, exc in atomic.write_many(batch, within=within).items():
+                failed[owners[path]] = f"writing {self.display(path)}: {self.reason(exc, path)}"
+                del owners[path]
         return set(owners.values())
 
     def _remove_cluster(self, cluster: ResourceView) -> str | None:
+        path, key_path = self.config_path(cluster), self.key_path(cluster.name)
         try:
-            path = self.config_path(cluster)
-            atomic.remove(path)
-            try:
-                os.rmdir(path.parent)
-            except OSError:
-                pass  # not empty: something else lives there; leave it
-            atomic.remove(self.key_path(cluster.name))
-        except OSError as exc:
-            return f"removing files of cluster '{cluster.name}': {exc}"
+            atomic.remove(path, self.within(path))
+            atomic.remove_empty_dir(path.parent, self.within(path))  # not empty: something else lives there
+            atomic.remove(key_path, self.within(key_path))
+        except (OSError, UnsafePathError) as exc:
+            return f"removing files of cluster '{cluster.name}': {self.reason(exc)}"
         return None
 
     def _run_hook(self, cluster: ResourceView) -> str | None:
@@ -503,8 +539,16 @@ class WireGuardProvider(Provider):
         return observe(self, request)
 
 
-def _current_text(path: Path) -> str | None:
+@lru_cache(maxsize=64)
+def _output_base(root: Path, output_dir: str) -> Path:
+    # Normalised, as atomic.py reaches files: `a/../b` is `b`, whatever `a` is.
+    return Path(os.path.normpath(root / output_dir))
+
+
+def _current_text(path: Path, within: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        raw = atomic.read_bytes(path, within)
+        return None if raw is None else raw.decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
+

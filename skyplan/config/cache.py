@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from skyplan import __version__
-from skyplan.atomic import ensure_dir, remove_leftovers, write_atomic
+from skyplan import atomic
 
 CACHE_FILE = "config.json"
 # The same entry without clusters and links: all that skyctl needs, and quick to read.
@@ -32,9 +32,15 @@ def key_of(text: str, display: str) -> str:
     return digest.hexdigest()
 
 
+def _workspace(folder: Path) -> Path:
+    # The cache folder is <workspace>/.skyplan/cache: reached from the workspace, no link followed.
+    return folder.parent.parent
+
+
 def load(folder: Path, key: str, name: str = CACHE_FILE) -> dict[str, Any] | None:
     try:
-        document = json.loads((folder / name).read_bytes())
+        raw = atomic.read_bytes(folder / name, _workspace(folder))
+        document = json.loads(raw) if raw is not None else None
     except (OSError, ValueError):
         return None
     if not isinstance(document, dict) or document.get("key") != key:
@@ -52,12 +58,13 @@ def store(folder: Path, key: str, config: Any, provider: dict[str, str], setting
     head = {k: document["config"][k] for k in ("version", "backend", "provider")}
     settings_only = {**document, "config": head}
     try:
-        ensure_dir(folder, 0o700)
+        atomic.ensure_dir(folder.parent, 0o700, _workspace(folder))  # .skyplan: never wider, whatever made it
+        atomic.ensure_dir(folder, 0o700, _workspace(folder))
         # Commands store the cache under the state lock: a temporary file found here is one
         # that a killed run left behind.
-        remove_leftovers(folder)
-        write_atomic(folder / CACHE_FILE, json.dumps(document, separators=(",", ":")).encode(), mode=0o600)
-        write_atomic(folder / SETTINGS_FILE, json.dumps(settings_only, separators=(",", ":")).encode(), mode=0o600)
+        atomic.remove_leftovers(folder, within=_workspace(folder))
+        atomic.write_atomic(folder / CACHE_FILE, json.dumps(document, separators=(",", ":")).encode(), 0o600, _workspace(folder))
+        atomic.write_atomic(folder / SETTINGS_FILE, json.dumps(settings_only, separators=(",", ":")).encode(), 0o600, _workspace(folder))
     except OSError:
         pass  # a cache that cannot be written only costs time
 

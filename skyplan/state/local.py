@@ -12,8 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from skyplan import atomic
-from skyplan.atomic import ensure_dir, write_atomic
-from skyplan.errors import LockError, StateError
+from skyplan.errors import LockError, StateError, UnsafePathError
 from skyplan.state.codec import encode_state, parse_state
 from skyplan.state.model import STATE_FORMAT_VERSION, State
 from skyplan.state.store import LockInfo, StateStore, check_successor, lock_error
@@ -23,8 +22,12 @@ _POLL_SECONDS = 0.05
 
 
 class FileStateStore(StateStore):
-    def __init__(self, data_dir: Path):
+    """The state in `data_dir`, every file reached from `within` (the workspace) without
+    following a symlink: a planted `.skyplan` link is refused, never written or chmod-ed through."""
+
+    def __init__(self, data_dir: Path, within: Path | None = None):
         self.data_dir = data_dir
+        self.within = data_dir.parent if within is None else within
         self.path = data_dir / "state.json"
         self.backup_path = data_dir / "state.json.backup"
         self.lock_path = data_dir / "state.json.lock"
@@ -39,11 +42,11 @@ class FileStateStore(StateStore):
 
     def read(self) -> State | None:
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
+            raw = atomic.read_bytes(self.path, self.within)
         except OSError as exc:
             raise StateError(f"cannot read state file {self.path}: {exc.strerror}") from None
+        if raw is None:
+            return None
         return parse_state(raw, str(self.path))
 
     def write(self, state: State) -> None:
@@ -53,29 +56,23 @@ class FileStateStore(StateStore):
             raise StateError(f"cannot write state to {self.path}: {exc.strerror or exc} ({exc.filename or self.data_dir})") from None
 
     def _write(self, state: State) -> None:
-        ensure_dir(self.data_dir, 0o700)
-        previous = self._read_raw()
+        atomic.ensure_dir(self.data_dir, 0o700, self.within)
+        previous = atomic.read_bytes(self.path, self.within)
         if previous is not None:
             serial, lineage = _head(previous, str(self.path))
             check_successor(serial, lineage, state, str(self.path))
             if not self._backed_up:
                 # One backup per run: the state as it was before this run changed anything.
-                write_atomic(self.backup_path, previous, mode=0o600)
+                atomic.write_atomic(self.backup_path, previous, 0o600, self.within)
                 self._backed_up = True
-        write_atomic(self.path, encode_state(state), mode=0o600)
-
-    def _read_raw(self) -> bytes | None:
-        try:
-            return self.path.read_bytes()
-        except FileNotFoundError:
-            return None
+        atomic.write_atomic(self.path, encode_state(state), 0o600, self.within)
 
     # -- lock ----------------------------------------------------------------------------------
 
     def lock(self, operation: str, timeout: float) -> LockInfo:
         try:
-            ensure_dir(self.data_dir, 0o700)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            atomic.ensure_dir(self.data_dir, 0o700, self.within)
+            fd = atomic.open_file(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600, self.within)
         except OSError as exc:
             raise StateError(f"cannot lock the state in {self.data_dir}: {exc.strerror or exc}") from None
         deadline = time.monotonic() + timeout
@@ -98,8 +95,11 @@ class FileStateStore(StateStore):
                 time.sleep(_POLL_SECONDS)
         info = LockInfo.new(operation, str(self.path))
         try:
-            atomic.remove_leftovers(self.data_dir, self.path.name)
+            atomic.remove_leftovers(self.data_dir, self.path.name, self.within)
             _write_lock_info(fd, info)
+        except UnsafePathError:
+            _release(fd)
+            raise
         except OSError as exc:
             # A lock without its info would look anonymous to waiting runs (and a half-written
             # one would name nobody): give the lock back, with the file empty as when unlocked.
@@ -125,12 +125,12 @@ class FileStateStore(StateStore):
             raise LockError(f"cannot unlock the state in {self.data_dir}: {exc.strerror or exc} ({self.lock_path})") from None
 
     def _clear_dead_lock(self, lock_id: str) -> None:
-        holder = _read_lock_info(self.lock_path)
+        holder = self._read_lock_info()
         if holder is None or holder.id != lock_id:
             current = f"; the current lock is {holder.id}" if holder else "; the state is not locked"
             raise LockError(f"no lock with ID {lock_id} on {self.path}{current}")
         try:
-            fd = os.open(self.lock_path, os.O_RDWR)
+            fd = atomic.open_file(self.lock_path, os.O_RDWR, 0o600, self.within)
         except FileNotFoundError:
             return
         try:
@@ -149,6 +149,10 @@ class FileStateStore(StateStore):
     def close(self) -> None:
         if self._lock_info is not None:
             self.unlock(self._lock_info.id)
+
+    def _read_lock_info(self) -> LockInfo | None:
+        raw = atomic.read_bytes(self.lock_path, self.within)
+        return None if raw is None else _parse_lock_info(raw)
 
 
 def _write_lock_info(fd: int, info: LockInfo) -> None:
@@ -180,14 +184,6 @@ def _holder_of(fd: int) -> LockInfo | None:
         return _parse_lock_info(os.pread(fd, 65536, 0))
     except OSError:
         return None
-
-
-def _read_lock_info(path: Path) -> LockInfo | None:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    return _parse_lock_info(raw)
 
 
 def _parse_lock_info(raw: bytes) -> LockInfo | None:

@@ -8,7 +8,6 @@ instead of starting again with an empty state, and so that migrating back knows 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,20 +33,19 @@ class MigrationRecord:
     @classmethod
     def read(cls, data_dir: Path) -> MigrationRecord | None:
         path = data_dir / RECORD_FILE
-        if path.is_symlink():
-            return None
         try:
-            document = json.loads(path.read_bytes())
+            raw = atomic.read_bytes(path, data_dir.parent, limit=64 * 1024)
+            if raw is None:
+                return None
+            document = json.loads(raw)
             return cls(**{key: str(document[key]) for key in ("type", "location", "workspace", "at")})
-        except FileNotFoundError:
-            return None
         except (OSError, ValueError, KeyError, TypeError):
             raise StateError(f"{path} is damaged; remove it if the state is where the configuration says") from None
 
     def write(self, data_dir: Path) -> None:
-        atomic.ensure_dir(data_dir, 0o700)
+        atomic.ensure_dir(data_dir, 0o700, data_dir.parent)
         document = {"type": self.type, "location": self.location, "workspace": self.workspace, "at": self.at}
-        atomic.write_atomic(data_dir / RECORD_FILE, json.dumps(document, indent=2).encode() + b"\n", mode=0o600)
+        atomic.write_atomic(data_dir / RECORD_FILE, json.dumps(document, indent=2).encode() + b"\n", 0o600, data_dir.parent)
 
 
 @dataclass(frozen=True)
@@ -102,13 +100,10 @@ def migrate(
 def retire_local(data_dir: Path) -> None:
     """Take the local state out of use once it lives elsewhere: renamed, so it can be recovered."""
     path = data_dir / "state.json"
-    if path.is_symlink():
-        raise StateError(f"{path} is a symbolic link; skyplan does not follow it")
     try:
-        os.rename(path, data_dir / f"state.json{RETIRED_SUFFIX}")
+        atomic.rename(path, data_dir / f"state.json{RETIRED_SUFFIX}", data_dir.parent)
     except FileNotFoundError:
         return
-    atomic.sync_dir(data_dir)
 
 
 def record_migration(data_dir: Path, type_: str, location: str, workspace: str) -> None:
@@ -116,4 +111,4 @@ def record_migration(data_dir: Path, type_: str, location: str, workspace: str) 
 
 
 def forget_migration(data_dir: Path) -> None:
-    atomic.remove(data_dir / RECORD_FILE)
+    atomic.remove(data_dir / RECORD_FILE, data_dir.parent)

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from skyplan_wireguard import conf
+from skyplan_wireguard import conf, keys
 from tests.workspaces import links_yaml
 
 
@@ -82,23 +82,27 @@ def test_render_refuses_a_line_it_does_not_mean_to_write():
         conf.render(cluster, "A" * 43 + "=")
 
 
+PEER_KEY = "zB5JQz6sh4drgW28eA6b17tyU7Fue9sXv+57ZcBWgAU="
+
+
 def test_parse_reads_what_wg_quick_reads():
     parsed = conf.parse(
         "[Interface]\nprivatekey = uBUMPXoOM7aziks+Vh2gX37m349A228D7ZEc49DkGUU= # comment\nListenPort=51820\n"
-        "PostUp = echo hi\n[Peer]\nPublicKey = X\nAllowedIPs = 10.0.0.0/8, 10.1.0.0/16\nAllowedIPs = 10.2.0.0/16\n"
+        f"PostUp = echo hi\n[Peer]\nPublicKey = {PEER_KEY}\nAllowedIPs = 10.0.0.0/8, 10.1.0.0/16\nAllowedIPs = 10.2.0.0/16\n"
     )
     assert parsed.interface["listen_port"] == 51820
-    assert parsed.interface["public_key"] == "zB5JQz6sh4drgW28eA6b17tyU7Fue9sXv+57ZcBWgAU=" or parsed.interface["public_key"]
-    assert parsed.peers["X"]["allowed_ips"] == ["10.0.0.0/8", "10.1.0.0/16", "10.2.0.0/16"]
-    assert parsed.extra == {"Interface": ["postup = echo hi"]}
+    assert parsed.interface["public_key"] == keys.public_key("uBUMPXoOM7aziks+Vh2gX37m349A228D7ZEc49DkGUU=")
+    assert parsed.peers[PEER_KEY]["allowed_ips"] == ["10.0.0.0/8", "10.1.0.0/16", "10.2.0.0/16"]
+    # Named by directive and line, never with its value.
+    assert parsed.extra == {"Interface": ["PostUp at line 4"]}
 
 
 def test_parse_reads_only_ascii_digits_as_numbers():
     # '²' made plan fail with an internal error; '١٤٢٠' read as 1420 hid a file wg refuses.
-    parsed = conf.parse("[Interface]\nListenPort = ²\nMTU = ١٤٢٠\n[Peer]\nPublicKey = X\nPersistentKeepalive = ²\n")
-    assert parsed.interface["listen_port"] == "²"
-    assert parsed.interface["mtu"] == "١٤٢٠"
-    assert parsed.peers["X"]["persistent_keepalive"] == "²"
+    parsed = conf.parse(f"[Interface]\nListenPort = ²\nMTU = ١٤٢٠\n[Peer]\nPublicKey = {PEER_KEY}\nPersistentKeepalive = ²\n")
+    assert parsed.interface["listen_port"] == "(not a number, line 2)"
+    assert parsed.interface["mtu"] == "(not a number, line 3)"
+    assert parsed.peers[PEER_KEY]["persistent_keepalive"] == "(not a number, line 6)"
 
 
 def test_a_folder_in_place_of_a_config_is_a_clear_error(workspace, skyplan):

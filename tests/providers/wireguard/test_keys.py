@@ -64,3 +64,38 @@ def test_a_bad_key_file_is_an_error_not_a_silent_new_key(basic, skyplan):
     assert "does not hold a WireGuard private key" in result.output
     assert "delete it to have skyplan plan a new key" in result.output
     assert (basic / ".skyplan/keys/us-west.key").read_text() == "garbage\n"
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        "{key}",
+        "{lower}",
+        "{upper}",
+        "{key_unpadded}",
+        "prefix={lower} suffix",
+        "privatekey={upper}",
+        "{lower_unpadded}\n",
+    ],
+)
+def test_redact_catches_a_key_in_any_case_and_without_padding(shown):
+    key = keys.generate()
+    text = shown.format(
+        key=key, lower=key.lower(), upper=key.upper(), key_unpadded=key[:-1], lower_unpadded=key.lower()[:-1]
+    )
+    masked = keys.redact(text)
+    assert "(key)" in masked
+    assert key[:20].lower() not in masked.lower()
+
+
+def test_redact_leaves_longer_base64_and_digests_alone():
+    digest = "a" * 64
+    assert keys.redact(f"sha256:{digest}") == f"sha256:{digest}"
+    assert keys.redact("vpn-ap-south-1.example.net:51820") == "vpn-ap-south-1.example.net:51820"
+
+
+def test_a_key_file_that_is_not_ascii_is_named_never_quoted(tmp_path):
+    (tmp_path / "a.key").write_bytes("clé secrète\n".encode())
+    with pytest.raises(keys.KeyFileError) as raised:
+        keys.read(tmp_path / "a.key", tmp_path)
+    assert "secr" not in str(raised.value) and "does not hold a WireGuard private key" in str(raised.value)

@@ -1,0 +1,243 @@
+"""skyplan/atomic.py: files reached from a trusted folder never through a symlink, folders made
+with exactly their mode. Each attack plants a real symlink and checks what is outside."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from skyplan import atomic
+from skyplan.errors import UnsafePathError
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def tree(folder: Path) -> dict[str, tuple]:
+    """Everything in `folder`, its own mode included: what an attack must leave as it was."""
+    found = {".": (mode(folder),)}
+    for path in sorted(folder.rglob("*")):
+        info = os.lstat(path)
+        content = path.read_bytes() if stat.S_ISREG(info.st_mode) else os.readlink(path) if path.is_symlink() else None
+        found[str(path.relative_to(folder))] = (stat.S_IMODE(info.st_mode), info.st_mtime_ns, content)
+    return found
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "ws").mkdir()
+    return tmp_path / "ws"
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder outside the workspace that links point to; holds a file the attacker wants."""
+    folder = tmp_path / "outside"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    (folder / "secret").write_text("outside secret\n")
+    (folder / "wgsky0.conf").write_text("outside config\n")
+    return folder
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test, then put it back."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+
+    def set_to(value: int) -> None:
+        os.umask(value)
+
+    yield set_to
+    os.umask(previous)
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def test_read_refuses_a_linked_file(root, outside):
+    (root / "a").mkdir()
+    (root / "a" / "wgsky0.conf").symlink_to(outside / "secret")
+    with pytest.raises(UnsafePathError) as raised:
+        atomic.read_bytes(root / "a" / "wgsky0.conf", root)
+    assert raised.value.path == root / "a" / "wgsky0.conf"
+    assert "outside secret" not in str(raised.value)
+
+
+def test_read_refuses_a_linked_folder_on_the_way(root, outside):
+    (root / "out").mkdir()
+    (root / "out" / "a").symlink_to(outside)
+    with pytest.raises(UnsafePathError) as raised:
+        atomic.read_bytes(root / "out" / "a" / "wgsky0.conf", root)
+    assert raised.value.path == root / "out" / "a"
+
+
+def test_read_of_a_missing_file_or_folder_is_none(root):
+    assert atomic.read_bytes(root / "nothing" / "here.conf", root) is None
+    (root / "folder").mkdir()
+    assert atomic.read_bytes(root / "folder" / "here.conf", root) is None
+
+
+def test_a_fifo_in_place_of_a_file_does_not_hang(root):
+    os.mkfifo(root / "state.json")
+    done: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            atomic.read_bytes(root / "state.json", root)
+        except BaseException as exc:  # noqa: BLE001 - the test looks at what was raised
+            done.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(5)
+    if reader.is_alive():
+        with open(root / "state.json", "w"):  # unblock the reader before failing
+            pass
+        pytest.fail("reading a FIFO blocked")
+    assert isinstance(done[0], OSError) and "Not a regular file" in str(done[0])
+
+
+def test_a_key_file_larger_than_the_limit_is_not_read_whole(root):
+    (root / "big").write_bytes(b"x" * 10_000)
+    with pytest.raises(OSError, match="Larger than 4096 bytes"):
+        atomic.read_bytes(root / "big", root, limit=4096)
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+def test_write_refuses_a_linked_folder_and_writes_nothing_outside(root, outside):
+    before = tree(outside)
+    (root / "out").symlink_to(outside)
+    with pytest.raises(UnsafePathError):
+        atomic.write_atomic(root / "out" / "wgsky0.conf", b"private key", 0o600, root)
+    with pytest.raises(UnsafePathError):
+        atomic.ensure_dir(root / "out" / "a", 0o700, root)
+    assert tree(outside) == before
+
+
+def test_write_refuses_a_linked_file_and_leaves_link_and_target(root, outside):
+    before = tree(outside)
+    (root / "state.json").symlink_to(outside / "secret")
+    with pytest.raises(UnsafePathError):
+        atomic.write_atomic(root / "state.json", b"{}", 0o600, root)
+    assert (root / "state.json").is_symlink()
+    assert tree(outside) == before
+    assert [p.name for p in root.iterdir()] == ["state.json"], "no temporary file left behind"
+
+
+def test_ensure_dir_never_chmods_through_a_link(root, outside):
+    (root / ".skyplan").symlink_to(outside)
+    with pytest.raises(UnsafePathError) as raised:
+        atomic.ensure_dir(root / ".skyplan", 0o700, root)
+    assert raised.value.path == root / ".skyplan"
+    assert mode(outside) == 0o755
+
+
+def test_write_many_fails_only_the_files_behind_a_link(root, outside):
+    before = tree(outside)
+    (root / "a").symlink_to(outside)
+    (root / "b").mkdir()
+    failures = atomic.write_many([(root / "a" / "wgsky0.conf", b"A", 0o600), (root / "b" / "wgsky0.conf", b"B", 0o600)], within=root)
+    assert list(failures) == [root / "a" / "wgsky0.conf"]
+    assert isinstance(failures[root / "a" / "wgsky0.conf"], UnsafePathError)
+    assert (root / "b" / "wgsky0.conf").read_bytes() == b"B"
+    assert tree(outside) == before
+
+
+def test_open_file_refuses_a_linked_lock_file(root, outside):
+    (root / "state.json.lock").symlink_to(outside / "secret")
+    with pytest.raises(UnsafePathError):
+        atomic.open_file(root / "state.json.lock", os.O_RDWR | os.O_CREAT, 0o600, root)
+    assert (outside / "secret").read_text() == "outside secret\n"
+
+
+def test_without_within_the_named_folder_is_trusted_as_it_stands(tmp_path, outside):
+    # A path the user named (plan --out, fmt of links.yaml): its folder may be a link.
+    (tmp_path / "plans").symlink_to(outside)
+    atomic.write_atomic(tmp_path / "plans" / "saved.plan", b"plan", 0o600)
+    assert (outside / "saved.plan").read_bytes() == b"plan"
+
+
+# -- deleting ------------------------------------------------------------------------------------
+
+
+def test_remove_refuses_a_link_and_deletes_nothing(root, outside):
+    before = tree(outside)
+    (root / "a").symlink_to(outside)
+    (root / "b").mkdir()
+    (root / "b" / "wgsky0.conf").symlink_to(outside / "wgsky0.conf")
+    with pytest.raises(UnsafePathError):
+        atomic.remove(root / "a" / "wgsky0.conf", root)
+    with pytest.raises(UnsafePathError):
+        atomic.remove(root / "b" / "wgsky0.conf", root)
+    with pytest.raises(UnsafePathError):
+        atomic.remove_empty_dir(root / "a", root)
+    atomic.remove_leftovers(root / "b", within=root)  # no temporary there: nothing happens
+    with pytest.raises(UnsafePathError):
+        atomic.remove_leftovers(root / "a", within=root)
+    assert (root / "b" / "wgsky0.conf").is_symlink() and (root / "a").is_symlink()
+    assert tree(outside) == before
+
+
+def test_leftovers_behind_a_link_are_not_touched(root, outside):
+    (outside / ".state.json.1234.tmp").write_text("not ours")
+    before = tree(outside)
+    (root / ".skyplan").symlink_to(outside)
+    with pytest.raises(UnsafePathError):
+        atomic.remove_leftovers(root / ".skyplan", "state.json", root)
+    assert tree(outside) == before
+
+
+def test_remove_of_a_regular_file_works_and_says_so(root):
+    (root / "a").mkdir()
+    (root / "a" / "x.key").write_text("k")
+    assert atomic.remove(root / "a" / "x.key", root) is True
+    assert atomic.remove(root / "a" / "x.key", root) is False
+    assert atomic.remove_empty_dir(root / "a", root) is True
+    assert not (root / "a").exists()
+
+
+# -- folder modes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0o000, 0o002, 0o277])
+def test_folders_are_made_with_exactly_their_mode_whatever_the_umask(root, umask, value):
+    umask(value)
+    atomic.ensure_dir(root / ".skyplan" / "keys", 0o700, root)
+    atomic.ensure_dir(root / "wireguard" / "a", 0o700, root)
+    atomic.ensure_dir(root / "public" / "b", 0o755, root)
+    umask(0o022)
+    for made in (".skyplan", ".skyplan/keys", "wireguard", "wireguard/a"):
+        assert mode(root / made) == 0o700, made
+    assert mode(root / "public") == mode(root / "public/b") == 0o755
+
+
+def test_an_existing_wider_folder_is_tightened(root):
+    (root / "keys").mkdir()
+    (root / "keys").chmod(0o777)
+    atomic.ensure_dir(root / "keys", 0o700, root)
+    assert mode(root / "keys") == 0o700
+
+
+def test_a_missing_anchor_is_made_from_the_nearest_folder(tmp_path, umask):
+    umask(0o000)
+    atomic.ensure_dir(tmp_path / "srv" / "wg" / "a", 0o700, tmp_path / "srv" / "wg")
+    umask(0o022)
+    assert mode(tmp_path / "srv") == mode(tmp_path / "srv" / "wg") == mode(tmp_path / "srv" / "wg" / "a") == 0o700
+
+
+def test_a_path_that_climbs_out_of_its_anchor_is_refused(root, outside):
+    before = tree(outside)
+    with pytest.raises(UnsafePathError, match="is outside"):
+        atomic.write_atomic(root / ".skyplan" / "keys" / ".." / ".." / ".." / outside.name / "secret", b"x", 0o600, root)
+    with pytest.raises(UnsafePathError, match="is outside"):
+        atomic.remove(root / "wireguard" / ".." / ".." / outside.name / "secret", root)
+    assert tree(outside) == before
