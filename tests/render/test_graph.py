@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from skyplan.render.graph import Item, _mermaid_id, build_picture
-from tests.workspaces import BASIC
 
 GOLDEN = Path(__file__).with_name("graph_golden")
 # Run with SKYPLAN_UPDATE_GOLDEN=1 to rewrite the files after a deliberate change; review the diff.
