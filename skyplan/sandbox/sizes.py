@@ -1,0 +1,238 @@
+"""Size checks made before a template step that could build a huge value in one C-level step.
+
+Time limits are checked between steps, but `'x' * 10**9`, `'%999999999d' % 1` or printing a
+list of a million references to one long string is a single step that fills memory before any
+check could run; so these are estimated from their operands first.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterator
+from typing import Any
+
+from jinja2.runtime import Namespace
+
+from skyplan.sandbox import INT_BITS, LimitExceeded, Limits
+
+
+def too_long(what: str, size: int, limit: int, unit: str = "characters") -> LimitExceeded:
+    return LimitExceeded(f"{what} would be {size} {unit} long; the limit is {limit}")
+
+
+def check_value(value: Any, limits: Limits) -> Any:
+    """A value built by an operator, filter or call: refused if longer than the limits."""
+    if isinstance(value, str):
+        if len(value) > limits.output_chars:
+            raise too_long("a string", len(value), limits.output_chars)
+    elif isinstance(value, (list, tuple, dict, set, frozenset)):
+        if len(value) > limits.items:
+            raise too_long("a collection", len(value), limits.items, "items")
+    elif isinstance(value, int) and value.bit_length() > INT_BITS:
+        raise LimitExceeded(f"an integer of more than {INT_BITS} bits")
+    return value
+
+
+def check_printable(value: Any, limits: Limits) -> None:
+    """Refuse to turn `value` into text if that text would pass the output limit.
+
+    Printing a list of a million references to one long string is a single C-level step that
+    would fill memory, so the estimate walks the value first (stopping as soon as it is too long).
+    """
+    if isinstance(value, str):
+        if len(value) > limits.output_chars:
+            raise too_long("a string", len(value), limits.output_chars)
+        return
+    if not isinstance(value, (list, tuple, dict, set, frozenset, Namespace)):
+        return
+    limit = limits.output_chars
+    total = 0
+    pending: list[Iterator[Any]] = [iter((value,))]
+    while pending:
+        for item in pending[-1]:
+            if isinstance(item, str):
+                total += len(item) + 2
+            elif isinstance(item, dict):
+                total += 2 + 4 * len(item)
+                if total <= limit:
+                    pending.append(iter([*item.keys(), *item.values()]))
+            elif isinstance(item, (list, tuple, set, frozenset)):
+                total += 2 + 2 * len(item)
+                pending.append(iter(item))
+            elif isinstance(item, Namespace):
+                attrs = object.__getattribute__(item, "_Namespace__attrs")
+                total += 16 + 4 * len(attrs)
+                pending.append(iter([*attrs.keys(), *attrs.values()]))
+            else:
+                total += 1
+            if total > limit:
+                raise too_long("printing a value", total, limit)
+            break  # descend into what was pushed, or take the next item
+        else:
+            pending.pop()
+
+
+def _length(value: Any) -> int | None:
+    try:
+        return len(value)
+    except TypeError:
+        return None
+
+
+def _int_argument(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def check_power(base: Any, exponent: Any) -> None:
+    base, exponent = _int_argument(base), _int_argument(exponent)
+    if base is None or exponent is None or exponent <= 0 or abs(base) <= 1:
+        return
+    if (base.bit_length() - 1) * exponent > INT_BITS or exponent > INT_BITS:
+        raise LimitExceeded(f"an integer of more than {INT_BITS} bits (a power)")
+
+
+def check_product(left: Any, right: Any, limits: Limits) -> None:
+    a, b = _int_argument(left), _int_argument(right)
+    if a is not None and b is not None:
+        if a.bit_length() + b.bit_length() > INT_BITS + 1:
+            raise LimitExceeded(f"an integer of more than {INT_BITS} bits (a product)")
+        return
+    for sequence, times in ((left, b), (right, a)):
+        if times is not None and isinstance(sequence, (str, list, tuple)):
+            limit = limits.output_chars if isinstance(sequence, str) else limits.items
+            unit = "characters" if isinstance(sequence, str) else "items"
+            if len(sequence) * times > limit:
+                raise too_long(f"a repeated {type(sequence).__name__}", len(sequence) * times, limit, unit)
+
+
+def check_sum(left: Any, right: Any, limits: Limits) -> None:
+    if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+        limit, unit = (limits.output_chars, "characters") if isinstance(left, str) else (limits.items, "items")
+        if len(left) + len(right) > limit:
+            raise too_long("a sum", len(left) + len(right), limit, unit)
+
+
+# A printf conversion: its width and precision are the numbers (or `*`) that pad in C.
+_PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def check_printf(fmt: Any, arguments: Any, limits: Limits) -> None:
+    if not isinstance(fmt, str):
+        return
+    for match in _PRINTF.finditer(fmt):
+        for number in match.groups():
+            if number == "*":
+                raise LimitExceeded("a '*' width or precision in a % format is not allowed in templates")
+            if number is not None and int(number) > limits.output_chars:
+                raise too_long("a formatted field", int(number), limits.output_chars)
+    check_printable(arguments, limits)
+
+
+def check_format_string(fmt: str, limits: Limits) -> None:
+    """str.format: refuse widths past the limit and widths taken from arguments."""
+    try:
+        fields = list(string.Formatter().parse(fmt))
+    except ValueError:
+        return  # str.format itself reports the malformed string
+    for _, _, spec, _ in fields:
+        if not spec:
+            continue
+        if "{" in spec:
+            raise LimitExceeded("a nested '{…}' format spec is not allowed in templates")
+        for digits in re.findall(r"\d+", spec):
+            if int(digits) > limits.output_chars:
+                raise too_long("a formatted field", int(digits), limits.output_chars)
+
+
+def check_join(separator: Any, items: Any, limits: Limits) -> None:
+    count = _length(items)
+    if count is None or not isinstance(separator, str):
+        return
+    size = len(separator) * max(count - 1, 0)
+    if size > limits.output_chars:
+        raise too_long("a joined string", size, limits.output_chars)
+    check_printable(items, limits)
+
+
+def check_replace(text: Any, old: Any, new: Any, count: Any, limits: Limits) -> None:
+    if not (isinstance(text, str) and isinstance(old, str) and isinstance(new, str)):
+        return
+    hits = text.count(old)
+    if _int_argument(count) is not None and count >= 0:
+        hits = min(hits, count)
+    size = len(text) + hits * (len(new) - len(old))
+    if size > limits.output_chars:
+        raise too_long("a replaced string", size, limits.output_chars)
+
+
+# Filters whose arguments pad or repeat in one C-level step: checked before they run.
+def check_filter(name: str, args: tuple, kwargs: dict, limits: Limits) -> None:
+    def argument(index: int, keyword: str, default: Any = None) -> Any:
+        if keyword in kwargs:
+            return kwargs[keyword]
+        return args[index] if len(args) > index else default
+
+    value = args[0] if args else None
+    if name == "center":
+        width = _int_argument(argument(1, "width"))
+        if width is not None and width > limits.output_chars:
+            raise too_long("a centred string", width, limits.output_chars)
+    elif name == "indent":
+        width = argument(1, "width", 4)
+        lines = (value.count("\n") + 1) if isinstance(value, str) else 1
+        pad = len(width) if isinstance(width, str) else (_int_argument(width) or 0)
+        if pad * lines > limits.output_chars:
+            raise too_long("an indented string", pad * lines, limits.output_chars)
+    elif name == "wordwrap":
+        wrapstring = argument(3, "wrapstring")
+        size = len(value) * (len(wrapstring) + 1) if isinstance(value, str) and isinstance(wrapstring, str) else 0
+        if size > limits.output_chars:
+            raise too_long("a wrapped string", size, limits.output_chars)
+    elif name == "replace":
+        check_replace(value, argument(1, "old"), argument(2, "new"), argument(3, "count"), limits)
+    elif name == "join":
+        check_join(argument(1, "d", ""), value, limits)
+    elif name == "format":
+        check_printf(value, args[1:] or kwargs, limits)
+    elif name in ("batch", "slice"):
+        count = _int_argument(argument(1, "linecount" if name == "batch" else "slices"))
+        if count is not None and count > limits.items:
+            raise too_long(f"a {name}", count, limits.items, "items")
+    elif name == "tojson":
+        indent = _int_argument(argument(1, "indent"))
+        if indent is not None and indent > 1000:
+            raise LimitExceeded("a tojson indent of more than 1000")
+    if name not in _STRUCTURAL_FILTERS and value is not None:
+        check_printable(value, limits)
+
+
+# Filters that never turn their input into text: their input is not measured (that would cost a
+# walk of every list for every `|length`).
+_STRUCTURAL_FILTERS = frozenset(
+    "abs attr batch bool count d default dictsort first float groupby int items last length list map "
+    "max min random reject rejectattr reverse round select selectattr slice sort sum unique".split()
+)
+
+# Methods of str whose integer arguments are widths that pad in C.
+_PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+
+
+def check_method_call(function: Any, args: tuple, kwargs: dict, limits: Limits) -> None:
+    owner = getattr(function, "__self__", None)
+    name = getattr(function, "__name__", "")
+    if isinstance(owner, str):
+        if name in _PADDING_METHODS:
+            for value in (*args, *kwargs.values()):
+                number = _int_argument(value) or 0
+                size = number * (owner.count("\t") + 1) if name == "expandtabs" else number
+                if size > limits.output_chars:
+                    raise too_long(f"str.{name}", size, limits.output_chars)
+        elif name == "join" and args:
+            check_join(owner, args[0], limits)
+        elif name == "replace" and len(args) >= 2:
+            check_replace(owner, args[0], args[1], args[2] if len(args) > 2 else -1, limits)
+    elif isinstance(owner, (list, dict, set)) and name in ("extend", "update"):
+        grow = sum(_length(value) or 0 for value in args)
+        if len(owner) + grow > limits.items:
+            raise too_long("a collection", len(owner) + grow, limits.items, "items")

@@ -1,0 +1,130 @@
+"""The limited sandbox on its own: ordinary templates render as before, hostile steps are refused.
+
+The cases here cannot hang when a check regresses (they would allocate or print instead); the
+ones that would, loops and powers, run under a subprocess timeout in tests/config/test_template_limits.py.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from jinja2 import StrictUndefined
+
+from skyplan.sandbox import Limits, TemplateFailure
+from skyplan.sandbox.environment import LimitedEnvironment, compile_template, render
+
+SMALL = Limits(seconds=5.0, output_chars=10_000, items=1_000, depth=8)
+
+
+def rendered(text: str, limits: Limits = SMALL, **context) -> str:
+    env = LimitedEnvironment(limits, undefined=StrictUndefined)
+    return render(compile_template(env, text), context)
+
+
+def failure(text: str, limits: Limits = SMALL, **context) -> TemplateFailure:
+    with pytest.raises(TemplateFailure) as caught:
+        rendered(text, limits, **context)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("text", "context", "expected"),
+    [
+        ("{% for x in 'abc' %}{{ loop.index }}/{{ loop.length }}{{ ',' if not loop.last }}{% endfor %}", {}, "1/3,2/3,3/3"),
+        ("{% for k, v in d|dictsort %}{{ k }}={{ v }} {% endfor %}", {"d": {"b": 2, "a": 1}}, "a=1 b=2 "),
+        ("{% for x in [1, 2, 3] if x > 1 %}{{ x }}{% else %}none{% endfor %}", {}, "23"),
+        ("{% for x in [] %}{{ x }}{% else %}none{% endfor %}", {}, "none"),
+        ("{% for x in [1, [2, [3]]] recursive %}{% if x is iterable %}{{ loop(x) }}{% else %}{{ x }}{% endif %}{% endfor %}", {}, "123"),
+        ("{% set ns = namespace(n=1) %}{% for _ in range(10) %}{% set ns.n = ns.n * 2 %}{% endfor %}{{ ns.n }}", {}, "1024"),
+        ("{% macro pair(a, b) %}{{ a }}-{{ b }}{% endmacro %}{{ pair(1, 2) }} {{ pair('x', 'y')|upper }}", {}, "1-2 X-Y"),
+        ("{{ 'a' ~ 1 ~ [2] }} {{ 'ab' * 3 }} {{ [1] + [2] }} {{ 2 ** 64 }} {{ '%03d|%s' % (7, 'x') }} {{ '{:>4}'.format(1) }}", {}, "a1[2] ababab [1, 2] 18446744073709551616 007|x    1"),
+        ("{{ regions|map(attribute='name')|join(', ') }} {{ regions|length }}", {"regions": [{"name": "eu"}, {"name": "us"}]}, "eu, us 2"),
+        ("{{ 'x'|center(5) }}|{{ 'a\nb'|indent(2, first=True) }}|{{ 'aXa'|replace('a', 'bb') }}", {}, "  x  |  a\n  b|bbXbb"),
+        ("{% autoescape true %}{{ '<a>' ~ 'b' }}{% endautoescape %}", {}, "&lt;a&gt;b"),
+        ("{{ subnets }} {{ subnets|tojson }}", {"subnets": ["10.0.0.0/8"]}, "['10.0.0.0/8'] [\"10.0.0.0/8\"]"),
+    ],
+)
+def test_ordinary_templates_render_as_jinja2_renders_them(text, context, expected):
+    assert rendered(text, **context) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{{ 'x' * 20000 }}", "a repeated str would be 20000 characters long; the limit is 10000"),
+        ("{{ [0] * 2000 }}", "a repeated list would be 2000 items long; the limit is 1000"),
+        ("{{ 'x' * 6000 + 'y' * 6000 }}", "a sum would be 12000 characters long; the limit is 10000"),
+        ("{{ 'x'|center(20000) }}", "a centred string would be 20000 characters long; the limit is 10000"),
+        ("{{ ('a\\n' * 3000)|indent(4) }}", "an indented string would be 12004 characters long; the limit is 10000"),
+        ("{{ ('x' * 100)|replace('x', 'y' * 200) }}", "a replaced string would be 20000 characters long; the limit is 10000"),
+        ("{{ ('x' * 100).replace('x', 'y' * 200) }}", "a replaced string would be 20000 characters long; the limit is 10000"),
+        ("{{ ('-' * 100).join(range(200)) }}", "a joined string would be 19900 characters long; the limit is 10000"),
+        ("{{ 'x'.zfill(20000) }}", "str.zfill would be 20000 characters long; the limit is 10000"),
+        ("{{ '%*d' % (5, 1) }}", "a '*' width or precision in a % format is not allowed in templates"),
+        ("{{ '%.20000f'|format(1.5) }}", "a formatted field would be 20000 characters long; the limit is 10000"),
+        ("{{ '{:{}}'.format(1, 20000) }}", "a nested '{…}' format spec is not allowed in templates"),
+        ("{{ [1]|batch(5000, 0)|list }}", "a batch would be 5000 items long; the limit is 1000"),
+        ("{{ [1]|slice(5000)|list }}", "a slice would be 5000 items long; the limit is 1000"),
+        ("{{ [1]|tojson(indent=100000) }}", "a tojson indent of more than 1000"),
+        ("{% set l = [0] %}{% for _ in range(20) %}{{ l.extend(l) }}{% endfor %}", "a collection would be 1024 items long; the limit is 1000"),
+        ("{% set d = {'a': 'x' * 5000} %}{{ [d, d, d] }}", "printing a value would be …"),
+        ("{% set s = 'x' * 4000 %}{{ s ~ s ~ s }}", "a joined string would be 12000 characters long; the limit is 10000"),
+        ("{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}", "calls nested more than 8 deep (a macro calling itself?)"),
+        ("{{ 10 ** 5000 }}", "an integer of more than 4096 bits (a power)"),
+    ],
+)
+def test_a_step_that_would_build_a_huge_value_is_refused_before_it_runs(text, reason):
+    found = failure(text)
+    assert found.kind == "limit"
+    assert found.reason.startswith(reason[:-1]) if reason.endswith("…") else found.reason == reason
+    assert found.line == 1
+
+
+def test_the_error_carries_the_line_of_the_template_that_crossed_the_limit():
+    found = failure("ok\n{% for i in range(5) %}\n{{ i }}\n{% endfor %}\n{{ 'x' * 99999 }}\n")
+    assert (found.kind, found.line) == ("limit", 5)
+    found = failure("{% for i in range(1000) %}\n{{ 'x' * 100 }}\n{% endfor %}")
+    assert found.reason == "output longer than 10000 characters (the output limit)"
+    assert found.line == 2
+
+
+def test_other_failures_keep_their_kind_and_line():
+    assert (failure("a\n{{ nope }}").kind, failure("a\n{{ nope }}").line) == ("undefined", 2)
+    assert failure("{{ ''.__class__ }}").kind == "not allowed"
+    divided = failure("a\n\n{{ 1 / 0 }}")
+    assert (divided.kind, divided.line, divided.reason) == ("error", 3, "ZeroDivisionError: division by zero")
+    with pytest.raises(TemplateFailure) as caught:
+        compile_template(LimitedEnvironment(SMALL), "a\n{% for %}")
+    assert (caught.value.kind, caught.value.line) == ("syntax", 2)
+
+
+def test_a_constant_filter_is_not_run_at_compile_time_where_no_limit_applies():
+    # jinja2 folds constant expressions while compiling; a folded `center(10**12)` would run then.
+    env = LimitedEnvironment(SMALL)
+    template = compile_template(env, "{{ 'x'|center(1000000000000) }}")  # must return at once
+    with pytest.raises(TemplateFailure, match="centred string"):
+        render(template, {})
+
+
+def test_each_thread_has_its_own_time_budget():
+    # Status probes render hook templates in a pool: a hostile render in one thread must be
+    # stopped there, and must not use up the budget of a harmless render in another.
+    env = LimitedEnvironment(Limits(seconds=0.3), undefined=StrictUndefined)
+    hostile = compile_template(env, "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
+    harmless = compile_template(env, "{{ cluster }}")
+    outcomes: dict[str, object] = {}
+
+    def attempt(name, template):
+        try:
+            outcomes[name] = render(template, {"cluster": "a"})
+        except TemplateFailure as exc:
+            outcomes[name] = exc.reason
+
+    threads = [threading.Thread(target=attempt, args=("hostile", hostile), daemon=True)]
+    threads.append(threading.Thread(target=attempt, args=("harmless", harmless), daemon=True))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)  # a hang guard only
+    assert outcomes == {"hostile": "took longer than 0.3 seconds (the time limit)", "harmless": "a"}
