@@ -1,11 +1,13 @@
 """Commands the provider runs: the on_change hook and the status probe (argv lists, no shell).
 
 Their argv templates come from links.yaml, so they render in skyplan's limited sandbox, like a
-templated links.yaml.
+templated links.yaml. The commands run without the database credentials skyplan was given
+(`hook_environment`), and what they print is masked before it is quoted anywhere.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from collections.abc import Mapping
@@ -21,6 +23,16 @@ LIMITS = Limits(seconds=2.0, output_chars=100_000, items=100_000, depth=16)
 # What each template may name; validation renders a template with these stand-ins first.
 ON_CHANGE_VARIABLES = {"cluster": "example", "interface": "wgsky0", "config_path": "wireguard/example/wgsky0.conf", "address": "100.96.0.1"}
 STATUS_VARIABLES = {"cluster": "example", "interface": "wgsky0"}
+
+# Never passed on to a hook: skyplan's own settings (SKYPLAN_BACKEND holds the database URL with
+# its password), every libpq setting (PGPASSWORD, PGPASSFILE, PGSERVICEFILE, PGHOST…: all begin
+# with PG) and DATABASE_URL. Everything else (PATH, HOME…) is the hook's as it was skyplan's.
+_WITHHELD_PREFIXES = ("SKYPLAN_", "PG")
+_WITHHELD_NAMES = frozenset({"DATABASE_URL"})
+
+# How much of a failing command's stderr a reason quotes (its end, where the error usually is).
+STDERR_QUOTED = 2000
+
 
 @lru_cache(maxsize=1)
 def environment() -> Any:
@@ -66,10 +78,33 @@ def render_argv(template: list[str], context: Mapping[str, object]) -> list[str]
     return argv
 
 
+def hook_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """skyplan's environment without the variables that carry database credentials."""
+    environ = os.environ if environ is None else environ
+    return {
+        name: value
+        for name, value in environ.items()
+        if not name.startswith(_WITHHELD_PREFIXES) and name not in _WITHHELD_NAMES
+    }
+
+
+def quoted_stderr(stderr: str) -> str:
+    """The end of a command's stderr, keys masked first: a key cut in half would not be masked."""
+    return keys.redact(stderr.strip())[-STDERR_QUOTED:].strip()
+
+
 def run(argv: list[str], timeout: float | None = None) -> tuple[bool, str, str]:
     """Run `argv`; return (succeeded, stdout, a one-paragraph reason on failure)."""
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=hook_environment(),
+            timeout=timeout,
+            check=False,
+        )
     except FileNotFoundError:
         return False, "", f"command not found: {argv[0]}"
     except PermissionError:
@@ -81,6 +116,6 @@ def run(argv: list[str], timeout: float | None = None) -> tuple[bool, str, str]:
     if done.returncode != 0:
         # stderr only, and keys masked: a status probe's stdout is `wg show dump`, which holds
         # the private key, and reasons end up in the state and in `skyctl get -o json`.
-        detail = keys.redact(done.stderr.strip()[-2000:]) or "nothing on stderr"
+        detail = quoted_stderr(done.stderr) or "nothing on stderr"
         return False, done.stdout, f"`{shlex.join(argv)}` exited with {done.returncode}: {detail}"
     return True, done.stdout, ""
