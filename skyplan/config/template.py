@@ -76,9 +76,31 @@ def render(text: str, display: str, variables: dict[str, Any]) -> str:
         keep_trailing_newline=True,
     )
     try:
-        return render_limited(compile_template(env, text, display), {**variables_from_environment(), **variables})
+        rendered = render_limited(compile_template(env, text, display), {**variables_from_environment(), **variables})
     except TemplateFailure as exc:
         message = f"template: {exc.reason}"
         if exc.kind == "undefined":
             message += f" (pass it with --var, --var-file or {ENV_PREFIX}NAME)"
         raise ConfigError([Diagnostic(message, file=display, line=exc.line, column=1)]) from None
+    _refuse_surrogates(rendered, f"{display} (rendered)")
+    return rendered
+
+
+def _refuse_surrogates(rendered: str, display: str) -> None:
+    """A lone surrogate from a variable (a non-UTF-8 argument or file name, say): located, refused.
+
+    It is no character: hashing, parsing and writing the text would fail on it.
+    """
+    from skyplan.config.source import SURROGATE
+
+    found = SURROGATE.search(rendered)
+    if found is None:
+        return
+    start = found.start()
+    line = rendered.count("\n", 0, start) + 1
+    column = start - rendered.rfind("\n", 0, start)
+    message = (
+        f"the rendered text holds a lone surrogate (\\u{ord(found.group()):04x}), which is not a character; "
+        "it comes from a variable or a template string: give the text itself, in UTF-8"
+    )
+    raise ConfigError([Diagnostic(message, file=display, line=line, column=column)])
