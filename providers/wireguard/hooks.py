@@ -21,8 +21,8 @@ from skyplan_wireguard import keys
 LIMITS = Limits(seconds=2.0, output_chars=100_000, items=100_000, depth=16)
 
 # What each template may name; validation renders a template with these stand-ins first.
-ON_CHANGE_VARIABLES = {"cluster": "example", "interface": "wgsky0", "config_path": "wireguard/example/wgsky0.conf", "address": "100.96.0.1"}
 STATUS_VARIABLES = {"cluster": "example", "interface": "wgsky0"}
+ON_CHANGE_VARIABLES = {**STATUS_VARIABLES, "config_path": "wireguard/example/wgsky0.conf", "address": "100.96.0.1"}
 
 # Never passed on to a hook: skyplan's own settings (SKYPLAN_BACKEND holds the database URL with
 # its password), every libpq setting (PGPASSWORD, PGPASSFILE, PGSERVICEFILE, PGHOST…: all begin
@@ -97,13 +97,7 @@ def run(argv: list[str], timeout: float | None = None) -> tuple[bool, str, str]:
     """Run `argv`; return (succeeded, stdout, a one-paragraph reason on failure)."""
     try:
         done = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            env=hook_environment(),
-            timeout=timeout,
-            check=False,
+            argv, capture_output=True, text=True, errors="replace", env=hook_environment(), timeout=timeout, check=False
         )
     except FileNotFoundError:
         return False, "", f"command not found: {argv[0]}"

@@ -90,7 +90,7 @@ class LimitedEnvironment(SandboxedEnvironment):
     """A SandboxedEnvironment whose renders are held to `limits` (use `render` below)."""
 
     code_generator_class = _LimitedCodeGenerator
-    intercepted_binops = frozenset({"+", "*", "**", "%", "//", "/", "-"})
+    intercepted_binops = frozenset({"+", "*", "**", "%"})
 
     def __init__(self, limits: Limits, *, filters: Mapping[str, Any] | None = None, **options: Any):
         options.setdefault("autoescape", False)
@@ -156,7 +156,9 @@ class LimitedEnvironment(SandboxedEnvironment):
                     depth += 1
                 frame = frame.f_back
             if depth >= self.limits.depth:
-                raise LimitExceeded(f"includes or imports nested more than {self.limits.depth} deep (a template including itself?)")
+                raise LimitExceeded(
+                    f"includes or imports nested more than {self.limits.depth} deep (a template including itself?)"
+                )
         return super().get_template(name, parent, globals)
 
     def limited_concat(self, context, parts: tuple, join) -> str:
@@ -243,7 +245,8 @@ def render(template, context: Mapping[str, Any]) -> str:
                 size += len(chunk)
                 if size > limits.output_chars:
                     # Thrown in at the `yield`, so the error carries the line that crossed it.
-                    stream.throw(LimitExceeded(f"output longer than {limits.output_chars} characters (the output limit)"))
+                    too_much = f"output longer than {limits.output_chars} characters (the output limit)"
+                    stream.throw(LimitExceeded(too_much))
                 chunks.append(chunk)
         finally:
             stream.close()
@@ -251,7 +254,8 @@ def render(template, context: Mapping[str, Any]) -> str:
     except LimitExceeded as exc:
         raise TemplateFailure(str(exc), _line(exc, template), kind="limit") from None
     except RecursionError as exc:
-        raise TemplateFailure("recursion too deep (a macro or include that never stops calling itself)", _line(exc, template), kind="limit") from None
+        reason = "recursion too deep (a macro or include that never stops calling itself)"
+        raise TemplateFailure(reason, _line(exc, template), kind="limit") from None
     except MemoryError as exc:
         raise TemplateFailure("out of memory while rendering", _line(exc, template), kind="limit") from None
     except UndefinedError as exc:
