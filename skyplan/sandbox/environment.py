@@ -254,7 +254,7 @@ def render(template, context: Mapping[str, Any]) -> str:
     except LimitExceeded as exc:
         raise TemplateFailure(str(exc), _line(exc, template), kind="limit") from None
     except RecursionError as exc:
-        reason = "recursion too deep (a macro or include that never stops calling itself)"
+        reason = "recursion too deep (a macro or include calling itself, or a value nested thousands deep)"
         raise TemplateFailure(reason, _line(exc, template), kind="limit") from None
     except MemoryError as exc:
         raise TemplateFailure("out of memory while rendering", _line(exc, template), kind="limit") from None

@@ -48,29 +48,38 @@ def check_printable(value: Any, limits: Limits) -> None:
         return
     limit = limits.output_chars
     total = 0
+    # Iterators of the containers being walked, and their ids: a list that holds itself prints
+    # as `[...]` there, so it is not walked again.
     pending: list[Iterator[Any]] = [iter((value,))]
+    walking: list[int] = [0]
+    on_path: set[int] = set()
     while pending:
         for item in pending[-1]:
+            children: Any = None
             if isinstance(item, str):
                 total += len(item) + 2
             elif isinstance(item, dict):
                 total += 2 + 4 * len(item)
-                if total <= limit:
-                    pending.append(iter([*item.keys(), *item.values()]))
+                children = [*item.keys(), *item.values()] if total <= limit else ()
             elif isinstance(item, (list, tuple, set, frozenset)):
                 total += 2 + 2 * len(item)
-                pending.append(iter(item))
+                children = item
             elif isinstance(item, Namespace):
                 attrs = object.__getattribute__(item, "_Namespace__attrs")
                 total += 16 + 4 * len(attrs)
-                pending.append(iter([*attrs.keys(), *attrs.values()]))
+                children = [*attrs.keys(), *attrs.values()] if total <= limit else ()
             else:
                 total += 1
             if total > limit:
                 raise too_long("printing a value", total, limit)
-            break  # descend into what was pushed, or take the next item
+            if children is not None and id(item) not in on_path:
+                pending.append(iter(children))
+                walking.append(id(item))
+                on_path.add(id(item))
+                break  # walk into it; the rest of this container comes after
         else:
             pending.pop()
+            on_path.discard(walking.pop())
 
 
 def _length(value: Any) -> int | None:

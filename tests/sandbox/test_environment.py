@@ -128,3 +128,20 @@ def test_each_thread_has_its_own_time_budget():
     for thread in threads:
         thread.join(timeout=60)  # a hang guard only
     assert outcomes == {"hostile": "took longer than 0.3 seconds (the time limit)", "harmless": "a"}
+
+
+def test_a_list_that_holds_itself_prints_as_python_prints_it_and_at_once():
+    assert rendered("{% set l = [] %}{% set _ = l.append(l) %}{{ l }} {{ [l, l] }}") == "[[...]] [[[...]], [[...]]]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",  # past Python's own limit, not ours
+        "{% set ns = namespace(a=[]) %}{% for _ in range(3000) %}{% set ns.a = [ns.a] %}{% endfor %}{{ ns.a }}",
+    ],
+)
+def test_python_running_out_of_stack_is_a_located_limit_not_a_crash(text):
+    found = failure(text, Limits(depth=1_000_000))
+    assert found.kind == "limit" and found.line == 1
+    assert found.reason == "recursion too deep (a macro or include calling itself, or a value nested thousands deep)"
