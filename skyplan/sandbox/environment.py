@@ -14,6 +14,7 @@ Every failure comes out of `render` as one TemplateFailure with the line jinja2 
 
 from __future__ import annotations
 
+import operator
 import sys
 import threading
 import time
@@ -29,6 +30,7 @@ from skyplan.sandbox import LimitExceeded, Limits, TemplateFailure
 from skyplan.sandbox.sizes import (
     check_filter,
     check_format_string,
+    check_compare,
     check_method_call,
     check_power,
     check_printable,
@@ -40,6 +42,17 @@ from skyplan.sandbox.sizes import (
 )
 
 _LOOP_FILTER = "__skyplan_steps"
+
+_COMPARISONS = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gteq": operator.ge,
+    "lt": operator.lt,
+    "lteq": operator.le,
+    "in": lambda item, container: item in container,
+    "notin": lambda item, container: item not in container,
+}
 
 
 class _Budget:
@@ -72,6 +85,16 @@ class _LimitedCodeGenerator(CodeGenerator):
                 loop.iter = nodes.Filter(loop.iter, _LOOP_FILTER, [], [], None, None, lineno=loop.iter.lineno)
         super().visit_Template(node, frame)
 
+    def visit_Compare(self, node: nodes.Compare, frame) -> None:  # type: ignore[override]
+        # Comparing two huge nested lists is one C-level step: measured first. A chain such as
+        # `a < b < c` evaluates every operand (jinja2 would skip `c` when `a < b` is false).
+        self.write("environment.limited_compare((")
+        self.visit(node.expr, frame)
+        for operand in node.ops:
+            self.write(", ")
+            self.visit(operand.expr, frame)
+        self.write(f",), {tuple(operand.op for operand in node.ops)!r})")
+
     def visit_Concat(self, node: nodes.Concat, frame) -> None:  # type: ignore[override]
         self.write("environment.limited_concat(context, (")
         for argument in node.nodes:
@@ -101,17 +124,17 @@ class LimitedEnvironment(SandboxedEnvironment):
         self.filters = {name: _limited_filter(name, function) for name, function in self.filters.items()}
         self.filters[_LOOP_FILTER] = _steps
 
-    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:  # type: ignore[override]
+    def call_binop(self, context, symbol: str, left: Any, right: Any) -> Any:  # type: ignore[override]
         _tick()
-        if operator == "**":
+        if symbol == "**":
             check_power(left, right)
-        elif operator == "*":
+        elif symbol == "*":
             check_product(left, right, self.limits)
-        elif operator == "+":
+        elif symbol == "+":
             check_sum(left, right, self.limits)
-        elif operator == "%":
+        elif symbol == "%":
             check_printf(left, right, self.limits)
-        return check_value(self.binop_table[operator](left, right), self.limits)
+        return check_value(self.binop_table[symbol](left, right), self.limits)
 
     def call(__self, __context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # noqa: N805
         _tick()
@@ -160,6 +183,14 @@ class LimitedEnvironment(SandboxedEnvironment):
                     f"includes or imports nested more than {self.limits.depth} deep (a template including itself?)"
                 )
         return super().get_template(name, parent, globals)
+
+    def limited_compare(self, operands: tuple, operators: tuple[str, ...]) -> bool:
+        """`a == b`, `a in b`, `a < b < c`…, with `a` and `b` measured first."""
+        for left, operator_name, right in zip(operands, operators, operands[1:]):
+            check_compare(left, right, self.limits)
+            if not _COMPARISONS[operator_name](left, right):
+                return False
+        return True
 
     def limited_concat(self, context, parts: tuple, join) -> str:
         """`a ~ b`: measured before it is joined."""

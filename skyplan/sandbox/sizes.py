@@ -34,17 +34,22 @@ def check_value(value: Any, limits: Limits) -> Any:
     return value
 
 
-def check_printable(value: Any, limits: Limits) -> None:
-    """Refuse to turn `value` into text if that text would pass the output limit.
+_CONTAINERS = (list, tuple, dict, set, frozenset, Namespace)
 
-    Printing a list of a million references to one long string is a single C-level step that
-    would fill memory, so the estimate walks the value first (stopping as soon as it is too long).
+
+def check_printable(value: Any, limits: Limits, what: str = "printing a value") -> None:
+    """Refuse a value whose text would pass the output limit, before it is printed (or compared).
+
+    Printing a list of a million references to one long list is a single C-level step that would
+    fill memory; comparing or sorting two such lists takes hours in C, past any time limit. Both
+    cost about the length of the text, so that is estimated first: a walk of the value that
+    stops as soon as it is too long.
     """
     if isinstance(value, str):
         if len(value) > limits.output_chars:
             raise too_long("a string", len(value), limits.output_chars)
         return
-    if not isinstance(value, (list, tuple, dict, set, frozenset, Namespace)):
+    if not isinstance(value, _CONTAINERS):
         return
     limit = limits.output_chars
     total = 0
@@ -58,20 +63,23 @@ def check_printable(value: Any, limits: Limits) -> None:
             children: Any = None
             if isinstance(item, str):
                 total += len(item) + 2
-            elif isinstance(item, dict):
-                total += 2 + 4 * len(item)
-                children = [*item.keys(), *item.values()] if total <= limit else ()
             elif isinstance(item, (list, tuple, set, frozenset)):
                 total += 2 + 2 * len(item)
-                children = item
+                children = _unmeasured(item)
+            elif isinstance(item, dict):
+                total += 2 + 4 * len(item)
+                children = _unmeasured([*item.keys(), *item.values()]) if total <= limit else None
             elif isinstance(item, Namespace):
                 attrs = object.__getattribute__(item, "_Namespace__attrs")
                 total += 16 + 4 * len(attrs)
-                children = [*attrs.keys(), *attrs.values()] if total <= limit else ()
+                children = _unmeasured([*attrs.keys(), *attrs.values()]) if total <= limit else None
             else:
                 total += 1
+            if isinstance(children, int):
+                total += children
+                children = None
             if total > limit:
-                raise too_long("printing a value", total, limit)
+                raise too_long(what, total, limit)
             if children is not None and id(item) not in on_path:
                 pending.append(iter(children))
                 walking.append(id(item))
@@ -80,6 +88,31 @@ def check_printable(value: Any, limits: Limits) -> None:
         else:
             pending.pop()
             on_path.discard(walking.pop())
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _unmeasured(items: Any) -> Any:
+    """The items still to walk; or, when none is a collection, the length of their strings.
+
+    Counting item types runs at C speed: a flat list of a million numbers or names needs no walk.
+    """
+    kinds = set(map(type, items))
+    if kinds == {str}:
+        return sum(map(len, items))
+    if not kinds - _SCALARS:
+        return 0
+    if not kinds - _SCALARS - {str}:
+        return sum(len(item) for item in items if type(item) is str)
+    return items
+
+
+def check_compare(left: Any, right: Any, limits: Limits) -> None:
+    """`==`, `<`, `in`…: one C-level step that walks both sides when both are collections."""
+    if isinstance(left, _CONTAINERS) and isinstance(right, _CONTAINERS):
+        check_printable(left, limits, "a value compared")
+        check_printable(right, limits, "a value compared")
 
 
 def _length(value: Any) -> int | None:
@@ -183,6 +216,8 @@ def check_filter(name: str, args: tuple, kwargs: dict, limits: Limits) -> None:
         return args[index] if len(args) > index else default
 
     value = args[0] if args else None
+    if isinstance(value, str) and name in _ONE_ITEM_PER_CHARACTER and len(value) > limits.items:
+        raise too_long(f"a list made by |{name} of a string", len(value), limits.items, "items")
     if name == "center":
         width = _int_argument(argument(1, "width"))
         if width is not None and width > limits.output_chars:
@@ -213,14 +248,19 @@ def check_filter(name: str, args: tuple, kwargs: dict, limits: Limits) -> None:
         if indent is not None and indent > 1000:
             raise LimitExceeded("a tojson indent of more than 1000")
     if name not in _STRUCTURAL_FILTERS and value is not None:
-        check_printable(value, limits)
+        # Turned into text, or sorted: either costs about the length of its text.
+        check_printable(value, limits, f"printed, the value given to |{name}")
 
 
-# Filters that never turn their input into text: their input is not measured (that would cost a
-# walk of every list for every `|length`).
+# Filters that neither turn their input into text nor compare its items: their input is not
+# measured (that would cost a walk of every list for every `|length`).
 _STRUCTURAL_FILTERS = frozenset(
-    "abs attr batch bool count d default dictsort first float groupby int items last length list map "
-    "max min random reject rejectattr reverse round select selectattr slice sort sum unique".split()
+    "abs attr batch bool count d default first float int items last length list map "
+    "random reject rejectattr reverse round select selectattr slice sum unique".split()
+)
+# Filters that make a list of the characters of a string given to them.
+_ONE_ITEM_PER_CHARACTER = frozenset(
+    "batch dictsort groupby join list map reject rejectattr select selectattr slice sort unique".split()
 )
 
 # Methods of str whose integer arguments are widths that pad in C.
@@ -241,6 +281,14 @@ def check_method_call(function: Any, args: tuple, kwargs: dict, limits: Limits) 
             check_join(owner, args[0], limits)
         elif name == "replace" and len(args) >= 2:
             check_replace(owner, args[0], args[1], args[2] if len(args) > 2 else -1, limits)
+        elif name in ("split", "rsplit", "splitlines"):
+            separator = args[0] if args and name != "splitlines" else kwargs.get("sep")
+            if isinstance(separator, str) and separator:
+                pieces = owner.count(separator) + 1
+            else:  # at most one piece per run of white space or line break
+                pieces = sum(owner.count(c) for c in " \t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029") + 1
+            if pieces > limits.items:
+                raise too_long(f"the list made by str.{name}", pieces, limits.items, "items")
     elif isinstance(owner, (list, dict, set)) and name in ("extend", "update"):
         grow = sum(_length(value) or 0 for value in args)
         if len(owner) + grow > limits.items:

@@ -145,3 +145,28 @@ def test_python_running_out_of_stack_is_a_located_limit_not_a_crash(text):
     found = failure(text, Limits(depth=1_000_000))
     assert found.kind == "limit" and found.line == 1
     assert found.reason == "recursion too deep (a macro or include calling itself, or a value nested thousands deep)"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        # A million references to one list of 100 items: comparing or sorting it walks them all
+        # in one C-level step, which no time limit can interrupt.
+        ("{% set a = range(100)|list %}{% set b = range(100)|list %}{{ [a] * 1000 == [b] * 1000 }}", "a value compared would be …"),
+        ("{% set a = range(100)|list %}{{ [a] in [[a]] * 1000 }}", "a value compared would be …"),
+        ("{% set a = range(100)|list %}{{ ([a] * 1000)|sort|first }}", "printed, the value given to |sort would be …"),
+        ("{% set a = range(100)|list %}{{ ([a] * 1000)|max }}", "printed, the value given to |max would be …"),
+        ("{{ ('x ' * 3000).split()|length }}", "the list made by str.split would be 3001 items long; the limit is 1000"),
+        ("{{ ('x' * 3000)|list|length }}", "a list made by |list of a string would be 3000 items long; the limit is 1000"),
+    ],
+)
+def test_a_comparison_or_sort_over_a_huge_value_is_refused_before_it_runs(text, reason):
+    found = failure(text)
+    assert found.kind == "limit"
+    assert found.reason.startswith(reason[:-1]) if reason.endswith("…") else found.reason == reason
+
+
+def test_comparisons_keep_their_meaning():
+    text = "{{ 1 < 2 < 3 }} {{ 3 > 2 > 5 }} {{ 'a' in 'cat' }} {{ 2 not in [1] }} {{ [1, 2] == [1, 2] }} {{ (1,) != (1,) }}"
+    assert rendered(text) == "True False True True True False"
+    assert rendered("{{ x is defined and x > 1 }}") == "False"
