@@ -95,6 +95,15 @@ class _LimitedCodeGenerator(CodeGenerator):
             self.visit(operand.expr, frame)
         self.write(f",), {tuple(operand.op for operand in node.ops)!r})")
 
+    def visit_Tuple(self, node: nodes.Tuple, frame) -> None:  # type: ignore[override]
+        # Hashing a tuple walks it whole, every time (a dict key, `in`, |unique): a tuple that
+        # holds itself twice, sixty times over, would take for ever. Every tuple built is measured.
+        if node.ctx != "load":
+            return super().visit_Tuple(node, frame)
+        self.write("environment.limited_tuple(")
+        super().visit_Tuple(node, frame)
+        self.write(")")
+
     def visit_Concat(self, node: nodes.Concat, frame) -> None:  # type: ignore[override]
         self.write("environment.limited_concat(context, (")
         for argument in node.nodes:
@@ -134,7 +143,10 @@ class LimitedEnvironment(SandboxedEnvironment):
             check_sum(left, right, self.limits)
         elif symbol == "%":
             check_printf(left, right, self.limits)
-        return check_value(self.binop_table[symbol](left, right), self.limits)
+        result = check_value(self.binop_table[symbol](left, right), self.limits)
+        if isinstance(result, tuple):
+            check_printable(result, self.limits, "a tuple")  # see visit_Tuple
+        return result
 
     def call(__self, __context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # noqa: N805
         _tick()
@@ -191,6 +203,10 @@ class LimitedEnvironment(SandboxedEnvironment):
             if not _COMPARISONS[operator_name](left, right):
                 return False
         return True
+
+    def limited_tuple(self, value: tuple) -> tuple:
+        check_printable(value, self.limits, "a tuple")
+        return value
 
     def limited_concat(self, context, parts: tuple, join) -> str:
         """`a ~ b`: measured before it is joined."""

@@ -170,3 +170,11 @@ def test_comparisons_keep_their_meaning():
     text = "{{ 1 < 2 < 3 }} {{ 3 > 2 > 5 }} {{ 'a' in 'cat' }} {{ 2 not in [1] }} {{ [1, 2] == [1, 2] }} {{ (1,) != (1,) }}"
     assert rendered(text) == "True False True True True False"
     assert rendered("{{ x is defined and x > 1 }}") == "False"
+
+
+def test_a_tuple_that_doubles_itself_is_refused_before_hashing_it_could_hang():
+    # Hashing walks a tuple whole, each time, at C speed but without end: (t, t) sixty times over.
+    text = "{% set ns = namespace(t=(1,)) %}{% for _ in range(60) %}{% set ns.t = (ns.t, ns.t) %}{% endfor %}{{ {ns.t: 1} }}"
+    found = failure(text)
+    assert found.kind == "limit" and found.reason.startswith("a tuple would be ")
+    assert rendered("{% for a, b in [(1, 2), (3, 4)] %}{{ a + b }}{% endfor %} {{ (1, 2) + (3,) }} {{ {(1, 2): 3}[(1, 2)] }}") == "37 (1, 2, 3) 3"
