@@ -3,10 +3,11 @@
 Checked cooperatively, so that it works in any thread (status probes render in a pool) and costs
 nothing outside templates:
 
-- time: a deadline checked at every loop step (the code generator wraps each `for` iterable),
-  sandboxed call, intercepted operator, filter, `~` and include;
+- time: a deadline (skyplan.sandbox.budget) checked at every loop step (the code generator wraps
+  each `for` iterable), sandboxed call, intercepted operator, filter, `~` and include;
 - size: the rendered text is streamed and stopped past `output_chars`; steps that could build a
-  huge value at once are estimated before they run (skyplan.sandbox.sizes);
+  huge value, or walk one for ever, in one C-level step (`**`, `*`, `%` widths, printing,
+  comparing, hashing a tuple…) are estimated before they run (skyplan.sandbox.sizes);
 - recursion: macro calls and includes nested deeper than `depth`, and Python's RecursionError.
 
 Every failure comes out of `render` as one TemplateFailure with the line jinja2 gives.
@@ -16,8 +17,6 @@ from __future__ import annotations
 
 import operator
 import sys
-import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -27,6 +26,7 @@ from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError,
 from jinja2.sandbox import SandboxedEnvironment
 
 from skyplan.sandbox import LimitExceeded, Limits, TemplateFailure
+from skyplan.sandbox.budget import Budget, active, running, tick
 from skyplan.sandbox.sizes import (
     check_filter,
     check_format_string,
@@ -53,25 +53,6 @@ _COMPARISONS = {
     "in": lambda item, container: item in container,
     "notin": lambda item, container: item not in container,
 }
-
-
-class _Budget:
-    __slots__ = ("limits", "deadline", "calls")
-
-    def __init__(self, limits: Limits):
-        self.limits = limits
-        self.deadline = time.monotonic() + limits.seconds
-        self.calls = 0  # sandboxed calls currently running, nested in each other
-
-
-# One budget per thread: status probes render hook templates in a thread pool.
-_active = threading.local()
-
-
-def _tick() -> None:
-    budget: _Budget | None = getattr(_active, "budget", None)
-    if budget is not None and time.monotonic() > budget.deadline:
-        raise LimitExceeded(f"took longer than {budget.limits.seconds:g} seconds (the time limit)")
 
 
 class _LimitedCodeGenerator(CodeGenerator):
@@ -134,7 +115,7 @@ class LimitedEnvironment(SandboxedEnvironment):
         self.filters[_LOOP_FILTER] = _steps
 
     def call_binop(self, context, symbol: str, left: Any, right: Any) -> Any:  # type: ignore[override]
-        _tick()
+        tick()
         if symbol == "**":
             check_power(left, right)
         elif symbol == "*":
@@ -149,9 +130,9 @@ class LimitedEnvironment(SandboxedEnvironment):
         return result
 
     def call(__self, __context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # noqa: N805
-        _tick()
+        tick()
         check_method_call(__obj, args, kwargs, __self.limits)
-        budget: _Budget | None = getattr(_active, "budget", None)
+        budget: Budget | None = active()
         if budget is None:
             return super().call(__context, __obj, *args, **kwargs)
         budget.calls += 1
@@ -182,8 +163,8 @@ class LimitedEnvironment(SandboxedEnvironment):
         return limited_format
 
     def get_template(self, name, parent=None, globals=None):  # type: ignore[override]
-        if getattr(_active, "budget", None) is not None:
-            _tick()
+        if active() is not None:
+            tick()
             # Includes and imports run the included template's `root` inside the includer's.
             depth, frame = 0, sys._getframe(1)
             while frame is not None:
@@ -210,7 +191,7 @@ class LimitedEnvironment(SandboxedEnvironment):
 
     def limited_concat(self, context, parts: tuple, join) -> str:
         """`a ~ b`: measured before it is joined."""
-        _tick()
+        tick()
         size = 0
         for part in parts:
             if isinstance(part, str):
@@ -233,7 +214,7 @@ def _finalize(environment: LimitedEnvironment, value: Any) -> Any:
 def _steps(context, iterable: Iterable[Any]) -> Iterator[Any]:
     # pass_context also keeps jinja2 from running the loop at compile time to fold constants.
     for item in iterable:
-        _tick()
+        tick()
         yield item
 
 
@@ -244,7 +225,7 @@ def _limited_filter(name: str, function: Any) -> Any:
     # would run it with no limits at all.
     @pass_context
     def limited(context, *args: Any, **kwargs: Any) -> Any:
-        _tick()
+        tick()
         limits = context.environment.limits
         check_filter(name, args, kwargs, limits)
         if passes == "context":
@@ -279,25 +260,10 @@ def compile_template(environment: LimitedEnvironment, text: str, name: str | Non
 
 def render(template, context: Mapping[str, Any]) -> str:
     """Render `template` (from `compile_template`) within its environment's limits."""
-    environment: LimitedEnvironment = template.environment
-    limits = environment.limits
-    previous = getattr(_active, "budget", None)
-    _active.budget = _Budget(limits)
+    limits: Limits = template.environment.limits
     try:
-        chunks: list[str] = []
-        size = 0
-        stream = template.generate(context)
-        try:
-            for chunk in stream:
-                size += len(chunk)
-                if size > limits.output_chars:
-                    # Thrown in at the `yield`, so the error carries the line that crossed it.
-                    too_much = f"output longer than {limits.output_chars} characters (the output limit)"
-                    stream.throw(LimitExceeded(too_much))
-                chunks.append(chunk)
-        finally:
-            stream.close()
-        return "".join(chunks)
+        with running(limits):
+            return _stream(template, context, limits)
     except LimitExceeded as exc:
         raise TemplateFailure(str(exc), _line(exc, template), kind="limit") from None
     except RecursionError as exc:
@@ -315,8 +281,23 @@ def render(template, context: Mapping[str, Any]) -> str:
         raise TemplateFailure(exc.message or type(exc).__name__, _line(exc, template)) from None
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
         raise TemplateFailure(f"{type(exc).__name__}: {exc}", _line(exc, template)) from None
+
+
+def _stream(template, context: Mapping[str, Any], limits: Limits) -> str:
+    chunks: list[str] = []
+    size = 0
+    stream = template.generate(context)
+    try:
+        for chunk in stream:
+            size += len(chunk)
+            if size > limits.output_chars:
+                # Thrown in at the `yield`, so the error carries the line that crossed it.
+                too_much = f"output longer than {limits.output_chars} characters (the output limit)"
+                stream.throw(LimitExceeded(too_much))
+            chunks.append(chunk)
     finally:
-        _active.budget = previous
+        stream.close()
+    return "".join(chunks)
 
 
 def _line(exc: BaseException, template) -> int | None:

@@ -15,6 +15,7 @@ from typing import Any
 from jinja2.runtime import Namespace
 
 from skyplan.sandbox import INT_BITS, LimitExceeded, Limits
+from skyplan.sandbox.budget import tick
 
 
 def too_long(what: str, size: int, limit: int, unit: str = "characters") -> LimitExceeded:
@@ -58,8 +59,12 @@ def check_printable(value: Any, limits: Limits, what: str = "printing a value") 
     pending: list[Iterator[Any]] = [iter((value,))]
     walking: list[int] = [0]
     on_path: set[int] = set()
+    steps = 0
     while pending:
         for item in pending[-1]:
+            steps += 1
+            if not steps & 0xFFFF:
+                tick()  # a walk of millions of items must not outlast the time limit
             children: Any = None
             if isinstance(item, str):
                 total += len(item) + 2
