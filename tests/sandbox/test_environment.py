@@ -6,7 +6,9 @@ ones that would, loops and powers, run under a subprocess timeout in tests/confi
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 
 import pytest
 from jinja2 import StrictUndefined
@@ -178,3 +180,19 @@ def test_a_tuple_that_doubles_itself_is_refused_before_hashing_it_could_hang():
     found = failure(text)
     assert found.kind == "limit" and found.reason.startswith("a tuple would be ")
     assert rendered("{% for a, b in [(1, 2), (3, 4)] %}{{ a + b }}{% endfor %} {{ (1, 2) + (3,) }} {{ {(1, 2): 3}[(1, 2)] }}") == "37 (1, 2, 3) 3"
+
+
+def test_a_filter_looping_in_python_over_a_long_text_is_stopped_at_the_time_limit():
+    # |urlize walks the words of its text in Python, inside one filter call that the sandbox
+    # sees as one step: in the main thread a timer interrupts it (unstopped: about 10 s here).
+    before = signal.getsignal(signal.SIGALRM)
+    started = time.monotonic()
+    found = failure("{{ ('x ' * 3000000)|urlize }}", Limits(seconds=0.2))
+    assert found.reason == "took longer than 0.2 seconds (the time limit)" and found.line == 1
+    assert time.monotonic() - started < 5  # a hang guard only
+    assert signal.getsignal(signal.SIGALRM) is before and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_a_render_that_ends_in_time_leaves_no_timer_behind():
+    assert rendered("{{ 1 }}") == "1"
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
