@@ -17,7 +17,8 @@ from typing import Any
 from skyplan.sandbox import Limits
 from skyplan_wireguard import keys
 
-# One argument of a command: past 100,000 characters exec refuses it anyway (MAX_ARG_STRLEN).
+# Per argument of a command (exec refuses one past 128 KiB anyway). Read when the environment
+# is first built.
 LIMITS = Limits(seconds=2.0, output_chars=100_000, items=100_000, depth=16)
 
 # What each template may name; validation renders a template with these stand-ins first.

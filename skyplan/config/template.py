@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from skyplan.config.diagnostics import Diagnostic
-from skyplan.config.source import MAX_FILE_BYTES
+from skyplan.config.source import MAX_FILE_BYTES, SURROGATE
 from skyplan.errors import ConfigError
 from skyplan.sandbox import Limits
 
@@ -91,8 +91,6 @@ def _refuse_surrogates(rendered: str, display: str) -> None:
 
     It is no character: hashing, parsing and writing the text would fail on it.
     """
-    from skyplan.config.source import SURROGATE
-
     found = SURROGATE.search(rendered)
     if found is None:
         return

@@ -133,8 +133,9 @@ class LimitedEnvironment(SandboxedEnvironment):
         tick()
         check_method_call(__obj, args, kwargs, __self.limits)
         budget: Budget | None = active()
-        if budget is None:
-            return super().call(__context, __obj, *args, **kwargs)
+        if budget is None:  # compiling: jinja2 calls nothing then, but this must not count it
+            return check_value(super().call(__context, __obj, *args, **kwargs), __self.limits)
+        # Macros, caller() and recursive loops are calls: nesting them is what recursion is.
         budget.calls += 1
         try:
             if budget.calls > __self.limits.depth:
