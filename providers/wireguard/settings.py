@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from skyplan.config.network import ZONE_REASON
 
@@ -50,18 +50,20 @@ class WireGuardSettings(BaseModel):
 
     @field_validator("on_change", "status_command")
     @classmethod
-    def _argv(cls, value: list[str] | None) -> list[str] | None:
+    def _argv(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
         if value is None:
             return None
         if not value:
             raise ValueError("must name a program: a non-empty list of arguments")
-        from jinja2 import TemplateSyntaxError
+        from skyplan_wireguard import hooks
 
-        from skyplan_wireguard.hooks import environment
-
-        for index, item in enumerate(value):
-            try:
-                environment().parse(item)
-            except TemplateSyntaxError as exc:
-                raise ValueError(f"argument {index} is not a valid template: {exc.message}") from None
+        # Rendered once with stand-in values, within the same limits as for real: a template
+        # that loops for ever, recurses or names an unknown variable fails here, before apply
+        # has written anything. (One that misbehaves only for some cluster fails at apply.)
+        stand_ins = hooks.ON_CHANGE_VARIABLES if info.field_name == "on_change" else hooks.STATUS_VARIABLES
+        try:
+            hooks.render_argv(value, stand_ins)
+        except hooks.ArgvTemplateError as exc:
+            if exc.kind != "error":  # an error of the template's own logic may depend on the values
+                raise
         return value

@@ -94,6 +94,12 @@ def load_config(
     from skyplan.config import cache, template
 
     display = display or str(path)
+    location = str(path.absolute())
+    if source.SURROGATE.search(location):
+        # A folder or file name that is not UTF-8: Python holds its odd bytes as surrogates, and
+        # the lock, the state and saved plans, which record the path, could not be written.
+        message = f"the path '{_escaped(location)}' is not valid UTF-8, which skyplan needs to record it: rename it"
+        raise ConfigError([Diagnostic(message, file=_escaped(display))])
     if text is None:
         text = source.read_text(path, display)
     if template.is_template(path, variables):
@@ -148,6 +154,11 @@ def _from_cache(cache_dir: Path, key: str, path: Path, display: str, resources: 
 
 
 def build_config(src: source.Source) -> LoadedConfig:
+    not_text = _lone_surrogates(src)
+    if not_text:
+        # Reported alone: the messages of later checks would quote these values, and nothing
+        # that holds one can be written to a state, a plan or a path.
+        raise ConfigError(not_text)
     diagnostics: list[Diagnostic] = []
     main, extra_clusters, extra_links, locator = _split_documents(src, diagnostics)
     config, settings, provider_cls = _validate_sections(main, extra_clusters, extra_links, locator, diagnostics)
@@ -177,6 +188,48 @@ def build_config(src: source.Source) -> LoadedConfig:
         provider=provider,
         warnings=located,
     )
+
+
+def _lone_surrogates(src: source.Source) -> list[Diagnostic]:
+    """A located error for each key or value holding a lone surrogate ("\\udcff").
+
+    YAML's \\u escapes can make one, and so can a template variable read from a file name that
+    is not UTF-8; it is no character, and every later step that encodes text would fail on it.
+    Only the careful parse is walked: `source.parse_fast` leaves any text that may hold one to it.
+    """
+    found: list[Diagnostic] = []
+    for doc in src.documents:
+        if doc.tree is None:
+            continue
+        pending: list[tuple[DocPath, Any]] = [((), doc.data)]
+        while pending:
+            path, value = pending.pop()
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if isinstance(key, str) and source.SURROGATE.search(key):
+                        found.append(_surrogate_diagnostic(src, doc, path + (key,), key, at_key=True))
+                    pending.append((path + (key,), item))
+            elif isinstance(value, list):
+                pending.extend((path + (i,), item) for i, item in enumerate(value))
+            elif isinstance(value, str) and source.SURROGATE.search(value):
+                found.append(_surrogate_diagnostic(src, doc, path, value))
+    return sorted(found, key=lambda d: (d.line or 0, d.column or 0))
+
+
+def _surrogate_diagnostic(src: source.Source, doc: source.Document, path: DocPath, text: str, at_key: bool = False) -> Diagnostic:
+    surrogate = source.SURROGATE.search(text).group()  # type: ignore[union-attr]
+    shown = _escaped(text if len(text) <= 60 else text[:57] + "…")
+    where = _escaped(format_path(path)) + ": " if path else ""
+    message = (
+        f"{where}{'key ' if at_key else ''}'{shown}' holds a lone surrogate ({_escaped(surrogate)}), "
+        "which is not a character: write the text itself in UTF-8"
+    )
+    return Diagnostic(message).located(src.display, source.locate_in_tree(doc.tree, path, at_key=at_key))
+
+
+def _escaped(text: str) -> str:
+    # As the escape that made it: printed raw, a surrogate fails or shows as garbage.
+    return source.SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _split_documents(src: source.Source, diagnostics: list[Diagnostic]):

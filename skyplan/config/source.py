@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +17,8 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 # Aliases let a small file describe a huge tree ("billion laughs"); count the tree, not the text.
 MAX_EXPANDED_NODES = 2_000_000
 MAX_DEPTH = 64
+# A lone surrogate: not a character, and not encodable in UTF-8 (state, plans and paths are).
+SURROGATE = re.compile(r"[\ud800-\udfff]")
 _TOO_DEEP = f"nested too deeply (more than {MAX_DEPTH} levels)"
 
 Position = tuple[int, int]
@@ -112,6 +115,8 @@ def parse_fast(text: str, path: Path, display: str) -> Source | None:
 
     if "\x00" in text or "%YAML" in text:
         return None  # odd bytes and version directives: leave them to the careful path
+    if "\\u" in text or "\\U" in text or (not text.isascii() and SURROGATE.search(text)):
+        return None  # what may hold a lone surrogate is checked, with positions, on the careful path
     try:
         yaml = YAML(typ="safe", pure=False)
         yaml.Resolver = _yaml12_resolver()

@@ -2,7 +2,8 @@
 
 A file is a template when its name ends in `.j2` or when variables are given (`--var`,
 `--var-file`). Hook templates inside a templated file go in `{% raw %}…{% endraw %}`. The
-sandbox matters: CI renders files from pull requests, and a template must not reach Python.
+sandbox matters: CI renders files from pull requests, and a template must not reach Python,
+nor run for ever, fill memory or recurse without end (skyplan.sandbox holds the limits).
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from skyplan.config.diagnostics import Diagnostic
+from skyplan.config.source import MAX_FILE_BYTES, SURROGATE
 from skyplan.errors import ConfigError
+from skyplan.sandbox import Limits
 
 ENV_PREFIX = "SKYPLAN_VAR_"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# A rendered file may be as long as a plain one; the rest are skyplan.sandbox's defaults.
+LIMITS = Limits(output_chars=MAX_FILE_BYTES)
 
 
 def is_template(path: Path, variables: dict[str, Any] | None) -> bool:
@@ -56,35 +62,43 @@ def variables_from_environment() -> dict[str, str]:
 
 
 def render(text: str, display: str, variables: dict[str, Any]) -> str:
-    from jinja2 import FunctionLoader, StrictUndefined, TemplateSyntaxError, UndefinedError
-    from jinja2.exceptions import SecurityError
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2 import FunctionLoader, StrictUndefined
 
-    env = SandboxedEnvironment(
+    from skyplan.sandbox import TemplateFailure
+    from skyplan.sandbox.environment import LimitedEnvironment, compile_template
+    from skyplan.sandbox.environment import render as render_limited
+
+    env = LimitedEnvironment(
+        LIMITS,
         # Naming the template after the file puts that name in the frames errors come from.
         loader=FunctionLoader(lambda name: (text, display, lambda: True)),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,
     )
     try:
-        return env.get_template(display).render({**variables_from_environment(), **variables})
-    except TemplateSyntaxError as exc:
-        raise ConfigError([Diagnostic(f"template: {exc.message}", file=display, line=exc.lineno, column=1)]) from None
-    except UndefinedError as exc:
-        raise ConfigError([Diagnostic(f"template: {exc.message} (pass it with --var, --var-file or {ENV_PREFIX}NAME)", file=display, line=_line(exc, display), column=1)]) from None
-    except SecurityError as exc:
-        raise ConfigError([Diagnostic(f"template: not allowed: {exc}", file=display, line=_line(exc, display), column=1)]) from None
-    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
-        raise ConfigError([Diagnostic(f"template: {type(exc).__name__}: {exc}", file=display, line=_line(exc, display), column=1)]) from None
+        rendered = render_limited(compile_template(env, text, display), {**variables_from_environment(), **variables})
+    except TemplateFailure as exc:
+        message = f"template: {exc.reason}"
+        if exc.kind == "undefined":
+            message += f" (pass it with --var, --var-file or {ENV_PREFIX}NAME)"
+        raise ConfigError([Diagnostic(message, file=display, line=exc.line, column=1)]) from None
+    _refuse_surrogates(rendered, f"{display} (rendered)")
+    return rendered
 
 
-def _line(exc: BaseException, display: str) -> int | None:
-    # jinja2 rewrites tracebacks so that template frames carry the template's name and line.
-    line = None
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == display:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
+def _refuse_surrogates(rendered: str, display: str) -> None:
+    """A lone surrogate from a variable (a non-UTF-8 argument or file name, say): located, refused.
+
+    It is no character: hashing, parsing and writing the text would fail on it.
+    """
+    found = SURROGATE.search(rendered)
+    if found is None:
+        return
+    start = found.start()
+    line = rendered.count("\n", 0, start) + 1
+    column = start - rendered.rfind("\n", 0, start)
+    message = (
+        f"the rendered text holds a lone surrogate (\\u{ord(found.group()):04x}), which is not a character; "
+        "it comes from a variable or a template string: give the text itself, in UTF-8"
+    )
+    raise ConfigError([Diagnostic(message, file=display, line=line, column=column)])

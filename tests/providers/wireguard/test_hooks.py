@@ -1,0 +1,111 @@
+"""What hooks are given and what of their output is quoted: no database credentials, no key part.
+
+on_change and status_command are programs a pull request can name. They must not receive the
+database password skyplan was given, and what skyplan quotes of their stderr (into the apply
+output and the state) must not carry a private key, whole or in part.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from skyplan_wireguard import hooks, keys
+from tests.workspaces import links_yaml
+
+TWO = [("a", "192.0.2.1:51820", ["10.1.0.0/16"]), ("b", "192.0.2.2:51820", ["10.2.0.0/16"])]
+LINK = [("a-b", "a", "b")]
+
+
+def fragments(secret: str, size: int = 10) -> list[str]:
+    return [secret[i : i + size] for i in range(len(secret) - size + 1)]
+
+
+def leaked(secret: str, text: str) -> list[str]:
+    return [part for part in fragments(secret) if part in text]
+
+
+@pytest.mark.postgres
+def test_a_hook_that_prints_its_environment_sees_no_database_credentials(workspace, skyplan, skyctl, postgres_server):
+    # The suite's server trusts this role, so a password in the URL is accepted and ignored:
+    # the URL is as a CI job would hold it, password and all.
+    database = postgres_server.create_database()
+    url = database.replace("postgresql://postgres@", "postgresql://postgres:url-pass-6b1f@")
+    secrets = {
+        "SKYPLAN_BACKEND": url,
+        "PGPASSWORD": "pg-pass-29ad",
+        "PGPASSFILE": "/run/secrets/pgpass-77c3",
+        "PGSERVICEFILE": "/run/secrets/pgservice-0e5a",
+        "DATABASE_URL": "postgresql://app:db-url-pass-a410@db/app",
+        "SKYPLAN_VAR_token": "var-token-5d2e",
+    }
+    provider = (
+        "on_change: [sh, -c, 'env > \"$0.env\"', '{{ cluster }}']\n"
+        "status_command: [sh, -c, 'env > \"$0.status-env\"; exit 1', '{{ cluster }}']"
+    )
+    (workspace / "links.yaml").write_text(links_yaml(TWO, LINK, provider=provider))
+    environment = {**secrets, "KEPT_FOR_HOOKS": "yes"}
+    result = skyplan("apply", "--auto-approve", env=environment)
+    assert result.exit_code == 0, result.output
+    status = skyctl("get", "link", "a-b", env=environment)  # runs status_command for a and b
+    assert status.exit_code == 0, status.output
+
+    seen = {path.name: path.read_text() for path in sorted(workspace.glob("*.env")) + sorted(workspace.glob("*.status-env"))}
+    assert sorted(seen) == ["a.env", "a.status-env", "b.env", "b.status-env"]
+    for name, text in seen.items():
+        names = {line.split("=", 1)[0] for line in text.splitlines() if "=" in line}
+        assert "KEPT_FOR_HOOKS" in names and "PATH" in names, f"{name}: the rest of the environment is the hook's"
+        assert not {n for n in names if n.startswith(("SKYPLAN_", "PG")) or n == "DATABASE_URL"}, f"{name}: {sorted(names)}"
+        for value in ("url-pass-6b1f", "pg-pass-29ad", "pgpass-77c3", "pgservice-0e5a", "db-url-pass-a410", "var-token-5d2e"):
+            assert value not in text, f"{name} holds {value}"
+
+
+def test_the_withheld_variables_follow_one_rule():
+    environ = {
+        "PATH": "/usr/bin",
+        "HOME": "/root",
+        "SKYPLAN_BACKEND": "postgresql://u:p@h/d",
+        "SKYPLAN_CONFIG": "links.yaml",
+        "PGPASSWORD": "p",
+        "PGHOST": "h",
+        "PGSSLKEY": "/k",
+        "DATABASE_URL": "postgresql://u:p@h/d",
+        "MY_PGPASSWORD": "kept: not a libpq variable",
+        "database_url": "kept: names are case-sensitive",
+    }
+    assert hooks.hook_environment(environ) == {
+        "PATH": "/usr/bin",
+        "HOME": "/root",
+        "MY_PGPASSWORD": "kept: not a libpq variable",
+        "database_url": "kept: names are case-sensitive",
+    }
+
+
+def test_a_key_on_stderr_is_masked_whole_wherever_the_quote_cuts_it():
+    key = keys.generate()
+    for kept in range(len(key) + 1):
+        # The quote keeps the last STDERR_QUOTED characters: `kept` of the key's fall inside it.
+        stderr = "error: " + "x" * 300 + key + "y" * (hooks.STDERR_QUOTED - kept) + "\n"
+        quoted = hooks.quoted_stderr(stderr)
+        assert len(quoted) <= hooks.STDERR_QUOTED
+        assert leaked(key, quoted) == [], f"{kept} characters of the key inside the quote"
+
+
+def test_a_failing_hook_that_prints_a_key_across_the_quoting_boundary_leaks_no_part_of_it(workspace, skyplan):
+    # A hook (buggy or hostile) prints the cluster's private key to stderr, placed so that the
+    # 2,000-character quote starts 20 characters into it, and fails.
+    pad = "y" * (hooks.STDERR_QUOTED - 24)
+    (workspace / "hook.sh").write_text(
+        f"head -c 300 /dev/zero | tr '\\0' x >&2\ntr -d '\\n' < .skyplan/keys/$1.key >&2\nprintf %s {pad} >&2\nexit 1\n"
+    )
+    provider = "on_change: [sh, hook.sh, '{{ cluster }}']"
+    (workspace / "links.yaml").write_text(links_yaml(TWO, LINK, provider=provider))
+    result = skyplan("apply", "--auto-approve")
+    assert result.exit_code == 1
+    assert "on_change for cluster 'a' failed" in result.output and "exited with 1: " in result.output, result.output
+    shown = skyplan("show").output + skyplan("state", "show", "cluster.a").output
+    state_text = (workspace / ".skyplan/state.json").read_text()
+    assert pad[:100] in state_text, "the quote of stderr is not where this test looks"
+    for name in ("a", "b"):
+        key = (workspace / f".skyplan/keys/{name}.key").read_text().strip()
+        for where, text in (("apply output", result.output), ("show", shown), ("state", state_text)):
+            assert leaked(key, text) == [], f"part of {name}'s key in the {where}"
