@@ -217,11 +217,13 @@ def _lone_surrogates(src: source.Source) -> list[Diagnostic]:
 
 
 def _surrogate_diagnostic(src: source.Source, doc: source.Document, path: DocPath, text: str, at_key: bool = False) -> Diagnostic:
-    surrogate = source.SURROGATE.search(text).group()  # type: ignore[union-attr]
-    shown = _escaped(text if len(text) <= 60 else text[:57] + "…")
+    found = source.SURROGATE.search(text)
+    assert found is not None
     where = _escaped(format_path(path)) + ": " if path else ""
+    # A value is never quoted: it may be a database URL whose password holds the surrogate.
+    what = f"key '{_escaped(text if len(text) <= 60 else text[:57] + '…')}'" if at_key else f"the value, at character {found.start() + 1},"
     message = (
-        f"{where}{'key ' if at_key else ''}'{shown}' holds a lone surrogate ({_escaped(surrogate)}), "
+        f"{where}{what} holds a lone surrogate ({_escaped(found.group())}), "
         "which is not a character: write the text itself in UTF-8"
     )
     return Diagnostic(message).located(src.display, source.locate_in_tree(doc.tree, path, at_key=at_key))
