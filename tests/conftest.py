@@ -58,3 +58,8 @@ def skyctl():
 def pytest_configure(config):
     # Colour codes would make output assertions depend on the terminal running the tests.
     os.environ.setdefault("NO_COLOR", "1")
+    # The per-user secret that seals caches (skyplan/seal.py) lives in a folder of the test
+    # session, never in the home of whoever runs the tests; subprocesses inherit it too.
+    import tempfile
+
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="skyplan-test-user-cache-")
