@@ -14,7 +14,7 @@ from skyplan.errors import SkyplanError, StateError
 from skyplan.plan.model import DesiredResource, Plan
 from skyplan.plan.saved import BackendRef, SavedPlan
 from skyplan.state.urls import display_url, has_password
-from skyplan.providers import Provider, ReadRequest, Reading, ResourceView, WorkspacePaths
+from skyplan.providers import Provider, ReadBack, ReadRequest, Reading, ResourceView, WorkspacePaths
 from skyplan.state.model import Owner, State
 from skyplan.state.store import LockInfo, StateStore
 
@@ -40,7 +40,9 @@ class Workspace:
             self.store.unlock(info.id)
 
     def read_state(self) -> State | None:
-        """The recorded state, checked to hold what this provider needs of each resource."""
+        """The recorded state, checked to hold what this provider needs of each resource, and
+        every name and value in it to pass the rules the configuration's would (state/checks.py)."""
+        from skyplan.state.checks import check_state
         from skyplan.state.model import check_shapes
 
         state = self.store.read()
@@ -50,6 +52,8 @@ class Workspace:
                 "link": {"source", "target"},
             }
             check_shapes(state, required, self.store.describe())
+            read_back = ReadBack(root=self.paths.root, configured=self.provider.settings)
+            check_state(state, type(self.provider), self.store.describe(), read_back)
         return state
 
     def desired(self, owner: Owner = "file") -> dict[str, DesiredResource]:

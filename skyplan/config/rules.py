@@ -11,6 +11,9 @@ from skyplan.config.models import NAME_PATTERN, NAME_RULE, ClusterSpec, Config, 
 from skyplan.config.network import IPNetwork, overlapping_pairs, parse_endpoint, parse_network
 
 _NAME = re.compile(NAME_PATTERN)
+# Many names at once, one per line: one pass of the same rule over a whole file's (or state's)
+# names is far quicker than a match per name, and almost every name is valid.
+_NAME_LINES = re.compile(f"(?:{NAME_PATTERN[1:-1]}\n)*{NAME_PATTERN[1:-1]}")
 
 
 def name_problem(name: str) -> str | None:
@@ -85,7 +88,30 @@ def check(config: Config, provider) -> list[Diagnostic]:
     return found
 
 
+def check_entries(clusters: list[ClusterSpec], links: list) -> list[Diagnostic]:
+    """The rules each entry passes on its own: names (unique), endpoints, networks, link ends.
+
+    What a state or a saved plan, which others can write, is held to before anything uses it;
+    rules between entries (references, overlaps, room in the pool) belong to a configuration.
+    `links` need only `name`, `source` and `target`.
+    """
+    found: list[Diagnostic] = []
+    known = _check_names(clusters, "clusters", found)
+    _check_names(links, "links", found)
+    _check_clusters(clusters, found)
+    for i, link in enumerate(links):
+        for end in ("source", "target"):
+            name = getattr(link, end)
+            if name not in known and name_problem(name):
+                found.append(Diagnostic(f"links[{i}].{end}: invalid cluster name '{name}': {NAME_RULE}", path=("links", i, end)))
+    return found
+
+
 def _check_names(entries, section: str, found: list[Diagnostic]) -> dict[str, int]:
+    names = [entry.name for entry in entries]
+    first = dict(zip(names, range(len(names))))
+    if len(first) == len(names) and (not names or _NAME_LINES.fullmatch("\n".join(names))):
+        return first  # all valid, none twice
     seen: dict[str, int] = {}
     kind = section[:-1]
     for i, entry in enumerate(entries):
@@ -117,7 +143,7 @@ def _check_clusters(clusters: list[ClusterSpec], found: list[Diagnostic]) -> dic
                 own.append((parse_network(text), j))
             except ValueError as exc:
                 found.append(Diagnostic(f"clusters[{i}].subnets[{j}]: {exc}", path=("clusters", i, "subnets", j)))
-        for (a, _), (b, j) in overlapping_pairs(own):
+        for (a, _), (b, j) in overlapping_pairs(own) if len(own) > 1 else ():
             found.append(
                 Diagnostic(f"clusters[{i}].subnets[{j}]: {b} overlaps {a} of the same cluster", path=("clusters", i, "subnets", j))
             )

@@ -1,0 +1,131 @@
+"""Values read back from a state, held to the configuration's own rules before anything uses them.
+
+A state is written by whoever can reach its store (a shared PostgreSQL table, a state.json in a
+repository), and its names and values become paths, lines of generated files and arguments of
+hooks. So each resource passes the rules its entry in links.yaml would (names, endpoints,
+networks), and the provider's own validators (settings, computed values) with a ReadBack
+context, under which a path stays inside the workspace unless the configuration names it.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from pydantic import BaseModel, ValidationError
+
+from skyplan.errors import StateError
+from skyplan.providers import ReadBack
+from skyplan.state.model import ResourceState, State
+
+_ENTRY_PREFIX = re.compile(r"^(clusters|links)\[\d+\]\.?")
+
+
+def check_state(state: State, provider_cls: type, where: str, read_back: ReadBack) -> None:
+    """Raise StateError naming the state and the first resource that fails a rule."""
+    problems = recorded_problems(state.resources, provider_cls, read_back)
+    if not problems:
+        return
+    address, reason = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    raise StateError(
+        f"state {where} holds {address}, which the configuration's rules refuse: {reason}{more}. "
+        f"Nothing was done. If that entry is not yours, remove it: skyplan state rm {shlex.quote(address)}"
+    )
+
+
+def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, read_back: ReadBack) -> list[tuple[str, str]]:
+    """(address, reason) for every rule a recorded resource fails, in the state's order."""
+    from skyplan.config.models import ClusterSpec
+    from skyplan.config.rules import check_entries
+
+    problems: list[tuple[str, str]] = []
+    clusters: list[ClusterSpec] = []
+    cluster_addresses: list[str] = []
+    links: list[_Link] = []
+    link_resources: list[ResourceState] = []
+    settings = _SettingsCheck(provider_cls.settings_model, provider_cls.cluster_settings, read_back)
+    computed_models: dict[str, type[BaseModel]] = provider_cls.computed_models
+    context = read_back.as_context()
+    for resource in resources:
+        attributes = resource.attributes
+        if resource.type == "cluster":
+            try:
+                spec = ClusterSpec.model_validate(
+                    {"name": resource.name, "endpoint": attributes.get("endpoint"), "subnets": attributes.get("subnets")}
+                )
+            except ValidationError as exc:
+                problems.append((resource.address, _first_error(exc)))
+            else:
+                clusters.append(spec)
+                cluster_addresses.append(resource.address)
+            reason = settings.problem(attributes)
+            if reason:
+                problems.append((resource.address, reason))
+        else:
+            # check_shapes made sure that source and target are strings; all the rules read is
+            # these three names, and a model per link would cost more than the rules.
+            links.append(_Link(resource.name, attributes["source"], attributes["target"]))
+            link_resources.append(resource)
+        model = computed_models.get(resource.type)
+        if model is not None:
+            try:
+                model.model_validate(resource.computed, context=context)
+            except ValidationError as exc:
+                problems.append((resource.address, "computed " + _first_error(exc)))
+    for diagnostic in check_entries(clusters, links):
+        if diagnostic.severity != "error":
+            continue
+        section, index = diagnostic.path[0], diagnostic.path[1]
+        address = cluster_addresses[index] if section == "clusters" else link_resources[index].address  # type: ignore[index]
+        problems.append((address, _ENTRY_PREFIX.sub("", diagnostic.message)))
+    return problems
+
+
+class _Link(NamedTuple):
+    name: str
+    source: str
+    target: str
+
+
+class _SettingsCheck:
+    """The provider's settings that each cluster records, through the provider's own model.
+
+    Most clusters record the same settings: each distinct set is validated once.
+    """
+
+    def __init__(self, model: type[BaseModel], names: tuple[str, ...], read_back: ReadBack):
+        self.model = model
+        self.names = names
+        self.context = read_back.as_context()
+        self.seen: dict[tuple, str | None] = {}
+
+    def problem(self, attributes: dict) -> str | None:
+        values = {name: attributes[name] for name in self.names if name in attributes}
+        try:
+            key: tuple | None = tuple(values.items())
+            hash(key)
+        except TypeError:
+            key = None  # a list where a setting should be: validated (and refused) every time
+        if key is not None and key in self.seen:
+            return self.seen[key]
+        try:
+            self.model.model_validate(values, context=self.context)
+            reason = None
+        except ValidationError as exc:
+            reason = _first_error(exc)
+        if key is not None:
+            self.seen[key] = reason
+        return reason
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    place = ".".join(str(p) for p in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    if error["type"] != "value_error" and isinstance(value, str | int | float | bool) and len(repr(value)) <= 80:
+        message += f", got {value!r}"
+    return f"{place}: {message}" if place else message
