@@ -92,41 +92,38 @@ def make_store(backend: BackendSpec, paths: WorkspacePaths) -> tuple[StateStore,
     return store, BackendRef(type="local", workspace=backend.workspace, location=str(store.path))
 
 
-def open_saved_plan(path: Path) -> tuple[Workspace, SavedPlan]:
-    """The workspace a saved plan was made in, with the provider settings it was made with."""
-    from pydantic import ValidationError
+def open_saved_plan(path: Path, config_path: Path, display: str, variables: dict | None = None) -> tuple[Workspace, SavedPlan]:
+    """The workspace of the configuration a saved plan was made from, and the plan.
 
+    Nothing in a plan file is believed (plan/saved.py): the configuration is the one named on
+    the command line, and it must be the one the plan was made from, unchanged.
+    """
     from skyplan.errors import PlanError
-    from skyplan.plan.saved import read_plan_file
-    from skyplan.providers import provider_class
+    from skyplan.plan.saved import check_made_from, read_plan_file
 
     saved = read_plan_file(path)
-    config_path = Path(saved.config_file)
-    paths = WorkspacePaths.for_config(config_path)
-    cls = provider_class(saved.provider_name)
-    try:
-        settings = cls.settings_model.model_validate(saved.provider_settings)
-    except ValidationError as exc:
-        raise PlanError(f"{path}: provider settings in the plan are not valid for this skyplan: {exc.errors()[0]['msg']}") from None
-    spec = BackendSpec(type=saved.backend.type, workspace=saved.backend.workspace)
-    if saved.backend.type == "postgres" and not os.environ.get("SKYPLAN_BACKEND"):
-        spec = spec.model_copy(update={"url": saved.backend.location})
-        if saved.backend.password_removed:
-            # The plan keeps no password: the URL comes from the configuration again.
-            try:
-                spec = load_config(config_path).config.backend
-            except SkyplanError as exc:
-                raise PlanError(
-                    f"Saved plan {path}: the database URL's password is not kept in plans, and "
-                    f"{config_path} cannot supply it ({exc}); set SKYPLAN_BACKEND to the URL"
-                ) from None
-    store, backend = make_store(spec, paths)
-    if backend != saved.backend:
+    check_made_from(saved, path, config_path, display)
+    ws = open_workspace(config_path, display=display, variables=variables)
+    assert ws.loaded is not None
+    if ws.loaded.digest != saved.config_digest:
+        raise PlanError(
+            f"Saved plan {path} was altered or no longer matches {display}: the configuration is not the "
+            "one the plan was made from. Nothing was done; run skyplan plan again"
+        )
+    if ws.backend != saved.backend:
         raise PlanError(
             f"Saved plan {path} was made against the state at {saved.backend.location}, "
-            f"but this workspace's state is at {backend.location}."
+            f"but this workspace's state is at {ws.backend.location if ws.backend else 'an unknown place'}."
         )
-    return Workspace(paths=paths, provider=cls(settings, paths), store=store, backend=backend), saved
+    return ws, saved
+
+
+def replan_saved(ws: Workspace, saved: SavedPlan, prior: State | None) -> Plan:
+    """The plan that the configuration and the state give now, made as the saved one was."""
+    from skyplan.plan.saved import targeting_of
+
+    targets, excludes = targeting_of(saved)
+    return make_plan(ws, prior, desired=ws.desired(), do_refresh=saved.refresh, targets=targets, excludes=excludes)
 
 
 def readable(state: State | None) -> list[ResourceView]:

@@ -1,8 +1,14 @@
 """Saved plan files: `plan --out` writes one, `apply PLAN` applies exactly it, or refuses.
 
-A plan file holds the plan and what is needed to carry it out (provider settings, where the
-state lives). It never holds a secret: keys are not in plans, and a backend URL is stored with
-its password removed.
+A plan file holds the plan and what it was made from (the configuration's digest, provider
+settings, where the state lives). It never holds a secret: keys are not in plans, and a backend
+URL is stored with its password removed.
+
+A plan file can be edited by whoever handles it between plan and apply, so nothing in it is
+believed: `apply PLAN` loads the configuration named on its command line, requires it to be the
+one the plan was made from, plans again from it and the (checked) state, and applies only if
+that gives exactly the saved plan. So the file says *that* these changes were reviewed; only
+links.yaml and the state say *what* they are.
 """
 
 from __future__ import annotations
@@ -28,11 +34,16 @@ class BackendRef(Item):
     password_removed: bool = False  # then the URL must come from SKYPLAN_BACKEND or the file
 
 
+PLAN_FILE_VERSION = 2  # 2: the configuration's digest and the refresh flag are recorded
+
+
 class SavedPlan(Item):
     format: Literal["skyplan-plan"] = PLAN_FILE_FORMAT
-    format_version: Literal[1] = 1
+    format_version: Literal[2] = PLAN_FILE_VERSION
     created: str
     config_file: str
+    config_digest: str  # of the validated text (rendered, for a template): config/loader.py
+    refresh: bool  # whether the plan read configs and keys back (no --no-refresh)
     backend: BackendRef
     provider_name: str
     provider_settings: dict[str, Any]
@@ -69,8 +80,13 @@ def read_plan_file(path: Path) -> SavedPlan:
         raise PlanError(f"{path} is not a skyplan plan file (not valid JSON; truncated?)") from None
     if not isinstance(document, dict) or document.get("format") != PLAN_FILE_FORMAT:
         raise PlanError(f"{path} is not a skyplan plan file")
-    if document.get("format_version") != 1:
-        raise PlanError(f"{path} has plan format version {document.get('format_version')!r}; this skyplan reads version 1")
+    version = document.get("format_version")
+    if version != PLAN_FILE_VERSION:
+        earlier = ", from an earlier skyplan" if isinstance(version, int) and 0 < version < PLAN_FILE_VERSION else ""
+        raise PlanError(
+            f"{path} has plan format version {version!r}{earlier}; this skyplan reads version {PLAN_FILE_VERSION}. "
+            "Run skyplan plan --out again"
+        )
     try:
         return SavedPlan.model_validate(document)
     except ValidationError as exc:
@@ -101,12 +117,67 @@ def check_current(saved: SavedPlan, state: State | None, path: Path) -> None:
         )
 
 
-def saved_plan(plan: Plan, config_file: Path, backend: BackendRef, provider_name: str, settings: dict[str, Any]) -> SavedPlan:
+def saved_plan(
+    plan: Plan, config_file: Path, digest: str, refresh: bool, backend: BackendRef, provider_name: str, settings: dict[str, Any]
+) -> SavedPlan:
     return SavedPlan(
         created=now_iso(),
         config_file=str(config_file.resolve()),
+        config_digest=digest,
+        refresh=refresh,
         backend=backend,
         provider_name=provider_name,
         provider_settings=settings,
         plan=plan,
     )
+
+
+def check_made_from(saved: SavedPlan, path: Path, config_file: Path, display: str) -> None:
+    """Refuse a plan that names another configuration than the one given to apply it."""
+    if Path(saved.config_file) != config_file.resolve():
+        raise PlanError(
+            f"Saved plan {path} was made from {saved.config_file}, not {display}; "
+            f"name the configuration it was made from with --config"
+        )
+
+
+def targeting_of(saved: SavedPlan) -> tuple[list[str], list[str]]:
+    """The --target and --exclude addresses the plan was made with."""
+    targets = [t for t in saved.plan.targets if not t.startswith("!")]
+    excludes = [t[1:] for t in saved.plan.targets if t.startswith("!")]
+    return targets, excludes
+
+
+def check_same(saved: SavedPlan, path: Path, display: str, plan: Plan, provider_name: str, settings: dict[str, Any]) -> None:
+    """Refuse unless planning again from the configuration and the state gave the saved plan."""
+    difference = _first_difference(saved, plan, provider_name, settings)
+    if difference:
+        raise PlanError(
+            f"Saved plan {path} was altered or no longer matches {display} and the state: {difference}. "
+            "Nothing was done; run skyplan plan again"
+        )
+
+
+def _first_difference(saved: SavedPlan, plan: Plan, provider_name: str, settings: dict[str, Any]) -> str | None:
+    if saved.provider_name != provider_name:
+        return f"the plan names provider {saved.provider_name!r}, the configuration {provider_name!r}"
+    for key in sorted(set(saved.provider_settings) | set(settings)):
+        if saved.provider_settings.get(key) != settings.get(key):
+            return f"provider setting {key!r} differs"
+    mine = saved.plan.model_dump(mode="json")
+    theirs = plan.model_dump(mode="json")
+    if mine == theirs:
+        return None
+    saved_changes = {c["address"]: c for c in mine["changes"]}
+    changes = {c["address"]: c for c in theirs["changes"]}
+    for address in sorted(set(saved_changes) | set(changes)):
+        have, want = saved_changes.get(address), changes.get(address)
+        if have is None:
+            return f"a new plan has a change for {address}, the saved plan has none"
+        if want is None:
+            return f"the saved plan has a change for {address}, a new plan has none"
+        if have != want:
+            field = next((k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)), "")
+            return f"the change for {address} differs ({field})"
+    field = next((k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)), "")
+    return f"the plan's {field} differs"
