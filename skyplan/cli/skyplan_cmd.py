@@ -73,6 +73,10 @@ def plan(
     from skyplan.render.plan_text import render_plan
     from skyplan.runner import check_targets, make_plan, open_workspace
 
+    if out_file:
+        from skyplan.plan.saved import check_plan_destination
+
+        check_plan_destination(Path(out_file), Path(file), [Path(v) for v in var_files])
     ws = close_when_done(open_workspace(Path(file), display=file, variables=collect_variables(var_items, var_files)))
     check_targets(ws, list(targets), list(excludes))
     with ws.locked("plan", lock_timeout):

@@ -57,6 +57,26 @@ def write_plan_file(path: Path, saved: SavedPlan) -> None:
         raise PlanError(f"cannot write plan file {path}: {exc.strerror}") from None
 
 
+def check_plan_destination(path: Path, config_file: Path, var_files: list[Path]) -> None:
+    """Refuse to write a plan over the configuration, or over any file that is not a plan file.
+
+    `plan --out links.yaml` (a slip of the fingers) would otherwise replace the configuration.
+    """
+    for source in [config_file, *var_files]:
+        try:
+            same = path.exists() and source.exists() and path.samefile(source)
+        except OSError:
+            same = False
+        if same:
+            what = "the configuration" if source == config_file else "a variable file"
+            raise PlanError(f"refusing to write the plan to {path}: it is {what} the plan is made from; choose another file")
+    if (path.exists() or path.is_symlink()) and not path.is_dir() and not looks_like_plan_file(path):
+        raise PlanError(
+            f"refusing to write the plan to {path}: the file exists and is not a skyplan plan file; "
+            "remove it or choose another file"
+        )
+
+
 def looks_like_plan_file(path: Path) -> bool:
     """Plan files are JSON that names their format; anything else is a configuration."""
     try:

@@ -196,3 +196,47 @@ def test_a_plan_made_without_refresh_is_planned_again_without_it(basic, skyplan)
 def test_config_is_refused_for_a_configuration_file(basic, skyplan):
     result = skyplan("apply", "--config", "other.yaml", "--auto-approve")
     assert result.exit_code == 1 and "--config names the configuration of a saved plan" in result.output
+
+
+# -- plan --out never overwrites what is not a plan -------------------------------------------------
+
+
+def test_plan_out_onto_the_configuration_is_refused(basic, skyplan):
+    result = skyplan("plan", "--out", "links.yaml")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: refusing to write the plan to links.yaml: it is the configuration the plan is made from; "
+        "choose another file\n"
+    )
+    assert (basic / "links.yaml").read_text() == BASIC
+    assert sorted(p.name for p in basic.iterdir()) == ["links.yaml"], "nothing else was written either"
+
+
+def test_plan_out_onto_the_configuration_by_another_path_is_refused(basic, skyplan):
+    (basic / "sub").mkdir()
+    result = skyplan("plan", "--out", "sub/../links.yaml")
+    assert result.exit_code == 1 and "it is the configuration" in result.output
+    assert (basic / "links.yaml").read_text() == BASIC
+
+
+def test_plan_out_onto_a_variable_file_is_refused(workspace, skyplan):
+    (workspace / "links.yaml.j2").write_text("version: 1\n# {{ x }}\n")
+    (workspace / "vars.yaml").write_text("x: 1\n")
+    result = skyplan("plan", "links.yaml.j2", "--var-file", "vars.yaml", "--out", "vars.yaml")
+    assert result.exit_code == 1 and "it is a variable file the plan is made from" in result.output
+    assert (workspace / "vars.yaml").read_text() == "x: 1\n"
+
+
+def test_plan_out_onto_another_file_is_refused(basic, skyplan):
+    (basic / "README.md").write_text("# notes\n")
+    result = skyplan("plan", "--out", "README.md")
+    assert result.exit_code == 1
+    assert "refusing to write the plan to README.md: the file exists and is not a skyplan plan file" in result.output
+    assert (basic / "README.md").read_text() == "# notes\n"
+
+
+def test_plan_out_replaces_an_earlier_plan(basic, skyplan):
+    assert skyplan("plan", "--out", "p.plan").exit_code == 0
+    (basic / "links.yaml").write_text(MOVED)
+    assert skyplan("plan", "--out", "p.plan").exit_code == 0
+    assert skyplan("apply", "p.plan").exit_code == 0
