@@ -88,45 +88,51 @@ def check(config: Config, provider) -> list[Diagnostic]:
     return found
 
 
-def check_entries(clusters: list[ClusterSpec], links: list) -> list[Diagnostic]:
+def check_entries(clusters: list[ClusterSpec], link_names: list[str], link_ends: set[str]) -> list[Diagnostic]:
     """The rules each entry passes on its own: names (unique), endpoints, networks, link ends.
 
     What a state or a saved plan, which others can write, is held to before anything uses it;
     rules between entries (references, overlaps, room in the pool) belong to a configuration.
-    `links` need only `name`, `source` and `target`.
+    Links come as their names and the set of every cluster name they join: that is all these
+    rules read, and a model per link would cost more than the rules.
     """
     found: list[Diagnostic] = []
     known = _check_names(clusters, "clusters", found)
-    _check_names(links, "links", found)
+    check_names(link_names, "links", found)
     _check_clusters(clusters, found)
-    for i, link in enumerate(links):
-        for end in ("source", "target"):
-            name = getattr(link, end)
-            if name not in known and name_problem(name):
-                found.append(Diagnostic(f"links[{i}].{end}: invalid cluster name '{name}': {NAME_RULE}", path=("links", i, end)))
+    for end in sorted(link_ends - known.keys()):
+        if name_problem(end):
+            found.append(Diagnostic(f"links: invalid cluster name '{end}' at an end of a link: {NAME_RULE}", path=("links", end)))
     return found
 
 
 def _check_names(entries, section: str, found: list[Diagnostic]) -> dict[str, int]:
-    names = [entry.name for entry in entries]
+    return check_names([entry.name for entry in entries], section, found)
+
+
+def check_names(names: list[str], section: str, found: list[Diagnostic]) -> dict[str, int]:
+    """Each name by the name rule and unique in `section`; return each name's first index."""
     first = dict(zip(names, range(len(names))))
-    if len(first) == len(names) and (not names or _NAME_LINES.fullmatch("\n".join(names))):
-        return first  # all valid, none twice
+    if len(first) == len(names):
+        lines = "\n".join(names)
+        # One name per line, so a name holding a newline must not pass as two valid lines.
+        if not names or (lines.count("\n") == len(names) - 1 and _NAME_LINES.fullmatch(lines)):
+            return first  # all valid, none twice
     seen: dict[str, int] = {}
     kind = section[:-1]
-    for i, entry in enumerate(entries):
-        problem = name_problem(entry.name)
+    for i, name in enumerate(names):
+        problem = name_problem(name)
         if problem:
-            found.append(Diagnostic(f"{section}[{i}].name: invalid {kind} name '{entry.name}': {problem}", path=(section, i, "name")))
-        elif entry.name in seen:
+            found.append(Diagnostic(f"{section}[{i}].name: invalid {kind} name '{name}': {problem}", path=(section, i, "name")))
+        elif name in seen:
             found.append(
                 Diagnostic(
-                    f"{section}[{i}].name: duplicate {kind} name '{entry.name}' (also {section}[{seen[entry.name]}])",
+                    f"{section}[{i}].name: duplicate {kind} name '{name}' (also {section}[{seen[name]}])",
                     path=(section, i, "name"),
                 )
             )
         else:
-            seen[entry.name] = i
+            seen[name] = i
     return seen
 
 

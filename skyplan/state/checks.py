@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
@@ -37,57 +36,51 @@ def check_state(state: State, provider_cls: type, where: str, read_back: ReadBac
 
 
 def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, read_back: ReadBack) -> list[tuple[str, str]]:
-    """(address, reason) for every rule a recorded resource fails, in the state's order."""
+    """(address, reason) for every rule a recorded resource fails."""
     from skyplan.config.models import ClusterSpec
     from skyplan.config.rules import check_entries
 
     problems: list[tuple[str, str]] = []
-    clusters: list[ClusterSpec] = []
-    cluster_addresses: list[str] = []
-    links: list[_Link] = []
-    link_resources: list[ResourceState] = []
+    clusters = [r for r in resources if r.type == "cluster"]
+    links = [r for r in resources if r.type != "cluster"]
+    specs: list[ClusterSpec] = []
+    spec_addresses: list[str] = []
     settings = _SettingsCheck(provider_cls.settings_model, provider_cls.cluster_settings, read_back)
-    computed_models: dict[str, type[BaseModel]] = provider_cls.computed_models
-    context = read_back.as_context()
-    for resource in resources:
+    for resource in clusters:
         attributes = resource.attributes
-        if resource.type == "cluster":
-            try:
-                spec = ClusterSpec.model_validate(
-                    {"name": resource.name, "endpoint": attributes.get("endpoint"), "subnets": attributes.get("subnets")}
-                )
-            except ValidationError as exc:
-                problems.append((resource.address, _first_error(exc)))
-            else:
-                clusters.append(spec)
-                cluster_addresses.append(resource.address)
-            reason = settings.problem(attributes)
-            if reason:
-                problems.append((resource.address, reason))
+        try:
+            spec = ClusterSpec.model_validate(
+                {"name": resource.name, "endpoint": attributes.get("endpoint"), "subnets": attributes.get("subnets")}
+            )
+        except ValidationError as exc:
+            problems.append((resource.address, _first_error(exc)))
         else:
-            # check_shapes made sure that source and target are strings; all the rules read is
-            # these three names, and a model per link would cost more than the rules.
-            links.append(_Link(resource.name, attributes["source"], attributes["target"]))
-            link_resources.append(resource)
-        model = computed_models.get(resource.type)
-        if model is not None:
+            specs.append(spec)
+            spec_addresses.append(resource.address)
+        reason = settings.problem(attributes)
+        if reason:
+            problems.append((resource.address, reason))
+    context = read_back.as_context()
+    for kind, model in provider_cls.computed_models.items():
+        for resource in clusters if kind == "cluster" else links:
             try:
                 model.model_validate(resource.computed, context=context)
             except ValidationError as exc:
                 problems.append((resource.address, "computed " + _first_error(exc)))
-    for diagnostic in check_entries(clusters, links):
+    # check_shapes made sure that every link's source and target are strings.
+    ends = {r.attributes["source"] for r in links} | {r.attributes["target"] for r in links}
+    for diagnostic in check_entries(specs, [r.name for r in links], ends):
         if diagnostic.severity != "error":
             continue
-        section, index = diagnostic.path[0], diagnostic.path[1]
-        address = cluster_addresses[index] if section == "clusters" else link_resources[index].address  # type: ignore[index]
-        problems.append((address, _ENTRY_PREFIX.sub("", diagnostic.message)))
+        section, place = diagnostic.path[0], diagnostic.path[1]
+        if section == "clusters":
+            address = spec_addresses[place]  # type: ignore[index]
+        elif isinstance(place, int):
+            address = links[place].address
+        else:  # an end, by name: the first link that names it
+            address = next(r.address for r in links if place in (r.attributes["source"], r.attributes["target"]))
+        problems.append((address, _ENTRY_PREFIX.sub("", diagnostic.message).removeprefix("links: ")))
     return problems
-
-
-class _Link(NamedTuple):
-    name: str
-    source: str
-    target: str
 
 
 class _SettingsCheck:

@@ -180,7 +180,7 @@ def test_a_hostile_link_end_is_refused(workspace, skyplan, outside):
     state_path.write_text(json.dumps(document))
     result = skyplan("apply", "--auto-approve")
     assert_refused(result, str(state_path), "link.forged")
-    assert "target: invalid cluster name" in result.output
+    assert "at an end of a link" in result.output and "invalid cluster name" in result.output
 
 
 def test_an_old_output_dir_inside_the_workspace_is_still_accepted(workspace, skyplan):
