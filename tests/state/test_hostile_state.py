@@ -72,8 +72,11 @@ def plant_victims(paths: list[Path]) -> None:
 def assert_refused(result, where: str, address: str) -> None:
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
+    from skyplan.render.errors import one_line
+
     line = result.output.strip().splitlines()[-1]
-    assert line.startswith(f"Error: state {where} holds {address}, which the configuration's rules refuse: "), line
+    assert len(result.output.strip().splitlines()) == 1, "a hostile value broke the message into lines"
+    assert line.startswith(f"Error: state {where} holds {one_line(address)}, which the configuration's rules refuse: "), line
     assert "Nothing was done." in line
 
 
@@ -81,6 +84,7 @@ def assert_refused(result, where: str, address: str) -> None:
 HOSTILE_VALUES = {
     "name climbing out": (CLIMB + "{outside}/victim-XYZ", {}),
     "name with a slash": ("a/b", {}),
+    "name holding two names": ("victim\nother", {}),
     "output_dir outside": ("victim", {"output_dir": "{outside}"}),
     "output_dir climbing out": ("victim", {"output_dir": CLIMB + "{outside}"}),
     "interface with a slash": ("victim", {"interface": "../../../x"}),
