@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import secrets
 import stat
 from functools import lru_cache
 from pathlib import Path
@@ -93,10 +92,10 @@ def _load_or_create(path: str) -> bytes | None:
             return None  # a folder others can write to could have its secret swapped
         # Written under a unique name and linked into place: readers never see half a secret,
         # and of two runs creating it at once, one wins and both use its secret.
-        temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
+        temporary = f"{path}.{os.getpid()}.{os.urandom(4).hex()}"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
-            os.write(fd, secrets.token_bytes(SECRET_BYTES))
+            os.write(fd, os.urandom(SECRET_BYTES))  # the OS's CSPRNG, as secrets uses
             os.fsync(fd)
         finally:
             os.close(fd)
