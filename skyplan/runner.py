@@ -24,7 +24,7 @@ class Workspace:
     paths: WorkspacePaths
     provider: Provider
     store: StateStore
-    loaded: LoadedConfig | None = None  # None when built from a saved plan
+    loaded: LoadedConfig | None = None
     backend: BackendRef | None = None
 
     @property
@@ -104,17 +104,21 @@ def open_saved_plan(path: Path, config_path: Path, display: str, variables: dict
     saved = read_plan_file(path)
     check_made_from(saved, path, config_path, display)
     ws = open_workspace(config_path, display=display, variables=variables)
-    assert ws.loaded is not None
-    if ws.loaded.digest != saved.config_digest:
-        raise PlanError(
-            f"Saved plan {path} was altered or no longer matches {display}: the configuration is not the "
-            "one the plan was made from. Nothing was done; run skyplan plan again"
-        )
-    if ws.backend != saved.backend:
-        raise PlanError(
-            f"Saved plan {path} was made against the state at {saved.backend.location}, "
-            f"but this workspace's state is at {ws.backend.location if ws.backend else 'an unknown place'}."
-        )
+    assert ws.loaded is not None and ws.backend is not None
+    try:
+        if ws.loaded.digest != saved.config_digest:
+            raise PlanError(
+                f"Saved plan {path} was altered or no longer matches {display}: the configuration is not the "
+                "one the plan was made from. Nothing was done; run skyplan plan again"
+            )
+        if ws.backend != saved.backend:
+            raise PlanError(
+                f"Saved plan {path} was made against the state at {saved.backend.location}, "
+                f"but this workspace's state is at {ws.backend.location}."
+            )
+    except PlanError:
+        ws.store.close()
+        raise
     return ws, saved
 
 
