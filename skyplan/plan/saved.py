@@ -184,14 +184,14 @@ def _first_difference(saved: SavedPlan, plan: Plan, provider_name: str, settings
     for key in sorted(set(saved.provider_settings) | set(settings)):
         if saved.provider_settings.get(key) != settings.get(key):
             return f"provider setting {key!r} differs"
-    mine = saved.plan.model_dump(mode="json")
-    theirs = plan.model_dump(mode="json")
-    if mine == theirs:
+    recorded = saved.plan.model_dump(mode="json")
+    fresh = plan.model_dump(mode="json")
+    if recorded == fresh:
         return None
-    saved_changes = {c["address"]: c for c in mine["changes"]}
-    changes = {c["address"]: c for c in theirs["changes"]}
-    for address in sorted(set(saved_changes) | set(changes)):
-        have, want = saved_changes.get(address), changes.get(address)
+    recorded_changes = {c["address"]: c for c in recorded["changes"]}
+    fresh_changes = {c["address"]: c for c in fresh["changes"]}
+    for address in sorted(set(recorded_changes) | set(fresh_changes)):
+        have, want = recorded_changes.get(address), fresh_changes.get(address)
         if have is None:
             return f"a new plan has a change for {address}, the saved plan has none"
         if want is None:
@@ -199,5 +199,5 @@ def _first_difference(saved: SavedPlan, plan: Plan, provider_name: str, settings
         if have != want:
             field = next((k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)), "")
             return f"the change for {address} differs ({field})"
-    field = next((k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)), "")
+    field = next((k for k in sorted(set(recorded) | set(fresh)) if recorded.get(k) != fresh.get(k)), "")
     return f"the plan's {field} differs"
