@@ -184,6 +184,9 @@ def _first_difference(saved: SavedPlan, plan: Plan, provider_name: str, settings
     for key in sorted(set(saved.provider_settings) | set(settings)):
         if saved.provider_settings.get(key) != settings.get(key):
             return f"provider setting {key!r} differs"
+    if saved.plan == plan:
+        return None  # the usual case, and the quick comparison
+    # Values read from JSON may differ in type only (a list for a tuple): compare as JSON.
     recorded = saved.plan.model_dump(mode="json")
     fresh = plan.model_dump(mode="json")
     if recorded == fresh:
