@@ -93,6 +93,9 @@ class _SettingsCheck:
         self.model = model
         self.names = names
         self.context = read_back.as_context()
+        # The configuration's settings fill in the rest, so that a model with required
+        # settings that clusters do not record still validates what they do record.
+        self.base = read_back.configured.model_dump() if read_back.configured is not None else {}
         self.seen: dict[tuple, str | None] = {}
 
     def problem(self, attributes: dict) -> str | None:
@@ -105,7 +108,7 @@ class _SettingsCheck:
         if key is not None and key in self.seen:
             return self.seen[key]
         try:
-            self.model.model_validate(values, context=self.context)
+            self.model.model_validate({**self.base, **values}, context=self.context)
             reason = None
         except ValidationError as exc:
             reason = _first_error(exc)
