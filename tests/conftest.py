@@ -62,4 +62,13 @@ def pytest_configure(config):
     # session, never in the home of whoever runs the tests; subprocesses inherit it too.
     import tempfile
 
-    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="skyplan-test-user-cache-")
+    config._skyplan_user_cache = tempfile.mkdtemp(prefix="skyplan-test-user-cache-")
+    os.environ["XDG_CACHE_HOME"] = config._skyplan_user_cache
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    folder = getattr(config, "_skyplan_user_cache", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
