@@ -45,6 +45,25 @@ class WorkspacePaths:
         return cls(root=root, data=root / ".skyplan")
 
 
+@dataclass(frozen=True)
+class ReadBack:
+    """Pydantic validation context for values read back from a state or a saved plan.
+
+    Others can write those (a shared database, a plan file in transit), so they pass the same
+    validators as the file, and validators of settings that name a path keep such a value inside
+    the workspace unless it is the one the configuration itself gives.
+    """
+
+    root: Path  # the workspace
+    configured: BaseModel | None  # the provider settings of the configuration, which is trusted
+
+    def as_context(self) -> dict[str, Any]:
+        return {READ_BACK: self}
+
+
+READ_BACK = "skyplan.read_back"
+
+
 class ResourceView(NamedTuple):
     """A resource as a provider sees it: its arguments and what the provider computed before.
 
@@ -162,6 +181,9 @@ class Provider(ABC):
     cluster_settings: ClassVar[tuple[str, ...]] = ()
     # Attributes known only after apply, per resource type; plans show "(known after apply)".
     computed_attributes: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # How those computed values must look when read back from a state, per resource type: they
+    # reach files and commands, and a state may be written by anyone with access to its store.
+    computed_models: ClassVar[dict[str, type[BaseModel]]] = {}
 
     def __init__(self, settings: BaseModel, paths: WorkspacePaths):
         self.settings = settings

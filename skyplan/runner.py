@@ -14,7 +14,7 @@ from skyplan.errors import SkyplanError, StateError
 from skyplan.plan.model import DesiredResource, Plan
 from skyplan.plan.saved import BackendRef, SavedPlan
 from skyplan.state.urls import display_url, has_password
-from skyplan.providers import Provider, ReadRequest, Reading, ResourceView, WorkspacePaths
+from skyplan.providers import Provider, ReadBack, ReadRequest, Reading, ResourceView, WorkspacePaths
 from skyplan.state.model import Owner, State
 from skyplan.state.store import LockInfo, StateStore
 
@@ -24,7 +24,7 @@ class Workspace:
     paths: WorkspacePaths
     provider: Provider
     store: StateStore
-    loaded: LoadedConfig | None = None  # None when built from a saved plan
+    loaded: LoadedConfig | None = None
     backend: BackendRef | None = None
 
     @property
@@ -40,7 +40,9 @@ class Workspace:
             self.store.unlock(info.id)
 
     def read_state(self) -> State | None:
-        """The recorded state, checked to hold what this provider needs of each resource."""
+        """The recorded state, checked to hold what this provider needs of each resource, and
+        every name and value in it to pass the rules the configuration's would (state/checks.py)."""
+        from skyplan.state.checks import check_state
         from skyplan.state.model import check_shapes
 
         state = self.store.read()
@@ -52,6 +54,8 @@ class Workspace:
                 "link": {"source", "target"},
             }
             check_shapes(state, required, self.store.describe())
+            read_back = ReadBack(root=self.paths.root, configured=self.provider.settings)
+            check_state(state, type(self.provider), self.store.describe(), read_back)
         return state
 
     def _refuse_stranded_state(self) -> None:
@@ -125,43 +129,55 @@ def make_store(
     return store, BackendRef(type="local", workspace=backend.workspace, location=str(store.path))
 
 
-def open_saved_plan(path: Path) -> tuple[Workspace, SavedPlan]:
-    """The workspace a saved plan was made in, with the provider settings it was made with."""
-    from pydantic import ValidationError
+def open_saved_plan(path: Path, config_path: Path, display: str, variables: dict | None = None) -> tuple[Workspace, SavedPlan]:
+    """The workspace of the configuration a saved plan was made from, and the plan.
 
+    Nothing in a plan file is believed (plan/saved.py): the configuration is the one named on
+    the command line, and it must be the one the plan was made from, unchanged.
+    """
     from skyplan.errors import PlanError
-    from skyplan.plan.saved import read_plan_file
-    from skyplan.providers import provider_class
+    from skyplan.plan.saved import check_made_from, read_plan_file
 
     saved = read_plan_file(path)
-    config_path = Path(saved.config_file)
-    paths = WorkspacePaths.for_config(config_path)
-    cls = provider_class(saved.provider_name)
+    check_made_from(saved, path, config_path, display)
+    ws = open_workspace(config_path, display=display, variables=variables)
+    assert ws.loaded is not None and ws.backend is not None
     try:
-        settings = cls.settings_model.model_validate(saved.provider_settings)
-    except ValidationError as exc:
-        raise PlanError(f"{path}: provider settings in the plan are not valid for this skyplan: {exc.errors()[0]['msg']}") from None
-    spec = BackendSpec(type=saved.backend.type, workspace=saved.backend.workspace)
-    url_source = f"Saved plan {path}: backend.location"
-    if saved.backend.type == "postgres" and not os.environ.get("SKYPLAN_BACKEND"):
-        spec = spec.model_copy(update={"url": saved.backend.location})
-        if saved.backend.password_removed:
-            # The plan keeps no password: the URL comes from the configuration again.
-            try:
-                spec = load_config(config_path).config.backend
-            except SkyplanError as exc:
-                raise PlanError(
-                    f"Saved plan {path}: the database URL's password is not kept in plans, and "
-                    f"{config_path} cannot supply it ({exc}); set SKYPLAN_BACKEND to the URL"
-                ) from None
-            url_source = f"{config_path}: backend.url"
-    store, backend = make_store(spec, paths, url_source)
-    if backend != saved.backend:
-        raise PlanError(
-            f"Saved plan {path} was made against the state at {saved.backend.location}, "
-            f"but this workspace's state is at {backend.location}."
-        )
-    return Workspace(paths=paths, provider=cls(settings, paths), store=store, backend=backend), saved
+        if ws.loaded.digest != saved.config_digest:
+            raise PlanError(
+                f"Saved plan {path} was altered or no longer matches {display}: the configuration is not the "
+                "one the plan was made from. Nothing was done; run skyplan plan again"
+            )
+        if ws.backend != saved.backend:
+            raise PlanError(
+                f"Saved plan {path} was made against the state at {saved.backend.location}, "
+                f"but this workspace's state is at {ws.backend.location}."
+            )
+    except PlanError:
+        ws.store.close()
+        raise
+    return ws, saved
+
+
+def replan_saved(ws: Workspace, saved: SavedPlan, prior: State | None) -> Plan:
+    """The plan that the configuration and the state give now, made as the saved one was."""
+    from skyplan.plan.saved import targeting_of
+
+    targets, excludes = targeting_of(saved)
+    destroy = saved.plan.mode == "destroy"
+    # Operator choices that the plan records, as it records its targets: each can only ask for
+    # what links.yaml and the state allow (a destroy, a new key for a declared cluster).
+    replace = [c.address for c in saved.plan.changes if c.action_reason == "replace_by_request"]
+    return make_plan(
+        ws,
+        prior,
+        desired={} if destroy else ws.desired(),
+        mode=saved.plan.mode,
+        do_refresh=saved.refresh,
+        targets=targets,
+        excludes=excludes,
+        replace=replace,
+    )
 
 
 def readable(state: State | None) -> list[ResourceView]:

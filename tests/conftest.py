@@ -58,3 +58,17 @@ def skyctl():
 def pytest_configure(config):
     # Colour codes would make output assertions depend on the terminal running the tests.
     os.environ.setdefault("NO_COLOR", "1")
+    # The per-user secret that seals caches (skyplan/seal.py) lives in a folder of the test
+    # session, never in the home of whoever runs the tests; subprocesses inherit it too.
+    import tempfile
+
+    config._skyplan_user_cache = tempfile.mkdtemp(prefix="skyplan-test-user-cache-")
+    os.environ["XDG_CACHE_HOME"] = config._skyplan_user_cache
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    folder = getattr(config, "_skyplan_user_cache", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -28,6 +28,7 @@ from skyplan.providers import (
     ValidateRequest,
 )
 from skyplan_wireguard import addresses, conf, hooks, keys
+from skyplan_wireguard.computed import ClusterComputed
 from skyplan_wireguard.settings import WireGuardSettings
 
 
@@ -36,6 +37,7 @@ class WireGuardProvider(Provider):
     settings_model = WireGuardSettings
     cluster_settings = ("listen_port", "interface", "mtu", "persistent_keepalive", "address_pool", "output_dir")
     computed_attributes = {"cluster": ("address", "public_key")}
+    computed_models = {"cluster": ClusterComputed}
 
     settings: WireGuardSettings
 

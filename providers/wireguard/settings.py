@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from skyplan.config.network import ZONE_REASON
+from skyplan.providers import READ_BACK
 
 INTERFACE_PATTERN = r"^[a-zA-Z0-9_=+.-]{1,15}$"
 
@@ -43,9 +45,17 @@ class WireGuardSettings(BaseModel):
 
     @field_validator("output_dir")
     @classmethod
-    def _output_dir(cls, value: str) -> str:
+    def _output_dir(cls, value: str, info: ValidationInfo) -> str:
         if not value or any(c in value for c in "\n\r\x00"):
             raise ValueError("must be a folder path on one line")
+        read_back = (info.context or {}).get(READ_BACK)
+        if read_back is not None and value != getattr(read_back.configured, "output_dir", None):
+            # Only the configuration may send configs (and their deletion) elsewhere; a folder
+            # named by a state or a plan stays inside the workspace.
+            root = os.path.normpath(read_back.root)
+            folder = os.path.normpath(os.path.join(root, value))
+            if folder != root and not folder.startswith(root + os.sep):
+                raise ValueError(f"'{value}' is outside the workspace, and it is not the configuration's output_dir")
         return value
 
     @field_validator("on_change", "status_command")

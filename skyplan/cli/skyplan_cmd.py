@@ -22,7 +22,7 @@ from skyplan.cli.common import (
     targeting_options,
     variables_options,
 )
-from skyplan.cli.files import config_alias, config_file
+from skyplan.cli.files import DEFAULT_FILE, config_alias, config_file
 from skyplan.errors import ApplyError, SkyplanError
 
 # Default: $SKYPLAN_CONFIG, else links.yaml (skyplan/cli/files.py); resolved in each command.
@@ -106,6 +106,10 @@ def plan(
     from skyplan.runner import check_targets, make_plan, open_workspace
 
     file = config_file(file)
+    if out_file:
+        from skyplan.plan.saved import check_plan_destination
+
+        check_plan_destination(Path(out_file), Path(file), [Path(v) for v in var_files])
     ws = close_when_done(open_workspace(Path(file), display=file, variables=collect_variables(var_items, var_files)))
     if destroy:  # as `destroy` does: a target may name what the file no longer declares
         if replace:
@@ -131,13 +135,16 @@ def plan(
 
         assert ws.loaded is not None and ws.backend is not None
         settings = ws.loaded.settings.model_dump(mode="json")
-        write_plan_file(Path(out_file), saved_plan(result, Path(file), ws.backend, ws.provider_name, settings))
+        saved = saved_plan(result, Path(file), ws.loaded.digest, not no_refresh, ws.backend, ws.provider_name, settings)
+        write_plan_file(Path(out_file), saved)
     if as_json:
         click.echo(render_plan_json(result, ws.provider_name), nl=False)
     else:
         click.echo(render_plan(result, out_style(), compact=compact), nl=False)
     if out_file and not as_json:
-        click.echo(f"\nSaved the plan to: {out_file}\nTo perform exactly these actions, run: skyplan apply {out_file}")
+        command = f"skyplan apply {out_file}" + (f" --config {file}" if file != DEFAULT_FILE else "")
+        same_variables = " (with the same --var and --var-file)" if var_items or var_files else ""
+        click.echo(f"\nSaved the plan to: {out_file}\nTo perform exactly these actions, run: {command}{same_variables}")
     if detailed_exitcode and result.has_changes:
         raise click.exceptions.Exit(2)
 
@@ -148,6 +155,10 @@ def plan(
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON (needs --auto-approve).")
 @click.option("--compact", is_flag=True, help="One line per resource in the plan shown.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes were applied, 0 when there was nothing to do.")
+@click.option(
+    "--config", "plan_config", default=None, metavar="FILE",
+    help="With a saved PLAN: the configuration it was made from (default: $SKYPLAN_CONFIG, else links.yaml).",
+)
 @targeting_options
 @replace_option
 @variables_options
@@ -158,6 +169,7 @@ def apply(
     as_json: bool,
     compact: bool,
     detailed_exitcode: bool,
+    plan_config: str | None,
     targets: tuple[str, ...],
     excludes: tuple[str, ...],
     replace: tuple[str, ...],
@@ -167,19 +179,25 @@ def apply(
 ) -> None:
     """Plan, ask for confirmation, and apply the changes that make the links match FILE.
 
-    Given a plan saved with `skyplan plan --out PLAN`, apply exactly that plan, without asking;
-    it is refused if the state changed since it was made.
+    Given a plan saved with `skyplan plan --out PLAN`, apply exactly that plan, without asking.
+    It is refused unless planning again from the configuration it was made from (--config) and
+    the state gives exactly the saved plan: an altered plan, a changed configuration or a
+    changed state stops it before anything is done.
     """
     from skyplan.plan.saved import looks_like_plan_file
 
     file = config_file(file)
     if looks_like_plan_file(Path(file)):
-        if targets or excludes or replace or var_items or var_files:
+        if targets or excludes or replace:
             raise SkyplanError(
-                "a saved plan is applied as it is: --target, --exclude, --replace and variables belong to `skyplan plan`"
+                "a saved plan is applied as it is: --target, --exclude and --replace belong to `skyplan plan`"
             )
-        changed = _apply_saved(file, as_json=as_json, lock_timeout=lock_timeout)
+        changed = _apply_saved(
+            file, config_file(plan_config), collect_variables(var_items, var_files), as_json=as_json, lock_timeout=lock_timeout
+        )
     else:
+        if plan_config is not None:
+            raise SkyplanError("--config names the configuration of a saved plan; give a configuration as FILE")
         changed = _run_apply(
             file,
             mode="normal",
@@ -196,17 +214,21 @@ def apply(
         raise click.exceptions.Exit(2)
 
 
-def _apply_saved(path: str, *, as_json: bool, lock_timeout: float) -> bool:
-    from skyplan.plan.saved import check_current
-    from skyplan.runner import open_saved_plan
+def _apply_saved(path: str, config_file: str, variables: dict | None, *, as_json: bool, lock_timeout: float) -> bool:
+    from skyplan.plan.saved import check_current, check_same
+    from skyplan.runner import open_saved_plan, replan_saved
 
-    ws, saved = open_saved_plan(Path(path))
+    ws, saved = open_saved_plan(Path(path), Path(config_file), config_file, variables)
     close_when_done(ws)
+    assert ws.loaded is not None
     with ws.locked("apply", lock_timeout) as lock:
         prior = ws.read_state()
         check_current(saved, prior, Path(path))
-        _apply_and_report(ws, saved.plan, prior, lock, as_json)
-    return saved.plan.has_changes
+        # What is applied is planned here from trusted inputs; the file only has to agree.
+        plan = replan_saved(ws, saved, prior)
+        check_same(saved, Path(path), config_file, plan, ws.provider_name, ws.loaded.settings.model_dump(mode="json"))
+        _apply_and_report(ws, plan, prior, lock, as_json)
+    return plan.has_changes
 
 
 @main.command()

@@ -35,6 +35,9 @@ class LoadedConfig:
     settings: BaseModel  # the provider's validated settings
     provider: Any  # the provider, configured for this workspace
     warnings: list[Diagnostic] = field(default_factory=list)
+    # sha256 of the text that was validated (after rendering, for a template): what a saved
+    # plan records, to know that the configuration is still the one it was made from.
+    digest: str = ""
     # Settings and backend only, without clusters and links: what skyctl reads from the cache.
     partial: bool = False
     # Stores this configuration in the cache; called once a command has used it successfully,
@@ -105,19 +108,29 @@ def load_config(
     if template.is_template(path, variables):
         text = template.render(text, display, variables or {})
         display = f"{display} (rendered)"  # positions below are in the rendered text
-    key = cache.key_of(text, display) if cache_dir is not None else ""
+    digest = text_digest(text)
+    key = cache.key_of(digest, display) if cache_dir is not None else ""
     if cache_dir is not None:
         cached = _from_cache(cache_dir, key, path, display, resources)
         if cached is not None:
+            cached.digest = digest
             return cached
     loaded = _load_fast(text, path, display) or build_config(source.parse(text, path, display))
+    loaded.digest = digest
     url = loaded.config.backend.url
     if cache_dir is not None and not loaded.warnings and not (url and has_password(url)):
         # A configuration holding a database password is never copied into the cache.
         from skyplan.providers import provider_ref
 
-        loaded.remember = lambda: cache.store(cache_dir, key, loaded.config, provider_ref(loaded.provider.name), loaded.settings)
+        root = loaded.provider.paths.root
+        loaded.remember = lambda: cache.store(cache_dir, key, root, loaded.config, provider_ref(loaded.provider.name), loaded.settings)
     return loaded
+
+
+def text_digest(text: str) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _load_fast(text: str, path: Path, display: str) -> LoadedConfig | None:
@@ -135,10 +148,11 @@ def _from_cache(cache_dir: Path, key: str, path: Path, display: str, resources: 
     from skyplan.config import cache
     from skyplan.providers import WorkspacePaths, provider_class_from_ref
 
-    document = None if resources else cache.load(cache_dir, key, cache.SETTINGS_FILE)
+    paths = WorkspacePaths.for_config(path)
+    document = None if resources else cache.load(cache_dir, key, paths.root, cache.SETTINGS_FILE)
     if document is None:
         resources = True  # the whole entry serves too
-        document = cache.load(cache_dir, key)
+        document = cache.load(cache_dir, key, paths.root)
     if document is None or not isinstance(document.get("provider"), dict):
         return None
     # Another provider version may judge the file differently: its cache entry is not used.
@@ -149,7 +163,7 @@ def _from_cache(cache_dir: Path, key: str, path: Path, display: str, resources: 
     if revived is None:
         return None
     config, settings = revived
-    provider = cls(settings, WorkspacePaths.for_config(path))
+    provider = cls(settings, paths)
     return LoadedConfig(path=path, display=display, config=config, settings=settings, provider=provider, partial=not resources)
 
 

@@ -11,6 +11,9 @@ from skyplan.config.models import NAME_PATTERN, NAME_RULE, ClusterSpec, Config, 
 from skyplan.config.network import IPNetwork, overlapping_pairs, parse_endpoint, parse_network
 
 _NAME = re.compile(NAME_PATTERN)
+# Many names at once, one per line: one pass of the same rule over a whole file's (or state's)
+# names is far quicker than a match per name, and almost every name is valid.
+_NAME_LINES = re.compile(f"(?:{NAME_PATTERN[1:-1]}\n)*{NAME_PATTERN[1:-1]}")
 
 
 def name_problem(name: str) -> str | None:
@@ -99,22 +102,51 @@ def _check_backend(config: Config, found: list[Diagnostic]) -> None:
         found.append(Diagnostic(f"backend.url: {exc}", path=("backend", "url")))
 
 
+def check_entries(clusters: list[ClusterSpec], link_names: list[str], link_ends: set[str]) -> list[Diagnostic]:
+    """The rules each entry passes on its own: names (unique), endpoints, networks, link ends.
+
+    What a state or a saved plan, which others can write, is held to before anything uses it;
+    rules between entries (references, overlaps, room in the pool) belong to a configuration.
+    Links come as their names and the set of every cluster name they join: that is all these
+    rules read, and a model per link would cost more than the rules.
+    """
+    found: list[Diagnostic] = []
+    known = _check_names(clusters, "clusters", found)
+    check_names(link_names, "links", found)
+    _check_clusters(clusters, found)
+    for end in sorted(link_ends - known.keys()):
+        if name_problem(end):
+            found.append(Diagnostic(f"links: invalid cluster name '{end}' at an end of a link: {NAME_RULE}", path=("links", end)))
+    return found
+
+
 def _check_names(entries, section: str, found: list[Diagnostic]) -> dict[str, int]:
+    return check_names([entry.name for entry in entries], section, found)
+
+
+def check_names(names: list[str], section: str, found: list[Diagnostic]) -> dict[str, int]:
+    """Each name by the name rule and unique in `section`; return each name's first index."""
+    first = dict(zip(names, range(len(names))))
+    if len(first) == len(names):
+        lines = "\n".join(names)
+        # One name per line, so a name holding a newline must not pass as two valid lines.
+        if not names or (lines.count("\n") == len(names) - 1 and _NAME_LINES.fullmatch(lines)):
+            return first  # all valid, none twice
     seen: dict[str, int] = {}
     kind = section[:-1]
-    for i, entry in enumerate(entries):
-        problem = name_problem(entry.name)
+    for i, name in enumerate(names):
+        problem = name_problem(name)
         if problem:
-            found.append(Diagnostic(f"{section}[{i}].name: invalid {kind} name '{entry.name}': {problem}", path=(section, i, "name")))
-        elif entry.name in seen:
+            found.append(Diagnostic(f"{section}[{i}].name: invalid {kind} name '{name}': {problem}", path=(section, i, "name")))
+        elif name in seen:
             found.append(
                 Diagnostic(
-                    f"{section}[{i}].name: duplicate {kind} name '{entry.name}' (also {section}[{seen[entry.name]}])",
+                    f"{section}[{i}].name: duplicate {kind} name '{name}' (also {section}[{seen[name]}])",
                     path=(section, i, "name"),
                 )
             )
         else:
-            seen[entry.name] = i
+            seen[name] = i
     return seen
 
 
@@ -131,7 +163,7 @@ def _check_clusters(clusters: list[ClusterSpec], found: list[Diagnostic]) -> dic
                 own.append((parse_network(text), j))
             except ValueError as exc:
                 found.append(Diagnostic(f"clusters[{i}].subnets[{j}]: {exc}", path=("clusters", i, "subnets", j)))
-        for (a, _), (b, j) in overlapping_pairs(own):
+        for (a, _), (b, j) in overlapping_pairs(own) if len(own) > 1 else ():
             found.append(
                 Diagnostic(f"clusters[{i}].subnets[{j}]: {b} overlaps {a} of the same cluster", path=("clusters", i, "subnets", j))
             )

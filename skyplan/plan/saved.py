@@ -1,8 +1,14 @@
 """Saved plan files: `plan --out` writes one, `apply PLAN` applies exactly it, or refuses.
 
-A plan file holds the plan and what is needed to carry it out (provider settings, where the
-state lives). It never holds a secret: keys are not in plans, and a backend URL is stored with
-its password removed.
+A plan file holds the plan and what it was made from (the configuration's digest, provider
+settings, where the state lives). It never holds a secret: keys are not in plans, and a backend
+URL is stored with its password removed.
+
+A plan file can be edited by whoever handles it between plan and apply, so nothing in it is
+believed: `apply PLAN` loads the configuration named on its command line, requires it to be the
+one the plan was made from, plans again from it and the (checked) state, and applies only if
+that gives exactly the saved plan. So the file says *that* these changes were reviewed; only
+links.yaml and the state say *what* they are.
 """
 
 from __future__ import annotations
@@ -28,11 +34,16 @@ class BackendRef(Item):
     password_removed: bool = False  # then the URL must come from SKYPLAN_BACKEND or the file
 
 
+PLAN_FILE_VERSION = 2  # 2: the configuration's digest and the refresh flag are recorded
+
+
 class SavedPlan(Item):
     format: Literal["skyplan-plan"] = PLAN_FILE_FORMAT
-    format_version: Literal[1] = 1
+    format_version: Literal[2] = PLAN_FILE_VERSION
     created: str
     config_file: str
+    config_digest: str  # of the validated text (rendered, for a template): config/loader.py
+    refresh: bool  # whether the plan read configs and keys back (no --no-refresh)
     backend: BackendRef
     provider_name: str
     provider_settings: dict[str, Any]
@@ -44,6 +55,26 @@ def write_plan_file(path: Path, saved: SavedPlan) -> None:
         write_atomic(path, saved.model_dump_json(indent=1).encode() + b"\n", mode=0o600)
     except OSError as exc:
         raise PlanError(f"cannot write plan file {path}: {exc.strerror}") from None
+
+
+def check_plan_destination(path: Path, config_file: Path, var_files: list[Path]) -> None:
+    """Refuse to write a plan over the configuration, or over any file that is not a plan file.
+
+    `plan --out links.yaml` (a slip of the fingers) would otherwise replace the configuration.
+    """
+    for source in [config_file, *var_files]:
+        try:
+            same = path.exists() and source.exists() and path.samefile(source)
+        except OSError:
+            same = False
+        if same:
+            what = "the configuration" if source == config_file else "a variable file"
+            raise PlanError(f"refusing to write the plan to {path}: it is {what} the plan is made from; choose another file")
+    if (path.exists() or path.is_symlink()) and not path.is_dir() and not looks_like_plan_file(path):
+        raise PlanError(
+            f"refusing to write the plan to {path}: the file exists and is not a skyplan plan file; "
+            "remove it or choose another file"
+        )
 
 
 def looks_like_plan_file(path: Path) -> bool:
@@ -69,8 +100,13 @@ def read_plan_file(path: Path) -> SavedPlan:
         raise PlanError(f"{path} is not a skyplan plan file (not valid JSON; truncated?)") from None
     if not isinstance(document, dict) or document.get("format") != PLAN_FILE_FORMAT:
         raise PlanError(f"{path} is not a skyplan plan file")
-    if document.get("format_version") != 1:
-        raise PlanError(f"{path} has plan format version {document.get('format_version')!r}; this skyplan reads version 1")
+    version = document.get("format_version")
+    if version != PLAN_FILE_VERSION:
+        earlier = ", from an earlier skyplan" if isinstance(version, int) and 0 < version < PLAN_FILE_VERSION else ""
+        raise PlanError(
+            f"{path} has plan format version {version!r}{earlier}; this skyplan reads version {PLAN_FILE_VERSION}. "
+            "Run skyplan plan --out again"
+        )
     try:
         return SavedPlan.model_validate(document)
     except ValidationError as exc:
@@ -101,12 +137,70 @@ def check_current(saved: SavedPlan, state: State | None, path: Path) -> None:
         )
 
 
-def saved_plan(plan: Plan, config_file: Path, backend: BackendRef, provider_name: str, settings: dict[str, Any]) -> SavedPlan:
+def saved_plan(
+    plan: Plan, config_file: Path, digest: str, refresh: bool, backend: BackendRef, provider_name: str, settings: dict[str, Any]
+) -> SavedPlan:
     return SavedPlan(
         created=now_iso(),
         config_file=str(config_file.resolve()),
+        config_digest=digest,
+        refresh=refresh,
         backend=backend,
         provider_name=provider_name,
         provider_settings=settings,
         plan=plan,
     )
+
+
+def check_made_from(saved: SavedPlan, path: Path, config_file: Path, display: str) -> None:
+    """Refuse a plan that names another configuration than the one given to apply it."""
+    if Path(saved.config_file) != config_file.resolve():
+        raise PlanError(
+            f"Saved plan {path} was made from {saved.config_file}, not {display}; "
+            f"name the configuration it was made from with --config"
+        )
+
+
+def targeting_of(saved: SavedPlan) -> tuple[list[str], list[str]]:
+    """The --target and --exclude addresses the plan was made with."""
+    targets = [t for t in saved.plan.targets if not t.startswith("!")]
+    excludes = [t[1:] for t in saved.plan.targets if t.startswith("!")]
+    return targets, excludes
+
+
+def check_same(saved: SavedPlan, path: Path, display: str, plan: Plan, provider_name: str, settings: dict[str, Any]) -> None:
+    """Refuse unless planning again from the configuration and the state gave the saved plan."""
+    difference = _first_difference(saved, plan, provider_name, settings)
+    if difference:
+        raise PlanError(
+            f"Saved plan {path} was altered or no longer matches {display} and the state: {difference}. "
+            "Nothing was done; run skyplan plan again"
+        )
+
+
+def _first_difference(saved: SavedPlan, plan: Plan, provider_name: str, settings: dict[str, Any]) -> str | None:
+    if saved.provider_name != provider_name:
+        return f"the plan names provider {saved.provider_name!r}, the configuration {provider_name!r}"
+    for key in sorted(set(saved.provider_settings) | set(settings)):
+        if saved.provider_settings.get(key) != settings.get(key):
+            return f"provider setting {key!r} differs"
+    if saved.plan == plan:
+        return None  # the usual case, and the quick comparison
+    # Values read from JSON may differ in type only (a list for a tuple): compare as JSON.
+    recorded = saved.plan.model_dump(mode="json")
+    fresh = plan.model_dump(mode="json")
+    if recorded == fresh:
+        return None
+    recorded_changes = {c["address"]: c for c in recorded["changes"]}
+    fresh_changes = {c["address"]: c for c in fresh["changes"]}
+    for address in sorted(set(recorded_changes) | set(fresh_changes)):
+        have, want = recorded_changes.get(address), fresh_changes.get(address)
+        if have is None:
+            return f"a new plan has a change for {address}, the saved plan has none"
+        if want is None:
+            return f"the saved plan has a change for {address}, a new plan has none"
+        if have != want:
+            field = next((k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)), "")
+            return f"the change for {address} differs ({field})"
+    field = next((k for k in sorted(set(recorded) | set(fresh)) if recorded.get(k) != fresh.get(k)), "")
+    return f"the plan's {field} differs"

@@ -15,12 +15,23 @@ def test_a_saved_plan_is_applied_exactly(basic, skyplan):
     assert saved.exit_code == 0
     assert "To perform exactly these actions, run: skyplan apply links.plan" in saved.output
     assert (basic / "links.plan").stat().st_mode & 0o777 == 0o600
-    # The file changes after the plan was saved; apply PLAN still does what the plan said.
-    (basic / "links.yaml").write_text(BASIC.replace("  - name: us-ap\n    source: us-west\n    target: ap-south\n", ""))
     applied = skyplan("apply", "links.plan")
     assert applied.exit_code == 0, applied.output
     assert "Apply complete! Resources: 5 added, 0 changed, 0 destroyed." in applied.output
     assert "link.us-ap: Creation complete" in applied.output
+
+
+def test_a_saved_plan_is_refused_once_the_configuration_changed(basic, skyplan):
+    skyplan("plan", "--out", "links.plan")
+    # Applying it now would do what the file no longer says, with settings nobody can check.
+    (basic / "links.yaml").write_text(BASIC.replace("  - name: us-ap\n    source: us-west\n    target: ap-south\n", ""))
+    refused = skyplan("apply", "links.plan")
+    assert refused.exit_code == 1
+    assert refused.output == (
+        "Error: Saved plan links.plan was altered or no longer matches links.yaml: the configuration is not "
+        "the one the plan was made from. Nothing was done; run skyplan plan again\n"
+    )
+    assert not (basic / ".skyplan/state.json").exists() and not (basic / "wireguard").exists()
 
 
 def test_show_of_a_saved_plan(basic, skyplan):
@@ -66,8 +77,9 @@ def test_a_plan_from_other_state_is_refused(basic, skyplan, tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ('{"format": "skyplan-plan", "format_version": 1, "plan": 3}', "is a damaged plan file"),
+        ('{"format": "skyplan-plan", "format_version": 2, "plan": 3}', "is a damaged plan file"),
         ('{"format": "skyplan-plan", "format_version": 7}', "plan format version 7"),
+        ('{"format": "skyplan-plan", "format_version": 1}', "plan format version 1, from an earlier skyplan"),
         ('{"format": "skyplan-plan", "format_ver', "not a skyplan plan file"),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -45,10 +46,14 @@ def test_database_passwords_stay_out_of_plans_and_caches(workspace, skyplan, pos
 
 
 @pytest.mark.postgres
-def test_a_saved_plan_needs_no_configuration_when_its_url_has_no_password(workspace, skyplan, postgres_url):
-    (workspace / "links.yaml").write_text(BASIC + f"backend:\n  type: postgres\n  url: '{postgres_url}'\n  workspace: no-secret\n")
+def test_a_saved_plan_against_postgresql_needs_its_configuration_unchanged(workspace, skyplan, postgres_url):
+    config = BASIC + f"backend:\n  type: postgres\n  url: '{postgres_url}'\n  workspace: no-secret-{uuid.uuid4()}\n"
+    (workspace / "links.yaml").write_text(config)
     skyplan("plan", "--out", "p.plan")
     (workspace / "links.yaml").write_text("version: [broken")
+    refused = skyplan("apply", "p.plan")
+    assert refused.exit_code == 1 and "links.yaml:1:" in refused.output
+    (workspace / "links.yaml").write_text(config)
     applied = skyplan("apply", "p.plan")
     assert applied.exit_code == 0, applied.output
     assert "Apply complete! Resources: 5 added" in applied.output

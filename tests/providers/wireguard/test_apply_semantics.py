@@ -58,9 +58,21 @@ def test_an_update_never_regenerates_a_missing_key(basic, skyplan):
     (basic / "links.yaml").write_text((basic / "links.yaml").read_text().replace("203.0.113.10", "203.0.113.11"))
     skyplan("plan", "--out", "p.plan")
     (basic / ".skyplan/keys/us-west.key").unlink()  # lost between the plan and its apply
+    # Planned again, the update is a replace now: the saved plan is refused before anything runs.
     result = skyplan("apply", "p.plan")
     assert result.exit_code == 1
-    assert "key file .skyplan/keys/us-west.key is missing; run plan, which replaces the key" in result.output
+    assert "Saved plan p.plan was altered or no longer matches links.yaml and the state: the change for cluster.us-west" in result.output
+    # Lost while an update is being applied, the provider refuses to make a key on its own.
+    from skyplan.apply import apply_plan
+    from skyplan.runner import make_plan, open_workspace
+
+    ws = open_workspace(basic / "links.yaml")
+    prior = ws.read_state()
+    plan = make_plan(ws, prior, desired=ws.desired(), do_refresh=False)
+    outcome = apply_plan(plan, prior, ws.store, ws.provider)
+    ws.store.close()
+    errors = [r.error or "" for r in outcome.failed]
+    assert any("key file .skyplan/keys/us-west.key is missing; run plan, which replaces the key" in e for e in errors), errors
     assert not (basic / ".skyplan/keys/us-west.key").exists()
     assert state(basic)["us-west"]["computed"]["public_key"] == public
     replace = skyplan("plan", "--compact")

@@ -1,0 +1,250 @@
+"""A state written by someone else: hostile names and values stop every command before it acts.
+
+Written as the attacker would: entries added by editing state.json, and rows changed in the real
+PostgreSQL server the suite starts. Each test asserts what must not happen: a file outside the
+workspace deleted or written, a hook run, the state changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from skyplan.state.postgres import STATES_TABLE
+from tests.workspaces import BASIC
+
+# Climbs to / from any folder under the workspace: `../` past the root stays at the root.
+CLIMB = "../" * 40
+
+
+@pytest.fixture
+def outside(tmp_path_factory) -> Path:
+    """A folder outside the workspace, holding the files an attacker would like gone."""
+    return tmp_path_factory.mktemp("outside")
+
+
+def victims_of(name: str, outside: Path) -> list[Path]:
+    """Where a cluster called `name` has its config and key, as apply would delete them."""
+    target = Path(str(outside) + "/" + name.rsplit("/", 1)[-1])
+    return [target / "wgsky0.conf", target.with_name(target.name + ".key")]
+
+
+def hostile_cluster(name: str, **changes) -> dict:
+    """A cluster entry as skyplan records one, with the attacker's name and values."""
+    entry = {
+        "type": "cluster",
+        "name": name,
+        "managed_by": "file",
+        "attributes": {
+            "endpoint": "192.0.2.66:51820",
+            "subnets": ["10.66.0.0/16"],
+            "listen_port": 51820,
+            "interface": "wgsky0",
+            "mtu": None,
+            "persistent_keepalive": 25,
+            "address_pool": "100.96.0.0/16",
+            "output_dir": "wireguard",
+        },
+        "computed": {},
+        "status": {"phase": "INIT", "reason": None, "since": "2026-01-01T00:00:00Z"},
+        "created": "2026-01-01T00:00:00Z",
+        "pending": None,
+    }
+    for key, value in changes.items():
+        if key in entry["attributes"]:
+            entry["attributes"][key] = value
+        else:
+            entry[key] = value
+    return entry
+
+
+def plant_victims(paths: list[Path]) -> None:
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("precious\n")
+
+
+def assert_refused(result, where: str, address: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    from skyplan.render.errors import one_line
+
+    line = result.output.strip().splitlines()[-1]
+    assert len(result.output.strip().splitlines()) == 1, "a hostile value broke the message into lines"
+    assert line.startswith(f"Error: state {where} holds {one_line(address)}, which the configuration's rules refuse: "), line
+    assert "Nothing was done." in line
+
+
+# Hostile values, each reaching a path, a generated file or a command if it were used.
+HOSTILE_VALUES = {
+    "name climbing out": (CLIMB + "{outside}/victim-XYZ", {}),
+    "name with a slash": ("a/b", {}),
+    "name holding two names": ("victim\nother", {}),
+    "output_dir outside": ("victim", {"output_dir": "{outside}"}),
+    "output_dir climbing out": ("victim", {"output_dir": CLIMB + "{outside}"}),
+    "interface with a slash": ("victim", {"interface": "../../../x"}),
+    "endpoint with a newline": ("victim", {"endpoint": "192.0.2.1:51820\nPostUp = touch {outside}/marker"}),
+    "subnet with a directive": ("victim", {"subnets": ["10.66.0.0/16\nPostUp = touch {outside}/marker"]}),
+    "listen_port out of range": ("victim", {"listen_port": 0}),
+    "computed address with a command": (
+        "victim", {"computed": {"address": "100.96.0.9$(touch {outside}/marker)", "public_key": "A" * 43 + "="}},
+    ),
+    "computed key with a directive": (
+        "victim", {"computed": {"address": "100.96.0.9", "public_key": "k\nPostUp = touch {outside}/marker"}},
+    ),
+}
+
+
+def _format(value, outside: Path):
+    if isinstance(value, str):
+        return value.replace("{outside}", str(outside))
+    if isinstance(value, list):
+        return [_format(v, outside) for v in value]
+    if isinstance(value, dict):
+        return {k: _format(v, outside) for k, v in value.items()}
+    return value
+
+
+def hostile_entry(case: str, outside: Path) -> dict:
+    name, changes = HOSTILE_VALUES[case]
+    return hostile_cluster(_format(name, outside), **_format(changes, outside))
+
+
+def victims_for(entry: dict, outside: Path) -> list[Path]:
+    """Every file outside the workspace that acting on `entry` would delete or write."""
+    attributes = entry["attributes"]
+    name = entry["name"]
+    paths = victims_of(name, outside) if "/" in name else [outside / name / f"{attributes['interface']}.conf"]
+    return paths + [outside / "victim" / "wgsky0.conf"]
+
+
+HOOK = "  on_change: [sh, -c, 'echo {{ cluster }} {{ address }} >> hooks.log']\n"
+
+
+def hooked_basic() -> str:
+    return BASIC.replace("  address_pool: 100.96.0.0/16\n", "  address_pool: 100.96.0.0/16\n" + HOOK)
+
+
+# -- the local state file ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_VALUES))
+def test_a_hostile_entry_in_state_json_stops_every_command(workspace, skyplan, skyctl, outside, case):
+    (workspace / "links.yaml").write_text(hooked_basic())
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    state_path = workspace / ".skyplan/state.json"
+    document = json.loads(state_path.read_text())
+    entry = hostile_entry(case, outside)
+    document["resources"].append(entry)
+    state_path.write_text(json.dumps(document, indent=2))
+    victims = victims_for(entry, outside)
+    plant_victims(victims)
+    (workspace / "hooks.log").unlink()
+    before = state_path.read_bytes()
+    address = f"cluster.{entry['name']}"
+
+    for command in (("plan",), ("apply", "--auto-approve"), ("destroy", "--auto-approve")):
+        assert_refused(skyplan(*command), str(state_path), address)
+    assert_refused(skyctl("get", "link"), str(state_path), address)
+    assert_refused(skyctl("delete", "link", "us-eu"), str(state_path), address)
+
+    assert all(path.read_text() == "precious\n" for path in victims), "a file outside the workspace was touched"
+    assert not (outside / "marker").exists()
+    assert not (workspace / "hooks.log").exists(), "a hook ran"
+    assert state_path.read_bytes() == before
+
+
+def test_the_error_suggests_a_safe_way_to_remove_the_entry(workspace, skyplan, outside):
+    (workspace / "links.yaml").write_text(BASIC)
+    skyplan("apply", "--auto-approve")
+    state_path = workspace / ".skyplan/state.json"
+    document = json.loads(state_path.read_text())
+    document["resources"].append(hostile_cluster("x; touch marker"))
+    state_path.write_text(json.dumps(document))
+    result = skyplan("plan")
+    assert result.output.rstrip().endswith("remove it: skyplan state rm 'cluster.x; touch marker'")
+    assert skyplan("state", "rm", "cluster.x; touch marker").exit_code == 0
+    assert skyplan("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_a_hostile_link_end_is_refused(workspace, skyplan, outside):
+    (workspace / "links.yaml").write_text(BASIC)
+    skyplan("apply", "--auto-approve")
+    state_path = workspace / ".skyplan/state.json"
+    document = json.loads(state_path.read_text())
+    link = next(r for r in document["resources"] if r["name"] == "us-eu")
+    forged = copy.deepcopy(link) | {"name": "forged"}
+    forged["attributes"]["target"] = CLIMB + "etc"
+    document["resources"].append(forged)
+    state_path.write_text(json.dumps(document))
+    result = skyplan("apply", "--auto-approve")
+    assert_refused(result, str(state_path), "link.forged")
+    assert "at an end of a link" in result.output and "invalid cluster name" in result.output
+
+
+def test_an_old_output_dir_inside_the_workspace_is_still_accepted(workspace, skyplan):
+    """Moving configs to a new folder is a normal change: the old folder is in the workspace."""
+    (workspace / "links.yaml").write_text(BASIC)
+    skyplan("apply", "--auto-approve")
+    (workspace / "links.yaml").write_text(BASIC.replace("  address_pool", "  output_dir: configs\n  address_pool"))
+    applied = skyplan("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert (workspace / "configs/us-west/wgsky0.conf").exists()
+    assert not (workspace / "wireguard/us-west/wgsky0.conf").exists()
+
+
+def test_the_configurations_own_output_dir_may_be_anywhere(workspace, skyplan, outside):
+    (workspace / "links.yaml").write_text(BASIC.replace("  address_pool", f"  output_dir: {outside}\n  address_pool"))
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    assert skyplan("plan", "--detailed-exitcode").exit_code == 0
+    assert (outside / "us-west/wgsky0.conf").exists()
+
+
+# -- a row in the shared PostgreSQL table -------------------------------------------------------------
+
+
+def _postgres_workspace(workspace: Path, url: str) -> str:
+    name = f"hostile-{uuid.uuid4()}"
+    (workspace / "links.yaml").write_text(hooked_basic() + f"backend:\n  type: postgres\n  url: '{url}'\n  workspace: {name}\n")
+    return name
+
+
+def _edit_row(url: str, name: str, edit) -> dict:
+    """Change the stored document as someone with write access to the table would."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        (document,) = conn.execute(f"SELECT state FROM {STATES_TABLE} WHERE workspace = %s", [name]).fetchone()
+        edit(document)
+        conn.execute(f"UPDATE {STATES_TABLE} SET state = %s WHERE workspace = %s", [json.dumps(document), name])
+    return document
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("case", ["name climbing out", "output_dir outside", "computed key with a directive"])
+def test_a_hostile_row_in_postgresql_stops_every_command(workspace, skyplan, skyctl, postgres_url, outside, case, monkeypatch):
+    monkeypatch.delenv("SKYPLAN_BACKEND", raising=False)
+    name = _postgres_workspace(workspace, postgres_url)
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    entry = hostile_entry(case, outside)
+    stored = _edit_row(postgres_url, name, lambda document: document["resources"].append(entry))
+    victims = victims_for(entry, outside)
+    plant_victims(victims)
+    (workspace / "hooks.log").unlink()
+    where = f'{postgres_url} (workspace "{name}")'
+    address = f"cluster.{entry['name']}"
+
+    for command in (("plan",), ("apply", "--auto-approve"), ("destroy", "--auto-approve")):
+        assert_refused(skyplan(*command), where, address)
+    assert_refused(skyctl("get", "cluster"), where, address)
+    assert_refused(skyctl("create", "link", "eu-ap", "-s", "eu-central", "-t", "ap-south"), where, address)
+
+    assert all(path.read_text() == "precious\n" for path in victims), "a file outside the workspace was touched"
+    assert not (outside / "marker").exists()
+    assert not (workspace / "hooks.log").exists(), "a hook ran"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        (now,) = conn.execute(f"SELECT state FROM {STATES_TABLE} WHERE workspace = %s", [name]).fetchone()
+    assert now == stored, "the state was written"
