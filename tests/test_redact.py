@@ -8,6 +8,14 @@ from skyplan.redact import mask, redact, redact_argv, redact_environment
 from tests.state.test_urls import assert_hidden
 
 SECRET = "Vq8-Rk2mZp-Wx4j"
+
+
+@pytest.fixture(autouse=True)
+def _nothing_remembered(monkeypatch):
+    # Secrets that earlier tests' runs met would be masked here too: each test starts afresh.
+    from skyplan import redact as module
+
+    monkeypatch.setattr(module, "_remembered", set())
 KEY = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
 
 

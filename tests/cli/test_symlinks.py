@@ -218,11 +218,17 @@ def test_first_apply_writes_nothing_into_a_linked_output_dir(workspace, skyplan,
 
 
 def test_apply_of_a_saved_plan_writes_nothing_through_a_link_planted_after_it(applied, skyplan, outside):
-    # A saved plan is applied without reading the files back: the writes themselves refuse.
+    # A --no-refresh plan is applied without reading the files back: the writes themselves refuse.
     before = tree(outside)
     (applied / "links.yaml").write_text(TWO.replace("192.0.2.2:51820", "192.0.2.3:51820"))
-    assert skyplan("plan", "--out", "p.plan").exit_code == 0
+    assert skyplan("plan", "--no-refresh", "--out", "p.plan").exit_code == 0
+    assert skyplan("plan", "--out", "refreshed.plan").exit_code == 0
     replace_with_link(applied / "wireguard/a", outside)
+    # A refreshing plan is planned again at apply, and that refresh refuses the link first.
+    result = skyplan("apply", "refreshed.plan")
+    assert result.exit_code == 1
+    assert result.output == f"Error: wireguard/a {REFUSED}: replace it with a real file or folder\n"
+    assert tree(outside) == before
     result = skyplan("apply", "p.plan")
     assert result.exit_code == 1
     assert f"writing wireguard/a/wgsky0.conf: wireguard/a {REFUSED}" in result.output
@@ -283,7 +289,8 @@ def test_destroy_deletes_nothing_through_a_link(applied, skyplan, outside):
 def test_a_saved_destroy_plan_deletes_nothing_through_links_planted_after_it(applied, skyplan, outside):
     before = tree(outside)
     (applied / "links.yaml").write_text("version: 1\nprovider:\n  name: wireguard\nclusters: []\nlinks: []\n")
-    assert skyplan("plan", "--out", "d.plan").exit_code == 0
+    # Without refresh, so that its second planning at apply does not meet the links first.
+    assert skyplan("plan", "--no-refresh", "--out", "d.plan").exit_code == 0
     replace_with_link(applied / "wireguard/a", outside)
     os.symlink(outside / "wgsky0.conf", applied / "wireguard/b/wgsky0.conf.new")
     os.replace(applied / "wireguard/b/wgsky0.conf.new", applied / "wireguard/b/wgsky0.conf")
