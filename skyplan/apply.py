@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from skyplan.plan.model import Action, Plan, ResourceChange, count_actions
 from skyplan.plan.moves import apply_moves
-from skyplan.providers import ApplyRequest, Change, Provider, ResourceResult, ResourceView
+from skyplan.sdk import ApplyRequest, Change, Provider, ResourceResult, ResourceView
 from skyplan.state.model import ResourceState, ResourceStatus, RunInfo, State, now_iso
 from skyplan.state.store import LockInfo, StateStore
 
@@ -81,8 +81,10 @@ def apply_plan(
     original = state.by_address()
     state, _ = apply_moves(state, moves)
     resources = state.by_address()
+    # What the provider writes is in its current schema; the state says so with each resource.
+    version = type(provider).schema_version
     for change in changes:
-        resources[change.address] = _intent(change, resources.get(change.address), started)
+        resources[change.address] = _intent(change, resources.get(change.address), started, version)
     state = state.with_resources(resources, serial=state.serial + 1, interrupted=run)
     store.write(state)
 
@@ -121,7 +123,7 @@ def apply_plan(
         unreported = f"provider error: {type(exc).__name__}: {exc}"
     for change in changes:
         if change.address not in reported:
-            take(change, ResourceResult(change.address, ok=False, error=unreported))
+            take(change, ResourceResult.failed(change.address, unreported))
     state = state.with_resources(resources, serial=state.serial + 1, interrupted=None)
     store.write(state)
     return ApplyOutcome(state, results)
@@ -141,7 +143,7 @@ def _initial_status(now: str) -> ResourceStatus:
     return ResourceStatus(phase="INIT", since=now)
 
 
-def _intent(change: ResourceChange, have: ResourceState | None, now: str) -> ResourceState:
+def _intent(change: ResourceChange, have: ResourceState | None, now: str, version: int) -> ResourceState:
     if have is None:
         return ResourceState.model_construct(
             type=change.type,
@@ -152,8 +154,9 @@ def _intent(change: ResourceChange, have: ResourceState | None, now: str) -> Res
             status=_initial_status(now),
             created=now,
             pending="create",
+            schema_version=version,
         )
-    update: dict = {"pending": change.provider_action}
+    update: dict = {"pending": change.provider_action, "schema_version": version}
     if change.previous_address and change.previous_address != change.address and have.moved_from is None:
         update["moved_from"] = change.previous_address.split(".", 1)[1]
     return have.model_copy(update=update)
@@ -178,6 +181,7 @@ def _recorded(change: ResourceChange, have: ResourceState | None, result: Resour
         created=now if fresh else have.created,
         pending=None,
         moved_from=None,
+        schema_version=have.schema_version,
     )
 
 

@@ -95,7 +95,7 @@ def delete_cluster(ws: Workspace, name: str, lock_timeout: float) -> Done:
         if have is None:
             raise SkyplanError(f"Cluster '{name}' does not exist.")
         _refuse_file_managed(ws, have, "Cluster")
-        joining = [r for r in recorded.values() if r.type == "link" and name in (r.attributes["source"], r.attributes["target"])]
+        joining = [r for r in recorded.values() if r.type == "link" and name in r.ends]
         users = sorted(r.name for r in joining if r.pending != "delete")
         if users:
             raise SkyplanError(f"Cluster '{name}' is still linked by {', '.join(users)}; delete those links first.")
@@ -169,7 +169,7 @@ def _links_between(recorded: dict[str, ResourceState], a: str, b: str, besides: 
     return [
         r
         for r in recorded.values()
-        if r.type == "link" and r.name != besides and r.pending != "delete" and {r.attributes["source"], r.attributes["target"]} == pair
+        if r.type == "link" and r.name != besides and r.pending != "delete" and set(r.ends) == pair
     ]
 
 
@@ -195,8 +195,8 @@ def _specs(prior: State | None, new: ClusterSpec | LinkSpec) -> tuple[list[Clust
     resources = [r for r in (prior.resources if prior else []) if not (r.type == kind and r.name == new.name)]
     if isinstance(new, LinkSpec):
         ends = {new.source, new.target}
-        near = [r for r in resources if r.type == "link" and ends & {r.attributes["source"], r.attributes["target"]}]
-        names = ends | {e for r in near for e in (r.attributes["source"], r.attributes["target"])}
+        near = [r for r in resources if r.type == "link" and not ends.isdisjoint(r.ends)]
+        names = ends | {e for r in near for e in r.ends}
         resources = near + [r for r in resources if r.type == "cluster" and r.name in names]
     else:
         resources = [r for r in resources if r.type == "cluster"]
@@ -222,7 +222,7 @@ def _without_path(message: str) -> str:
 def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) -> dict[str, tuple[str, list[dict]]]:
     """Each resource's phase and conditions: PENDING where an interrupted run left work undone,
     FAILED as recorded, otherwise as the provider sees it."""
-    from skyplan.providers import ResourceView, StatusRequest
+    from skyplan.sdk import ResourceView, StatusRequest
 
     clusters = {r.name: r for r in state.resources if r.type == "cluster"} if state else {}
     views: dict[str, ResourceView] = {}
@@ -231,7 +231,7 @@ def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) 
             continue
         views[r.address] = ResourceView(r.type, r.name, r.attributes, r.computed)
         if r.type == "link":  # the provider needs both ends to judge a link
-            for end in (r.attributes["source"], r.attributes["target"]):
+            for end in r.ends:
                 cluster = clusters.get(end)
                 if cluster is not None and f"cluster.{end}" not in views:
                     views[f"cluster.{end}"] = ResourceView("cluster", end, cluster.attributes, cluster.computed)

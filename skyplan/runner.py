@@ -14,7 +14,8 @@ from skyplan.errors import SkyplanError, StateError
 from skyplan.plan.model import DesiredResource, Plan
 from skyplan.plan.saved import BackendRef, SavedPlan
 from skyplan.state.urls import display_url, has_password
-from skyplan.providers import Provider, ReadBack, ReadRequest, Reading, ResourceView, WorkspacePaths
+from skyplan.config.diagnostics import Diagnostic
+from skyplan.sdk import Provider, ReadBack, ReadRequest, Reading, ResourceView, WorkspacePaths
 from skyplan.state.model import Owner, State
 from skyplan.state.store import LockInfo, StateStore
 
@@ -40,22 +41,28 @@ class Workspace:
             self.store.unlock(info.id)
 
     def read_state(self) -> State | None:
-        """The recorded state, checked to hold what this provider needs of each resource, and
-        every name and value in it to pass the rules the configuration's would (state/checks.py)."""
+        """The recorded state, upgraded to the provider's schema (state/upgrade.py), checked to
+        hold what the core and the provider need of each resource, and every name and value in
+        it to pass the rules the configuration's would (state/checks.py)."""
         from skyplan.state.checks import check_state
         from skyplan.state.model import check_shapes
+        from skyplan.state.upgrade import upgrade_state
 
         state = self.store.read()
         if state is None:
             self._refuse_stranded_state()
         if state is not None:
+            provider_cls = type(self.provider)
+            # Upgraded first: a setting added since the state was written is filled in by the
+            # provider, so only a damaged entry lacks what the provider declares it needs.
+            state = upgrade_state(state, self.provider, self.store.describe())
             required = {
-                "cluster": {"endpoint", "subnets", *type(self.provider).cluster_settings},
+                "cluster": {"endpoint", "subnets", *provider_cls.cluster_settings},
                 "link": {"source", "target"},
             }
             check_shapes(state, required, self.store.describe())
             read_back = ReadBack(root=self.paths.root, configured=self.provider.settings)
-            check_state(state, type(self.provider), self.store.describe(), read_back)
+            check_state(state, provider_cls, self.store.describe(), read_back)
         return state
 
     def _refuse_stranded_state(self) -> None:
@@ -180,10 +187,12 @@ def replan_saved(ws: Workspace, saved: SavedPlan, prior: State | None) -> Plan:
     )
 
 
-def readable(state: State | None) -> list[ResourceView]:
-    """Resources whose real form can be checked: complete, and not left half-done by a crash."""
+def readable(state: State | None, provider_cls: type[Provider]) -> list[ResourceView]:
+    """Resources whose real form can be checked: complete (every value the provider computes is
+    recorded), and not left half-done by a crash."""
     if state is None:
         return []
+    computed = provider_cls.computed_attributes
     clusters: dict[str, ResourceView] = {}
     links = []
     for r in state.resources:
@@ -191,23 +200,41 @@ def readable(state: State | None) -> list[ResourceView]:
             continue
         if r.type == "link":
             links.append(r)
-        elif "address" in r.computed and "public_key" in r.computed:
+        elif all(name in r.computed for name in computed.get("cluster", ())):
             clusters[r.name] = ResourceView("cluster", r.name, r.attributes, r.computed)
     # A link can be checked only when both its ends can.
+    needed = computed.get("link", ())
     return [*clusters.values()] + [
         ResourceView("link", r.name, r.attributes, r.computed)
         for r in links
-        if r.attributes["source"] in clusters and r.attributes["target"] in clusters
+        if (ends := r.ends).source in clusters and ends.target in clusters and all(n in r.computed for n in needed)
     ]
 
 
 def refresh(ws: Workspace, prior: State | None, previous: dict[str, str] | None = None) -> dict[str, Reading]:
-    """Readings of `prior` (moves already made in it); `previous` names where moved files may still be."""
-    views = readable(prior)
+    """Readings of `prior` (moves already made in it); `previous` names where moved files may still be.
+
+    A problem the provider reports (a file it cannot read) stops the plan: ProviderError."""
+    views = readable(prior, type(ws.provider))
     if not views:
         return {}
     previous_names = {new: old.split(".", 1)[1] for new, old in (previous or {}).items()}
-    return ws.provider.read(ReadRequest(resources=views, previous_names=previous_names)).readings
+    response = ws.provider.read(ReadRequest(resources=views, previous_names=previous_names))
+    raise_errors(response.diagnostics)
+    return response.readings
+
+
+def raise_errors(diagnostics: list[Diagnostic]) -> None:
+    """ProviderError if a provider reported an error: its message is the first, as one line, and
+    it carries them all (`diagnostics`) for a renderer that shows each."""
+    from skyplan.config.diagnostics import errors_in
+    from skyplan.errors import ProviderError
+
+    errors = errors_in(diagnostics)
+    if errors:
+        exc = ProviderError(str(errors[0]))
+        exc.diagnostics = errors  # type: ignore[attr-defined]
+        raise exc
 
 
 def planned_values(
@@ -215,7 +242,7 @@ def planned_values(
 ) -> dict[str, dict]:
     """The computed values the provider knows at plan time, asked of the world after this plan:
     desired resources in scope, and recorded ones that stay (out of scope, or another owner's)."""
-    from skyplan.providers import PlanRequest
+    from skyplan.sdk import PlanRequest
 
     if type(provider).plan is Provider.plan:
         return {}  # a provider that plans nothing: every computed value is known after apply
@@ -234,7 +261,9 @@ def planned_values(
             continue
         have = recorded.get(address)
         views.append(ResourceView(want.type, want.name, want.attributes, have.computed if have else {}))
-    return provider.plan(PlanRequest(resources=views)).planned
+    response = provider.plan(PlanRequest(resources=views))
+    raise_errors(response.diagnostics)
+    return response.planned
 
 
 def make_plan(

@@ -13,7 +13,7 @@ import pytest
 
 from skyplan.apply import apply_plan
 from skyplan.plan.model import Action, Plan, ResourceChange
-from skyplan.providers import ApplyRequest, Provider, ResourceResult, WorkspacePaths
+from skyplan.sdk import ApplyRequest, Provider, ResourceResult, WorkspacePaths
 from skyplan.state.model import State
 from skyplan.state.store import LockInfo, StateStore, check_successor
 
@@ -140,7 +140,7 @@ def test_results_for_unplanned_addresses_and_repeats_are_ignored() -> None:
     def script(request):
         yield _ok("cluster.zz")
         yield from map(_ok, ADDRESSES)
-        yield ResourceResult("cluster.a", ok=False, error="second result for the same change")
+        yield ResourceResult.failed("cluster.a", "second result for the same change")
 
     outcome, store, seen = _run(script)
     assert seen == [(a, True) for a in ADDRESSES]

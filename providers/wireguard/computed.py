@@ -10,7 +10,7 @@ import ipaddress
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from skyplan.config.network import ZONE_REASON
+from skyplan.sdk import ZONE_REASON
 from skyplan_wireguard import keys
 
 

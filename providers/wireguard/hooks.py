@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from skyplan.sandbox import Limits
+from skyplan.sdk import Limits
 from skyplan_wireguard import keys
 
 # Per argument of a command (exec refuses one past 128 KiB anyway). Read when the environment
@@ -39,7 +39,7 @@ STDERR_QUOTED = 2000
 def environment() -> Any:
     from jinja2 import StrictUndefined
 
-    from skyplan.sandbox.environment import LimitedEnvironment
+    from skyplan.sdk.templates import LimitedEnvironment
 
     quote = {"quote": lambda value: shlex.quote(str(value))}
     return LimitedEnvironment(LIMITS, filters=quote, undefined=StrictUndefined, keep_trailing_newline=False)
@@ -47,13 +47,13 @@ def environment() -> Any:
 
 @lru_cache(maxsize=512)
 def _compiled(part: str):
-    from skyplan.sandbox.environment import compile_template
+    from skyplan.sdk.templates import compile_template
 
     return compile_template(environment(), part)
 
 
 class ArgvTemplateError(ValueError):
-    """An argument of a command could not be rendered; `kind` as in skyplan.sandbox.TemplateFailure."""
+    """An argument of a command could not be rendered; `kind` as in skyplan.sdk.TemplateFailure."""
 
     def __init__(self, message: str, kind: str):
         super().__init__(message)
@@ -62,8 +62,7 @@ class ArgvTemplateError(ValueError):
 
 def render_argv(template: list[str], context: Mapping[str, object]) -> list[str]:
     """Each argument rendered within LIMITS; ArgvTemplateError naming the argument and why."""
-    from skyplan.sandbox import TemplateFailure
-    from skyplan.sandbox.environment import render
+    from skyplan.sdk.templates import TemplateFailure, render
 
     argv = []
     for index, part in enumerate(template):

@@ -47,7 +47,7 @@ def read(path: Path, within: Path | None = None) -> str | None:
 
     The file is reached from `within` without following a symlink (UnsafePathError).
     """
-    from skyplan import atomic
+    from skyplan.sdk import atomic
 
     try:
         raw = atomic.read_bytes(path, within, limit=_KEY_FILE_LIMIT)

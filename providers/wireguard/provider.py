@@ -9,12 +9,10 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
-from skyplan import atomic
-from skyplan.config.diagnostics import Diagnostic
-from skyplan.config.network import parse_network
-from skyplan.errors import UnsafePathError
-from skyplan.providers import (
+from skyplan.sdk import (
     ApplyRequest,
+    Diagnostic,
+    Display,
     PlanRequest,
     PlanResponse,
     Provider,
@@ -25,21 +23,42 @@ from skyplan.providers import (
     ResourceView,
     StatusRequest,
     StatusResponse,
+    UnsafePathError,
     ValidateRequest,
+    ValidateResponse,
+    atomic,
+    parse_network,
 )
 from skyplan_wireguard import addresses, conf, hooks, keys
 from skyplan_wireguard.computed import ClusterComputed
-from skyplan_wireguard.settings import WireGuardSettings
+from skyplan_wireguard.settings import CLUSTER_SETTINGS, SCHEMA_VERSION, WireGuardSettings
 
 
 class WireGuardProvider(Provider):
     name = "wireguard"
     settings_model = WireGuardSettings
-    cluster_settings = ("listen_port", "interface", "mtu", "persistent_keepalive", "address_pool", "output_dir")
+    cluster_settings = CLUSTER_SETTINGS
+    cluster_overrides = {"listen_port": "listen_port"}  # a cluster's own port wins over the default
     computed_attributes = {"cluster": ("address", "public_key")}
     computed_models = {"cluster": ClusterComputed}
+    schema_version = SCHEMA_VERSION
+    display_spec = {"cluster": Display(columns=(("ADDRESS", "address"),), status=("address", "public_key"))}
 
     settings: WireGuardSettings
+
+    # -- upgrade -------------------------------------------------------------------------------
+
+    def upgrade(self, view: ResourceView, from_version: int) -> ResourceView:
+        """A cluster recorded before a setting existed gets the setting's default: what this
+        provider did before it could be set. Settings it records are kept as they are."""
+        if view.type != "cluster":
+            return view
+        missing = [name for name in CLUSTER_SETTINGS if name not in view.attributes]
+        if not missing:
+            return view
+        fields = WireGuardSettings.model_fields
+        filled = {name: fields[name].get_default(call_default_factory=True) for name in missing}
+        return view._replace(attributes={**view.attributes, **filled})
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -71,7 +90,7 @@ class WireGuardProvider(Provider):
 
     # -- validate ------------------------------------------------------------------------------
 
-    def validate(self, request: ValidateRequest) -> list[Diagnostic]:
+    def validate(self, request: ValidateRequest) -> ValidateResponse:
         found: list[Diagnostic] = []
         pool = ipaddress.ip_network(self.settings.address_pool)
         room = addresses.usable_count(self.settings.address_pool)
@@ -95,7 +114,7 @@ class WireGuardProvider(Provider):
                             path=("clusters", i, "subnets", j),
                         )
                     )
-        return found
+        return ValidateResponse(found)
 
     # -- shared by read and apply ----------------------------------------------------------------
 
@@ -128,7 +147,7 @@ class WireGuardProvider(Provider):
         peering: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         for view in world.values():
             if view.type == "link":
-                source, target = view.attributes["source"], view.attributes["target"]
+                source, target = view.ends
                 peering[source][target].append(view.name)
                 peering[target][source].append(view.name)
         return peering
@@ -140,6 +159,7 @@ class WireGuardProvider(Provider):
         clusters = {view.name: view for view in request.resources if view.type == "cluster"}
         peering = self._peering(world)
         readings: dict[str, Reading] = {}
+        diagnostics: list[Diagnostic] = []  # files that cannot be read: the plan stops
         parsed: dict[str, conf.ParsedConf | None] = {}  # only files that differ from what we wrote
         seen: dict = {}
 
@@ -153,11 +173,15 @@ class WireGuardProvider(Provider):
                     key_path = self.key_path(old)
                     private = keys.read(key_path, self.within(key_path))
             except keys.KeyFileError as exc:
-                from skyplan.errors import ProviderError
-
-                raise ProviderError(
-                    f"{exc}. Restore it from a backup, or delete it to have skyplan plan a new key for cluster '{name}'"
-                ) from None
+                diagnostics.append(
+                    Diagnostic(f"{exc}. Restore it from a backup, or delete it to have skyplan plan a new key for cluster '{name}'")
+                )
+                parsed[name] = None
+                continue
+            except UnsafePathError as exc:
+                diagnostics.append(Diagnostic(str(exc)))
+                parsed[name] = None
+                continue
             recorded_public = cluster.computed.get("public_key")
             if private is not None and recorded_public is not None and keys.public_key(private) != recorded_public:
                 # Another machine applied with keys of its own (shared state): taking this key
@@ -191,12 +215,18 @@ class WireGuardProvider(Provider):
                     path = self.config_path(ResourceView("cluster", old, cluster.attributes, cluster.computed))
                     raw = atomic.read_bytes(path, self.within(path))
             except OSError as exc:  # a folder in its place, say: apply could not write it either
-                from skyplan.errors import ProviderError
-
-                raise ProviderError(
-                    f"config {self.display(path)} of cluster '{name}' cannot be read: {exc.strerror}. "
-                    "Move it away to have skyplan write it again"
-                ) from None
+                diagnostics.append(
+                    Diagnostic(
+                        f"config {self.display(path)} of cluster '{name}' cannot be read: {exc.strerror}. "
+                        "Move it away to have skyplan write it again"
+                    )
+                )
+                parsed[name] = None
+                continue
+            except UnsafePathError as exc:
+                diagnostics.append(Diagnostic(str(exc)))
+                parsed[name] = None
+                continue
             if raw is None:
                 parsed[name] = None
                 if cluster.address not in readings:
@@ -236,7 +266,7 @@ class WireGuardProvider(Provider):
         for view in request.resources:
             if view.type != "link":
                 continue
-            source, target = view.attributes["source"], view.attributes["target"]
+            source, target = view.ends
             if source not in parsed and target not in parsed:
                 continue  # both files are exactly as written
             expected, actual = {}, {}
@@ -250,21 +280,19 @@ class WireGuardProvider(Provider):
                 actual[f"peer of {other} in {owner}"] = found.peers.get(want["public_key"])
             if expected != actual:
                 readings[view.address] = Reading(view.address, expected, actual, reason="peer entries differ")
-        return ReadResponse(readings)
+        return ReadResponse(readings, diagnostics)
 
     # -- plan ----------------------------------------------------------------------------------
 
     def plan(self, request: PlanRequest) -> PlanResponse:
         """Every cluster's address, allocated as apply will: the plan shows a renumbering."""
-        from skyplan.errors import ProviderError
-
         clusters = [view for view in request.resources if view.type == "cluster"]
         pools = {view.name: view.attributes["address_pool"] for view in clusters}
         previous = {view.name: view.computed.get("address") for view in clusters}
         try:
             assigned = addresses.allocate(pools, previous)
         except ValueError as exc:
-            raise ProviderError(str(exc)) from None
+            return PlanResponse({}, [Diagnostic(str(exc))])
         return PlanResponse({f"cluster.{name}": {"address": address} for name, address in assigned.items()})
 
     # -- apply ---------------------------------------------------------------------------------
@@ -278,7 +306,7 @@ class WireGuardProvider(Provider):
         for change in request.changes:
             if change.action == "delete" and change.before is not None and change.before.type == "cluster":
                 error = self._remove_cluster(change.before)
-                yield ResourceResult(change.address, ok=error is None, error=error)
+                yield ResourceResult(change.address, ok=True) if error is None else ResourceResult.failed(change.address, error)
 
         stale_keys: list[Path] = []  # key files of clusters that moved and got a new key
         private_keys = self._keys_for(request, failed, stale_keys)
@@ -316,7 +344,7 @@ class WireGuardProvider(Provider):
                 ends = set()
                 for side in (change.before, change.after):
                     if side is not None:
-                        ends.update(e for e in (side.attributes["source"], side.attributes["target"]) if e in clusters)
+                        ends.update(e for e in side.ends if e in clusters)
                 subjects.update(ends)
                 touched.update(ends)
                 waiting.append((change.address, ends))
@@ -360,7 +388,7 @@ class WireGuardProvider(Provider):
             # A failed hook still leaves a key and an address behind: record them either way.
             computed = clusters[address.split(".", 1)[1]].computed
         if errors:
-            return ResourceResult(address, ok=False, computed=computed, error="; ".join(errors))
+            return ResourceResult.failed(address, *errors, computed=computed)
         return ResourceResult(address, ok=True, computed=computed)
 
     def _keys_for(self, request: ApplyRequest, failed: dict[str, str], stale_keys: list[Path]) -> dict[str, str]:

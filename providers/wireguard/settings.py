@@ -7,10 +7,18 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from skyplan.config.network import ZONE_REASON
-from skyplan.providers import READ_BACK
+from skyplan.sdk import READ_BACK, ZONE_REASON
 
 INTERFACE_PATTERN = r"^[a-zA-Z0-9_=+.-]{1,15}$"
+
+# The settings that shape each cluster's own file. Every cluster records them, so that a change
+# shows in the plan as an update of the clusters it rewrites.
+CLUSTER_SETTINGS = ("listen_port", "interface", "mtu", "persistent_keepalive", "address_pool", "output_dir")
+
+# The shape of what a cluster records. Raise it with every name added to CLUSTER_SETTINGS: the
+# provider's upgrade then gives clusters recorded before the setting's default, which must be
+# what this provider did before the setting existed. 0: the shape skyplan 0.1.0 recorded.
+SCHEMA_VERSION = 0
 
 
 class WireGuardSettings(BaseModel):

@@ -6,7 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from skyplan.providers import ResourceStatusReport, StatusRequest, StatusResponse
+from skyplan.sdk import ResourceStatusReport, StatusRequest, StatusResponse
 from skyplan_wireguard import hooks
 
 # WireGuard re-handshakes every 2 minutes while traffic or keepalives flow; 180 s allows for one miss.
@@ -53,7 +53,7 @@ def observe(provider, request: StatusRequest, now: float | None = None) -> Statu
         same = ResourceStatusReport("INIT", [configs_written, unknown])
         return StatusResponse({v.address: same for v in request.resources})
 
-    needed = sorted({end for v in links for end in (v.attributes["source"], v.attributes["target"])} | set(clusters))
+    needed = sorted({end for v in links for end in v.ends} | set(clusters))
     needed = [name for name in needed if name in clusters]
     with ThreadPoolExecutor(max_workers=8) as pool:
         dumps = dict(zip(needed, pool.map(lambda name: _probe(template, clusters[name]), needed)))
@@ -70,7 +70,7 @@ def observe(provider, request: StatusRequest, now: float | None = None) -> Statu
                 "INIT", [configs_written, {"type": "InterfaceUp", "status": "False", "reason": "ProbeFailed", "message": str(dump)}]
             )
     for link in links:
-        ends = (link.attributes["source"], link.attributes["target"])
+        ends = link.ends
         messages = []
         fresh = True
         for here, there in (ends, ends[::-1]):

@@ -90,7 +90,7 @@ def schema() -> None:
 def _provider_fields(name: str) -> tuple[str, ...] | None:
     """The settings of provider `name` in model order, or None when it is not installed."""
     from skyplan.errors import ProviderError
-    from skyplan.providers import provider_class
+    from skyplan.sdk import provider_class
 
     try:
         return tuple(provider_class(name).settings_model.model_fields)

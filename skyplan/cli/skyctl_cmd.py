@@ -201,13 +201,14 @@ def _snapshot(ws, kind: str, name: str | None, output: str) -> tuple[str, object
     if name is not None and not resources:
         raise SkyplanError(f"{kind.capitalize()} '{name}' not found.")
     phases = observe(ws, state, resources)
-    key = tuple((r.address, r.attributes.get("source"), r.attributes.get("target"), phases[r.address][0]) for r in resources)
+    key = tuple((r.address, r.ends if r.type == "link" else None, phases[r.address][0]) for r in resources)
+    display = type(ws.provider).display_spec.get(kind, objects.NO_DISPLAY)
     if output != "table":
         build = objects.link_object if kind == "link" else objects.cluster_object
-        items = [build(r, *phases[r.address]) for r in resources]
+        items = [build(r, *phases[r.address], display=display) for r in resources]
         return objects.render_objects(items, output, kind.capitalize(), single=name is not None), key
     if not resources:
         return f"No {kind}s found.\n", key
     row = objects.link_row if kind == "link" else objects.cluster_row
-    columns = objects.LINK_COLUMNS if kind == "link" else objects.CLUSTER_COLUMNS
-    return objects.table(columns, [row(r, phases[r.address][0]) for r in resources]), key
+    columns = objects.link_columns(display) if kind == "link" else objects.cluster_columns(display)
+    return objects.table(columns, [row(r, phases[r.address][0], display=display) for r in resources]), key

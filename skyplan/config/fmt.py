@@ -333,7 +333,9 @@ def _layout_for(tree: Any, provider_fields: ProviderFields | None) -> Layout | N
     if "kind" in tree:
         return manifest_layout(str(tree["kind"]))
     provider = tree.get("provider")
-    name = provider.get("name", "wireguard") if isinstance(provider, dict) else "wireguard"
+    from skyplan.sdk.registry import DEFAULT_PROVIDER
+
+    name = provider.get("name", DEFAULT_PROVIDER) if isinstance(provider, dict) else DEFAULT_PROVIDER
     return main_layout(str(name), provider_fields)
 
 

@@ -120,7 +120,7 @@ def load_config(
     url = loaded.config.backend.url
     if cache_dir is not None and not loaded.warnings and not (url and has_password(url)):
         # A configuration holding a database password is never copied into the cache.
-        from skyplan.providers import provider_ref
+        from skyplan.sdk import provider_ref
 
         root = loaded.provider.paths.root
         loaded.remember = lambda: cache.store(cache_dir, key, root, loaded.config, provider_ref(loaded.provider.name), loaded.settings)
@@ -146,7 +146,7 @@ def _load_fast(text: str, path: Path, display: str) -> LoadedConfig | None:
 
 def _from_cache(cache_dir: Path, key: str, path: Path, display: str, resources: bool) -> LoadedConfig | None:
     from skyplan.config import cache
-    from skyplan.providers import WorkspacePaths, provider_class_from_ref
+    from skyplan.sdk import WorkspacePaths, provider_class_from_ref
 
     paths = WorkspacePaths.for_config(path)
     document = None if resources else cache.load(cache_dir, key, paths.root, cache.SETTINGS_FILE)
@@ -180,7 +180,7 @@ def build_config(src: source.Source) -> LoadedConfig:
     provider = None
     if config is not None:
         from skyplan.config import rules
-        from skyplan.providers import WorkspacePaths
+        from skyplan.sdk import WorkspacePaths
 
         if settings is not None and provider_cls is not None:
             provider = provider_cls(settings, WorkspacePaths.for_config(src.path))
@@ -355,7 +355,7 @@ def _validate_sections(main, extra_clusters, extra_links, locator, diagnostics):
 
 
 def _validate_provider(raw: Any, diagnostics: list[Diagnostic]):
-    from skyplan.providers import installed_providers, provider_class
+    from skyplan.sdk import installed_providers, provider_class
 
     if raw is None:
         raw = {}

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from skyplan.sdk.registry import DEFAULT_PROVIDER
+
 # Shared by clusters and links, by skyctl, and by the JSON Schema.
 NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"
 NAME_RULE = (
@@ -78,7 +80,7 @@ class ProviderBlock(BaseModel):
     """`provider:`; `name` picks the plugin, the other keys are validated by that plugin's model."""
 
     model_config = ConfigDict(extra="allow", frozen=True, strict=True, defer_build=True)
-    name: str = "wireguard"
+    name: str = DEFAULT_PROVIDER
 
     def settings(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

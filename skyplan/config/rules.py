@@ -80,13 +80,13 @@ def check(config: Config, provider) -> list[Diagnostic]:
     _check_moved(config, found)
     if provider is None:
         return found
-    from skyplan.providers import ResourceView, ValidateRequest
+    from skyplan.sdk import ResourceView, ValidateRequest
 
     request = ValidateRequest(
         clusters=[ResourceView("cluster", c.name, {"endpoint": c.endpoint, "subnets": c.subnets}) for c in config.clusters],
         links=[ResourceView("link", link.name, {"source": link.source, "target": link.target}) for link in config.links],
     )
-    found.extend(provider.validate(request))
+    found.extend(provider.validate(request).diagnostics)
     return found
 
 

@@ -19,10 +19,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from skyplan.sdk.registry import DEFAULT_PROVIDER
+
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # A name, not a place to fetch from: every reference in the schema is local (#/$defs/...).
 SCHEMA_ID = "urn:skyplan:schema:links.yaml:v1"
-DEFAULT_PROVIDER = "wireguard"
 
 _TITLE = "skyplan links.yaml"
 _DESCRIPTION = (
@@ -40,7 +41,7 @@ _PROVIDER_DESCRIPTION = (
 def installed_settings_models() -> tuple[dict[str, type[BaseModel]], list[str]]:
     """The settings model of every installed provider, and a note for each that failed to load."""
     from skyplan.errors import ProviderError
-    from skyplan.providers import installed_providers, provider_class
+    from skyplan.sdk import installed_providers, provider_class
 
     models: dict[str, type[BaseModel]] = {}
     problems: list[str] = []

@@ -13,10 +13,13 @@ from skyplan.state.model import Owner
 def cluster_attributes(spec: ClusterSpec, provider_cls: type, settings: Any) -> dict[str, Any]:
     networks = sorted((parse_network(s) for s in spec.subnets), key=lambda n: (n.version, n.network_address, n.prefixlen))
     attributes: dict[str, Any] = {"endpoint": spec.endpoint, "subnets": [str(n) for n in networks]}
-    own = spec.model_dump()
     for name in provider_cls.cluster_settings:
-        value = own.get(name)
-        attributes[name] = value if value is not None else getattr(settings, name)
+        attributes[name] = getattr(settings, name)
+    # A cluster field that the provider says overrides one of its settings, for this cluster.
+    for field, name in provider_cls.cluster_overrides.items():
+        value = getattr(spec, field, None)
+        if value is not None:
+            attributes[name] = value
     return attributes
 
 

@@ -9,7 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from skyplan import __version__
-from skyplan.state.model import Owner, ResourceType
+from skyplan.sdk.resources import ResourceType
+from skyplan.state.model import Owner
 
 PLAN_FORMAT_VERSION = "1.0"
 

@@ -61,7 +61,7 @@ def apply_moves(state: State | None, moves: Sequence[Move]) -> tuple[State | Non
 
 
 def _follow(link: ResourceState, renamed: dict[str, str]) -> ResourceState:
-    source, target = link.attributes["source"], link.attributes["target"]
+    source, target = link.ends
     if source not in renamed and target not in renamed:
         return link
     attributes = {**link.attributes, "source": renamed.get(source, source), "target": renamed.get(target, target)}

@@ -9,6 +9,7 @@ from skyplan.errors import PlanError
 from skyplan.plan.diff import attribute_changes, nested_changes
 from skyplan.plan.model import Action, AttributeChange, DesiredResource, Drift, Plan, PriorState, ResourceChange
 from skyplan.plan.moves import Move, apply_moves
+from skyplan.sdk.resources import link_ends
 from skyplan.state.model import Owner, ResourceState, State
 
 # A link is the peering of its two ends: other ends make another link, so they force a replace.
@@ -228,7 +229,8 @@ def _owner_change(before: str, after: str):
 
 
 def _ends(attributes: dict[str, Any]) -> frozenset:
-    return frozenset((attributes.get("source"), attributes.get("target")))
+    # Unordered: a link from a to b joins the same clusters as one from b to a.
+    return frozenset(link_ends(attributes))
 
 
 def _drift(have: ResourceState, reading) -> Drift:

@@ -6,7 +6,7 @@ import json
 
 from skyplan.apply import ApplyOutcome
 from skyplan.plan.model import Action, Plan, ResourceChange
-from skyplan.providers import ResourceResult
+from skyplan.sdk import ResourceResult
 from skyplan.render.plan_json import plan_document
 from skyplan.render.style import PLAIN, Style
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skyplan.plan.model import Action, DesiredResource, Plan
+from skyplan.sdk.resources import link_ends
 
 _ACTION = {Action.CREATE: "create", Action.UPDATE: "update", Action.DELETE: "delete", Action.REPLACE: "replace"}
 # Terraform's colours: green to add, yellow to change, red to destroy; a replace is both.
@@ -103,7 +104,7 @@ def build_picture(items: list[Item], title: str | None = None) -> Picture:
     for item in sorted(items, key=lambda i: i.name):
         if item.type != "link":
             continue
-        source, target = item.attributes["source"], item.attributes["target"]
+        source, target = link_ends(item.attributes)
         for end in (source, target):
             picture.clusters.setdefault(end, None)  # a cluster outside the plan: drawn plain
         mesh = _mesh_name(item.name, source, target)

@@ -8,10 +8,20 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
+from skyplan.sdk import Display
 from skyplan.state.model import ResourceState
 
 LINK_COLUMNS = ("NAME", "SOURCE", "TARGET", "STATUS", "AGE")
-CLUSTER_COLUMNS = ("NAME", "ENDPOINT", "SUBNETS", "ADDRESS", "STATUS", "AGE")
+NO_DISPLAY = Display()
+
+
+def link_columns(display: Display = NO_DISPLAY) -> tuple[str, ...]:
+    return ("NAME", "SOURCE", "TARGET", *(heading for heading, _ in display.columns), "STATUS", "AGE")
+
+
+def cluster_columns(display: Display = NO_DISPLAY) -> tuple[str, ...]:
+    """The cluster table's headings: the core's, with the provider's computed values in between."""
+    return ("NAME", "ENDPOINT", "SUBNETS", *(heading for heading, _ in display.columns), "STATUS", "AGE")
 
 
 @lru_cache(maxsize=4096)
@@ -53,28 +63,35 @@ def table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join(line.format(*row).rstrip() for row in [columns, *rows]) + "\n"
 
 
-def link_row(link: ResourceState, phase: str, now: datetime | None = None) -> tuple[str, ...]:
-    return (link.name, link.attributes["source"], link.attributes["target"], phase, age(link.created, now))
+def link_row(link: ResourceState, phase: str, now: datetime | None = None, display: Display = NO_DISPLAY) -> tuple[str, ...]:
+    source, target = link.ends
+    computed = tuple(str(link.computed.get(key, display.missing)) for _, key in display.columns)
+    return (link.name, source, target, *computed, phase, age(link.created, now))
 
 
-def cluster_row(cluster: ResourceState, phase: str, now: datetime | None = None) -> tuple[str, ...]:
+def cluster_row(cluster: ResourceState, phase: str, now: datetime | None = None, display: Display = NO_DISPLAY) -> tuple[str, ...]:
     subnets = ",".join(cluster.attributes.get("subnets", [])) or "<none>"
-    return (cluster.name, cluster.attributes["endpoint"], subnets, cluster.computed.get("address", "<pending>"), phase, age(cluster.created, now))
+    computed = tuple(str(cluster.computed.get(key, display.missing)) for _, key in display.columns)
+    return (cluster.name, cluster.attributes["endpoint"], subnets, *computed, phase, age(cluster.created, now))
 
 
-def link_object(link: ResourceState, phase: str, conditions: list[dict]) -> dict[str, Any]:
+def link_object(link: ResourceState, phase: str, conditions: list[dict], display: Display = NO_DISPLAY) -> dict[str, Any]:
+    source, target = link.ends
+    status = _status(link, phase, conditions)
+    status.update({k: link.computed[k] for k in display.status if k in link.computed})
     return {
         "kind": "Link",
         "metadata": _metadata(link),
-        "spec": {"source_cluster": link.attributes["source"], "target_cluster": link.attributes["target"]},
-        "status": _status(link, phase, conditions),
+        "spec": {"source_cluster": source, "target_cluster": target},
+        "status": status,
     }
 
 
-def cluster_object(cluster: ResourceState, phase: str, conditions: list[dict]) -> dict[str, Any]:
+def cluster_object(cluster: ResourceState, phase: str, conditions: list[dict], display: Display = NO_DISPLAY) -> dict[str, Any]:
     spec: dict[str, Any] = {"endpoint": cluster.attributes["endpoint"], "subnets": list(cluster.attributes.get("subnets", []))}
     status = _status(cluster, phase, conditions)
-    status.update({k: v for k, v in cluster.computed.items() if k in ("address", "public_key")})
+    # In the order the state records them, as before: a provider's display names which.
+    status.update({k: v for k, v in cluster.computed.items() if k in display.status})
     return {"kind": "Cluster", "metadata": _metadata(cluster), "spec": spec, "status": status}
 
 

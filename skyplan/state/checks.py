@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ValidationError
 
 from skyplan.errors import StateError
-from skyplan.providers import ReadBack
+from skyplan.sdk import ReadBack
 from skyplan.state.model import ResourceState, State
 
 _ENTRY_PREFIX = re.compile(r"^(clusters|links)\[\d+\]\.?")
@@ -68,7 +68,7 @@ def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, re
             except ValidationError as exc:
                 problems.append((resource.address, "computed " + _first_error(exc)))
     # check_shapes made sure that every link's source and target are strings.
-    ends = {r.attributes["source"] for r in links} | {r.attributes["target"] for r in links}
+    ends = {end for r in links for end in r.ends}
     for diagnostic in check_entries(specs, [r.name for r in links], ends):
         if diagnostic.severity != "error":
             continue
@@ -78,7 +78,7 @@ def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, re
         elif isinstance(place, int):
             address = links[place].address
         else:  # an end, by name: the first link that names it
-            address = next(r.address for r in links if place in (r.attributes["source"], r.attributes["target"]))
+            address = next(r.address for r in links if place in r.ends)
         problems.append((address, _ENTRY_PREFIX.sub("", diagnostic.message).removeprefix("links: ")))
     return problems
 

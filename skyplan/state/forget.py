@@ -21,7 +21,7 @@ def forget(state: State, addresses: list[str]) -> State:
     for address, resource in sorted(resources.items()):
         if resource.type != "link" or address in gone:
             continue
-        for end in (resource.attributes["source"], resource.attributes["target"]):
+        for end in resource.ends:
             if f"cluster.{end}" in gone:
                 problems.append(f"{address} joins cluster.{end}; forget it too (state rm {address}) or keep the cluster")
     if problems:

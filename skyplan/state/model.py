@@ -9,20 +9,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from skyplan import __version__
+from skyplan.sdk.resources import LinkEnds, ResourceType, address_problem
+
+__all__ = ["ResourceType", "address_problem"]  # re-exported: the SDK defines them
 
 STATE_FORMAT_VERSION = 1
 
 Phase = Literal["INIT", "ACTIVE", "FAILED"]
 Owner = Literal["file", "skyctl"]
-ResourceType = Literal["cluster", "link"]
-
-
-def address_problem(text: str) -> str | None:
-    """Why `text` is not a resource address (cluster.NAME or link.NAME), or None if it is one."""
-    kind, dot, name = text.partition(".")
-    if kind not in ("cluster", "link") or not dot or not name:
-        return f"'{text}' is not a resource address; write cluster.NAME or link.NAME"
-    return None
 
 
 def now_iso() -> str:
@@ -54,10 +48,19 @@ class ResourceState(Record):
     # The name it had before a move (a `moved` entry, `state mv`) that is not finished yet: its
     # files may still be under that name, and the next apply finishes moving them.
     moved_from: str | None = None
+    # The provider's schema_version the attributes and computed values are in; states written
+    # before versions were recorded (skyplan 0.1.0) hold none: 0. The core upgrades older ones
+    # through the provider before anything else reads them (state/upgrade.py).
+    schema_version: int = 0
 
     @property
     def address(self) -> str:
         return f"{self.type}.{self.name}"
+
+    @property
+    def ends(self) -> LinkEnds:
+        """A link's two clusters (a cluster has none: KeyError)."""
+        return LinkEnds(self.attributes["source"], self.attributes["target"])
 
 
 class RunInfo(Record):
@@ -94,6 +97,8 @@ def check_shapes(state: State, required: dict[str, set[str]], where: str) -> Non
 
     The attributes are open dicts (providers add theirs), so pydantic cannot check them; a
     hand-edited or damaged state must stop here with a clear message, not deep in a provider.
+    `required` holds the core's needs and those the provider declares; it is checked after the
+    provider has upgraded each resource, so a setting added since a state was written is there.
     """
     from skyplan.errors import StateError
 
@@ -104,5 +109,5 @@ def check_shapes(state: State, required: dict[str, set[str]], where: str) -> Non
                 f"state {where} is damaged: resources[{index}] ({resource.address}) has no attribute "
                 + ", ".join(f"'{m}'" for m in sorted(missing))
             )
-        if resource.type == "link" and not all(isinstance(resource.attributes[k], str) for k in ("source", "target")):
+        if resource.type == "link" and not all(isinstance(end, str) for end in resource.ends):
             raise StateError(f"state {where} is damaged: resources[{index}] ({resource.address}): source and target must be names")

@@ -105,7 +105,7 @@ def _planted_entry(text: str, outside: Path, marker: Path) -> dict:
     """The entry an attacker computes from the public text alone: same key, hostile settings."""
     from skyplan.config.cache import key_of
     from skyplan.config.loader import load_config, text_digest
-    from skyplan.providers import provider_ref
+    from skyplan.sdk import provider_ref
 
     honest = load_config(Path("links.yaml"), display="links.yaml", text=text)
     settings = honest.settings.model_dump(mode="json")

@@ -17,7 +17,7 @@ from skyplan.config import fmt as fmt_module
 from skyplan.config.fmt import format_text
 from skyplan.config.loader import load_config
 from skyplan.errors import ConfigError, FormatError
-from skyplan.providers import provider_class
+from skyplan.sdk import provider_class
 
 CASES = Path(__file__).parent / "fmt_cases"
 CASE_NAMES = sorted(path.name.removesuffix(".in.yaml") for path in CASES.glob("*.in.yaml"))

@@ -10,7 +10,7 @@ from ruamel.yaml import YAML
 from skyplan.errors import PlanError
 from skyplan.plan.model import Action, DesiredResource
 from skyplan.plan.planner import plan
-from skyplan.providers import Reading
+from skyplan.sdk import Reading
 from skyplan.state.model import ResourceState, ResourceStatus, RunInfo, State
 
 CASES = sorted(Path(__file__).with_name("cases").glob("*.yaml"))

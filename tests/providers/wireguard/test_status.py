@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skyplan.providers import ResourceView, StatusRequest
+from skyplan.sdk import ResourceView, StatusRequest
 from skyplan_wireguard.provider import WireGuardProvider
 from skyplan_wireguard.settings import WireGuardSettings
 from skyplan_wireguard.status import observe, parse_dump
