@@ -53,10 +53,10 @@ class WireGuardProvider(Provider):
         provider did before it could be set. Settings it records are kept as they are."""
         if view.type != "cluster":
             return view
-        missing = [name for name in CLUSTER_SETTINGS if name not in view.attributes]
+        missing = [name for name in self.cluster_settings if name not in view.attributes]
         if not missing:
             return view
-        fields = WireGuardSettings.model_fields
+        fields = self.settings_model.model_fields
         filled = {name: fields[name].get_default(call_default_factory=True) for name in missing}
         return view._replace(attributes={**view.attributes, **filled})
 
