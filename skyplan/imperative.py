@@ -205,7 +205,7 @@ def _specs(prior: State | None, new: ClusterSpec | LinkSpec) -> tuple[list[Clust
         if r.type == "cluster":
             clusters.append(ClusterSpec.model_construct(name=r.name, endpoint=r.attributes["endpoint"], subnets=r.attributes["subnets"], listen_port=None))
         else:
-            links.append(LinkSpec.model_construct(name=r.name, **{k: r.attributes[k] for k in ("source", "target")}))
+            links.append(LinkSpec.model_construct(name=r.name, **r.ends._asdict()))
     return clusters, links
 
 

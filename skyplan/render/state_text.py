@@ -55,7 +55,7 @@ def state_document(state: State | None, provider_name: str | None = None) -> dic
         resources.append(
             {
                 **head,
-                "schema_version": 0,
+                "schema_version": r.schema_version,
                 "values": {**r.attributes, **r.computed},
                 "sensitive_values": {},
                 "managed_by": r.managed_by,

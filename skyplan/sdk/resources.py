@@ -42,9 +42,12 @@ class LinkEnds(NamedTuple):
     target: str
 
 
+_new_tuple = tuple.__new__  # builds a LinkEnds without the keyword handling of its __new__: hot
+
+
 def link_ends(attributes: Mapping[str, Any]) -> LinkEnds:
     """The ends recorded in a link's attributes (the state, a plan, the configuration)."""
-    return LinkEnds(attributes["source"], attributes["target"])
+    return _new_tuple(LinkEnds, (attributes["source"], attributes["target"]))
 
 
 class ResourceView(NamedTuple):
@@ -66,4 +69,5 @@ class ResourceView(NamedTuple):
     @property
     def ends(self) -> LinkEnds:
         """A link's two clusters (a cluster has none: KeyError)."""
-        return LinkEnds(self.attributes["source"], self.attributes["target"])
+        attributes = self.attributes  # inlined link_ends: read for every link of every table
+        return _new_tuple(LinkEnds, (attributes["source"], attributes["target"]))

@@ -68,7 +68,9 @@ def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, re
             except ValidationError as exc:
                 problems.append((resource.address, "computed " + _first_error(exc)))
     # check_shapes made sure that every link's source and target are strings.
-    ends = {end for r in links for end in r.ends}
+    ends: set[str] = set()
+    for r in links:
+        ends.update(r.ends)
     for diagnostic in check_entries(specs, [r.name for r in links], ends):
         if diagnostic.severity != "error":
             continue

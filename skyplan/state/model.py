@@ -14,6 +14,7 @@ from skyplan.sdk.resources import LinkEnds, ResourceType, address_problem
 __all__ = ["ResourceType", "address_problem"]  # re-exported: the SDK defines them
 
 STATE_FORMAT_VERSION = 1
+_new_tuple = tuple.__new__
 
 Phase = Literal["INIT", "ACTIVE", "FAILED"]
 Owner = Literal["file", "skyctl"]
@@ -60,7 +61,8 @@ class ResourceState(Record):
     @property
     def ends(self) -> LinkEnds:
         """A link's two clusters (a cluster has none: KeyError)."""
-        return LinkEnds(self.attributes["source"], self.attributes["target"])
+        attributes = self.attributes  # inlined link_ends: read for every link of every table
+        return _new_tuple(LinkEnds, (attributes["source"], attributes["target"]))
 
 
 class RunInfo(Record):
@@ -109,5 +111,5 @@ def check_shapes(state: State, required: dict[str, set[str]], where: str) -> Non
                 f"state {where} is damaged: resources[{index}] ({resource.address}) has no attribute "
                 + ", ".join(f"'{m}'" for m in sorted(missing))
             )
-        if resource.type == "link" and not all(isinstance(end, str) for end in resource.ends):
+        if resource.type == "link" and not (isinstance((ends := resource.ends).source, str) and isinstance(ends.target, str)):
             raise StateError(f"state {where} is damaged: resources[{index}] ({resource.address}): source and target must be names")
