@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from skyplan.plan.model import Action, Plan, ResourceChange, count_actions
 from skyplan.plan.moves import apply_moves
-from skyplan.sdk import ApplyRequest, Change, Provider, ResourceResult, ResourceView
+from skyplan.sdk import Address, ApplyRequest, Change, Provider, ResourceResult, ResourceView
 from skyplan.state.model import ResourceState, ResourceStatus, RunInfo, State, now_iso
 from skyplan.state.store import LockInfo, StateStore
 
@@ -158,7 +158,7 @@ def _intent(change: ResourceChange, have: ResourceState | None, now: str, versio
         )
     update: dict = {"pending": change.provider_action, "schema_version": version}
     if change.previous_address and change.previous_address != change.address and have.moved_from is None:
-        update["moved_from"] = change.previous_address.split(".", 1)[1]
+        update["moved_from"] = Address.parse(change.previous_address).name
     return have.model_copy(update=update)
 
 

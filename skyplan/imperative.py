@@ -256,7 +256,7 @@ def _pending_message(r: ResourceState) -> str:
     if action == "delete":
         again = f"skyctl delete {r.type} {r.name}"
     elif r.type == "link":
-        again = f"skyctl create link {r.name} -s {r.attributes['source']} -t {r.attributes['target']}"
+        again = f"skyctl create link {r.name} -s {r.ends.source} -t {r.ends.target}"
     else:
         again = f"the skyctl create cluster {r.name} command"
     return f"an interrupted {action} of it did not finish; repeat {again}, or run skyplan apply, to finish it"

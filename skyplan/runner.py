@@ -15,7 +15,7 @@ from skyplan.plan.model import DesiredResource, Plan
 from skyplan.plan.saved import BackendRef, SavedPlan
 from skyplan.state.urls import display_url, has_password
 from skyplan.config.diagnostics import Diagnostic
-from skyplan.sdk import Provider, ReadBack, ReadRequest, Reading, ResourceView, WorkspacePaths
+from skyplan.sdk import Address, Provider, ReadBack, ReadRequest, Reading, ResourceView, WorkspacePaths
 from skyplan.state.model import Owner, State
 from skyplan.state.store import LockInfo, StateStore
 
@@ -218,7 +218,7 @@ def refresh(ws: Workspace, prior: State | None, previous: dict[str, str] | None 
     views = readable(prior, type(ws.provider))
     if not views:
         return {}
-    previous_names = {new: old.split(".", 1)[1] for new, old in (previous or {}).items()}
+    previous_names = {new: Address.parse(old).name for new, old in (previous or {}).items()}
     response = ws.provider.read(ReadRequest(resources=views, previous_names=previous_names))
     raise_errors(response.diagnostics)
     return response.readings

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from skyplan.errors import PlanError
 from skyplan.plan.model import DesiredResource
+from skyplan.sdk.resources import link_ends
 from skyplan.state.model import State, address_problem
 
 TARGETING_NOTE = (
@@ -37,7 +38,7 @@ def resolve_scope(
 
     def ends(link: str) -> set[str]:
         attributes = desired[link].attributes if link in desired else recorded[link].attributes
-        return {f"cluster.{attributes['source']}", f"cluster.{attributes['target']}"}
+        return {f"cluster.{end}" for end in link_ends(attributes)}
 
     def joining(cluster: str) -> set[str]:
         return {a for a in known if a.startswith("link.") and cluster in ends(a)}
