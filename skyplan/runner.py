@@ -193,21 +193,23 @@ def readable(state: State | None, provider_cls: type[Provider]) -> list[Resource
     if state is None:
         return []
     computed = provider_cls.computed_attributes
+    cluster_needs = frozenset(computed.get("cluster", ()))
+    link_needs = frozenset(computed.get("link", ()))
     clusters: dict[str, ResourceView] = {}
     links = []
     for r in state.resources:
         if r.pending == "create":
             continue
         if r.type == "link":
-            links.append(r)
-        elif all(name in r.computed for name in computed.get("cluster", ())):
+            if link_needs <= r.computed.keys():
+                links.append(r)
+        elif cluster_needs <= r.computed.keys():
             clusters[r.name] = ResourceView("cluster", r.name, r.attributes, r.computed)
     # A link can be checked only when both its ends can.
-    needed = computed.get("link", ())
     return [*clusters.values()] + [
         ResourceView("link", r.name, r.attributes, r.computed)
         for r in links
-        if (ends := r.ends).source in clusters and ends.target in clusters and all(n in r.computed for n in needed)
+        if (ends := r.ends).source in clusters and ends.target in clusters
     ]
 
 
