@@ -147,3 +147,19 @@ def test_the_upgrade_keeps_recorded_settings_and_fills_only_missing_ones(tmp_pat
     assert upgraded.computed == recorded.computed and (upgraded.type, upgraded.name) == ("cluster", "a")
     link = ResourceView("link", "l", {"source": "a", "target": "b"})
     assert provider.upgrade(link, 0) is link
+
+
+def test_resources_in_schema_version_0_are_written_as_0_1_0_wrote_them(basic: Path, skyplan) -> None:
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    assert WireGuardProvider.schema_version == 0  # when it is raised, every resource records it
+    assert "schema_version" not in (basic / ".skyplan" / "state.json").read_text()
+
+
+def test_a_negative_schema_version_is_a_damaged_state(old_workspace: Path, skyplan) -> None:
+    path = old_workspace / ".skyplan" / "state.json"
+    document = json.loads(path.read_text())
+    document["resources"][1]["schema_version"] = -1
+    path.write_text(json.dumps(document))
+    result = skyplan("plan")
+    assert result.exit_code == 1 and "is damaged: resources.1.schema_version" in result.output
+    assert "internal error" not in result.output

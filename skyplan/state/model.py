@@ -51,8 +51,9 @@ class ResourceState(Record):
     moved_from: str | None = None
     # The provider's schema_version the attributes and computed values are in; states written
     # before versions were recorded (skyplan 0.1.0) hold none: 0. The core upgrades older ones
-    # through the provider before anything else reads them (state/upgrade.py).
-    schema_version: int = 0
+    # through the provider before anything else reads them (state/upgrade.py). Version 0 is
+    # not written: such a state stays byte for byte what 0.1.0 wrote, and as large.
+    schema_version: int = Field(default=0, ge=0, exclude_if=lambda version: version == 0)
 
     @property
     def address(self) -> str:
