@@ -278,4 +278,4 @@ def test_help_and_version(skyplan, command):
 )
 def test_version_everywhere(skyplan, command):
     result = skyplan(*command, "--version")
-    assert result.exit_code == 0 and result.output == "skyplan 0.1.0\n"
+    assert result.exit_code == 0 and result.output == "skyplan 0.2.0\n"
