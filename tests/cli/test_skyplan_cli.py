@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from skyplan import __version__
 from tests.workspaces import links_yaml
 
 TWO = links_yaml(
@@ -278,4 +279,4 @@ def test_help_and_version(skyplan, command):
 )
 def test_version_everywhere(skyplan, command):
     result = skyplan(*command, "--version")
-    assert result.exit_code == 0 and result.output == "skyplan 0.2.0\n"
+    assert result.exit_code == 0 and result.output == f"skyplan {__version__}\n"
