@@ -106,14 +106,14 @@ class Workspace:
             remember(self.loaded, self.paths.root)
 
 
-def make_provider(cls: type[Provider], settings, config_path: Path) -> Provider:
-    """The provider `cls`, configured with `settings` for the workspace of `config_path`."""
-    return cls(settings, WorkspacePaths.for_config(config_path))
+def make_provider(cls: type[Provider], settings, paths: WorkspacePaths) -> Provider:
+    """The provider `cls`, configured with `settings` for the workspace at `paths`."""
+    return cls(settings, paths)
 
 
 def _build(loaded: LoadedConfig, paths: WorkspacePaths) -> Workspace:
     store, backend = make_store(loaded.config.backend, paths)
-    provider = loaded.provider_class(loaded.settings, paths)
+    provider = make_provider(loaded.provider_class, loaded.settings, paths)
     return Workspace(paths=paths, provider=provider, store=store, loaded=loaded, backend=backend)
 
 

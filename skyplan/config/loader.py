@@ -197,9 +197,10 @@ def build_config(src: source.Source) -> LoadedConfig:
         if settings is not None and provider_cls is not None:
             # The provider's own rules are methods of a configured provider (its `validate`):
             # one is built for them and dropped; the workspace builds the one that works.
+            from skyplan.providers import WorkspacePaths
             from skyplan.workspace import make_provider
 
-            provider = make_provider(provider_cls, settings, src.path)
+            provider = make_provider(provider_cls, settings, WorkspacePaths.for_config(src.path))
         config, mesh_origins = rules.expand_meshes(config, diagnostics)
         for index, mesh_index in mesh_origins.items():
             locator.origins[("links", index)] = _Origin(locator.main or 0, ("meshes", mesh_index))
