@@ -12,8 +12,9 @@ from skyplan.apply import ApplyOutcome, apply_plan
 from skyplan.config.models import NAME_RULE, ClusterSpec, Config, LinkSpec
 from skyplan.errors import SkyplanError
 from skyplan.plan.model import DesiredResource, Plan
-from skyplan.runner import Workspace, make_plan
+from skyplan.planning import make_plan
 from skyplan.state.model import ResourceState, State
+from skyplan.workspace import Workspace
 
 
 @dataclass
@@ -105,6 +106,7 @@ def delete_cluster(ws: Workspace, name: str, lock_timeout: float) -> Done:
 
 def _run(ws: Workspace, prior: State | None, desired: dict, scope: set[str], lock, notes: list[str]) -> Done:
     plan = make_plan(ws, prior, desired=desired, owner="skyctl", scope=scope, do_refresh=False)
+    ws.remember_config()
     outcome = apply_plan(plan, prior, ws.store, ws.provider, lock=lock)
     return Done(plan, outcome, notes)
 
@@ -182,9 +184,14 @@ def _check_topology(ws: Workspace, prior: State | None, new: ClusterSpec | LinkS
         clusters.append(new)
     else:
         links.append(new)
-    problems = sorted({_without_path(d.message) for d in rules.check(_config(clusters, links), ws.provider) if d.severity == "error"})
+    from skyplan.config.diagnostics import Diagnostic
+
+    # The configuration built here is skyctl's, not the user's: its places ("links[3]") would
+    # mean nothing to them, so each problem is told without one.
+    found = rules.check(_config(clusters, links), ws.provider)
+    problems = sorted({d.detail for d in found if d.severity == "error"})
     if problems:
-        raise SkyplanError("; ".join(problems))
+        raise SkyplanError(diagnostics=[Diagnostic(problem) for problem in problems])
 
 
 def _specs(prior: State | None, new: ClusterSpec | LinkSpec) -> tuple[list[ClusterSpec], list[LinkSpec]]:
@@ -211,12 +218,6 @@ def _specs(prior: State | None, new: ClusterSpec | LinkSpec) -> tuple[list[Clust
 
 def _config(clusters: list[ClusterSpec], links: list[LinkSpec]) -> Config:
     return Config.model_construct(version=1, clusters=clusters, links=links, meshes=[])
-
-
-def _without_path(message: str) -> str:
-    # Rule messages start with a document path ("links[3]: …"), which means nothing to skyctl.
-    head, sep, rest = message.partition(": ")
-    return rest if sep and (head.startswith(("clusters", "links", "provider")) or "[" in head) else message
 
 
 def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) -> dict[str, tuple[str, list[dict]]]:

@@ -9,7 +9,6 @@ context, under which a path stays inside the workspace unless the configuration 
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Iterable
 
@@ -18,9 +17,6 @@ from pydantic import BaseModel, ValidationError
 from skyplan.errors import StateError
 from skyplan.providers import ReadBack
 from skyplan.state.model import ResourceState, State
-
-_ENTRY_PREFIX = re.compile(r"^(clusters|links)\[\d+\]\.?")
-
 
 def check_state(state: State, provider_cls: type, where: str, read_back: ReadBack) -> None:
     """Raise StateError naming the state and the first resource that fails a rule."""
@@ -37,6 +33,7 @@ def check_state(state: State, provider_cls: type, where: str, read_back: ReadBac
 
 def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, read_back: ReadBack) -> list[tuple[str, str]]:
     """(address, reason) for every rule a recorded resource fails."""
+    from skyplan.config.diagnostics import format_path
     from skyplan.config.models import ClusterSpec
     from skyplan.config.rules import check_entries
 
@@ -79,7 +76,9 @@ def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, re
             address = links[place].address
         else:  # an end, by name: the first link that names it
             address = next(r.address for r in links if place in (r.attributes["source"], r.attributes["target"]))
-        problems.append((address, _ENTRY_PREFIX.sub("", diagnostic.message).removeprefix("links: ")))
+        # Told from the entry, which the address names: "endpoint: …", not "clusters[3].endpoint: …".
+        within = format_path(diagnostic.path[2:]) if isinstance(place, int) else ""
+        problems.append((address, f"{within}: {diagnostic.detail}" if within else diagnostic.detail))
     return problems
 
 

@@ -73,7 +73,7 @@ def test_apply_without_terminal_refuses_and_changes_nothing(basic, skyplan):
 
 @pytest.mark.parametrize("answer, applied", [("yes", True), ("no", False), ("y", False), ("", False)])
 def test_apply_asks_and_only_yes_approves(basic, skyplan, monkeypatch, answer, applied):
-    monkeypatch.setattr("skyplan.cli.skyplan_cmd.stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("skyplan.cli.common.stdin_is_terminal", lambda: True)
     result = skyplan("apply", input=f"{answer}\n")
     assert "Only 'yes' will be accepted to approve." in result.output
     if applied:
