@@ -74,3 +74,39 @@ def test_a_key_file_of_another_user_is_not_adopted(basic, skyplan):
     result = skyplan("apply", "--auto-approve")
     assert result.exit_code == 1 and "eu-west.key is not yours" in result.output
     assert recorded_public_key(basic, "eu-west") in (None, "")
+
+
+def test_a_skyctl_create_refused_for_a_planted_key_is_finished_by_repeating_it(basic, skyplan, skyctl):
+    skyplan("apply", "--auto-approve")
+    key_file = basic / ".skyplan/keys/edge.key"
+    planted = keys.generate()
+    key_file.write_text(planted + "\n")
+    os.chmod(key_file, 0o644)
+    refused = skyctl("create", "cluster", "edge", "--endpoint", "192.0.2.77:51820")
+    assert refused.exit_code == 1 and "edge.key is readable by others" in refused.output
+    assert recorded_public_key(basic, "edge") in (None, "")
+
+    # Before the cluster has a key, only a create can finish it: the same create, never "already exists".
+    other = skyctl("create", "cluster", "edge", "--endpoint", "192.0.2.78:51820")
+    assert other.exit_code == 1 and "a failed create of it with endpoint 192.0.2.77:51820" in other.output
+    key_file.unlink()
+    again = skyctl("create", "cluster", "edge", "--endpoint", "192.0.2.77:51820")
+    assert again.exit_code == 0 and "Created cluster edge." in again.output
+    own = key_file.read_text().strip()
+    assert own != planted and recorded_public_key(basic, "edge") == keys.public_key(own)
+    assert skyctl("create", "link", "us-edge", "-s", "us-west", "-t", "edge").exit_code == 0
+    assert skyctl("create", "cluster", "edge", "--endpoint", "192.0.2.77:51820").output == "Error: Cluster 'edge' already exists.\n"
+
+
+def test_a_link_to_a_cluster_whose_create_failed_finishes_that_create(basic, skyplan, skyctl):
+    skyplan("apply", "--auto-approve")
+    key_file = basic / ".skyplan/keys/edge.key"
+    key_file.symlink_to(basic / "elsewhere.key")
+    assert skyctl("create", "cluster", "edge", "--endpoint", "192.0.2.77:51820").exit_code == 1
+    key_file.unlink()
+    linked = skyctl("create", "link", "us-edge", "-s", "us-west", "-t", "edge")
+    assert linked.exit_code == 0 and "Created link us-edge." in linked.output
+    public = keys.public_key(key_file.read_text().strip())
+    assert recorded_public_key(basic, "edge") == public
+    assert f"PublicKey = {public}" in (basic / "wireguard/us-west/wgsky0.conf").read_text()
+    assert skyctl("delete", "link", "us-edge").exit_code == 0 and skyctl("delete", "cluster", "edge").exit_code == 0
