@@ -72,7 +72,8 @@ def read(path: Path, within: Path | None = None, *, adopting: bool = False) -> s
 def _private(path: Path):
     def accept(info: os.stat_result) -> None:
         if info.st_uid != os.geteuid() or info.st_mode & 0o077:
-            whose = "is not yours" if info.st_uid != os.geteuid() else f"is readable by others (mode {info.st_mode & 0o777:04o})"
+            mode = info.st_mode & 0o777
+            whose = "is not yours" if info.st_uid != os.geteuid() else f"is readable by others (mode {mode:04o})"
             raise KeyFileError(
                 f"key file {path} {whose}, and no cluster of the state uses it: skyplan adopts a key file it did "
                 "not write only when it is private to you (0600), since a file from the repository or another "
