@@ -6,6 +6,7 @@ messages they know. Nothing is written unless every check passes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from skyplan.apply import ApplyOutcome, apply_plan
@@ -45,7 +46,8 @@ def create_link(ws: Workspace, name: str, source: str, target: str, lock_timeout
                     f"run skyctl delete cluster {cluster} to finish it."
                 )
         attributes = {"source": source, "target": target}
-        _refuse_existing(recorded.get(f"link.{name}"), attributes, f"skyctl delete link {name}")
+        computed = type(ws.provider).computed_attributes
+        _refuse_existing(recorded.get(f"link.{name}"), attributes, f"skyctl delete link {name}", computed)
         _check_topology(ws, prior, LinkSpec(name=name, **attributes))
         notes = [
             f"Clusters '{source}' and '{target}' are already linked by '{other.name}'; "
@@ -55,7 +57,7 @@ def create_link(ws: Workspace, name: str, source: str, target: str, lock_timeout
         desired = {f"link.{name}": DesiredResource(type="link", name=name, attributes=attributes, managed_by="skyctl")}
         # An end that an interrupted create left half-made is finished first, in the same apply:
         # the link needs its key and address.
-        desired.update(_unfinished_creates(recorded, [f"cluster.{source}", f"cluster.{target}"]))
+        desired.update(_unfinished_creates(recorded, [f"cluster.{source}", f"cluster.{target}"], computed))
         return _run(ws, prior, desired, set(desired), lock, notes)
 
 
@@ -80,7 +82,8 @@ def create_cluster(ws: Workspace, name: str, endpoint: str, subnets: list[str], 
         prior = ws.read_state()
         assert ws.loaded is not None
         attributes = cluster_attributes(spec, type(ws.provider), ws.loaded.settings)
-        _refuse_existing((prior.by_address() if prior else {}).get(f"cluster.{name}"), attributes, f"skyctl delete cluster {name}")
+        recorded = (prior.by_address() if prior else {}).get(f"cluster.{name}")
+        _refuse_existing(recorded, attributes, f"skyctl delete cluster {name}", type(ws.provider).computed_attributes)
         _check_topology(ws, prior, spec)
         desired = {f"cluster.{name}": DesiredResource(type="cluster", name=name, attributes=attributes, managed_by="skyctl")}
         return _run(ws, prior, desired, set(desired), lock, [])
@@ -132,13 +135,15 @@ def _refuse_file_managed(ws: Workspace, have: ResourceState, kind: str) -> None:
         )
 
 
-def _refuse_existing(have: ResourceState | None, attributes: dict, undo: str) -> None:
+def _refuse_existing(have: ResourceState | None, attributes: dict, undo: str, computed: Mapping[str, tuple[str, ...]]) -> None:
     """A create may go on only where nothing is recorded, or where it finishes itself: skyctl's
-    own create of the same resource, which an interrupted run left pending."""
+    own create of the same resource, which an interrupted run left pending or which failed
+    before the resource was made."""
     if have is None:
         return
     kind = have.type.capitalize()
-    if have.managed_by != "skyctl" or have.pending not in ("create", "delete"):
+    unfinished = have.pending in ("create", "delete") or (have.pending is None and _unmade(have, computed))
+    if have.managed_by != "skyctl" or not unfinished:
         raise SkyplanError(f"{kind} '{have.name}' already exists.")
     if have.pending == "delete":
         raise SkyplanError(
@@ -149,7 +154,7 @@ def _refuse_existing(have: ResourceState | None, attributes: dict, undo: str) ->
     if differs:
         key = differs[0]
         raise SkyplanError(
-            f"{kind} '{have.name}' already exists, unfinished: an interrupted create of it with {key} "
+            f"{kind} '{have.name}' already exists, unfinished: {'an interrupted' if have.pending else 'a failed'} create of it with {key} "
             f"{_shown(have.attributes.get(key))} (not {_shown(attributes[key])}) did not finish; repeat "
             f"that create to finish it, or run {undo}."
         )
@@ -159,11 +164,24 @@ def _shown(value) -> str:
     return (",".join(value) or "<none>") if isinstance(value, list) else str(value)
 
 
-def _unfinished_creates(recorded: dict[str, ResourceState], addresses: list[str]) -> dict[str, DesiredResource]:
-    """The resources among `addresses` that an interrupted create left pending, as they were asked for."""
+def _unfinished_creates(
+    recorded: dict[str, ResourceState], addresses: list[str], computed: Mapping[str, tuple[str, ...]]
+) -> dict[str, DesiredResource]:
+    """The resources among `addresses` that an interrupted create left pending, or whose create
+    failed before they were made, as they were asked for."""
     from skyplan.plan.planner import as_recorded
 
-    return {a: as_recorded(recorded[a]) for a in addresses if a in recorded and recorded[a].pending == "create"}
+    return {
+        a: as_recorded(recorded[a])
+        for a in addresses
+        if a in recorded and (recorded[a].pending == "create" or (recorded[a].pending is None and _unmade(recorded[a], computed)))
+    }
+
+
+def _unmade(have: ResourceState, computed: Mapping[str, tuple[str, ...]]) -> bool:
+    """Its create failed before the provider computed what the resource needs (a cluster's key):
+    as for the planner, only a create can finish it, so repeating the create is how it is finished."""
+    return have.status.phase == "FAILED" and not set(computed.get(have.type, ())) <= set(have.computed)
 
 
 def _links_between(recorded: dict[str, ResourceState], a: str, b: str, besides: str) -> list[ResourceState]:

@@ -12,6 +12,7 @@ import click
 
 from skyplan.cli.common import GuardedGroup, VersionedCommand, lock_timeout_option
 from skyplan.cli.files import config_alias, existing_named_file, leading_file, leading_file_of_addresses, one_file
+from skyplan.render.errors import one_line
 
 
 @click.group("state", cls=GuardedGroup)
@@ -36,7 +37,8 @@ def state_list(file: str | None, config_alias: str | None) -> None:
     """List the addresses the state records, sorted."""
     state = store_of(one_file(file, config_alias)).read()
     for resource in state.resources if state else []:
-        click.echo(resource.address)
+        # Escaped: a name in a shared state may hold line breaks or terminal escape sequences.
+        click.echo(one_line(resource.address))
 
 
 @state_group.command("show")
@@ -84,7 +86,7 @@ def state_rm(args: tuple[str, ...], config_alias: str | None, lock_timeout: floa
     finally:
         store.unlock(info.id)
     for address in sorted(set(addresses)):
-        click.echo(f"Removed {address}")
+        click.echo(f"Removed {one_line(address)}")
     count = len(set(addresses))
     click.echo(f"Successfully removed {count} resource instance{'s' if count != 1 else ''}.")
 

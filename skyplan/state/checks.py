@@ -27,8 +27,20 @@ def check_state(state: State, provider_cls: type, where: str, read_back: ReadBac
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     raise StateError(
         f"state {where} holds {address}, which the configuration's rules refuse: {reason}{more}. "
-        f"Nothing was done. If that entry is not yours, remove it: skyplan state rm {shlex.quote(address)}"
+        f"Nothing was done. If that entry is not yours, remove it: skyplan state rm {_shell_word(address)}"
     )
+
+
+def _shell_word(text: str) -> str:
+    """`text` as one word to paste into a shell; bash's $'…' when it holds control characters
+    (a name from a hostile state), so that the word pasted is the name itself."""
+    if text.isprintable():
+        return shlex.quote(text)
+    inner = "".join(
+        ("\\\\" if c == "\\" else "\\'" if c == "'" else c) if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
+    return f"$'{inner}'"
 
 
 def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, read_back: ReadBack) -> list[tuple[str, str]]:
