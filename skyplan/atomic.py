@@ -18,7 +18,7 @@ import fnmatch
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -142,8 +142,16 @@ def ensure_dir(path: os.PathLike | str, mode: int = 0o755, within: os.PathLike |
 # -- files -------------------------------------------------------------------------------------------
 
 
-def read_bytes(path: os.PathLike | str, within: os.PathLike | str | None = None, limit: int | None = None) -> bytes | None:
-    """The content of regular file `path`, None if it (or a folder on the way) is missing."""
+def read_bytes(
+    path: os.PathLike | str,
+    within: os.PathLike | str | None = None,
+    limit: int | None = None,
+    accept: Callable[[os.stat_result], None] | None = None,
+) -> bytes | None:
+    """The content of regular file `path`, None if it (or a folder on the way) is missing.
+
+    `accept` sees the opened file's status before anything is read, and may raise to refuse it.
+    """
     text, name, anchor = _parent_of(path, within)
     try:
         parent = open_folder(os.path.dirname(text), anchor)
@@ -161,11 +169,14 @@ def read_bytes(path: os.PathLike | str, within: os.PathLike | str | None = None,
     finally:
         os.close(parent)
     try:
-        kind = os.fstat(fd).st_mode
+        info = os.fstat(fd)
+        kind = info.st_mode
         if stat.S_ISDIR(kind):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), text)
         if not stat.S_ISREG(kind):
             raise OSError(errno.EINVAL, "Not a regular file", text)
+        if accept is not None:
+            accept(info)
         chunks = []
         size = 0
         while chunk := os.read(fd, 1 << 20):

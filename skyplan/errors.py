@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,16 +11,40 @@ if TYPE_CHECKING:
 
 
 class SkyplanError(Exception):
-    """An expected failure: bad input, a held lock, a failed apply. Never a traceback."""
+    """An expected failure: bad input, a held lock, a failed apply. Never a traceback.
+
+    It carries its problems as diagnostics: one made of the message, or every one found when
+    they are given (`diagnostics=`), so that a user with five mistakes sees five lines.
+    """
+
+    def __init__(self, message: str = "", *, diagnostics: Sequence[Diagnostic] = ()):
+        self._diagnostics = list(diagnostics)
+        if not message and self._diagnostics:
+            first = self._diagnostics[0].message
+            more = len(self._diagnostics) - 1
+            message = first + (f" (and {more} more problem{'s' if more != 1 else ''})" if more else "")
+        super().__init__(message)
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        """Every problem, in the order found; render/errors.py prints each on its own line."""
+        if self._diagnostics:
+            return self._diagnostics
+        from skyplan.config.diagnostics import Diagnostic
+
+        return [Diagnostic(str(self))]
 
 
 class ConfigError(SkyplanError):
     """The configuration is invalid; carries every diagnostic found, not only the first."""
 
     def __init__(self, diagnostics: list[Diagnostic]):
-        self.diagnostics = diagnostics
         count = sum(1 for d in diagnostics if d.severity == "error")
-        super().__init__(f"{count} error{'s' if count != 1 else ''} in the configuration")
+        super().__init__(f"{count} error{'s' if count != 1 else ''} in the configuration", diagnostics=diagnostics)
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return self._diagnostics  # empty only if nothing was found, which no caller raises
 
 
 class StateError(SkyplanError):

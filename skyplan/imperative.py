@@ -6,14 +6,16 @@ messages they know. Nothing is written unless every check passes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from skyplan.apply import ApplyOutcome, apply_plan
 from skyplan.config.models import NAME_RULE, ClusterSpec, Config, LinkSpec
 from skyplan.errors import SkyplanError
 from skyplan.plan.model import DesiredResource, Plan
-from skyplan.runner import Workspace, make_plan
+from skyplan.planning import make_plan
 from skyplan.state.model import ResourceState, State
+from skyplan.workspace import Workspace
 
 
 @dataclass
@@ -44,7 +46,8 @@ def create_link(ws: Workspace, name: str, source: str, target: str, lock_timeout
                     f"run skyctl delete cluster {cluster} to finish it."
                 )
         attributes = {"source": source, "target": target}
-        _refuse_existing(recorded.get(f"link.{name}"), attributes, f"skyctl delete link {name}")
+        computed = type(ws.provider).computed_attributes
+        _refuse_existing(recorded.get(f"link.{name}"), attributes, f"skyctl delete link {name}", computed)
         _check_topology(ws, prior, LinkSpec(name=name, **attributes))
         notes = [
             f"Clusters '{source}' and '{target}' are already linked by '{other.name}'; "
@@ -54,7 +57,7 @@ def create_link(ws: Workspace, name: str, source: str, target: str, lock_timeout
         desired = {f"link.{name}": DesiredResource(type="link", name=name, attributes=attributes, managed_by="skyctl")}
         # An end that an interrupted create left half-made is finished first, in the same apply:
         # the link needs its key and address.
-        desired.update(_unfinished_creates(recorded, [f"cluster.{source}", f"cluster.{target}"]))
+        desired.update(_unfinished_creates(recorded, [f"cluster.{source}", f"cluster.{target}"], computed))
         return _run(ws, prior, desired, set(desired), lock, notes)
 
 
@@ -79,7 +82,8 @@ def create_cluster(ws: Workspace, name: str, endpoint: str, subnets: list[str], 
         prior = ws.read_state()
         assert ws.loaded is not None
         attributes = cluster_attributes(spec, type(ws.provider), ws.loaded.settings)
-        _refuse_existing((prior.by_address() if prior else {}).get(f"cluster.{name}"), attributes, f"skyctl delete cluster {name}")
+        recorded = (prior.by_address() if prior else {}).get(f"cluster.{name}")
+        _refuse_existing(recorded, attributes, f"skyctl delete cluster {name}", type(ws.provider).computed_attributes)
         _check_topology(ws, prior, spec)
         desired = {f"cluster.{name}": DesiredResource(type="cluster", name=name, attributes=attributes, managed_by="skyctl")}
         return _run(ws, prior, desired, set(desired), lock, [])
@@ -105,6 +109,7 @@ def delete_cluster(ws: Workspace, name: str, lock_timeout: float) -> Done:
 
 def _run(ws: Workspace, prior: State | None, desired: dict, scope: set[str], lock, notes: list[str]) -> Done:
     plan = make_plan(ws, prior, desired=desired, owner="skyctl", scope=scope, do_refresh=False)
+    ws.remember_config()
     outcome = apply_plan(plan, prior, ws.store, ws.provider, lock=lock)
     return Done(plan, outcome, notes)
 
@@ -130,13 +135,15 @@ def _refuse_file_managed(ws: Workspace, have: ResourceState, kind: str) -> None:
         )
 
 
-def _refuse_existing(have: ResourceState | None, attributes: dict, undo: str) -> None:
+def _refuse_existing(have: ResourceState | None, attributes: dict, undo: str, computed: Mapping[str, tuple[str, ...]]) -> None:
     """A create may go on only where nothing is recorded, or where it finishes itself: skyctl's
-    own create of the same resource, which an interrupted run left pending."""
+    own create of the same resource, which an interrupted run left pending or which failed
+    before the resource was made."""
     if have is None:
         return
     kind = have.type.capitalize()
-    if have.managed_by != "skyctl" or have.pending not in ("create", "delete"):
+    unfinished = have.pending in ("create", "delete") or (have.pending is None and _unmade(have, computed))
+    if have.managed_by != "skyctl" or not unfinished:
         raise SkyplanError(f"{kind} '{have.name}' already exists.")
     if have.pending == "delete":
         raise SkyplanError(
@@ -147,7 +154,7 @@ def _refuse_existing(have: ResourceState | None, attributes: dict, undo: str) ->
     if differs:
         key = differs[0]
         raise SkyplanError(
-            f"{kind} '{have.name}' already exists, unfinished: an interrupted create of it with {key} "
+            f"{kind} '{have.name}' already exists, unfinished: {'an interrupted' if have.pending else 'a failed'} create of it with {key} "
             f"{_shown(have.attributes.get(key))} (not {_shown(attributes[key])}) did not finish; repeat "
             f"that create to finish it, or run {undo}."
         )
@@ -157,11 +164,24 @@ def _shown(value) -> str:
     return (",".join(value) or "<none>") if isinstance(value, list) else str(value)
 
 
-def _unfinished_creates(recorded: dict[str, ResourceState], addresses: list[str]) -> dict[str, DesiredResource]:
-    """The resources among `addresses` that an interrupted create left pending, as they were asked for."""
+def _unfinished_creates(
+    recorded: dict[str, ResourceState], addresses: list[str], computed: Mapping[str, tuple[str, ...]]
+) -> dict[str, DesiredResource]:
+    """The resources among `addresses` that an interrupted create left pending, or whose create
+    failed before they were made, as they were asked for."""
     from skyplan.plan.planner import as_recorded
 
-    return {a: as_recorded(recorded[a]) for a in addresses if a in recorded and recorded[a].pending == "create"}
+    return {
+        a: as_recorded(recorded[a])
+        for a in addresses
+        if a in recorded and (recorded[a].pending == "create" or (recorded[a].pending is None and _unmade(recorded[a], computed)))
+    }
+
+
+def _unmade(have: ResourceState, computed: Mapping[str, tuple[str, ...]]) -> bool:
+    """Its create failed before the provider computed what the resource needs (a cluster's key):
+    as for the planner, only a create can finish it, so repeating the create is how it is finished."""
+    return have.status.phase == "FAILED" and not set(computed.get(have.type, ())) <= set(have.computed)
 
 
 def _links_between(recorded: dict[str, ResourceState], a: str, b: str, besides: str) -> list[ResourceState]:
@@ -182,9 +202,14 @@ def _check_topology(ws: Workspace, prior: State | None, new: ClusterSpec | LinkS
         clusters.append(new)
     else:
         links.append(new)
-    problems = sorted({_without_path(d.message) for d in rules.check(_config(clusters, links), ws.provider) if d.severity == "error"})
+    from skyplan.config.diagnostics import Diagnostic
+
+    # The configuration built here is skyctl's, not the user's: its places ("links[3]") would
+    # mean nothing to them, so each problem is told without one.
+    found = rules.check(_config(clusters, links), ws.provider)
+    problems = sorted({d.detail for d in found if d.severity == "error"})
     if problems:
-        raise SkyplanError("; ".join(problems))
+        raise SkyplanError(diagnostics=[Diagnostic(problem) for problem in problems])
 
 
 def _specs(prior: State | None, new: ClusterSpec | LinkSpec) -> tuple[list[ClusterSpec], list[LinkSpec]]:
@@ -211,12 +236,6 @@ def _specs(prior: State | None, new: ClusterSpec | LinkSpec) -> tuple[list[Clust
 
 def _config(clusters: list[ClusterSpec], links: list[LinkSpec]) -> Config:
     return Config.model_construct(version=1, clusters=clusters, links=links, meshes=[])
-
-
-def _without_path(message: str) -> str:
-    # Rule messages start with a document path ("links[3]: …"), which means nothing to skyctl.
-    head, sep, rest = message.partition(": ")
-    return rest if sep and (head.startswith(("clusters", "links", "provider")) or "[" in head) else message
 
 
 def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) -> dict[str, tuple[str, list[dict]]]:

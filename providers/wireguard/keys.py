@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 from pathlib import Path
 
@@ -42,15 +43,18 @@ def is_canonical(key: str) -> bool:
         return False
 
 
-def read(path: Path, within: Path | None = None) -> str | None:
+def read(path: Path, within: Path | None = None, *, adopting: bool = False) -> str | None:
     """The private key stored at `path`, None if there is no file; KeyFileError if it is bad.
 
-    The file is reached from `within` without following a symlink (UnsafePathError).
+    The file is reached from `within` without following a symlink (UnsafePathError). With
+    `adopting` (a key file found for a cluster the state does not hold yet), the file must be
+    private to this user, as skyplan writes it: one that others can read is no secret, and one
+    checked out from a repository (git writes 0644) would hand its author the cluster's key.
     """
     from skyplan.sdk import atomic
 
     try:
-        raw = atomic.read_bytes(path, within, limit=_KEY_FILE_LIMIT)
+        raw = atomic.read_bytes(path, within, limit=_KEY_FILE_LIMIT, accept=_private(path) if adopting else None)
     except OSError as exc:
         raise KeyFileError(f"key file {path} cannot be read: {exc.strerror or exc}") from None
     if raw is None:
@@ -63,6 +67,20 @@ def read(path: Path, within: Path | None = None) -> str | None:
     if not is_canonical(text):
         raise KeyFileError(f"key file {path} does not hold a WireGuard private key")
     return text
+
+
+def _private(path: Path):
+    def accept(info: os.stat_result) -> None:
+        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            mode = info.st_mode & 0o777
+            whose = "is not yours" if info.st_uid != os.geteuid() else f"is readable by others (mode {mode:04o})"
+            raise KeyFileError(
+                f"key file {path} {whose}, and no cluster of the state uses it: skyplan adopts a key file it did "
+                "not write only when it is private to you (0600), since a file from the repository or another "
+                "user is no secret. Delete it to have a new key generated, or chmod 600 it if it is your key"
+            )
+
+    return accept
 
 
 # A key file is one 44-character line; anything much larger is not one, and is not read whole.

@@ -418,7 +418,12 @@ class WireGuardProvider(Provider):
                         failed[name] = error
                         continue
             try:
-                existing = None if change.action == "replace" else keys.read(self.key_path(name), self.within(self.key_path(name)))
+                path = self.key_path(name)
+                # A create finds a key file when an interrupted create or `state rm` left one (it
+                # is reused), or when someone planted it: only a private file is taken.
+                existing = (
+                    None if change.action == "replace" else keys.read(path, self.within(path), adopting=change.action == "create")
+                )
             except (keys.KeyFileError, UnsafePathError) as exc:
                 failed[name] = f"key for cluster '{name}': {exc}"
                 continue

@@ -12,8 +12,8 @@ import traceback
 import click
 
 from skyplan import __version__
-from skyplan.errors import ConfigError, SkyplanError
-from skyplan.render.errors import render_diagnostics, render_error
+from skyplan.errors import SkyplanError
+from skyplan.render.errors import render_error, render_failure
 from skyplan.render.style import Style, use_colour
 
 
@@ -110,13 +110,7 @@ def report_error(exc: SkyplanError, file: str | None = None) -> None:
     `file` names the file a one-line message is about when the message does not (commands that
     check several files at once).
     """
-    if isinstance(exc, ConfigError):
-        click.echo(render_diagnostics(exc.diagnostics, err_style()), nl=False, err=True)
-        return
-    message = str(exc)
-    if file is not None and not message.startswith(file):
-        message = f"{file}: {message}"
-    click.echo(render_error(message, err_style()), nl=False, err=True)
+    click.echo(render_failure(exc, err_style(), file), nl=False, err=True)
 
 
 # Variables worth seeing in a report: skyplan's own and libpq's (values redacted).
@@ -244,7 +238,11 @@ def replace_option(command):
     )(command)
 
 
-def close_when_done(ws):
-    """Release the workspace's store (connections, OS handles) when the command ends."""
-    click.get_current_context().call_on_close(ws.store.close)
-    return ws
+def console():
+    """The terminal, as operations (skyplan/operations.py) talk to it."""
+    from skyplan.operations import Console
+
+    # Looked up when called, so that a test may stand in for the terminal.
+    return Console(
+        show=lambda text: click.echo(text, nl=False), style=out_style(), can_ask=lambda: stdin_is_terminal(), ask=confirm
+    )

@@ -41,6 +41,6 @@ def graph(file: str, fmt: str, var_items: tuple[str, ...], var_files: tuple[str,
         from skyplan.plan.desired import desired_resources
 
         loaded = load_config(Path(file), display=file, variables=collect_variables(var_items, var_files))
-        desired = desired_resources(loaded.config, type(loaded.provider), loaded.settings)
+        desired = desired_resources(loaded.config, loaded.provider_class, loaded.settings)
         picture = build_picture(items_from_desired(desired))
     click.echo(render_graph(picture, fmt), nl=False)

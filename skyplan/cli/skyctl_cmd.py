@@ -7,31 +7,17 @@ import time
 import click
 
 from skyplan import __version__
-from skyplan.cli.common import GuardedGroup, lock_timeout_option
+from skyplan.cli.common import GuardedGroup, console, lock_timeout_option, variables_options
 
 _ALIASES = {"links": "link", "clusters": "cluster"}
 
-def _remember(ctx: click.Context, param: click.Parameter, value):
-    ctx.meta[f"skyctl.{param.name}"] = value
-
-
-def config_option(command):
-    """--config FILE, and the variables of a templated one; kept aside for `_workspace`."""
-    command = click.option(
-        "--var-file", "var_files", multiple=True, metavar="FILE", expose_value=False, callback=_remember,
-        help="Variables of a templated configuration (repeatable).",
-    )(command)
-    command = click.option(
-        "--var", "var_items", multiple=True, metavar="KEY=VALUE", expose_value=False, callback=_remember,
-        help="A variable of a templated configuration (repeatable).",
-    )(command)
-    return click.option(
-        "--config",
-        "config_file",
-        envvar="SKYPLAN_CONFIG",
-        metavar="FILE",
-        help="The workspace's links.yaml (default: $SKYPLAN_CONFIG, else ./links.yaml if present, else this folder with default settings).",
-    )(command)
+config_option = click.option(
+    "--config",
+    "config_file",
+    envvar="SKYPLAN_CONFIG",
+    metavar="FILE",
+    help="The workspace's links.yaml (default: $SKYPLAN_CONFIG, else ./links.yaml if present, else this folder with default settings).",
+)
 output_option = click.option(
     "-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True, help="Output format."
 )
@@ -73,27 +59,11 @@ def delete() -> None:
     """Delete a link or a cluster."""
 
 
-def _workspace(config_file: str | None):
-    from skyplan.cli.common import close_when_done, collect_variables
-    from skyplan.runner import open_skyctl_workspace
+def _source(config_file: str | None, var_items: tuple[str, ...], var_files: tuple[str, ...]):
+    from skyplan.cli.common import collect_variables
+    from skyplan.operations import SkyctlSource
 
-    meta = click.get_current_context().meta
-    variables = collect_variables(meta.get("skyctl.var_items", ()), meta.get("skyctl.var_files", ()))
-    return close_when_done(open_skyctl_workspace(config_file, variables))
-
-
-def _report(done, created: str) -> None:
-    from skyplan.errors import ApplyError
-    from skyplan.render.plan_text import one_line
-
-    for change in done.plan.actionable:
-        click.echo(one_line(change))
-    for note in done.notes:
-        click.echo(f"Note: {note}")
-    if done.outcome.failed:
-        failure = done.outcome.failed[0]
-        raise ApplyError(f"{failure.address}: {failure.error}")
-    click.echo(created)
+    return SkyctlSource(config_file, collect_variables(var_items, var_files))
 
 
 @create.command("link")
@@ -101,25 +71,25 @@ def _report(done, created: str) -> None:
 @click.option("-s", "--source", required=True, help="The name of the source cluster.")
 @click.option("-t", "--target", required=True, help="The name of the target cluster.")
 @config_option
+@variables_options
 @lock_timeout_option
-def create_link(name: str, source: str, target: str, config_file: str | None, lock_timeout: float) -> None:
+def create_link(name: str, source: str, target: str, config_file: str | None, var_items, var_files, lock_timeout: float) -> None:
     """Create link NAME between two clusters (a bidirectional peering)."""
-    from skyplan.imperative import create_link as run
+    from skyplan import operations
 
-    done = run(_workspace(config_file), name, source, target, lock_timeout)
-    _report(done, f"Created link {name}.")
+    operations.create_link(_source(config_file, var_items, var_files), name, (source, target), console(), lock_timeout=lock_timeout)
 
 
 @delete.command("link")
 @click.argument("name")
 @config_option
+@variables_options
 @lock_timeout_option
-def delete_link(name: str, config_file: str | None, lock_timeout: float) -> None:
+def delete_link(name: str, config_file: str | None, var_items, var_files, lock_timeout: float) -> None:
     """Delete link NAME (its peering goes when no other link joins the pair)."""
-    from skyplan.imperative import delete_link as run
+    from skyplan import operations
 
-    done = run(_workspace(config_file), name, lock_timeout)
-    _report(done, f"Deleted link {name}.")
+    operations.delete_link(_source(config_file, var_items, var_files), name, console(), lock_timeout=lock_timeout)
 
 
 @create.command("cluster")
@@ -128,25 +98,28 @@ def delete_link(name: str, config_file: str | None, lock_timeout: float) -> None
 @click.option("--subnet", "subnets", multiple=True, metavar="CIDR", help="A network behind the cluster (repeatable).")
 @click.option("--listen-port", type=click.IntRange(1, 65535), default=None, help="ListenPort, if not the provider's default.")
 @config_option
+@variables_options
 @lock_timeout_option
-def create_cluster(name: str, endpoint: str, subnets: tuple[str, ...], listen_port: int | None, config_file: str | None, lock_timeout: float) -> None:
+def create_cluster(
+    name: str, endpoint: str, subnets: tuple[str, ...], listen_port: int | None, config_file: str | None, var_items, var_files, lock_timeout: float
+) -> None:
     """Register cluster NAME so links can join it."""
-    from skyplan.imperative import create_cluster as run
+    from skyplan import operations
 
-    done = run(_workspace(config_file), name, endpoint, list(subnets), listen_port, lock_timeout)
-    _report(done, f"Created cluster {name}.")
+    source = _source(config_file, var_items, var_files)
+    operations.create_cluster(source, name, endpoint, list(subnets), listen_port, console(), lock_timeout=lock_timeout)
 
 
 @delete.command("cluster")
 @click.argument("name")
 @config_option
+@variables_options
 @lock_timeout_option
-def delete_cluster(name: str, config_file: str | None, lock_timeout: float) -> None:
+def delete_cluster(name: str, config_file: str | None, var_items, var_files, lock_timeout: float) -> None:
     """Delete cluster NAME (no link may join it)."""
-    from skyplan.imperative import delete_cluster as run
+    from skyplan import operations
 
-    done = run(_workspace(config_file), name, lock_timeout)
-    _report(done, f"Deleted cluster {name}.")
+    operations.delete_cluster(_source(config_file, var_items, var_files), name, console(), lock_timeout=lock_timeout)
 
 
 @get.command("link")
@@ -154,9 +127,13 @@ def delete_cluster(name: str, config_file: str | None, lock_timeout: float) -> N
 @watch_option
 @output_option
 @config_option
-def get_link(name: str | None, watch: bool, output: str, config_file: str | None) -> None:
+@variables_options
+def get_link(name: str | None, watch: bool, output: str, config_file: str | None, var_items, var_files) -> None:
     """Show link NAME, or all links: NAME SOURCE TARGET STATUS AGE."""
-    _get("link", name, watch, output, config_file)
+    from skyplan import operations
+
+    source = _source(config_file, var_items, var_files)
+    operations.get(source, "link", name, output, console(), watch=watch, every=WATCH_SECONDS, sleep=time.sleep)
 
 
 @get.command("cluster")
@@ -164,51 +141,13 @@ def get_link(name: str | None, watch: bool, output: str, config_file: str | None
 @watch_option
 @output_option
 @config_option
-def get_cluster(name: str | None, watch: bool, output: str, config_file: str | None) -> None:
+@variables_options
+def get_cluster(name: str | None, watch: bool, output: str, config_file: str | None, var_items, var_files) -> None:
     """Show cluster NAME, or all clusters."""
-    _get("cluster", name, watch, output, config_file)
+    from skyplan import operations
+
+    source = _source(config_file, var_items, var_files)
+    operations.get(source, "cluster", name, output, console(), watch=watch, every=WATCH_SECONDS, sleep=time.sleep)
 
 
 WATCH_SECONDS = 2.0
-
-
-def _get(kind: str, name: str | None, watch: bool, output: str, config_file: str | None) -> None:
-    ws = _workspace(config_file)
-    shown = None
-    try:
-        while True:
-            text, key = _snapshot(ws, kind, name, output)
-            if key != shown:
-                if shown is not None:
-                    click.echo("")
-                click.echo(text, nl=False)
-                shown = key
-            if not watch:
-                return
-            time.sleep(WATCH_SECONDS)
-    except KeyboardInterrupt:
-        return  # Ctrl-C ends a watch; that is success, not an error
-
-
-def _snapshot(ws, kind: str, name: str | None, output: str) -> tuple[str, object]:
-    """The text to show, and what a redraw depends on (not AGE, which changes every second)."""
-    from skyplan.errors import SkyplanError
-    from skyplan.imperative import observe
-    from skyplan.render import objects
-
-    state = ws.read_state()
-    resources = [r for r in (state.resources if state else []) if r.type == kind and (name is None or r.name == name)]
-    if name is not None and not resources:
-        raise SkyplanError(f"{kind.capitalize()} '{name}' not found.")
-    phases = observe(ws, state, resources)
-    key = tuple((r.address, r.ends if r.type == "link" else None, phases[r.address][0]) for r in resources)
-    display = type(ws.provider).display_spec.get(kind, objects.NO_DISPLAY)
-    if output != "table":
-        build = objects.link_object if kind == "link" else objects.cluster_object
-        items = [build(r, *phases[r.address], display=display) for r in resources]
-        return objects.render_objects(items, output, kind.capitalize(), single=name is not None), key
-    if not resources:
-        return f"No {kind}s found.\n", key
-    row = objects.link_row if kind == "link" else objects.cluster_row
-    columns = objects.link_columns(display) if kind == "link" else objects.cluster_columns(display)
-    return objects.table(columns, [row(r, phases[r.address][0], display=display) for r in resources]), key

@@ -10,20 +10,18 @@ import click
 from skyplan import __version__
 from skyplan.cli.common import (
     GuardedGroup,
-    close_when_done,
     collect_variables,
-    confirm,
+    console,
     err_style,
     lock_timeout_option,
     out_style,
     replace_option,
     report_error,
-    stdin_is_terminal,
     targeting_options,
     variables_options,
 )
 from skyplan.cli.files import DEFAULT_FILE, config_alias, config_file
-from skyplan.errors import ApplyError, SkyplanError
+from skyplan.errors import SkyplanError
 
 # Default: $SKYPLAN_CONFIG, else links.yaml (skyplan/cli/files.py); resolved in each command.
 file_argument = click.argument("file", required=False, metavar="[FILE]")
@@ -61,8 +59,8 @@ def validate(files: tuple[str, ...], var_items: tuple[str, ...], var_files: tupl
             report_error(exc, file)
             failed = True
             continue
-        if loaded.warnings:
-            click.echo(render_diagnostics(loaded.warnings, err_style()), nl=False, err=True)
+        if loaded.diagnostics:
+            click.echo(render_diagnostics(loaded.diagnostics, err_style()), nl=False, err=True)
         prefix = f"{file}: " if len(chosen) > 1 else ""
         click.echo(prefix + out_style()("Success! The configuration is valid.", "green", "bold"))
     if failed:
@@ -101,50 +99,13 @@ def plan(
     With --destroy, what `skyplan destroy` would remove instead: everything FILE manages, while
     skyctl's links stay, and so do the clusters they join.
     """
-    from skyplan.render.plan_json import render_plan_json
-    from skyplan.render.plan_text import render_plan
-    from skyplan.runner import check_targets, make_plan, open_workspace
+    from skyplan import operations
 
-    file = config_file(file)
-    if out_file:
-        from skyplan.plan.saved import check_plan_destination
-
-        check_plan_destination(Path(out_file), Path(file), [Path(v) for v in var_files])
-    ws = close_when_done(open_workspace(Path(file), display=file, variables=collect_variables(var_items, var_files)))
-    if destroy:  # as `destroy` does: a target may name what the file no longer declares
-        if replace:
-            from skyplan.runner import check_replace
-
-            check_replace({}, None, list(replace), "destroy")
-    else:
-        check_targets(ws, list(targets), list(excludes), list(replace))
-    with ws.locked("plan", lock_timeout):
-        prior = ws.read_state()
-        result = make_plan(
-            ws,
-            prior,
-            desired={} if destroy else ws.desired(),
-            mode="destroy" if destroy else "normal",
-            do_refresh=not no_refresh,
-            targets=list(targets),
-            excludes=list(excludes),
-            replace=list(replace),
-        )
-    if out_file:
-        from skyplan.plan.saved import saved_plan, write_plan_file
-
-        assert ws.loaded is not None and ws.backend is not None
-        settings = ws.loaded.settings.model_dump(mode="json")
-        saved = saved_plan(result, Path(file), ws.loaded.digest, not no_refresh, ws.backend, ws.provider_name, settings)
-        write_plan_file(Path(out_file), saved)
-    if as_json:
-        click.echo(render_plan_json(result, ws.provider_name), nl=False)
-    else:
-        click.echo(render_plan(result, out_style(), compact=compact), nl=False)
-    if out_file and not as_json:
-        command = f"skyplan apply {out_file}" + (f" --config {file}" if file != DEFAULT_FILE else "")
-        same_variables = " (with the same --var and --var-file)" if var_items or var_files else ""
-        click.echo(f"\nSaved the plan to: {out_file}\nTo perform exactly these actions, run: {command}{same_variables}")
+    selection = operations.Selection("destroy" if destroy else "normal", targets, excludes, replace)
+    result = operations.plan(
+        _source(file, var_items, var_files), selection, console(), refresh=not no_refresh, out=out_file,
+        var_files=var_files, as_json=as_json, compact=compact, lock_timeout=lock_timeout,
+    )
     if detailed_exitcode and result.has_changes:
         raise click.exceptions.Exit(2)
 
@@ -184,6 +145,7 @@ def apply(
     the state gives exactly the saved plan: an altered plan, a changed configuration or a
     changed state stops it before anything is done.
     """
+    from skyplan import operations
     from skyplan.plan.saved import looks_like_plan_file
 
     file = config_file(file)
@@ -192,43 +154,26 @@ def apply(
             raise SkyplanError(
                 "a saved plan is applied as it is: --target, --exclude and --replace belong to `skyplan plan`"
             )
-        changed = _apply_saved(
-            file, config_file(plan_config), collect_variables(var_items, var_files), as_json=as_json, lock_timeout=lock_timeout
-        )
+        source = _source(plan_config, var_items, var_files)
+        changed = operations.apply_saved(file, source, console(), as_json=as_json, lock_timeout=lock_timeout)
     else:
         if plan_config is not None:
             raise SkyplanError("--config names the configuration of a saved plan; give a configuration as FILE")
-        changed = _run_apply(
-            file,
-            mode="normal",
-            auto_approve=auto_approve,
-            as_json=as_json,
-            compact=compact,
-            lock_timeout=lock_timeout,
-            targets=list(targets),
-            excludes=list(excludes),
-            replace=list(replace),
-            variables=collect_variables(var_items, var_files),
+        selection = operations.Selection("normal", targets, excludes, replace)
+        changed = operations.apply(
+            _source(file, var_items, var_files), selection, console(), auto_approve=auto_approve, as_json=as_json,
+            compact=compact, lock_timeout=lock_timeout,
         )
     if detailed_exitcode and changed:
         raise click.exceptions.Exit(2)
 
 
-def _apply_saved(path: str, config_file: str, variables: dict | None, *, as_json: bool, lock_timeout: float) -> bool:
-    from skyplan.plan.saved import check_current, check_same
-    from skyplan.runner import open_saved_plan, replan_saved
+def _source(file: str | None, var_items: tuple[str, ...], var_files: tuple[str, ...]):
+    """The configuration FILE names (default: $SKYPLAN_CONFIG, else links.yaml), with its variables."""
+    from skyplan.operations import ConfigSource
 
-    ws, saved = open_saved_plan(Path(path), Path(config_file), config_file, variables)
-    close_when_done(ws)
-    assert ws.loaded is not None
-    with ws.locked("apply", lock_timeout) as lock:
-        prior = ws.read_state()
-        check_current(saved, prior, Path(path))
-        # What is applied is planned here from trusted inputs; the file only has to agree.
-        plan = replan_saved(ws, saved, prior)
-        check_same(saved, Path(path), config_file, plan, ws.provider_name, ws.loaded.settings.model_dump(mode="json"))
-        _apply_and_report(ws, plan, prior, lock, as_json)
-    return plan.has_changes
+    chosen = config_file(file)
+    return ConfigSource(chosen, collect_variables(var_items, var_files), default=chosen == DEFAULT_FILE)
 
 
 @main.command()
@@ -251,87 +196,13 @@ def destroy(
     lock_timeout: float,
 ) -> None:
     """Remove everything FILE manages; skyctl's links stay, and so do the clusters they join."""
-    _run_apply(
-        config_file(file),
-        mode="destroy",
-        auto_approve=auto_approve,
-        as_json=as_json,
-        compact=False,
+    from skyplan import operations
+
+    selection = operations.Selection("destroy", targets, excludes, replace)
+    operations.apply(
+        _source(file, var_items, var_files), selection, console(), auto_approve=auto_approve, as_json=as_json,
         lock_timeout=lock_timeout,
-        targets=list(targets),
-        excludes=list(excludes),
-        replace=list(replace),
-        variables=collect_variables(var_items, var_files),
     )
-
-
-def _run_apply(
-    file: str,
-    *,
-    mode: str,
-    auto_approve: bool,
-    as_json: bool,
-    compact: bool,
-    lock_timeout: float,
-    targets: list[str],
-    excludes: list[str],
-    replace: list[str],
-    variables: dict | None,
-) -> bool:
-    """Plan, confirm and apply; say whether anything was to be done."""
-    from skyplan.render.apply_text import render_outcome_json
-    from skyplan.render.plan_text import render_plan
-    from skyplan.runner import check_replace, check_targets, make_plan, open_workspace
-
-    if replace and mode != "normal":
-        check_replace({}, None, replace, mode)  # refused before anything is opened or locked
-    if as_json and not auto_approve:
-        raise SkyplanError("--json needs --auto-approve: there is no prompt in JSON mode")
-    ws = close_when_done(open_workspace(Path(file), display=file, variables=variables))
-    if mode != "destroy":
-        check_targets(ws, targets, excludes, replace)
-    style = out_style()
-    with ws.locked("destroy" if mode == "destroy" else "apply", lock_timeout) as lock:
-        prior = ws.read_state()
-        desired = {} if mode == "destroy" else ws.desired()
-        result = make_plan(ws, prior, desired=desired, mode=mode, targets=targets, excludes=excludes, replace=replace)
-        if not as_json:
-            click.echo(render_plan(result, style, compact=compact), nl=False)
-        if not result.has_changes:
-            if as_json:
-                click.echo(render_outcome_json(result, None, ws.provider_name), nl=False)
-            return False
-        if not auto_approve and not stdin_is_terminal():
-            # Asked only now: with nothing to do there is no question, so CI needs no flag.
-            raise SkyplanError(f"{'destroy' if mode == 'destroy' else 'apply'} needs confirmation, but input is not a terminal; pass --auto-approve to apply without it")
-        if not auto_approve:
-            question = "Do you really want to destroy all resources?" if mode == "destroy" else "Do you want to perform these actions?"
-            if not confirm(question, "skyplan will perform the actions described above."):
-                raise SkyplanError(f"{'Destroy' if mode == 'destroy' else 'Apply'} cancelled.")
-
-        _apply_and_report(ws, result, prior, lock, as_json)
-    return True
-
-
-def _apply_and_report(ws, plan, prior, lock, as_json: bool) -> None:
-    """Apply `plan`, a line per finished resource, then the outcome; exit 1 if anything failed."""
-    from skyplan.apply import apply_plan
-    from skyplan.render.apply_text import render_outcome, render_outcome_json, render_result
-
-    style = out_style()
-
-    def progress(change, outcome) -> None:
-        if not as_json:
-            click.echo(render_result(change, outcome, style))
-
-    outcome = apply_plan(plan, prior, ws.store, ws.provider, lock=lock, on_result=progress)
-    if as_json:
-        click.echo(render_outcome_json(plan, outcome, ws.provider_name), nl=False)
-    else:
-        click.echo(("\n" if plan.has_changes else "") + render_outcome(plan, outcome, style), nl=False)
-    if outcome.failed:
-        count = len(outcome.failed)
-        raise ApplyError(f"{count} resource{'s' if count != 1 else ''} failed; the state records what succeeded. Fix the cause and apply again.")
 
 
 @main.command()
@@ -343,7 +214,7 @@ def show(file: str | None, as_json: bool, config_alias: str | None) -> None:
     from skyplan.cli.files import one_file
     from skyplan.cli.state_cmd import store_of
     from skyplan.render.state_text import render_state, state_document
-    from skyplan.runner import provider_name
+    from skyplan.workspace import configured_provider_name
 
     if file is not None and _names_a_plan(Path(file)):
         from skyplan.plan.saved import read_plan_file
@@ -361,7 +232,7 @@ def show(file: str | None, as_json: bool, config_alias: str | None) -> None:
     chosen = existing_named_file(one_file(file, config_alias))
     state = store_of(chosen).read()
     if as_json:
-        click.echo(json.dumps(state_document(state, provider_name(Path(chosen))), indent=2))
+        click.echo(json.dumps(state_document(state, configured_provider_name(Path(chosen))), indent=2))
     else:
         click.echo(render_state(state), nl=False)
 

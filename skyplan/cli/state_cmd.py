@@ -12,6 +12,7 @@ import click
 
 from skyplan.cli.common import GuardedGroup, VersionedCommand, lock_timeout_option
 from skyplan.cli.files import config_alias, existing_named_file, leading_file, leading_file_of_addresses, one_file
+from skyplan.render.errors import one_line
 
 
 @click.group("state", cls=GuardedGroup)
@@ -21,7 +22,7 @@ def state_group() -> None:
 
 def store_of(file: str | None):
     """The state store of FILE's workspace, closed when the command ends."""
-    from skyplan.runner import open_state
+    from skyplan.workspace import open_state
 
     chosen = existing_named_file(file)
     store = open_state(Path(chosen), chosen)
@@ -36,7 +37,8 @@ def state_list(file: str | None, config_alias: str | None) -> None:
     """List the addresses the state records, sorted."""
     state = store_of(one_file(file, config_alias)).read()
     for resource in state.resources if state else []:
-        click.echo(resource.address)
+        # Escaped: a name in a shared state may hold line breaks or terminal escape sequences.
+        click.echo(one_line(resource.address))
 
 
 @state_group.command("show")
@@ -84,7 +86,7 @@ def state_rm(args: tuple[str, ...], config_alias: str | None, lock_timeout: floa
     finally:
         store.unlock(info.id)
     for address in sorted(set(addresses)):
-        click.echo(f"Removed {address}")
+        click.echo(f"Removed {one_line(address)}")
     count = len(set(addresses))
     click.echo(f"Successfully removed {count} resource instance{'s' if count != 1 else ''}.")
 
@@ -99,25 +101,13 @@ def state_mv(args: tuple[str, ...], config_alias: str | None, lock_timeout: floa
     Its key, address and peerings are kept. Rename it in the configuration too (or write a
     `moved` entry there instead, which a plan shows and apply carries out).
     """
-    from skyplan.apply import apply_plan
-    from skyplan.errors import ApplyError
-    from skyplan.plan.moves import move_plan
+    from skyplan import operations
+    from skyplan.cli.common import console
     from skyplan.cli.files import config_file
-    from skyplan.runner import open_workspace
 
     file, (source, destination) = leading_file(args, names=("FROM", "TO"), alias=config_alias)
-    file = config_file(file)
-    ws = open_workspace(Path(file), display=file, resources=False)
-    click.get_current_context().call_on_close(ws.store.close)
-    with ws.locked("state mv", lock_timeout) as lock:
-        prior = ws.read_state()
-        plan = move_plan(prior, source, destination)
-        outcome = apply_plan(plan, prior, ws.store, ws.provider, lock=lock)
-    if outcome.failed:
-        errors = "; ".join(f"{r.error}" for r in outcome.failed)
-        raise ApplyError(f"moving {source} to {destination} failed: {errors}. The state records how far it got; run it again")
-    click.echo(f'Move "{source}" to "{destination}"')
-    click.echo("Successfully moved 1 object(s).")
+    where = operations.ConfigSource(config_file(file), resources=False)
+    operations.move_state(where, source, destination, console(), lock_timeout=lock_timeout)
 
 
 @state_group.command("migrate")
@@ -184,10 +174,10 @@ def _is_local(store) -> bool:
 def _migration_ends(path: str, source_url: str | None):
     """The workspace (whose store is the destination), the source store, and how to retire it."""
     from skyplan.errors import StateError
-    from skyplan.runner import open_workspace
     from skyplan.state import migrate as migration
     from skyplan.state.local import FileStateStore
     from skyplan.state.urls import display_url
+    from skyplan.workspace import open_workspace
 
     ws = open_workspace(Path(path), display=path, resources=False)
     data = ws.paths.data

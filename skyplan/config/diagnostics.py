@@ -19,10 +19,22 @@ class Diagnostic:
     line: int | None = None  # 1-based
     column: int | None = None  # 1-based
     at_key: bool = False  # point at the key itself (unknown keys), not at its value
+    # The place the message begins with, as a reader of the file writes it ("links[3]"), when it
+    # is not `path` written out ("links[3].target" for a rule about the whole link).
+    where: str | None = None
 
     def located(self, file: str, position: tuple[int, int] | None) -> Diagnostic:
         line, column = position if position else (None, None)
         return replace(self, file=file, line=line, column=column)
+
+    @property
+    def detail(self) -> str:
+        """The message without the document place it begins with: for a reader who has no
+        document (skyctl judges a state as if it were one)."""
+        where = self.where if self.where is not None else format_path(self.path)
+        if where and self.message.startswith(where + ": "):
+            return self.message[len(where) + 2 :]
+        return self.message
 
     def __str__(self) -> str:
         where = ""

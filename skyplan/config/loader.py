@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,20 +28,28 @@ from skyplan.state.urls import has_password
 
 @dataclass
 class LoadedConfig:
+    """A valid configuration and what was found on the way: data only, nothing to call.
+
+    The provider it names is a class here; skyplan/workspace.py builds the instance.
+    """
+
     path: Path
     display: str
     config: Config
     settings: BaseModel  # the provider's validated settings
-    provider: Any  # the provider, configured for this workspace
-    warnings: list[Diagnostic] = field(default_factory=list)
+    provider_class: type  # the provider that `provider.name` names (a skyplan.sdk.Provider)
+    diagnostics: list[Diagnostic] = field(default_factory=list)  # warnings: errors raise ConfigError
     # sha256 of the text that was validated (after rendering, for a template): what a saved
     # plan records, to know that the configuration is still the one it was made from.
     digest: str = ""
     # Settings and backend only, without clusters and links: what skyctl reads from the cache.
     partial: bool = False
-    # Stores this configuration in the cache; called once a command has used it successfully,
-    # so that input which fails later (a damaged state, say) leaves nothing written.
-    remember: Callable[[], None] = lambda: None
+    # The cache entry this configuration may be stored under (config/cache.py), or None when it
+    # must not be: it came from the cache, it has warnings, or it holds a database password.
+    # Stored by `remember` once a command has used it successfully, so that input which fails
+    # later (a damaged state, say) leaves nothing written.
+    cache_key: str | None = None
+    cache_dir: Path | None = None
 
     @property
     def root(self) -> Path:
@@ -118,13 +125,20 @@ def load_config(
     loaded = _load_fast(text, path, display) or build_config(source.parse(text, path, display))
     loaded.digest = digest
     url = loaded.config.backend.url
-    if cache_dir is not None and not loaded.warnings and not (url and has_password(url)):
+    if cache_dir is not None and not loaded.diagnostics and not (url and has_password(url)):
         # A configuration holding a database password is never copied into the cache.
-        from skyplan.sdk import provider_ref
-
-        root = loaded.provider.paths.root
-        loaded.remember = lambda: cache.store(cache_dir, key, root, loaded.config, provider_ref(loaded.provider.name), loaded.settings)
+        loaded.cache_key, loaded.cache_dir = key, cache_dir
     return loaded
+
+
+def remember(loaded: LoadedConfig, workspace: Path) -> None:
+    """Store `loaded` in its cache entry, if it has one; operations call this after success."""
+    if loaded.cache_key is None or loaded.cache_dir is None:
+        return
+    from skyplan.config import cache
+    from skyplan.sdk import provider_ref
+
+    cache.store(loaded.cache_dir, loaded.cache_key, workspace, loaded.config, provider_ref(loaded.provider_class.name), loaded.settings)
 
 
 def text_digest(text: str) -> str:
@@ -141,7 +155,7 @@ def _load_fast(text: str, path: Path, display: str) -> LoadedConfig | None:
         loaded = build_config(fast)
     except ConfigError:
         return None  # parsed again with positions, for located messages
-    return None if loaded.warnings else loaded  # warnings need positions too
+    return None if loaded.diagnostics else loaded  # warnings need positions too
 
 
 def _from_cache(cache_dir: Path, key: str, path: Path, display: str, resources: bool) -> LoadedConfig | None:
@@ -163,8 +177,7 @@ def _from_cache(cache_dir: Path, key: str, path: Path, display: str, resources: 
     if revived is None:
         return None
     config, settings = revived
-    provider = cls(settings, paths)
-    return LoadedConfig(path=path, display=display, config=config, settings=settings, provider=provider, partial=not resources)
+    return LoadedConfig(path=path, display=display, config=config, settings=settings, provider_class=cls, partial=not resources)
 
 
 def build_config(src: source.Source) -> LoadedConfig:
@@ -180,10 +193,14 @@ def build_config(src: source.Source) -> LoadedConfig:
     provider = None
     if config is not None:
         from skyplan.config import rules
-        from skyplan.sdk import WorkspacePaths
 
         if settings is not None and provider_cls is not None:
-            provider = provider_cls(settings, WorkspacePaths.for_config(src.path))
+            # The provider's own rules are methods of a configured provider (its `validate`):
+            # one is built for them and dropped; the workspace builds the one that works.
+            from skyplan.sdk import WorkspacePaths
+            from skyplan.workspace import make_provider
+
+            provider = make_provider(provider_cls, settings, WorkspacePaths.for_config(src.path))
         config, mesh_origins = rules.expand_meshes(config, diagnostics)
         for index, mesh_index in mesh_origins.items():
             locator.origins[("links", index)] = _Origin(locator.main or 0, ("meshes", mesh_index))
@@ -199,8 +216,8 @@ def build_config(src: source.Source) -> LoadedConfig:
         display=src.display,
         config=config,
         settings=settings,  # type: ignore[arg-type]
-        provider=provider,
-        warnings=located,
+        provider_class=provider_cls,  # type: ignore[arg-type]
+        diagnostics=located,
     )
 
 
@@ -408,7 +425,7 @@ def _from_validation_error(exc: ValidationError, prefix: DocPath, model, extra_f
         if kind == "extra_forbidden":
             known = tuple(_fields_at(model, loc[:-1])) + extra_fields
             where = format_path(full[:-1]) or "top level"
-            found.append(Diagnostic(_unknown_key_message(str(loc[-1]), known, where), path=full, at_key=True))
+            found.append(Diagnostic(_unknown_key_message(str(loc[-1]), known, where), path=full, at_key=True, where=where))
         elif kind == "missing":
             where = format_path(full[:-1])
             found.append(Diagnostic(f"{where + ': ' if where else ''}missing required key '{loc[-1]}'", path=full[:-1]))

@@ -116,7 +116,9 @@ def check_entries(clusters: list[ClusterSpec], link_names: list[str], link_ends:
     _check_clusters(clusters, found)
     for end in sorted(link_ends - known.keys()):
         if name_problem(end):
-            found.append(Diagnostic(f"links: invalid cluster name '{end}' at an end of a link: {NAME_RULE}", path=("links", end)))
+            found.append(
+                Diagnostic(f"links: invalid cluster name '{end}' at an end of a link: {NAME_RULE}", path=("links", end), where="links")
+            )
     return found
 
 
@@ -184,7 +186,9 @@ def _check_links(links: list[LinkSpec], clusters: dict[str, int], found: list[Di
                 bad = True
         if link.source == link.target:
             found.append(
-                Diagnostic(f"links[{i}]: source and target are the same cluster '{link.source}'", path=("links", i, "target"))
+                Diagnostic(
+                    f"links[{i}]: source and target are the same cluster '{link.source}'", path=("links", i, "target"), where=f"links[{i}]"
+                )
             )
             bad = True
         if bad:
@@ -258,7 +262,7 @@ def _check_moved(config: Config, found: list[Diagnostic]) -> None:
             )
             continue
         if entry.from_ == entry.to:
-            found.append(Diagnostic(f"moved[{i}]: {entry.from_} is moved to itself", path=path + ("to",)))
+            found.append(Diagnostic(f"moved[{i}]: {entry.from_} is moved to itself", path=path + ("to",), where=f"moved[{i}]"))
             continue
         if entry.from_ in sources:
             found.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from skyplan.config.diagnostics import Diagnostic
 from skyplan.errors import PlanError
 from skyplan.plan.diff import attribute_changes, nested_changes
 from skyplan.plan.model import Action, AttributeChange, DesiredResource, Drift, Plan, PriorState, ResourceChange
@@ -48,7 +49,7 @@ def plan(
     in_scope = set(scope) if scope is not None else None
     conflicts = [r.reason for a, r in sorted(actual.items()) if r.conflict and a not in forced]
     if conflicts:
-        raise PlanError("; ".join(conflicts))
+        raise PlanError(diagnostics=[Diagnostic(reason) for reason in conflicts])
 
     changes: list[ResourceChange] = []
     left_alone: list[str] = []
@@ -77,7 +78,7 @@ def plan(
         for cluster, links in sorted(held.items()):
             notes.append(f"{cluster} is kept: {', '.join(links)} (not managed by this file) still join{'s' if len(links) == 1 else ''} it.")
     elif held:
-        raise PlanError("; ".join(_holding_message(c, links, recorded) for c, links in sorted(held.items())))
+        raise PlanError(diagnostics=[Diagnostic(m) for c, links in sorted(held.items()) for m in _holding_messages(c, links, recorded)])
     # A resource whose interrupted delete is being finished was changed by that delete, not
     # outside skyplan: what it left behind is not drift.
     finishing_delete = {c.address for c in changes if c.action is Action.DELETE and recorded[c.address].pending == "delete"}
@@ -263,8 +264,9 @@ def _held_clusters(changes: list[ResourceChange], recorded: dict[str, ResourceSt
     return held
 
 
-def _holding_message(cluster: str, links: list[str], recorded: dict[str, ResourceState]) -> str:
-    parts = []
+def _holding_messages(cluster: str, links: list[str], recorded: dict[str, ResourceState]) -> list[str]:
+    """A problem for each link that keeps `cluster` from being destroyed, and how to settle it."""
+    problems = []
     for address in links:
         owner = recorded[address].managed_by if address in recorded else "file"
         how = (
@@ -272,5 +274,5 @@ def _holding_message(cluster: str, links: list[str], recorded: dict[str, Resourc
             if owner == "skyctl"
             else "remove it from the configuration too"
         )
-        parts.append(f"{address} (managed by {owner}) joins it; {how}")
-    return f"{cluster} cannot be destroyed while " + "; ".join(parts)
+        problems.append(f"{cluster} cannot be destroyed while {address} (managed by {owner}) joins it; {how}")
+    return problems

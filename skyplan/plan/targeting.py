@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from skyplan.config.diagnostics import Diagnostic
 from skyplan.errors import PlanError
 from skyplan.plan.model import DesiredResource
 from skyplan.sdk.resources import link_ends
@@ -34,7 +35,7 @@ def resolve_scope(
             elif address not in known:
                 problems.append(f"{flag} {address}: no such resource in the configuration or the state")
     if problems:
-        raise PlanError("; ".join(problems))
+        raise PlanError(diagnostics=[Diagnostic(problem) for problem in problems])
 
     def ends(link: str) -> set[str]:
         attributes = desired[link].attributes if link in desired else recorded[link].attributes

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from skyplan.config.diagnostics import Diagnostic
 from skyplan.render.style import PLAIN, Style
+
+if TYPE_CHECKING:
+    from skyplan.errors import SkyplanError
 
 
 MAX_MESSAGE = 2000
@@ -26,6 +31,20 @@ def render_diagnostics(diagnostics: list[Diagnostic], style: Style = PLAIN) -> s
         where = f"{d.file}:{d.line}:{d.column}: " if d.line is not None else (f"{d.file}: " if d.file else "")
         lines.append(f"{label} {where}{one_line(d.message)}")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def render_failure(exc: SkyplanError, style: Style = PLAIN, file: str | None = None) -> str:
+    """Every problem an expected error carries, a line each.
+
+    `file` names the file the problems are about when they do not say (commands that check
+    several files at once); a configuration's diagnostics always do.
+    """
+    from skyplan.errors import ConfigError
+
+    diagnostics = exc.diagnostics
+    if file is not None and not isinstance(exc, ConfigError):
+        diagnostics = [d if d.file is not None or d.message.startswith(file) else d.located(file, None) for d in diagnostics]
+    return render_diagnostics(diagnostics, style)
 
 
 def render_error(message: str, style: Style = PLAIN) -> str:

@@ -52,6 +52,14 @@ def render_plan(plan: Plan, style: Style = PLAIN, *, compact: bool = False) -> s
     return "\n".join(lines) + "\n"
 
 
+def render_saved_note(plan_file: str, config_file: str | None, same_variables: bool) -> str:
+    """Where `plan --out` saved the plan and the command that applies it; `config_file` when
+    it is not the default one."""
+    command = f"skyplan apply {plan_file}" + (f" --config {config_file}" if config_file else "")
+    again = " (with the same --var and --var-file)" if same_variables else ""
+    return f"\nSaved the plan to: {plan_file}\nTo perform exactly these actions, run: {command}{again}\n"
+
+
 def summary_line(plan: Plan) -> str:
     s = plan.summary
     return f"Plan: {s.add} to add, {s.change} to change, {s.destroy} to destroy."

@@ -23,6 +23,10 @@ class Limits:
     output_chars: int = 32 * 1024 * 1024  # the rendered text, and any one string built on the way
     items: int = 1_000_000  # any one list, tuple, dict or set built on the way
     depth: int = 64  # macro calls, or includes and imports, nested in each other
+    # Memory the process may grow by while rendering. Size limits hold for each value, but a
+    # loop can keep thousands of distinct long strings alive and fill the machine before the
+    # time limit: the data segment is capped instead (Linux, main thread, see budget.py).
+    memory_bytes: int = 1024 * 1024 * 1024
 
 
 class TemplateFailure(Exception):

@@ -271,7 +271,8 @@ def render(template, context: Mapping[str, Any]) -> str:
         reason = "recursion too deep (a macro or include calling itself, or a value nested thousands deep)"
         raise TemplateFailure(reason, _line(exc, template), kind="limit") from None
     except MemoryError as exc:
-        raise TemplateFailure("out of memory while rendering", _line(exc, template), kind="limit") from None
+        reason = f"out of memory while rendering (the limit is {limits.memory_bytes // (1024 * 1024)} MiB)"
+        raise TemplateFailure(reason, _line(exc, template), kind="limit") from None
     except UndefinedError as exc:
         raise TemplateFailure(exc.message or "undefined", _line(exc, template), kind="undefined") from None
     except SecurityError as exc:

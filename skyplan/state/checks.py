@@ -9,7 +9,6 @@ context, under which a path stays inside the workspace unless the configuration 
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Iterable
 
@@ -18,9 +17,6 @@ from pydantic import BaseModel, ValidationError
 from skyplan.errors import StateError
 from skyplan.sdk import ReadBack
 from skyplan.state.model import ResourceState, State
-
-_ENTRY_PREFIX = re.compile(r"^(clusters|links)\[\d+\]\.?")
-
 
 def check_state(state: State, provider_cls: type, where: str, read_back: ReadBack) -> None:
     """Raise StateError naming the state and the first resource that fails a rule."""
@@ -31,12 +27,25 @@ def check_state(state: State, provider_cls: type, where: str, read_back: ReadBac
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     raise StateError(
         f"state {where} holds {address}, which the configuration's rules refuse: {reason}{more}. "
-        f"Nothing was done. If that entry is not yours, remove it: skyplan state rm {shlex.quote(address)}"
+        f"Nothing was done. If that entry is not yours, remove it: skyplan state rm {_shell_word(address)}"
     )
+
+
+def _shell_word(text: str) -> str:
+    """`text` as one word to paste into a shell; bash's $'…' when it holds control characters
+    (a name from a hostile state), so that the word pasted is the name itself."""
+    if text.isprintable():
+        return shlex.quote(text)
+    inner = "".join(
+        ("\\\\" if c == "\\" else "\\'" if c == "'" else c) if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
+    return f"$'{inner}'"
 
 
 def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, read_back: ReadBack) -> list[tuple[str, str]]:
     """(address, reason) for every rule a recorded resource fails."""
+    from skyplan.config.diagnostics import format_path
     from skyplan.config.models import ClusterSpec
     from skyplan.config.rules import check_entries
 
@@ -81,7 +90,9 @@ def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, re
             address = links[place].address
         else:  # an end, by name: the first link that names it
             address = next(r.address for r in links if place in r.ends)
-        problems.append((address, _ENTRY_PREFIX.sub("", diagnostic.message).removeprefix("links: ")))
+        # Told from the entry, which the address names: "endpoint: …", not "clusters[3].endpoint: …".
+        within = format_path(diagnostic.path[2:]) if isinstance(place, int) else ""
+        problems.append((address, f"{within}: {diagnostic.detail}" if within else diagnostic.detail))
     return problems
 
 

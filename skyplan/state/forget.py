@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from skyplan.config.diagnostics import Diagnostic
 from skyplan.errors import StateError
 from skyplan.state.model import State, address_problem
 
@@ -25,5 +26,5 @@ def forget(state: State, addresses: list[str]) -> State:
             if f"cluster.{end}" in gone:
                 problems.append(f"{address} joins cluster.{end}; forget it too (state rm {address}) or keep the cluster")
     if problems:
-        raise StateError("; ".join(problems))
+        raise StateError(diagnostics=[Diagnostic(problem) for problem in problems])
     return state.with_resources({a: r for a, r in resources.items() if a not in gone}, serial=state.serial + 1)

@@ -91,8 +91,8 @@ def test_replace_of_nothing_and_in_a_destroy_is_refused_before_anything_is_writt
     result = skyplan("plan", "--replace", "cluster.nope", "--replace", "nope")
     assert result.exit_code == 1
     assert result.stderr == (
-        "Error: --replace cluster.nope: no such resource in the configuration or the state; "
-        "--replace nope: 'nope' is not a resource address; write cluster.NAME or link.NAME\n"
+        "Error: --replace cluster.nope: no such resource in the configuration or the state\n"
+        "Error: --replace nope: 'nope' is not a resource address; write cluster.NAME or link.NAME\n"
     )
     assert not (basic / ".skyplan").exists()
     destroy = skyplan("destroy", "--auto-approve", "--replace", "cluster.us-west")

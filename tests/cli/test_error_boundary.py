@@ -145,7 +145,7 @@ def test_a_password_from_links_yaml_is_kept_out_of_the_report(workspace, skyplan
     def bug(*args, **kwargs):
         raise RuntimeError(f"lost track of {DB_PASSWORD[2:]}")  # a bug quoting what it should not
 
-    monkeypatch.setattr("skyplan.runner.make_plan", bug)
+    monkeypatch.setattr("skyplan.planning.make_plan", bug)
     result = skyplan("plan")
     assert result.exit_code == 1 and "unexpected internal error (RuntimeError)" in result.stderr
     [report] = reports.iterdir()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from skyplan import __version__
 from tests.workspaces import links_yaml
 
 
@@ -336,7 +337,7 @@ def test_watch_redraws_on_change_and_ctrl_c_exits_cleanly(clusters, skyctl, monk
 @pytest.mark.parametrize("command", [[], ["get"], ["get", "link"], ["create", "link"], ["delete", "cluster"]])
 def test_skyctl_version_everywhere(skyctl, command):
     result = skyctl(*command, "--version")
-    assert result.exit_code == 0 and result.output == "skyctl 0.1.0\n"
+    assert result.exit_code == 0 and result.output == f"skyctl {__version__}\n"
 
 
 def test_skyctl_reads_a_templated_workspace_with_its_variables(workspace, skyctl):

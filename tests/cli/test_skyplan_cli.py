@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from skyplan import __version__
 from tests.workspaces import links_yaml
 
 TWO = links_yaml(
@@ -72,7 +73,7 @@ def test_apply_without_terminal_refuses_and_changes_nothing(basic, skyplan):
 
 @pytest.mark.parametrize("answer, applied", [("yes", True), ("no", False), ("y", False), ("", False)])
 def test_apply_asks_and_only_yes_approves(basic, skyplan, monkeypatch, answer, applied):
-    monkeypatch.setattr("skyplan.cli.skyplan_cmd.stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("skyplan.cli.common.stdin_is_terminal", lambda: True)
     result = skyplan("apply", input=f"{answer}\n")
     assert "Only 'yes' will be accepted to approve." in result.output
     if applied:
@@ -278,4 +279,4 @@ def test_help_and_version(skyplan, command):
 )
 def test_version_everywhere(skyplan, command):
     result = skyplan(*command, "--version")
-    assert result.exit_code == 0 and result.output == "skyplan 0.1.0\n"
+    assert result.exit_code == 0 and result.output == f"skyplan {__version__}\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -169,6 +170,30 @@ def test_the_error_suggests_a_safe_way_to_remove_the_entry(workspace, skyplan, o
     result = skyplan("plan")
     assert result.output.rstrip().endswith("remove it: skyplan state rm 'cluster.x; touch marker'")
     assert skyplan("state", "rm", "cluster.x; touch marker").exit_code == 0
+    assert skyplan("plan", "--detailed-exitcode").exit_code == 0
+
+
+@pytest.mark.parametrize("name", ["x\nPostUp = touch marker", "x\x1b[2J\x1b]0;title\x07fake", "it's\\odd\t"])
+def test_a_name_with_control_characters_is_listed_escaped_and_removable_as_suggested(workspace, skyplan, name):
+    # Listed raw, a line break would show two entries, and escape sequences would drive the
+    # terminal of whoever inspects the shared state; the suggested command must remove it.
+    (workspace / "links.yaml").write_text(BASIC)
+    skyplan("apply", "--auto-approve")
+    state_path = workspace / ".skyplan/state.json"
+    document = json.loads(state_path.read_text())
+    document["resources"].append(hostile_cluster(name))
+    state_path.write_text(json.dumps(document))
+
+    listed = skyplan("state", "list").output
+    assert listed.count("\n") == 6 and "\x1b" not in listed and "\t" not in listed, listed
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in name)
+    assert f"cluster.{shown}" in listed.splitlines()
+
+    suggested = skyplan("plan").output.rstrip().rsplit("remove it: ", 1)[1]
+    word = subprocess.run(["bash", "-c", f"{suggested.replace('skyplan state rm ', 'printf %s ', 1)}"], capture_output=True, text=True)
+    assert word.stdout == f"cluster.{name}", "pasted into a shell, the suggestion names the entry itself"
+    removed = skyplan("state", "rm", f"cluster.{name}")
+    assert removed.exit_code == 0 and "\x1b" not in removed.output and removed.output.count("\n") == 2
     assert skyplan("plan", "--detailed-exitcode").exit_code == 0
 
 

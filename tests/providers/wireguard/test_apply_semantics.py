@@ -64,7 +64,8 @@ def test_an_update_never_regenerates_a_missing_key(basic, skyplan):
     assert "Saved plan p.plan was altered or no longer matches links.yaml and the state: the change for cluster.us-west" in result.output
     # Lost while an update is being applied, the provider refuses to make a key on its own.
     from skyplan.apply import apply_plan
-    from skyplan.runner import make_plan, open_workspace
+    from skyplan.planning import make_plan
+    from skyplan.workspace import open_workspace
 
     ws = open_workspace(basic / "links.yaml")
     prior = ws.read_state()

@@ -1,0 +1,257 @@
+"""The one place that builds a workspace: its configuration, its provider and its state store.
+
+Every command starts here: from a links.yaml path (`open_workspace`), as skyctl finds its
+workspace (`open_skyctl_workspace`), from a saved plan (`open_saved_plan`), or, for commands
+that only look at or repair the state, from a configuration that may be broken (`open_state`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from skyplan.config.loader import LoadedConfig, load_config
+from skyplan.config.models import BackendSpec
+from skyplan.errors import SkyplanError, StateError
+from skyplan.plan.model import DesiredResource
+from skyplan.plan.saved import BackendRef, SavedPlan
+from skyplan.sdk import Provider, ReadBack, WorkspacePaths
+from skyplan.state.model import Owner, State
+from skyplan.state.store import LockInfo, StateStore
+from skyplan.state.urls import display_url, has_password
+
+
+@dataclass
+class Workspace:
+    """A configuration with the provider it names, configured, and the store its state is in."""
+
+    paths: WorkspacePaths
+    provider: Provider
+    store: StateStore
+    loaded: LoadedConfig | None = None
+    backend: BackendRef | None = None
+
+    @property
+    def provider_name(self) -> str:
+        return self.provider.name
+
+    @contextlib.contextmanager
+    def locked(self, operation: str, timeout: float) -> Iterator[LockInfo]:
+        info = self.store.lock(operation, timeout)
+        try:
+            yield info
+        finally:
+            self.store.unlock(info.id)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def read_state(self) -> State | None:
+        """The recorded state, upgraded to the provider's schema (state/upgrade.py), checked to
+        hold what the core and the provider need of each resource, and every name and value in
+        it to pass the rules the configuration's would (state/checks.py)."""
+        from skyplan.state.checks import check_state
+        from skyplan.state.model import check_shapes
+        from skyplan.state.upgrade import upgrade_state
+
+        state = self.store.read()
+        if state is None:
+            self._refuse_stranded_state()
+        if state is not None:
+            provider_cls = type(self.provider)
+            # Upgraded first: a setting added since the state was written is filled in by the
+            # provider, so only a damaged entry lacks what the provider declares it needs.
+            state = upgrade_state(state, self.provider, self.store.describe())
+            required = {
+                "cluster": {"endpoint", "subnets", *provider_cls.cluster_settings},
+                "link": {"source", "target"},
+            }
+            check_shapes(state, required, self.store.describe())
+            read_back = ReadBack(root=self.paths.root, configured=self.provider.settings)
+            check_state(state, provider_cls, self.store.describe(), read_back)
+        return state
+
+    def _refuse_stranded_state(self) -> None:
+        """An empty backend is a new workspace only when no state of this one lives elsewhere.
+
+        Planning against it would hand out keys and addresses again and strand the real state.
+        """
+        from skyplan.state.local import FileStateStore
+        from skyplan.state.migrate import MigrationRecord
+
+        local = self.paths.data / "state.json"
+        if not isinstance(self.store, FileStateStore):
+            if local.exists() or local.is_symlink():
+                raise StateError(
+                    f"the state backend {self.store.describe()} is empty, but {local} holds this workspace's "
+                    "state; run `skyplan state migrate` to move it there (lineage and serial kept)"
+                )
+            return
+        record = MigrationRecord.read(self.paths.data)
+        if record is not None:
+            raise StateError(
+                f"this workspace's state was moved to {record.location} (workspace \"{record.workspace}\") by "
+                f"`skyplan state migrate` on {record.at}, but the configuration now names the local backend; "
+                "restore its backend block, or run `skyplan state migrate` to bring the state back here"
+            )
+
+    def desired(self, owner: Owner = "file") -> dict[str, DesiredResource]:
+        from skyplan.plan.desired import desired_resources
+
+        assert self.loaded is not None and not self.loaded.partial
+        return desired_resources(self.loaded.config, type(self.provider), self.loaded.settings, owner)
+
+    def remember_config(self) -> None:
+        """Cache the configuration: an operation calls this, under the lock, once its plan is made."""
+        if self.loaded is not None:
+            from skyplan.config.loader import remember
+
+            remember(self.loaded, self.paths.root)
+
+
+def make_provider(cls: type[Provider], settings, paths: WorkspacePaths) -> Provider:
+    """The provider `cls`, configured with `settings` for the workspace at `paths`."""
+    return cls(settings, paths)
+
+
+def _build(loaded: LoadedConfig, paths: WorkspacePaths) -> Workspace:
+    store, backend = make_store(loaded.config.backend, paths)
+    provider = make_provider(loaded.provider_class, loaded.settings, paths)
+    return Workspace(paths=paths, provider=provider, store=store, loaded=loaded, backend=backend)
+
+
+def open_workspace(
+    config_path: Path, display: str | None = None, variables: dict | None = None, *, resources: bool = True
+) -> Workspace:
+    """The workspace of `config_path`; `resources=False` when its clusters and links are not needed."""
+    paths = WorkspacePaths.for_config(config_path)
+    loaded = load_config(config_path, display=display, variables=variables, cache_dir=paths.data / "cache", resources=resources)
+    return _build(loaded, paths)
+
+
+def open_skyctl_workspace(config_file: str | None, variables: dict | None = None) -> Workspace:
+    """skyctl's workspace: --config or $SKYPLAN_CONFIG, else ./links.yaml, else defaults here."""
+    # skyctl works on the state; the file gives it settings, never clusters or links.
+    if config_file:
+        return open_workspace(Path(config_file), display=config_file, variables=variables, resources=False)
+    here = Path.cwd() / "links.yaml"
+    if here.exists():
+        return open_workspace(here, display="links.yaml", variables=variables, resources=False)
+    template = here.with_name("links.yaml.j2")
+    if template.exists():
+        # Default settings would quietly differ from the template's (interface, hooks).
+        raise SkyplanError(
+            "this folder's configuration is links.yaml.j2, a template: "
+            "pass --config links.yaml.j2 with its variables (--var, --var-file)"
+        )
+    # No file: the provider's defaults, state in ./.skyplan, as `skyctl` in an empty folder.
+    return _build(load_config(here, display="links.yaml", text="version: 1\n"), WorkspacePaths.for_config(here))
+
+
+def open_saved_plan(path: Path, config_path: Path, display: str, variables: dict | None = None) -> tuple[Workspace, SavedPlan]:
+    """The workspace of the configuration a saved plan was made from, and the plan.
+
+    Nothing in a plan file is believed (plan/saved.py): the configuration is the one named on
+    the command line, and it must be the one the plan was made from, unchanged.
+    """
+    from skyplan.errors import PlanError
+    from skyplan.plan.saved import check_made_from, read_plan_file
+
+    saved = read_plan_file(path)
+    check_made_from(saved, path, config_path, display)
+    ws = open_workspace(config_path, display=display, variables=variables)
+    assert ws.loaded is not None and ws.backend is not None
+    try:
+        if ws.loaded.digest != saved.config_digest:
+            raise PlanError(
+                f"Saved plan {path} was altered or no longer matches {display}: the configuration is not the "
+                "one the plan was made from. Nothing was done; run skyplan plan again"
+            )
+        if ws.backend != saved.backend:
+            raise PlanError(
+                f"Saved plan {path} was made against the state at {saved.backend.location}, "
+                f"but this workspace's state is at {ws.backend.location}."
+            )
+    except PlanError:
+        ws.store.close()
+        raise
+    return ws, saved
+
+
+def open_state(config_path: Path, display: str) -> StateStore:
+    """The store of a workspace whose configuration may be missing or broken.
+
+    `state list/show/rm`, `show` and `force-unlock` are how a user looks into and repairs a
+    workspace; they must not depend on links.yaml being valid, only on where the state lives.
+    """
+    try:
+        return open_workspace(config_path, display=display, resources=False).store
+    except SkyplanError:
+        pass
+    backend = _backend_block(config_path, display)
+    return make_store(backend, WorkspacePaths.for_config(config_path), f"{display}: backend.url")[0]
+
+
+def _backend_block(config_path: Path, display: str) -> BackendSpec:
+    """The backend block of a configuration that does not validate, else the defaults.
+
+    Read with the configuration's own parser and its limits (config/source.py): a file too big,
+    too deep or too expanded has no say, and the defaults apply, as they do for a broken one.
+    """
+    from pydantic import ValidationError
+
+    from skyplan.config import source
+
+    try:
+        text = source.read_text(config_path, display)
+        parsed = source.parse_fast(text, config_path, display) or source.parse(text, config_path, display)
+    except SkyplanError:
+        return BackendSpec()
+    document = parsed.documents[0].data if parsed.documents else None
+    if isinstance(document, dict) and isinstance(document.get("backend"), dict):
+        try:
+            return BackendSpec.model_validate(document["backend"])
+        except ValidationError:
+            pass
+    return BackendSpec()
+
+
+def make_store(
+    backend: BackendSpec, paths: WorkspacePaths, url_source: str = "backend.url"
+) -> tuple[StateStore, BackendRef]:
+    """The store the configuration (or $SKYPLAN_BACKEND, which wins) names, and a reference to it.
+
+    `url_source` says where `backend.url` came from, for the message if it is not a valid URL.
+    """
+    url = os.environ.get("SKYPLAN_BACKEND") or None
+    if url is not None or backend.type == "postgres":
+        from skyplan.state.postgres import PostgresStateStore
+        from skyplan.state.urls import URLProblem, check_url
+
+        source = "SKYPLAN_BACKEND" if url is not None else url_source
+        url = url or backend.url
+        if not url:
+            raise StateError("backend type 'postgres' needs a url (backend.url or SKYPLAN_BACKEND)")
+        try:
+            check_url(url)
+        except URLProblem as exc:
+            raise StateError(f"{source}: {exc}") from None
+        ref = BackendRef(
+            type="postgres", workspace=backend.workspace, location=display_url(url), password_removed=has_password(url)
+        )
+        return PostgresStateStore(url, backend.workspace), ref
+    from skyplan.state.local import FileStateStore
+
+    store = FileStateStore(paths.data, within=paths.root)
+    return store, BackendRef(type="local", workspace=backend.workspace, location=str(store.path))
+
+
+def configured_provider_name(config_path: Path) -> str | None:
+    """The provider `config_path` names, None if the file cannot say (missing or broken)."""
+    try:
+        return load_config(config_path, resources=False).provider_class.name
+    except SkyplanError:
+        return None
