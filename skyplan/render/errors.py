@@ -24,6 +24,12 @@ def one_line(text: str) -> str:
     return text
 
 
+def failure_reason(diagnostics: list[Diagnostic]) -> str:
+    """Why a resource failed, in the one line its state entry keeps (status.reason) and apply
+    prints after "Failed:": its errors in order. Only here are problems run together."""
+    return "; ".join(d.message for d in diagnostics if d.severity == "error") or "failed"
+
+
 def render_diagnostics(diagnostics: list[Diagnostic], style: Style = PLAIN) -> str:
     lines = []
     for d in diagnostics:

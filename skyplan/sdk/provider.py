@@ -156,10 +156,12 @@ class ResourceResult:
 
     @property
     def error(self) -> str | None:
-        """Why it failed, in one line for the state and the apply output; None if it did not."""
+        """Why it failed, as one line (the state records it); None if it did not."""
         if self.ok:
             return None
-        return "; ".join(d.message for d in self.diagnostics if d.severity == "error") or "failed"
+        from skyplan.render.errors import failure_reason
+
+        return failure_reason(self.diagnostics)
 
 
 @dataclass(frozen=True)
