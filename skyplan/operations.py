@@ -168,7 +168,10 @@ def plan(
         else:
             console.show(render_plan(result, console.style, compact=compact))
     if out and not as_json:
-        console.show(render_saved_note(out, None if source.default else source.file, source.variables is not None))
+        from skyplan.plan.saved import plan_choices
+
+        choices = plan_choices(result)
+        console.show(render_saved_note(out, None if source.default else source.file, source.variables is not None, choices))
     return result
 
 
@@ -227,20 +230,29 @@ def _confirm(console: Console, words: _Words) -> None:
         raise SkyplanError(words.cancelled)
 
 
-def apply_saved(plan_file: str, source: ConfigSource, console: Console, *, as_json: bool = False, lock_timeout: float = 0.0) -> bool:
-    """`skyplan apply PLAN`: exactly the saved plan, if planning again gives it; else nothing."""
-    from skyplan.plan.saved import check_current, check_same
-    from skyplan.planning import replan_saved
+def apply_saved(
+    plan_file: str, source: ConfigSource, selection: Selection, console: Console, *, as_json: bool = False, lock_timeout: float = 0.0
+) -> bool:
+    """`skyplan apply PLAN`: exactly the saved plan, if planning again gives it; else nothing.
+
+    Nothing in the file decides anything: the configuration, the state and the choices given on
+    this command line (`selection`) are planned again, and the file only has to agree. A plan
+    edited into a destroy, or into one that replaces a key, therefore meets a command line that
+    did not ask for that, and is refused.
+    """
+    from skyplan.plan.saved import check_choices, check_current, check_same
     from skyplan.workspace import open_saved_plan
 
+    selection.refuse_early()
     ws, saved = open_saved_plan(Path(plan_file), Path(source.file), source.file, source.variables)
     try:
         assert ws.loaded is not None
+        check_choices(saved, Path(plan_file), selection.mode, selection.targets, selection.excludes, selection.replace)
         with ws.locked("apply", lock_timeout) as lock:
             prior = ws.read_state()
             check_current(saved, prior, Path(plan_file))
             # What is applied is planned here from trusted inputs; the file only has to agree.
-            result = replan_saved(ws, saved, prior)
+            result = selection.plan(ws, prior, refresh=saved.refresh)
             ws.remember_config()
             settings = ws.loaded.settings.model_dump(mode="json")
             check_same(saved, Path(plan_file), source.file, result, ws.provider_name, settings)

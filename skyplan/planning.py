@@ -8,32 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from skyplan.plan.model import DesiredResource, Plan
-from skyplan.plan.saved import SavedPlan
 from skyplan.config.diagnostics import Diagnostic
 from skyplan.sdk import Address, Provider, ReadRequest, Reading, ResourceView
 from skyplan.state.model import Owner, State
 from skyplan.workspace import Workspace
-
-
-def replan_saved(ws: Workspace, saved: SavedPlan, prior: State | None) -> Plan:
-    """The plan that the configuration and the state give now, made as the saved one was."""
-    from skyplan.plan.saved import targeting_of
-
-    targets, excludes = targeting_of(saved)
-    destroy = saved.plan.mode == "destroy"
-    # Operator choices that the plan records, as it records its targets: each can only ask for
-    # what links.yaml and the state allow (a destroy, a new key for a declared cluster).
-    replace = [c.address for c in saved.plan.changes if c.action_reason == "replace_by_request"]
-    return make_plan(
-        ws,
-        prior,
-        desired={} if destroy else ws.desired(),
-        mode=saved.plan.mode,
-        do_refresh=saved.refresh,
-        targets=targets,
-        excludes=excludes,
-        replace=replace,
-    )
 
 
 def readable(state: State | None, provider_cls: type[Provider]) -> list[ResourceView]:

@@ -102,7 +102,7 @@ def test_plan_saves_and_apply_saved_applies_exactly_it(basic):
     planned = operations.plan(_source(basic), operations.Selection(), FakeConsole().console(), out=str(basic / "p.plan"))
     assert planned.has_changes and (basic / "p.plan").exists()
     person = FakeConsole()
-    assert operations.apply_saved(str(basic / "p.plan"), _source(basic), person.console()) is True
+    assert operations.apply_saved(str(basic / "p.plan"), _source(basic), operations.Selection(), person.console()) is True
     assert person.asked == [] and "Apply complete! Resources: 5 added" in person.text
 
 

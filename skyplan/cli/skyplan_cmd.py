@@ -120,6 +120,10 @@ def plan(
     "--config", "plan_config", default=None, metavar="FILE",
     help="With a saved PLAN: the configuration it was made from (default: $SKYPLAN_CONFIG, else links.yaml).",
 )
+@click.option(
+    "--destroy", is_flag=True,
+    help="With a saved PLAN made by `plan --destroy`: say so again (a saved plan's choices are restated).",
+)
 @targeting_options
 @replace_option
 @variables_options
@@ -131,6 +135,7 @@ def apply(
     compact: bool,
     detailed_exitcode: bool,
     plan_config: str | None,
+    destroy: bool,
     targets: tuple[str, ...],
     excludes: tuple[str, ...],
     replace: tuple[str, ...],
@@ -141,8 +146,9 @@ def apply(
     """Plan, ask for confirmation, and apply the changes that make the links match FILE.
 
     Given a plan saved with `skyplan plan --out PLAN`, apply exactly that plan, without asking.
-    It is refused unless planning again from the configuration it was made from (--config) and
-    the state gives exactly the saved plan: an altered plan, a changed configuration or a
+    It is refused unless planning again from the configuration it was made from (--config), the
+    state and the choices it was made with (--destroy, --target, --exclude, --replace, given
+    again here) gives exactly the saved plan: an altered plan, a changed configuration or a
     changed state stops it before anything is done.
     """
     from skyplan import operations
@@ -150,15 +156,14 @@ def apply(
 
     file = config_file(file)
     if looks_like_plan_file(Path(file)):
-        if targets or excludes or replace:
-            raise SkyplanError(
-                "a saved plan is applied as it is: --target, --exclude and --replace belong to `skyplan plan`"
-            )
         source = _source(plan_config, var_items, var_files)
-        changed = operations.apply_saved(file, source, console(), as_json=as_json, lock_timeout=lock_timeout)
+        selection = operations.Selection("destroy" if destroy else "normal", targets, excludes, replace)
+        changed = operations.apply_saved(file, source, selection, console(), as_json=as_json, lock_timeout=lock_timeout)
     else:
         if plan_config is not None:
             raise SkyplanError("--config names the configuration of a saved plan; give a configuration as FILE")
+        if destroy:
+            raise SkyplanError("--destroy with apply is for a saved destroy plan; to destroy, run skyplan destroy")
         selection = operations.Selection("normal", targets, excludes, replace)
         changed = operations.apply(
             _source(file, var_items, var_files), selection, console(), auto_approve=auto_approve, as_json=as_json,

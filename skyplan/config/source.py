@@ -42,6 +42,19 @@ class Source:
 
 
 def read_text(path: Path, display: str) -> str:
+    """The text of a configuration, template or variables file, within the limits.
+
+    The file may be a symlink to another file of its own folder (links.yaml -> prod.yaml), never
+    one that leads out of it: a pull request could point links.yaml at /proc/self/environ or a
+    key elsewhere on the runner, and messages quote values of what they read.
+    """
+    if path.is_symlink():
+        try:
+            target, folder = path.resolve(strict=True), path.parent.resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise _fail(display, "is a symlink that leads nowhere readable") from None
+        if folder not in target.parents:
+            raise _fail(display, "is a symlink to a file outside its folder; skyplan reads only files of the workspace")
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:

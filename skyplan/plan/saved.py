@@ -70,6 +70,9 @@ def check_plan_destination(path: Path, config_file: Path, var_files: list[Path])
         if same:
             what = "the configuration" if source == config_file else "a variable file"
             raise PlanError(f"refusing to write the plan to {path}: it is {what} the plan is made from; choose another file")
+    data = config_file.resolve().parent / ".skyplan"
+    if data == path.resolve().parent or data in path.resolve().parents:
+        raise PlanError(f"refusing to write the plan to {path}: .skyplan holds the state and keys; choose another file")
     if (path.exists() or path.is_symlink()) and not path.is_dir() and not looks_like_plan_file(path):
         raise PlanError(
             f"refusing to write the plan to {path}: the file exists and is not a skyplan plan file; "
@@ -161,11 +164,40 @@ def check_made_from(saved: SavedPlan, path: Path, config_file: Path, display: st
         )
 
 
-def targeting_of(saved: SavedPlan) -> tuple[list[str], list[str]]:
-    """The --target and --exclude addresses the plan was made with."""
-    targets = [t for t in saved.plan.targets if not t.startswith("!")]
-    excludes = [t[1:] for t in saved.plan.targets if t.startswith("!")]
-    return targets, excludes
+def plan_choices(plan: Plan) -> list[str]:
+    """The command-line choices a plan records that it was made with, as options."""
+    targets = sorted(t for t in plan.targets if not t.startswith("!"))
+    excludes = sorted(t[1:] for t in plan.targets if t.startswith("!"))
+    replace = sorted(c.address for c in plan.changes if c.action_reason == "replace_by_request")
+    return _as_options(plan.mode, targets, excludes, replace)
+
+
+def _as_options(mode: str, targets, excludes, replace) -> list[str]:
+    return (
+        (["--destroy"] if mode == "destroy" else [])
+        + [f"--target {t}" for t in sorted(set(targets))]
+        + [f"--exclude {e}" for e in sorted(set(excludes))]
+        + [f"--replace {r}" for r in sorted(set(replace))]
+    )
+
+
+def check_choices(saved: SavedPlan, path: Path, mode: str, targets, excludes, replace) -> None:
+    """Refuse unless the command line restates the choices the plan records.
+
+    Planning again uses the command line's choices, never the file's, so a plan edited into
+    another mode or other targets is refused here or by the comparison that follows; this check
+    only says it plainly, and tells the honest user what to type.
+    """
+    given = _as_options(mode, targets, excludes, replace)
+    recorded = plan_choices(saved.plan)
+    if given != recorded:
+        said = " ".join(recorded) or "no --destroy, --target, --exclude or --replace"
+        raise PlanError(
+            f"Saved plan {path} says it was made with {said}, but this command gives "
+            f"{' '.join(given) or 'none of them'}: a plan file decides nothing, so apply it with the "
+            f"choices it was made with (skyplan apply {' '.join([*recorded, str(path)])}). If you did not "
+            "make such a plan, it was altered: do not apply it. Nothing was done"
+        )
 
 
 def check_same(saved: SavedPlan, path: Path, display: str, plan: Plan, provider_name: str, settings: dict[str, Any]) -> None:

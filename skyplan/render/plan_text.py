@@ -52,10 +52,10 @@ def render_plan(plan: Plan, style: Style = PLAIN, *, compact: bool = False) -> s
     return "\n".join(lines) + "\n"
 
 
-def render_saved_note(plan_file: str, config_file: str | None, same_variables: bool) -> str:
-    """Where `plan --out` saved the plan and the command that applies it; `config_file` when
-    it is not the default one."""
-    command = f"skyplan apply {plan_file}" + (f" --config {config_file}" if config_file else "")
+def render_saved_note(plan_file: str, config_file: str | None, same_variables: bool, choices: list[str] = ()) -> str:
+    """Where `plan --out` saved the plan and the command that applies it: with `config_file`
+    when it is not the default one, and the choices (--destroy, --target…) it was made with."""
+    command = " ".join(["skyplan apply", *choices, plan_file] + ([f"--config {config_file}"] if config_file else []))
     again = " (with the same --var and --var-file)" if same_variables else ""
     return f"\nSaved the plan to: {plan_file}\nTo perform exactly these actions, run: {command}{again}\n"
 

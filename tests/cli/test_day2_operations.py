@@ -103,7 +103,7 @@ def test_replace_of_nothing_and_in_a_destroy_is_refused_before_anything_is_writt
     applied(basic, skyplan)
     assert skyplan("plan", "--out", "p.plan").exit_code == 0
     saved = skyplan("apply", "p.plan", "--replace", "cluster.us-west")
-    assert saved.exit_code == 1 and "a saved plan is applied as it is" in saved.stderr
+    assert saved.exit_code == 1 and "but this command gives --replace cluster.us-west" in saved.stderr
 
 
 # -- moved ----------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workspaces import BASIC, links_yaml
+from tests.workspaces import links_yaml
 
 EVERYTHING = ["cluster.ap-south", "cluster.eu-central", "cluster.us-west", "link.us-ap", "link.us-eu"]
 
@@ -72,16 +72,20 @@ def test_plan_destroy_json(applied, skyplan, extra, destroyed):
 def test_a_saved_destroy_plan_is_applied_as_saved(applied, skyplan):
     saved = skyplan("plan", "--destroy", "--out", "destroy.plan")
     assert saved.exit_code == 0
-    assert "To perform exactly these actions, run: skyplan apply destroy.plan" in saved.output
+    assert "To perform exactly these actions, run: skyplan apply --destroy destroy.plan" in saved.output
     assert "Plan: 0 to add, 0 to change, 5 to destroy." in skyplan("show", "destroy.plan").output
     assert json.loads(skyplan("show", "destroy.plan", "--json").output)["summary"]["destroy"] == 5
     assert state_addresses(applied) == EVERYTHING, "saving a plan changes nothing"
-    result = skyplan("apply", "destroy.plan")
+    # A plan file decides nothing: the destroy is asked for again on the command line.
+    undeclared = skyplan("apply", "destroy.plan")
+    assert undeclared.exit_code == 1 and "says it was made with --destroy" in undeclared.output
+    assert state_addresses(applied) == EVERYTHING
+    result = skyplan("apply", "--destroy", "destroy.plan")
     assert result.exit_code == 0, result.output
     assert "Destroy complete! Resources: 5 destroyed." in result.output
     assert state_addresses(applied) == []
     assert confs(applied) == []
-    again = skyplan("apply", "destroy.plan")
+    again = skyplan("apply", "--destroy", "destroy.plan")
     assert again.exit_code == 1 and "Saved plan is stale" in again.output
 
 
@@ -89,7 +93,7 @@ def test_a_saved_destroy_plan_is_refused_once_the_state_moved_on(applied, skypla
     skyplan("plan", "--destroy", "--out", "destroy.plan")
     # The state moves on while links.yaml stays as it was.
     assert skyplan("apply", "--auto-approve", "--replace", "cluster.us-west").exit_code == 0
-    refused = skyplan("apply", "destroy.plan")
+    refused = skyplan("apply", "--destroy", "destroy.plan")
     assert refused.exit_code == 1 and "Saved plan is stale" in refused.output
     assert state_addresses(applied) == EVERYTHING
 
@@ -119,5 +123,5 @@ def test_plan_destroy_keeps_what_skyctl_links_still_use(workspace, skyplan, skyc
     document = json.loads(skyplan("plan", "--destroy", "--json").output)
     assert document["summary"]["addresses"]["delete"] == ["cluster.a", "link.a-b"]
     skyplan("plan", "--destroy", "--out", "d.plan")
-    assert "Destroy complete! Resources: 2 destroyed." in skyplan("apply", "d.plan").output
+    assert "Destroy complete! Resources: 2 destroyed." in skyplan("apply", "--destroy", "d.plan").output
     assert state_addresses(workspace) == ["cluster.b", "cluster.c", "link.adhoc"]

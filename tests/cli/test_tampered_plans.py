@@ -134,7 +134,11 @@ def test_a_tampered_saved_plan_is_refused(basic, skyplan, outside, how):
 
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
-    assert result.output.startswith("Error: Saved plan p.plan was altered or no longer matches links.yaml"), result.output
+    if how == "turned into a destroy":
+        # The command line did not ask for a destroy, so the plan's claim to be one is refused.
+        assert result.output.startswith("Error: Saved plan p.plan says it was made with --destroy, but this command gives none"), result.output
+    else:
+        assert result.output.startswith("Error: Saved plan p.plan was altered or no longer matches links.yaml"), result.output
     assert "Nothing was done" in result.output
     assert snapshot(basic) == before, "the workspace changed"
     assert not (outside / "marker").exists(), "the added hook ran"
@@ -240,3 +244,24 @@ def test_plan_out_replaces_an_earlier_plan(basic, skyplan):
     (basic / "links.yaml").write_text(MOVED)
     assert skyplan("plan", "--out", "p.plan").exit_code == 0
     assert skyplan("apply", "p.plan").exit_code == 0
+
+
+def test_changes_spliced_in_from_a_replace_plan_are_refused(basic, skyplan):
+    # An attacker who can write the plan file copies the changes of a `--replace` plan into an
+    # innocent one: applying it would rotate a key that nobody asked to rotate.
+    import json
+
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    assert skyplan("plan", "--out", "innocent.plan").exit_code == 0
+    assert skyplan("plan", "--replace", "cluster.us-west", "--out", "rotate.plan").exit_code == 0
+    innocent = json.loads((basic / "innocent.plan").read_text())
+    innocent["plan"]["changes"] = json.loads((basic / "rotate.plan").read_text())["plan"]["changes"]
+    (basic / "innocent.plan").write_text(json.dumps(innocent))
+    before = snapshot(basic)
+
+    result = skyplan("apply", "innocent.plan")
+    assert result.exit_code == 1
+    assert "says it was made with --replace cluster.us-west, but this command gives none of them" in result.output
+    assert snapshot(basic) == before
+    # The honest plan is applied when its choice is said again, and only then.
+    assert skyplan("apply", "--replace", "cluster.us-west", "rotate.plan").exit_code == 0
