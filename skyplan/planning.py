@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from skyplan.plan.model import DesiredResource, Plan
 from skyplan.config.diagnostics import Diagnostic
+from skyplan.plan.model import DesiredResource, Plan
 from skyplan.sdk import Address, Provider, ReadRequest, Reading, ResourceView
 from skyplan.state.model import Owner, State
 from skyplan.workspace import Workspace
