@@ -170,13 +170,14 @@ def check_replace(desired: dict[str, DesiredResource], prior: State | None, repl
         raise PlanError(diagnostics=[Diagnostic(problem) for problem in problems])
 
 
-def check_targets(ws: Workspace, targets: list[str], excludes: list[str], replace: list[str] | None = None, mode: str = "normal") -> None:
-    """Refuse unknown --target/--exclude/--replace addresses before the lock is taken (and written)."""
+def check_targets(ws: Workspace, targets: list[str], excludes: list[str], replace: list[str] | None = None) -> None:
+    """Refuse unknown --target/--exclude/--replace addresses of a normal plan before the lock is
+    taken (and written)."""
     if targets or excludes or replace:
         from skyplan.plan.moves import apply_moves
         from skyplan.plan.targeting import resolve_scope
 
-        desired = ws.desired() if mode == "normal" else {}
-        prior, _ = apply_moves(ws.read_state(), configured_moves(ws) if mode == "normal" else [])
-        check_replace(desired, prior, sorted(set(replace or [])), mode)
-        resolve_scope(ws.desired(), prior, targets, excludes)
+        desired = ws.desired()
+        prior, _ = apply_moves(ws.read_state(), configured_moves(ws))
+        check_replace(desired, prior, sorted(set(replace or [])), "normal")
+        resolve_scope(desired, prior, targets, excludes)
