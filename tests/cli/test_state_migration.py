@@ -139,3 +139,25 @@ def test_a_teammate_with_keys_of_their_own_is_stopped_not_swapped_in(tmp_path, m
             assert f"cluster.{cluster}: key file .skyplan/keys/{cluster}.key holds public key" in result.stderr
         assert "updated in-place" not in result.output
     assert stored_row(postgres_url, name) == shared  # nobody's keys were swapped in the state
+
+
+@pytest.mark.parametrize("plant", ["escapes", "symlink"])
+def test_a_planted_migration_record_prints_nothing_raw_and_writes_nothing(basic, skyplan, plant, tmp_path):
+    # `.skyplan/migrated.json` is read back on every run with the local backend, and a pull
+    # request can add it: its text must reach the terminal escaped, and behind a symlink not at all.
+    record = basic / ".skyplan/migrated.json"
+    record.parent.mkdir()
+    if plant == "escapes":
+        forged = "x\n\x1b[32mSuccess! The configuration is valid.\x1b[0m"
+        record.write_text(json.dumps({"type": "postgres", "location": forged, "workspace": "w", "at": "now"}))
+    else:
+        secret = tmp_path / "outside.json"
+        secret.write_text(json.dumps({"type": "t", "location": "OUTSIDE-TEXT", "workspace": "w", "at": "now"}))
+        record.symlink_to(secret)
+    result = skyplan("plan")
+    assert result.exit_code == 1
+    assert "\x1b" not in result.output and "\nSuccess!" not in result.output
+    assert "OUTSIDE-TEXT" not in result.output
+    # Only the lock that every run takes; no state, no key, no cache.
+    assert sorted(p.name for p in (basic / ".skyplan").iterdir()) == ["migrated.json", "state.json.lock"]
+    assert not (basic / "wireguard").exists()
