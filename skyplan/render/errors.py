@@ -14,11 +14,17 @@ if TYPE_CHECKING:
 MAX_MESSAGE = 2000
 
 
+def escaped(text: str) -> str:
+    """`text` with its control characters escaped, so a hostile value cannot break it into lines."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return text
+
+
 def one_line(text: str) -> str:
     """Escape control characters so a hostile value cannot break a message into lines, and cut
     messages that quote a huge value."""
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    text = escaped(text)
     if len(text) > MAX_MESSAGE:
         text = text[:MAX_MESSAGE] + f"… ({len(text) - MAX_MESSAGE} more characters)"
     return text

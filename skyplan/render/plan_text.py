@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from skyplan.plan.model import Action, AttributeChange, Drift, Plan, ResourceChange
+# Every text of a plan is escaped: `show PLAN` reads one from a file anyone may have edited.
+from skyplan.render.errors import escaped as _text
 from skyplan.render.style import PLAIN, Style
 from skyplan.render.values import KNOWN_AFTER_APPLY, literal
 
@@ -27,7 +29,7 @@ def render_plan(plan: Plan, style: Style = PLAIN, *, compact: bool = False) -> s
             lines.append("")
     actionable = plan.actionable
     if not actionable:
-        lines.extend(f"Note: {note}" for note in plan.notes)
+        lines.extend(f"Note: {_text(note)}" for note in plan.notes)
         lines.append(style(NO_CHANGES, "green", "bold"))
         return "\n".join(lines) + "\n"
     if not compact:
@@ -36,16 +38,16 @@ def render_plan(plan: Plan, style: Style = PLAIN, *, compact: bool = False) -> s
     for change in actionable:
         if compact:
             symbol = change.action.value
-            notes = [f"moved from {change.previous_address}"] if change.previous_address else []
-            notes += [change.reason] if change.reason else []
+            notes = [f"moved from {_text(change.previous_address)}"] if change.previous_address else []
+            notes += [_text(change.reason)] if change.reason else []
             suffix = f"  ({'; '.join(notes)})" if notes else ""
-            lines.append(f"{symbol:>3} {style(change.address, _COLOUR[change.action])}{suffix}")
+            lines.append(f"{symbol:>3} {style(_text(change.address), _COLOUR[change.action])}{suffix}")
         else:
             lines.extend(_change_block(change, style))
             lines.append("")
     if compact:
         lines.append("")
-    lines.extend(f"Note: {note}" for note in plan.notes)
+    lines.extend(f"Note: {_text(note)}" for note in plan.notes)
     if plan.notes:
         lines.append("")
     lines.append(summary_line(plan))
@@ -67,8 +69,8 @@ def summary_line(plan: Plan) -> str:
 
 def one_line(change: ResourceChange) -> str:
     """skyctl's view of a one-resource plan: `+ link.us-eu`, and why, when it finishes earlier work."""
-    suffix = f"  ({change.reason})" if change.reason else ""
-    return f"{change.action.value} {change.address}{suffix}"
+    suffix = f"  ({_text(change.reason)})" if change.reason else ""
+    return f"{change.action.value} {_text(change.address)}{suffix}"
 
 
 def _change_block(change: ResourceChange, style: Style) -> list[str]:
@@ -76,28 +78,28 @@ def _change_block(change: ResourceChange, style: Style) -> list[str]:
     colour = _COLOUR[change.action]
     if change.action is Action.NOOP:
         # Only moved: Terraform's wording, and no symbol, since nothing else happens to it.
-        lines = [f"  # {change.previous_address} has moved to {change.address}"]
+        lines = [f"  # {_text(change.previous_address)} has moved to {_text(change.address)}"]
     elif change.action_reason == "replace_by_request":
-        lines = [f"  # {change.address} will be replaced, as requested"]
+        lines = [f"  # {_text(change.address)} will be replaced, as requested"]
     else:
-        lines = [f"  # {change.address} {_HEADLINE[change.action]}"]
+        lines = [f"  # {_text(change.address)} {_HEADLINE[change.action]}"]
         if change.previous_address:
-            lines.append(f"  # (moved from {change.previous_address})")
+            lines.append(f"  # (moved from {_text(change.previous_address)})")
         if change.reason:
-            lines.append(f"  # ({change.reason})")
+            lines.append(f"  # ({_text(change.reason)})")
     if change.action is Action.REPLACE and change.action_reason == "replace_by_request" and change.previous_address:
-        lines.append(f"  # (moved from {change.previous_address})")
-    lines.append(f"{style(symbol, colour):>{3 + (len(style(symbol, colour)) - len(symbol))}} {change.type} \"{change.name}\" {{")
+        lines.append(f"  # (moved from {_text(change.previous_address)})")
+    lines.append(f"{style(symbol, colour):>{3 + (len(style(symbol, colour)) - len(symbol))}} {change.type} \"{_text(change.name)}\" {{")
     rows: list[tuple[str, str, str, str]] = []  # symbol, name, value text, trailing comment
     if change.action is Action.CREATE:
         for key, value in sorted({**(change.after or {}), **change.planned}.items()):
             if value is not None:
-                rows.append(("+", key, literal(value), ""))
-        rows.extend(("+", key, KNOWN_AFTER_APPLY, "") for key in change.after_unknown)
+                rows.append(("+", _text(key), literal(value), ""))
+        rows.extend(("+", _text(key), KNOWN_AFTER_APPLY, "") for key in change.after_unknown)
     elif change.action is Action.DELETE:
         for key, value in sorted((change.before or {}).items()):
             if value is not None:
-                rows.append(("-", key, f"{literal(value)} -> null", ""))
+                rows.append(("-", _text(key), f"{literal(value)} -> null", ""))
     else:
         shown = set()
         for item in change.attribute_changes:
@@ -108,7 +110,7 @@ def _change_block(change: ResourceChange, style: Style) -> list[str]:
                 if key not in shown:
                     before = (change.before or {}).get(key)
                     text = f"{literal(before)} -> {KNOWN_AFTER_APPLY}" if before is not None else KNOWN_AFTER_APPLY
-                    rows.append(("~", key, text, ""))
+                    rows.append(("~", _text(key), text, ""))
         hidden = len((set(change.after or {}) | set(change.planned)) - shown)
         if hidden:
             rows.append(("", f"# ({hidden} unchanged attribute{'s' if hidden != 1 else ''} hidden)", "", ""))
@@ -126,15 +128,15 @@ def _change_block(change: ResourceChange, style: Style) -> list[str]:
 def _attribute_row(item: AttributeChange) -> tuple[str, str, str, str]:
     comment = " # forces replacement" if item.forces_replacement else ""
     if item.before is None and item.after is not None:
-        return ("+", item.path, literal(item.after), comment)
+        return ("+", _text(item.path), literal(item.after), comment)
     if item.after is None and item.before is not None:
-        return ("-", item.path, f"{literal(item.before)} -> null", comment)
-    return ("~", item.path, f"{literal(item.before)} -> {literal(item.after)}", comment)
+        return ("-", _text(item.path), f"{literal(item.before)} -> null", comment)
+    return ("~", _text(item.path), f"{literal(item.before)} -> {literal(item.after)}", comment)
 
 
 def _drift_block(drift: Drift, style: Style) -> list[str]:
-    lines = [f"  # {drift.address}: {drift.reason}" if drift.reason else f"  # {drift.address} has changed"]
-    lines.append(f"  {style('~', 'yellow')} {drift.type} \"{drift.name}\" {{")
+    lines = [f"  # {_text(drift.address)}: {_text(drift.reason)}" if drift.reason else f"  # {_text(drift.address)} has changed"]
+    lines.append(f"  {style('~', 'yellow')} {drift.type} \"{_text(drift.name)}\" {{")
     rows = [_attribute_row(c) for c in drift.changes]
     width = max((len(r[1]) for r in rows), default=0)
     for sym, name, text, _ in rows:

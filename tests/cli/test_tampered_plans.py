@@ -145,6 +145,32 @@ def test_a_tampered_saved_plan_is_refused(basic, skyplan, outside, how):
     assert sorted(p.name for p in outside.rglob("*")) == ["victim", "wgsky0.conf"] and victim.read_text() == "precious\n"
 
 
+def test_show_of_an_edited_plan_prints_no_line_the_plan_does_not_have(basic, skyplan):
+    # Reviewers run `show` on a plan file handed to them: names, reasons and notes edited to hold
+    # newlines and terminal escapes must not forge a summary or hide what the plan does.
+    assert skyplan("plan", "--out", "p.plan").exit_code == 0
+    honest = skyplan("show", "p.plan").output
+    forged = "\n\x1b[2K\x1b[32mPlan: 0 to add, 0 to change, 0 to destroy.\x1b[0m\n"
+
+    def edit(document):
+        change = change_of(document, "cluster.us-west")
+        change["name"] += forged
+        change["address"] += forged
+        change["reason"] = forged
+        change["after"][f"mtu{forged}"] = 1
+        document["plan"]["notes"] = [forged]
+
+    tamper(basic / "p.plan", edit)
+    shown = skyplan("show", "p.plan")
+    assert shown.exit_code == 0, shown.output
+    assert "\x1b" not in shown.output
+    summaries = [line for line in shown.output.splitlines() if line.startswith("Plan: ")]
+    assert summaries == [line for line in honest.splitlines() if line.startswith("Plan: ")]
+    assert not any(line.lstrip(" #(+").startswith(("Plan: 0", "\x1b")) for line in shown.output.splitlines())
+    # Shown, escaped, where the plan holds it: in the headline, the reason, the block, the note.
+    assert shown.output.count("\\n\\x1b[2K\\x1b[32mPlan: 0 to add") == 5
+
+
 def test_the_untampered_plan_still_applies(basic, skyplan):
     skyplan("apply", "--auto-approve")
     (basic / "links.yaml").write_text(MOVED)
