@@ -111,10 +111,32 @@ def read_plan_file(path: Path) -> SavedPlan:
             "Run skyplan plan --out again"
         )
     try:
-        return SavedPlan.model_validate(document)
+        saved = SavedPlan.model_validate(document)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         raise PlanError(f"{path} is a damaged plan file: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    _check_names(saved, path)
+    return saved
+
+
+def _check_names(saved: SavedPlan, path: Path) -> None:
+    """Refuse a plan whose resources a configuration could not have named (show and graph print
+    them; apply plans again anyway): held to the same name rule as links.yaml, and not quoted."""
+    from skyplan.config.rules import name_problem
+
+    named = [("changes", i, c.address, c.type, c.name, c.previous_address) for i, c in enumerate(saved.plan.changes)]
+    named += [("drift", i, d.address, d.type, d.name, None) for i, d in enumerate(saved.plan.drift)]
+    for section, index, address, kind, name, previous in named:
+        problems = [name_problem(name)] if address == f"{kind}.{name}" else [f"its address is not {kind}.NAME"]
+        if previous is not None:
+            before_kind, _, before_name = previous.partition(".")
+            problems.append(None if before_kind == kind and not name_problem(before_name) else "it moved from an address no configuration names")
+        problem = next((p for p in problems if p), None)
+        if problem:
+            raise PlanError(
+                f"Saved plan {path} was altered: plan.{section}[{index}] names a resource links.yaml could not name "
+                f"({problem}). Nothing was done"
+            )
 
 
 def check_current(saved: SavedPlan, state: State | None, path: Path) -> None:

@@ -137,6 +137,9 @@ def test_a_tampered_saved_plan_is_refused(basic, skyplan, outside, how):
     if how == "turned into a destroy":
         # The command line did not ask for a destroy, so the plan's claim to be one is refused.
         assert result.output.startswith("Error: Saved plan p.plan says it was made with --destroy, but this command gives none"), result.output
+    elif how == "delete of a climbing name added":
+        # No configuration could name it: the file is refused as soon as it is read.
+        assert result.output.startswith("Error: Saved plan p.plan was altered: plan.changes["), result.output
     else:
         assert result.output.startswith("Error: Saved plan p.plan was altered or no longer matches links.yaml"), result.output
     assert "Nothing was done" in result.output
@@ -146,29 +149,40 @@ def test_a_tampered_saved_plan_is_refused(basic, skyplan, outside, how):
 
 
 def test_show_of_an_edited_plan_prints_no_line_the_plan_does_not_have(basic, skyplan):
-    # Reviewers run `show` on a plan file handed to them: names, reasons and notes edited to hold
-    # newlines and terminal escapes must not forge a summary or hide what the plan does.
+    # Reviewers run `show` on a plan file handed to them: reasons, notes and attribute names
+    # edited to hold newlines and terminal escapes must not forge a summary or hide what the
+    # plan does; names no configuration could hold make the file refused outright.
     assert skyplan("plan", "--out", "p.plan").exit_code == 0
     honest = skyplan("show", "p.plan").output
     forged = "\n\x1b[2K\x1b[32mPlan: 0 to add, 0 to change, 0 to destroy.\x1b[0m\n"
 
-    def edit(document):
+    def edit_texts(document):
         change = change_of(document, "cluster.us-west")
-        change["name"] += forged
-        change["address"] += forged
         change["reason"] = forged
         change["after"][f"mtu{forged}"] = 1
         document["plan"]["notes"] = [forged]
 
-    tamper(basic / "p.plan", edit)
+    tamper(basic / "p.plan", edit_texts)
     shown = skyplan("show", "p.plan")
     assert shown.exit_code == 0, shown.output
     assert "\x1b" not in shown.output
     summaries = [line for line in shown.output.splitlines() if line.startswith("Plan: ")]
     assert summaries == [line for line in honest.splitlines() if line.startswith("Plan: ")]
     assert not any(line.lstrip(" #(+").startswith(("Plan: 0", "\x1b")) for line in shown.output.splitlines())
-    # Shown, escaped, where the plan holds it: in the headline, the reason, the block, the note.
-    assert shown.output.count("\\n\\x1b[2K\\x1b[32mPlan: 0 to add") == 5
+    # Shown, escaped, where the plan holds it: in the reason, the block, the note.
+    assert shown.output.count("\\n\\x1b[2K\\x1b[32mPlan: 0 to add") == 3
+
+    def edit_names(document):
+        change = change_of(document, "cluster.us-west")
+        change["name"] += forged
+        change["address"] += forged
+
+    tamper(basic / "p.plan", edit_names)
+    for command in (["show", "p.plan"], ["show", "p.plan", "--json"], ["graph", "p.plan"]):
+        refused = skyplan(*command)
+        assert refused.exit_code == 1
+        assert refused.output.startswith("Error: Saved plan p.plan was altered: plan.changes[")
+        assert "\x1b" not in refused.output and "Plan: 0" not in refused.output
 
 
 def test_the_untampered_plan_still_applies(basic, skyplan):
