@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from skyplan import atomic
+from skyplan import atomic, seal
 from skyplan.errors import StateError
 from skyplan.state.model import State, now_iso
 from skyplan.state.store import StateStore
@@ -35,17 +35,29 @@ class MigrationRecord:
         path = data_dir / RECORD_FILE
         try:
             raw = atomic.read_bytes(path, data_dir.parent, limit=64 * 1024)
-            if raw is None:
-                return None
-            document = json.loads(raw)
-            return cls(**{key: str(document[key]) for key in ("type", "location", "workspace", "at")})
-        except (OSError, ValueError, KeyError, TypeError):
+        except OSError:
+            raise StateError(f"{path} cannot be read; remove it if the state is where the configuration says") from None
+        # Believed only with this user's seal: a record that came with a pull request would
+        # otherwise stop every plan, or point `state migrate` at a database of its choosing.
+        body = seal.unseal(RECORD_FILE, raw, data_dir.parent) if raw is not None else None
+        if body is None:
+            return None
+        try:
+            document = json.loads(body)
+            record = cls(**{key: document[key] for key in ("type", "location", "workspace", "at")})
+        except (ValueError, KeyError, TypeError):
             raise StateError(f"{path} is damaged; remove it if the state is where the configuration says") from None
+        if record.type not in ("local", "postgres") or not all(isinstance(v, str) for v in vars(record).values()):
+            raise StateError(f"{path} is damaged; remove it if the state is where the configuration says")
+        return record
 
     def write(self, data_dir: Path) -> None:
-        atomic.ensure_dir(data_dir, 0o700, data_dir.parent)
         document = {"type": self.type, "location": self.location, "workspace": self.workspace, "at": self.at}
-        atomic.write_atomic(data_dir / RECORD_FILE, json.dumps(document, indent=2).encode() + b"\n", 0o600, data_dir.parent)
+        blob = seal.seal(RECORD_FILE, json.dumps(document, indent=2).encode() + b"\n", data_dir.parent)
+        if blob is None:
+            return  # without this user's secret a record would never be believed
+        atomic.ensure_dir(data_dir, 0o700, data_dir.parent)
+        atomic.write_atomic(data_dir / RECORD_FILE, blob, 0o600, data_dir.parent)
 
 
 @dataclass(frozen=True)
