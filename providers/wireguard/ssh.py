@@ -223,7 +223,7 @@ class Connections:
         there; otherwise returns the command's exit code and output (and with `check`, raises
         RemoteCommandError if that code is not 0).
         """
-        words = list(argv)
+        words = [] if isinstance(argv, str | bytes) else list(argv)  # a string is a command line, not argv
         if not words or not all(isinstance(w, str) for w in words):
             raise ValueError("argv must be a non-empty list of strings")
         if any("\0" in w for w in words):
