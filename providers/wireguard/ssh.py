@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from skyplan.errors import ProviderError
+from skyplan.sdk import ProviderError
 
 DEFAULT_TIMEOUT = 10.0
 # Idle shared connections end on their own after this long, should close() never run.
