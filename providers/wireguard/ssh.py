@@ -78,6 +78,10 @@ class UnreachableError(GatewayError):
     """No SSH connection: refused, no route, name not resolved, or no answer in time."""
 
 
+class GatewayTimeoutError(UnreachableError):
+    """ssh or the command gave no answer within the per-operation timeout; ssh was stopped."""
+
+
 class RemoteCommandError(GatewayError):
     """The command ran on the gateway and exited non-zero (raised by `run(..., check=True)`)."""
 
@@ -339,7 +343,7 @@ class Connections:
                 timeout=timeout,
             )
         except subprocess.TimeoutExpired:
-            raise UnreachableError(gateway.address, f"no answer within {timeout:g} s ({what})") from None
+            raise GatewayTimeoutError(gateway.address, f"no answer within {timeout:g} s ({what})") from None
         except FileNotFoundError:
             raise UnreachableError(gateway.address, "the OpenSSH client `ssh` is not installed") from None
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.wireguard.ssh import Connections, Gateway, HostKeyError, UnreachableError
+from providers.wireguard.ssh import Connections, Gateway, GatewayTimeoutError, HostKeyError, UnreachableError
 
 from .gateways import CONTROLLER, GatewayLab
 from .netns import _namespace_pids
@@ -181,3 +181,17 @@ def test_wg_genkey_under_umask_077_makes_a_0600_key_on_the_gateway(gateway_lab: 
     assert private and private not in repr(made)
     assert not any(private in p.read_text(errors="replace") for p in gateway_lab.workdir.rglob("*") if p.is_file())
     assert os.environ["PATH"].startswith(str(gateway_lab.bin_dir))
+
+
+def test_a_command_over_its_timeout_fails_only_its_gateway(gateway_lab: GatewayLab) -> None:
+    slow = Gateway("a", config=gateway_lab.ssh_config, timeout=1)
+    (quick,) = gateways(gateway_lab, "b")
+    with Connections() as ssh:
+        started = time.monotonic()
+        outcomes = ssh.run_many([slow, quick], lambda gw: ssh.run(gw, ["sleep", "3" if gw is slow else "0"]).exit_code, 2)
+        elapsed = time.monotonic() - started
+        assert isinstance(outcomes[0].error, GatewayTimeoutError) and "no answer within 1 s" in str(outcomes[0].error)
+        assert outcomes[1].ok and outcomes[1].value == 0
+        assert elapsed < 2.5
+        # The shared connection survives a timed-out command: the next one runs.
+        assert ssh.run(slow, ["true"]).exit_code == 0
