@@ -28,6 +28,7 @@ from .netns import WIREGUARD_GO_ENV, Lab, LabError, _alive, _namespace_pids, _ru
 SSHD = "/usr/sbin/sshd"
 CONTROLLER = "controller"
 SSHD_START_TIMEOUT = 10.0
+ALTERNATE_PORT = 2222  # every sshd also listens here
 
 
 def missing_gateway_prerequisites() -> list[str]:
@@ -74,10 +75,11 @@ class GatewayLab(Lab):
     def url(self, gateway: str) -> str:
         return f"ssh://root@{self.underlay[gateway]}"
 
-    def host_key_line(self, gateway: str) -> str:
-        """The known_hosts line for `gateway`'s host key."""
+    def host_key_line(self, gateway: str, port: int = 22) -> str:
+        """The known_hosts line for `gateway`'s host key, as reached on `port`."""
         key_type, key = (self.workdir / gateway / "host_key.pub").read_text().split()[:2]
-        return f"{self.underlay[gateway]} {key_type} {key}"
+        host = self.underlay[gateway] if port == 22 else f"[{self.underlay[gateway]}]:{port}"
+        return f"{host} {key_type} {key}"
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -95,7 +97,9 @@ class GatewayLab(Lab):
                 folder.mkdir()
                 _keygen(folder / "host_key")
                 (folder / "authorized_keys").write_text((self.workdir / "client_key.pub").read_text())
-                (folder / "sshd_config").write_text("")  # keeps the host's /etc/ssh/sshd_config out
+                # Our own file keeps the host's /etc/ssh/sshd_config out; the second port is for
+                # tests of Port in URLs and ssh configs.
+                (folder / "sshd_config").write_text(f"Port 22\nPort {ALTERNATE_PORT}\n")
                 self.start_sshd(gateway)
             self.known_hosts.write_text("".join(self.host_key_line(g) + "\n" for g in self.gateways))
             aliases = "".join(f"Host {g}\n    HostName {self.underlay[g]}\n    User root\n\n" for g in self.gateways)

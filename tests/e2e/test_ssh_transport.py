@@ -12,7 +12,7 @@ import pytest
 
 from providers.wireguard.ssh import Connections, Gateway, GatewayTimeoutError, HostKeyError, UnreachableError
 
-from .gateways import CONTROLLER, GatewayLab
+from .gateways import ALTERNATE_PORT, CONTROLLER, GatewayLab
 from .netns import _namespace_pids
 
 pytestmark = pytest.mark.e2e
@@ -195,3 +195,32 @@ def test_a_command_over_its_timeout_fails_only_its_gateway(gateway_lab: GatewayL
         assert elapsed < 2.5
         # The shared connection survives a timed-out command: the next one runs.
         assert ssh.run(slow, ["true"]).exit_code == 0
+
+
+def test_the_users_ssh_config_decides_the_route_proxyjump_included(gateway_lab: GatewayLab) -> None:
+    # A Host alias that reaches c only through b, as a bastion would be used.
+    config = gateway_lab.ssh_config
+    config.write_text(f"Host c-via-b\n    HostName {gateway_lab.underlay['c']}\n    User root\n    ProxyJump b\n\n" + config.read_text())
+    via_b = Gateway("c-via-b", config=config)
+    with Connections() as ssh:
+        seen = ssh.run(via_b, ["sh", "-c", 'echo "$SSH_CONNECTION"; hostname -I'], check=True).stdout.decode().split()
+    assert seen[0] == gateway_lab.underlay["b"]  # c's sshd was reached from b, the jump host
+    assert gateway_lab.underlay["c"] in seen[4:]
+    # The jump does not weaken trust: c's own host key is still checked at the end of it.
+    gateway_lab.known_hosts.write_text(gateway_lab.host_key_line("b") + "\n")
+    with Connections() as ssh, pytest.raises(HostKeyError):
+        ssh.run(via_b, ["true"])
+
+
+def test_port_comes_from_the_url_or_the_ssh_config(gateway_lab: GatewayLab) -> None:
+    config = gateway_lab.ssh_config
+    config.write_text(f"Host a-alt\n    HostName {gateway_lab.underlay['a']}\n    User root\n    Port {ALTERNATE_PORT}\n\n" + config.read_text())
+    by_alias = Gateway("a-alt", config=config)
+    by_url = Gateway(f"{gateway_lab.url('b')}:{ALTERNATE_PORT}", config=config)
+    # Lines for [host]:port too, as ssh-keyscan -p would write them.
+    with gateway_lab.known_hosts.open("a") as known:
+        known.write(gateway_lab.host_key_line("a", ALTERNATE_PORT) + "\n" + gateway_lab.host_key_line("b", ALTERNATE_PORT) + "\n")
+    with Connections() as ssh:
+        for gateway, name in ((by_alias, "a"), (by_url, "b")):
+            server = ssh.run(gateway, ["sh", "-c", 'echo "$SSH_CONNECTION"'], check=True).stdout.decode().split()
+            assert server[2:] == [gateway_lab.underlay[name], str(ALTERNATE_PORT)]
