@@ -54,6 +54,12 @@ _ALIAS = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")
 _URL = re.compile(r"ssh://(?:(?P<user>[^@/]*)@)?(?P<host>\[[^\]/]*\]|[^:/\[\]@]*)(?::(?P<port>[^/]*))?")
 
 
+def _printable(text: str, limit: int = 300) -> str:
+    """One line safe for a terminal: ssh's stderr can carry a gateway's banner or a command's output."""
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in text.strip())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
+
+
 class GatewayError(ProviderError):
     """A gateway could not be used; `gateway` names it."""
 
@@ -243,7 +249,9 @@ class Connections:
         if check and result.exit_code != 0:
             first_line = result.stderr.decode(errors="replace").strip().splitlines()[:1]
             raise RemoteCommandError(
-                gateway.address, f"`{words[0]}` exited with {result.exit_code}" + (f": {first_line[0]}" if first_line else ""), result
+                gateway.address,
+                f"`{_printable(words[0], 60)}` exited with {result.exit_code}" + (f": {_printable(first_line[0])}" if first_line else ""),
+                result,
             )
         return result
 
@@ -351,7 +359,7 @@ class Connections:
     def _classify(gateway: Gateway, stderr: bytes) -> GatewayError:
         text = stderr.decode(errors="replace")
         lines = [line.strip() for line in text.replace("\r", "").splitlines() if line.strip() and not line.startswith("@")]
-        summary = lines[-1] if lines else "ssh failed with no message"
+        summary = _printable(lines[-1]) if lines else "ssh failed with no message"
         lowered = text.lower()
         if "host key verification failed" in lowered or "remote host identification has changed" in lowered:
             return HostKeyError(gateway.address, f"host key not accepted: {summary} (check known_hosts)")

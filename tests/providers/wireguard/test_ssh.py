@@ -202,3 +202,12 @@ def test_run_many_keeps_order_and_fails_only_the_gateway_that_failed(monkeypatch
 
     with Connections() as ssh, pytest.raises(KeyError):
         ssh.run_many(gateways, buggy)
+
+
+def test_what_a_gateway_prints_reaches_the_terminal_as_one_harmless_line(monkeypatch) -> None:
+    banner = b"\x1b[2J\x1b]0;owned\x07 Connection closed by evil\x1b[31m\r\n"
+    monkeypatch.setattr(transport.subprocess, "run", FakeSsh(connect_stderr=banner, connect_code=255))
+    with Connections() as ssh, pytest.raises(UnreachableError) as failed:
+        ssh.run(Gateway("gw"), ["true"])
+    assert str(failed.value).isprintable() and "\x1b" not in str(failed.value)
+    assert "Connection closed by evil" in str(failed.value)
