@@ -210,8 +210,9 @@ class Connections:
     def __init__(self) -> None:
         # mkdtemp makes the folder 0700: nobody else can connect to a master through its socket.
         self._folder = Path(tempfile.mkdtemp(prefix="skyplan-ssh-"))
-        self._masters: set[Gateway] = set()
-        self._locks: dict[Gateway, threading.Lock] = {}
+        # By control socket: Gateways that differ only in timeout share one connection.
+        self._masters: dict[Path, Gateway] = {}
+        self._locks: dict[Path, threading.Lock] = {}
         self._guard = threading.Lock()
 
     @property
@@ -243,7 +244,7 @@ class Connections:
         done = self._ssh(gateway, ["-o", "ControlMaster=no", "--", *self._target(gateway), command], stdin, gateway.timeout, what="command")
         if done.returncode == SSH_FAILED and not self.is_connected(gateway):
             # The connection died under the command (sshd stopped, host gone): not the command's fault.
-            self._masters.discard(gateway)
+            self._masters.pop(self._control_path(gateway), None)
             raise self._classify(gateway, done.stderr)
         result = Result(done.returncode, done.stdout, done.stderr)
         if check and result.exit_code != 0:
@@ -282,7 +283,7 @@ class Connections:
 
     def close(self) -> None:
         """End every shared connection and remove the control folder."""
-        for gateway in list(self._masters):
+        for gateway in list(self._masters.values()):
             try:
                 self._ssh(gateway, ["-O", "exit", "--", *self._target(gateway)], None, gateway.timeout, what="exit")
             except GatewayError:
@@ -294,10 +295,15 @@ class Connections:
 
     def _connect(self, gateway: Gateway) -> None:
         with self._guard:
-            lock = self._locks.setdefault(gateway, threading.Lock())
+            control = self._control_path(gateway)
+            lock = self._locks.setdefault(control, threading.Lock())
         with lock:  # one master per gateway, even when several threads ask at once
-            if gateway in self._masters:
+            if control in self._masters:
                 return  # a master that died since is noticed by run(), which then says why
+            if control.exists() or control.is_symlink():
+                # Left by a master that was killed: with ControlMaster=yes ssh would not replace
+                # it and would stay in the background unshared.
+                control.unlink()
             # -N -f: authenticate, then fork the master into the background. Every failure to
             # reach, verify or log in to the gateway happens here, apart from any command.
             done = self._ssh(
@@ -309,16 +315,20 @@ class Connections:
             )
             if done.returncode != 0:
                 raise self._classify(gateway, done.stderr)
-            self._masters.add(gateway)
+            self._masters[control] = gateway
 
     def _target(self, gateway: Gateway) -> list[str]:
         # Options go before "--"; only the destination comes after it, and parse_destination
         # made sure that it cannot look like an option. User and port travel as -l and -p.
         return [gateway.destination.host]
 
+    def _control_path(self, gateway: Gateway) -> Path:
+        # Short and fixed in length: a unix socket path has ~104 bytes, and ssh adds a suffix.
+        return self._folder / hashlib.sha256(repr((gateway.address, str(gateway.config))).encode()).hexdigest()[:20]
+
     def _base(self, gateway: Gateway) -> list[str]:
         d = gateway.destination
-        control = self._folder / hashlib.sha256(repr((gateway.address, str(gateway.config))).encode()).hexdigest()[:20]
+        control = self._control_path(gateway)
         timeout = max(1, math.ceil(gateway.timeout))
         argv = ["ssh"]
         if gateway.config is not None:

@@ -151,6 +151,8 @@ def test_the_connection_is_shared_and_ends_with_close(gateway_lab: GatewayLab) -
         for _ in range(3):
             assert ssh.run(a, ["true"]).exit_code == 0
         reused = (time.monotonic() - started) / 3
+        # The same host with another timeout is the same connection, not a second login.
+        assert ssh.run(Gateway("a", config=gateway_lab.ssh_config, timeout=3), ["true"]).exit_code == 0
         logins_after = (gateway_lab.workdir / "a" / "sshd.log").read_text().count("Accepted publickey")
     finally:
         ssh.close()
