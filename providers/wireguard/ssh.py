@@ -45,6 +45,8 @@ DEFAULT_TIMEOUT = 10.0
 CONTROL_PERSIST_SECONDS = 60
 # ssh exits with 255 when it, not the remote command, failed.
 SSH_FAILED = 255
+# What ssh prints, before anything else, when a control socket has no master behind it.
+_STALE_SOCKET = b"Control socket connect("
 
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -246,7 +248,13 @@ class Connections:
             # The connection died under the command (sshd stopped, host gone): not the command's fault.
             self._masters.pop(self._control_path(gateway), None)
             raise self._classify(gateway, done.stderr)
-        result = Result(done.returncode, done.stdout, done.stderr)
+        stderr = done.stderr
+        if stderr.startswith(_STALE_SOCKET):
+            # The master was killed and ssh went round it with a connection of its own. Forget the
+            # master so the next command makes a new one, and keep ssh's note out of the output.
+            self._masters.pop(self._control_path(gateway), None)
+            stderr = stderr.split(b"\n", 1)[1] if b"\n" in stderr else b""
+        result = Result(done.returncode, done.stdout, stderr)
         if check and result.exit_code != 0:
             first_line = result.stderr.decode(errors="replace").strip().splitlines()[:1]
             raise RemoteCommandError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import time
 from pathlib import Path
@@ -226,3 +227,27 @@ def test_port_comes_from_the_url_or_the_ssh_config(gateway_lab: GatewayLab) -> N
         for gateway, name in ((by_alias, "a"), (by_url, "b")):
             server = ssh.run(gateway, ["sh", "-c", 'echo "$SSH_CONNECTION"'], check=True).stdout.decode().split()
             assert server[2:] == [gateway_lab.underlay[name], str(ALTERNATE_PORT)]
+
+
+def test_a_killed_master_is_replaced_and_commands_still_run(gateway_lab: GatewayLab) -> None:
+    (a,) = gateways(gateway_lab, "a")
+    log = gateway_lab.workdir / "a" / "sshd.log"
+    with Connections() as ssh:
+        assert ssh.run(a, ["true"]).exit_code == 0
+        master = [pid for pid in _namespace_pids(gateway_lab.namespace(CONTROLLER)) if _comm(pid) == "ssh"]
+        assert len(master) == 1
+        os.kill(master[0], signal.SIGKILL)  # its control socket stays behind
+        done = ssh.run(a, ["sh", "-c", "echo out; echo err >&2"])
+        assert (done.exit_code, done.stdout, done.stderr) == (0, b"out\n", b"err\n")
+        assert ssh.run(a, ["true"]).exit_code == 0
+        assert ssh.is_connected(a)  # a new master, which later commands share again
+        logins = log.read_text().count("Accepted publickey")
+        assert ssh.run(a, ["true"]).exit_code == 0
+        assert log.read_text().count("Accepted publickey") == logins == 3
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
