@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from .gateways import GatewayLab
 from .netns import Lab, missing_prerequisites
 
 
@@ -43,3 +45,31 @@ def make_lab(lab_prerequisites: None, tmp_path: Path) -> Iterator[Callable[..., 
             errors.append(str(exc))
     if errors:
         pytest.fail("\n".join(errors), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def gateway_prerequisites() -> None:
+    """Fails, never skips, like `lab_prerequisites`; sshd comes from openssh-server."""
+    from .gateways import missing_gateway_prerequisites
+
+    missing = missing_gateway_prerequisites()
+    if missing:
+        pytest.fail(
+            "the gateway end-to-end tests need, and this machine lacks:\n  - "
+            + "\n  - ".join(missing)
+            + "\n(.ci/setup installs the packages; run the tests as root)",
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def gateway_lab(gateway_prerequisites: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GatewayLab]:
+    """Gateways `a`, `b` and `c` with their own sshd; `ssh` on PATH runs in the controller namespace."""
+    lab = GatewayLab(["a", "b", "c"], tmp_path / "gateways")
+    lab.start()
+    monkeypatch.setenv("PATH", f"{lab.bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # the user's agent plays no part
+    try:
+        yield lab
+    finally:
+        lab.close()

@@ -207,6 +207,9 @@ class Lab:
     each wireguard-go's log, which helps when a test fails.
     """
 
+    # What each holder mounts in its private mount namespace before it sleeps.
+    HOLDER_MOUNTS = "mkdir -p /run/wireguard && mount -t tmpfs -o mode=0700 tmpfs /run/wireguard"
+
     def __init__(self, clusters: Sequence[str], workdir: Path) -> None:
         global _labs_started
         if len(set(clusters)) != len(clusters) or not clusters:
@@ -286,7 +289,7 @@ class Lab:
     def _start_holder(self, cluster: _Cluster) -> subprocess.Popen:
         # `ip netns exec`, `unshare` and `sh` each exec the next, so the Popen's pid ends up being
         # `sleep` itself: a process whose mount namespace has the private /run/wireguard.
-        script = "mkdir -p /run/wireguard && mount -t tmpfs -o mode=0700 tmpfs /run/wireguard && echo ready && exec sleep infinity"
+        script = f"{self.HOLDER_MOUNTS} && echo ready && exec sleep infinity"
         holder = subprocess.Popen(
             ["ip", "netns", "exec", cluster.namespace, "unshare", "--mount", "--propagation", "private", "sh", "-c", script],
             stdin=subprocess.DEVNULL,

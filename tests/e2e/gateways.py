@@ -1,0 +1,179 @@
+"""A lab of SSH gateways: one network and mount namespace per gateway, each with its own sshd.
+
+Built on `netns.Lab` (same bridge, naming, sweeping and teardown). Its first namespace,
+`controller`, is where skyplan's ssh client runs; every other one is a gateway:
+
+    controller   ssh runs here, through the `ssh` wrapper in `bin_dir` (put it first on PATH)
+    <gateway>    a holder with private tmpfs on /etc/wireguard (0700) and /run/wireguard, and an
+                 sshd started inside the holder's namespaces, so that its sessions see that
+                 gateway's /etc/wireguard and nobody else's
+
+The client side is all in `workdir`: a client key, a known_hosts with each gateway's host key
+and an ssh config (`ssh_config`) with one Host alias per gateway, StrictHostKeyChecking yes and
+BatchMode yes, so the user's own ~/.ssh never takes part.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .netns import WIREGUARD_GO_ENV, Lab, LabError, _alive, _namespace_pids, _run, _stop, missing_prerequisites
+
+SSHD = "/usr/sbin/sshd"
+CONTROLLER = "controller"
+SSHD_START_TIMEOUT = 10.0
+ALTERNATE_PORT = 2222  # every sshd also listens here
+
+
+def missing_gateway_prerequisites() -> list[str]:
+    missing = missing_prerequisites()
+    if not os.access(SSHD, os.X_OK):
+        missing.append(f"{SSHD} (Debian package openssh-server)")
+    for command in ("ssh", "ssh-keygen"):
+        if shutil.which(command) is None:
+            missing.append(f"command `{command}` (Debian package openssh-client)")
+    return missing
+
+
+class GatewayLab(Lab):
+    """`GatewayLab(["a", "b"], workdir)`: gateways a and b reachable as Host aliases `a` and `b`."""
+
+    HOLDER_MOUNTS = (
+        "mkdir -p /etc/wireguard /run/wireguard"
+        " && mount -t tmpfs -o mode=0700 tmpfs /etc/wireguard"
+        " && mount -t tmpfs -o mode=0700 tmpfs /run/wireguard"
+    )
+
+    def __init__(self, gateways: Sequence[str], workdir: Path) -> None:
+        if CONTROLLER in gateways:
+            raise LabError(f"'{CONTROLLER}' is the controller's namespace, not a gateway name")
+        super().__init__([CONTROLLER, *gateways], workdir)
+        self.gateways = list(gateways)
+        self._sshd: dict[str, subprocess.Popen] = {}
+
+    # -- what a test uses ---------------------------------------------------------------------------
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.workdir / "ssh_config"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.workdir / "known_hosts"
+
+    @property
+    def bin_dir(self) -> Path:
+        """A folder whose `ssh` runs the real client inside the controller's network namespace."""
+        return self.workdir / "bin"
+
+    def url(self, gateway: str) -> str:
+        return f"ssh://root@{self.underlay[gateway]}"
+
+    def host_key_line(self, gateway: str, port: int = 22) -> str:
+        """The known_hosts line for `gateway`'s host key, as reached on `port`."""
+        key_type, key = (self.workdir / gateway / "host_key.pub").read_text().split()[:2]
+        host = self.underlay[gateway] if port == 22 else f"[{self.underlay[gateway]}]:{port}"
+        return f"{host} {key_type} {key}"
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        missing = missing_gateway_prerequisites()
+        if missing:
+            raise LabError("cannot build the gateway lab; missing:\n  - " + "\n  - ".join(missing))
+        super().start()
+        try:
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation folder
+            client_key = self.workdir / "client_key"
+            _keygen(client_key)
+            for gateway in self.gateways:
+                folder = self.workdir / gateway
+                folder.mkdir()
+                _keygen(folder / "host_key")
+                (folder / "authorized_keys").write_text((self.workdir / "client_key.pub").read_text())
+                # Our own file keeps the host's /etc/ssh/sshd_config out; the second port is for
+                # tests of Port in URLs and ssh configs.
+                (folder / "sshd_config").write_text(f"Port 22\nPort {ALTERNATE_PORT}\n")
+                self.start_sshd(gateway)
+            self.known_hosts.write_text("".join(self.host_key_line(g) + "\n" for g in self.gateways))
+            aliases = "".join(f"Host {g}\n    HostName {self.underlay[g]}\n    User root\n\n" for g in self.gateways)
+            self.ssh_config.write_text(
+                aliases + "Host *\n"
+                f"    IdentityFile {client_key}\n"
+                "    IdentitiesOnly yes\n"
+                f"    UserKnownHostsFile {self.known_hosts}\n"
+                "    GlobalKnownHostsFile /dev/null\n"
+                "    StrictHostKeyChecking yes\n"
+                "    BatchMode yes\n"
+            )
+            self.bin_dir.mkdir()
+            wrapper = self.bin_dir / "ssh"
+            controller = self._holder(CONTROLLER).pid
+            wrapper.write_text(f'#!/bin/sh\nexec nsenter -t {controller} -n -- {shutil.which("ssh")} "$@"\n')
+            wrapper.chmod(0o755)
+        except BaseException:
+            self.close()
+            raise
+
+    def start_sshd(self, gateway: str) -> None:
+        """Start (or start again) `gateway`'s sshd; returns once it listens."""
+        if gateway in self._sshd and self._sshd[gateway].poll() is None:
+            raise LabError(f"sshd of gateway '{gateway}' already runs")
+        folder = self.workdir / gateway
+        log_path = folder / "sshd.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(
+                [
+                    *self.command_prefix(gateway), SSHD, "-D", "-e",
+                    "-f", str(folder / "sshd_config"),
+                    "-h", str(folder / "host_key"),
+                    "-o", f"AuthorizedKeysFile={folder / 'authorized_keys'}",
+                    "-o", "PidFile=none",
+                    "-o", "StrictModes=no",
+                    "-o", "PermitRootLogin=prohibit-password",
+                    "-o", "SetEnv=" + " ".join(f"{k}={v}" for k, v in WIREGUARD_GO_ENV.items()),
+                ],  # fmt: skip
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._sshd[gateway] = process
+        deadline = time.monotonic() + SSHD_START_TIMEOUT
+        while "Server listening" not in log_path.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                _stop(process)
+                raise LabError(f"sshd of gateway '{gateway}' did not start: {log_path.read_text(errors='replace').strip()}")
+            time.sleep(0.02)
+
+    def stop_sshd(self, gateway: str) -> None:
+        """Stop `gateway`'s sshd and every session it started: the host is down for SSH."""
+        process = self._sshd.pop(gateway, None)
+        if process is not None:
+            _stop(process)
+        # Sessions are sshd's children and outlive the listener; they hold open connections.
+        for pid in _namespace_pids(self.namespace(gateway)):
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip().startswith("sshd"):
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
+
+    def close(self) -> None:
+        for process in self._sshd.values():
+            _stop(process)
+        self._sshd.clear()
+        super().close()
+
+    def sshd_running(self, gateway: str) -> bool:
+        process = self._sshd.get(gateway)
+        return process is not None and process.poll() is None and _alive(process.pid)
+
+
+def _keygen(path: Path) -> None:
+    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "skyplan-e2e", "-f", str(path)])
