@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from tests.workspaces import BASIC
+
+OLD_WORKSPACE = Path(__file__).parent / "fixtures" / "workspace-0.1.0"
 
 # The private PostgreSQL server (fixtures `postgres_server`, `postgres_url`), started at most
 # once per session and only when a test asks for it.
@@ -29,6 +32,19 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def basic(workspace: Path) -> Path:
     """A workspace holding the three-cluster, two-link configuration."""
     (workspace / "links.yaml").write_text(BASIC)
+    return workspace
+
+
+@pytest.fixture
+def old_workspace(workspace: Path) -> Path:
+    """A copy of the workspace skyplan 0.1.0 left (tests/fixtures/workspace-0.1.0), as the current folder."""
+    shutil.copytree(OLD_WORKSPACE, workspace, dirs_exist_ok=True)
+    # git keeps no modes: give the copy the ones 0.1.0 wrote.
+    (workspace / ".skyplan").chmod(0o700)
+    (workspace / ".skyplan" / "keys").chmod(0o700)
+    for secret in [*(workspace / ".skyplan" / "keys").iterdir(), *(workspace / "wireguard").glob("*/*.conf")]:
+        secret.chmod(0o600)
+    (workspace / ".skyplan" / "state.json").chmod(0o600)
     return workspace
 
 

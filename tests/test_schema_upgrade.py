@@ -9,7 +9,6 @@ no key replaced, the same addresses, the same files.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,6 @@ import skyplan.sdk.registry
 from skyplan.sdk import ResourceView
 from skyplan_wireguard import WireGuardProvider
 from skyplan_wireguard.settings import CLUSTER_SETTINGS, WireGuardSettings
-
-FIXTURE = Path(__file__).parent / "fixtures" / "workspace-0.1.0"
 
 
 class SettingsWithDNS(WireGuardSettings):
@@ -47,17 +44,6 @@ def _use_provider(monkeypatch: pytest.MonkeyPatch, cls: type) -> None:
     # The registry answers with `cls` for "wireguard", as if that version were installed.
     monkeypatch.setattr(skyplan.sdk, "provider_class", lambda name: cls)
     monkeypatch.setattr(skyplan.sdk, "provider_class_from_ref", lambda ref: None)  # no cached config
-
-
-@pytest.fixture
-def old_workspace(workspace: Path) -> Path:
-    shutil.copytree(FIXTURE, workspace, dirs_exist_ok=True)
-    (workspace / ".skyplan").chmod(0o700)
-    (workspace / ".skyplan" / "keys").chmod(0o700)
-    for secret in [*(workspace / ".skyplan" / "keys").iterdir(), *(workspace / "wireguard").glob("*/*.conf")]:
-        secret.chmod(0o600)
-    (workspace / ".skyplan" / "state.json").chmod(0o600)
-    return workspace
 
 
 def _files(root: Path) -> dict[str, bytes]:

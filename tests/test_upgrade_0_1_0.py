@@ -3,24 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
-
-import pytest
-
-FIXTURE = Path(__file__).parent / "fixtures" / "workspace-0.1.0"
-
-
-@pytest.fixture
-def old_workspace(workspace: Path) -> Path:
-    shutil.copytree(FIXTURE, workspace, dirs_exist_ok=True)
-    # git keeps no modes: give the copy the ones 0.1.0 wrote.
-    (workspace / ".skyplan").chmod(0o700)
-    (workspace / ".skyplan" / "keys").chmod(0o700)
-    for secret in [*(workspace / ".skyplan" / "keys").iterdir(), *(workspace / "wireguard").glob("*/*.conf")]:
-        secret.chmod(0o600)
-    (workspace / ".skyplan" / "state.json").chmod(0o600)
-    return workspace
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
