@@ -183,10 +183,11 @@ class WireGuardProvider(Provider):
                 parsed[name] = None
                 continue
             recorded_public = cluster.computed.get("public_key")
-            if private is not None and recorded_public is not None and keys.public_key(private) != recorded_public:
+            # Derived once per cluster: refresh reads every key file on every plan.
+            public = keys.public_key(private) if private is not None else None
+            if public is not None and recorded_public is not None and public != recorded_public:
                 # Another machine applied with keys of its own (shared state): taking this key
                 # would swap it in the state under every peer. Never silently: stop the plan.
-                public = keys.public_key(private)
                 readings[cluster.address] = Reading(
                     cluster.address,
                     expected={"key_file_public_key": recorded_public},
@@ -241,7 +242,6 @@ class WireGuardProvider(Provider):
             if private is None:
                 parsed[name] = conf.parse(text)
                 continue
-            public = keys.public_key(private)
             expected_conf = self._cluster_conf(cluster, world, peering, seen)
             # The common case, a file exactly as written, needs no parsing at all.
             if public == cluster.computed.get("public_key") and text == conf.render(expected_conf, private):
