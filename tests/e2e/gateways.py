@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .netns import WIREGUARD_GO_ENV, Lab, LabError, _alive, _namespace_pids, _run, _stop, missing_prerequisites
+from .netns import WIREGUARD_GO_ENV, Lab, LabError, _alive, _is_zombie, _namespace_pids, _run, _stop, missing_prerequisites
 
 SSHD = "/usr/sbin/sshd"
 CONTROLLER = "controller"
@@ -101,7 +101,7 @@ class GatewayLab(Lab):
                 # tests of Port in URLs and ssh configs.
                 (folder / "sshd_config").write_text(f"Port 22\nPort {ALTERNATE_PORT}\n")
                 self.start_sshd(gateway)
-            self.known_hosts.write_text("".join(self.host_key_line(g) + "\n" for g in self.gateways))
+            self.write_known_hosts()
             aliases = "".join(f"Host {g}\n    HostName {self.underlay[g]}\n    User root\n\n" for g in self.gateways)
             self.ssh_config.write_text(
                 aliases + "Host *\n"
@@ -173,6 +173,45 @@ class GatewayLab(Lab):
     def sshd_running(self, gateway: str) -> bool:
         process = self._sshd.get(gateway)
         return process is not None and process.poll() is None and _alive(process.pid)
+
+    # -- between tests that share one lab ---------------------------------------------------------
+
+    def write_known_hosts(self) -> None:
+        """known_hosts as `start` wrote it: every gateway's own host key, on port 22."""
+        self.known_hosts.write_text("".join(self.host_key_line(g) + "\n" for g in self.gateways))
+
+    def wipe(self, gateway: str) -> None:
+        """Make `gateway` a fresh host again: no WireGuard interface, empty /etc/wireguard.
+
+        Interfaces that `wg-quick up` made over SSH are wireguard-go processes that outlived
+        their session; ending them (by pid, only inside this gateway) removes the interface and
+        its routes with it.
+        """
+        namespace = self.namespace(gateway)
+        ended = []
+        for pid in _namespace_pids(namespace):
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "wireguard-go":
+                    os.kill(pid, signal.SIGKILL)
+                    ended.append(pid)
+            except (OSError, ProcessLookupError):
+                pass
+        deadline = time.monotonic() + 5
+        while ended and time.monotonic() < deadline:
+            ended = [pid for pid in ended if _alive(pid) and not _is_zombie(pid)]
+            time.sleep(0.02)
+        if ended:
+            raise LabError(f"wireguard-go {ended} in gateway '{gateway}' did not end")
+        # The folders are tmpfs mounts of this gateway alone: emptying them touches nothing else.
+        self.run(gateway, ["find", "/etc/wireguard", "/run/wireguard", "-mindepth", "1", "-delete"])
+
+    def reset(self) -> None:
+        """Every gateway fresh and its sshd running, known_hosts as `start` wrote it."""
+        self.write_known_hosts()
+        for gateway in self.gateways:
+            if not self.sshd_running(gateway):
+                self.start_sshd(gateway)
+            self.wipe(gateway)
 
 
 def _keygen(path: Path) -> None:
