@@ -45,9 +45,9 @@ def provider(mode: Mode, tmp_path: Path) -> Provider:
     return mode.make(root)
 
 
-def cluster(provider: Provider, name: str, endpoint: str, subnets: list[str]) -> ResourceView:
+def cluster(mode: Mode, provider: Provider, name: str, endpoint: str, subnets: list[str]) -> ResourceView:
     """A cluster as the core hands it to the provider: its attributes as planning makes them."""
-    spec = ClusterSpec(name=name, endpoint=endpoint, subnets=subnets)
+    spec = ClusterSpec(name=name, endpoint=endpoint, subnets=subnets, **mode.cluster_fields(name))
     return ResourceView("cluster", name, cluster_attributes(spec, type(provider), provider.settings))
 
 
@@ -55,8 +55,8 @@ def link(name: str, source: str, target: str) -> ResourceView:
     return ResourceView("link", name, {"source": source, "target": target})
 
 
-def desired(provider: Provider) -> dict[str, ResourceView]:
-    views = [cluster(provider, *c) for c in CLUSTERS] + [link(*item) for item in LINKS]
+def desired(mode: Mode, provider: Provider) -> dict[str, ResourceView]:
+    views = [cluster(mode, provider, *c) for c in CLUSTERS] + [link(*item) for item in LINKS]
     return {view.address: view for view in views}
 
 
@@ -78,8 +78,8 @@ def apply(provider: Provider, changes: list[Change], world: dict[str, ResourceVi
     return {a: v._replace(computed={**v.computed, **computed.get(a, {})}) for a, v in world.items()}
 
 
-def create_all(provider: Provider) -> dict[str, ResourceView]:
-    world = with_planned(provider, desired(provider))
+def create_all(mode: Mode, provider: Provider) -> dict[str, ResourceView]:
+    world = with_planned(provider, desired(mode, provider))
     ordered = sorted(world.values(), key=lambda v: (v.type != "cluster", v.address))
     return apply(provider, [Change(v.address, "create", None, v) for v in ordered], world)
 
@@ -99,7 +99,7 @@ def test_reading_what_the_state_records_but_is_not_there_reports_it_without_rais
     mode: Mode, provider: Provider, tmp_path: Path
 ) -> None:
     # A state applied elsewhere, read in a workspace where none of it exists (a lost folder).
-    world = create_all(provider)
+    world = create_all(mode, provider)
     empty = tmp_path / "empty"
     empty.mkdir()
     response = read(mode.make(empty), world)
@@ -107,8 +107,8 @@ def test_reading_what_the_state_records_but_is_not_there_reports_it_without_rais
     assert {"cluster.a", "cluster.b", "cluster.c"} <= set(response.readings)
 
 
-def test_create_gives_every_computed_value_and_reads_back_clean(provider: Provider) -> None:
-    world = create_all(provider)
+def test_create_gives_every_computed_value_and_reads_back_clean(mode: Mode, provider: Provider) -> None:
+    world = create_all(mode, provider)
     for view in world.values():
         for name in type(provider).computed_attributes.get(view.type, ()):
             assert name in view.computed, (view.address, name)
@@ -119,17 +119,17 @@ def test_create_gives_every_computed_value_and_reads_back_clean(provider: Provid
     assert response.readings == {} and response.diagnostics == []
 
 
-def test_applying_the_same_creates_again_changes_nothing(provider: Provider) -> None:
+def test_applying_the_same_creates_again_changes_nothing(mode: Mode, provider: Provider) -> None:
     # A retry after a crash: the provider finds its own work and converges, computed values kept.
-    first = create_all(provider)
+    first = create_all(mode, provider)
     ordered = sorted(first.values(), key=lambda v: (v.type != "cluster", v.address))
     second = apply(provider, [Change(v.address, "create", None, v) for v in ordered], first)
     assert {a: v.computed for a, v in second.items()} == {a: v.computed for a, v in first.items()}
     assert read(provider, second).readings == {}
 
 
-def test_update_in_place_then_reads_back_clean(provider: Provider) -> None:
-    world = create_all(provider)
+def test_update_in_place_then_reads_back_clean(mode: Mode, provider: Provider) -> None:
+    world = create_all(mode, provider)
     before = world["cluster.a"]
     after = before._replace(attributes={**before.attributes, "endpoint": "192.0.2.9:51820"})
     world = apply(provider, [Change("cluster.a", "update", before, after)], {**world, "cluster.a": after})
@@ -141,8 +141,8 @@ def test_update_in_place_then_reads_back_clean(provider: Provider) -> None:
     assert "cluster.a" in stale.readings or "link.a-b" in stale.readings
 
 
-def test_delete_a_link_then_a_cluster(provider: Provider) -> None:
-    world = create_all(provider)
+def test_delete_a_link_then_a_cluster(mode: Mode, provider: Provider) -> None:
+    world = create_all(mode, provider)
     gone = world.pop("link.b-c")
     world = apply(provider, [Change("link.b-c", "delete", gone, None)], world)
     assert read(provider, world).readings == {}
@@ -156,7 +156,7 @@ def test_delete_a_link_then_a_cluster(provider: Provider) -> None:
 
 
 def test_read_finds_drift(mode: Mode, provider: Provider) -> None:
-    world = create_all(provider)
+    world = create_all(mode, provider)
     mode.drift(provider, world["cluster.a"])
     response = read(provider, world)
     assert response.diagnostics == []
@@ -172,7 +172,7 @@ def test_read_reports_damage_as_a_diagnostic_and_never_raises(mode: Mode, damage
     root = tmp_path / "workspace"
     root.mkdir()
     provider = mode.make(root)
-    world = create_all(provider)
+    world = create_all(mode, provider)
     mode.damages[damage](provider, world["cluster.b"])
     response = read(provider, world)
     errors = [d for d in response.diagnostics if d.severity == "error"]
@@ -180,8 +180,8 @@ def test_read_reports_damage_as_a_diagnostic_and_never_raises(mode: Mode, damage
     assert all(str(d) and "\n" not in str(d) for d in errors)  # one line each, for the core to show
 
 
-def test_status_has_the_documented_shape(provider: Provider) -> None:
-    world = create_all(provider)
+def test_status_has_the_documented_shape(mode: Mode, provider: Provider) -> None:
+    world = create_all(mode, provider)
     response = provider.status(StatusRequest(resources=list(world.values())))
     assert isinstance(response, StatusResponse)
     assert set(response.statuses) <= set(world)
@@ -191,8 +191,8 @@ def test_status_has_the_documented_shape(provider: Provider) -> None:
     assert isinstance(response.diagnostics, list)
 
 
-def test_validate_answers_with_diagnostics(provider: Provider) -> None:
-    world = desired(provider)
+def test_validate_answers_with_diagnostics(mode: Mode, provider: Provider) -> None:
+    world = desired(mode, provider)
     response = provider.validate(
         ValidateRequest(
             clusters=[v for v in world.values() if v.type == "cluster"], links=[v for v in world.values() if v.type == "link"]
@@ -201,8 +201,8 @@ def test_validate_answers_with_diagnostics(provider: Provider) -> None:
     assert isinstance(response, ValidateResponse) and response.diagnostics == []
 
 
-def test_upgrade_of_a_current_resource_keeps_it(provider: Provider) -> None:
-    world = create_all(provider)
+def test_upgrade_of_a_current_resource_keeps_it(mode: Mode, provider: Provider) -> None:
+    world = create_all(mode, provider)
     for view in world.values():
         upgraded = provider.upgrade(view, type(provider).schema_version)
         assert (upgraded.type, upgraded.name, upgraded.attributes, upgraded.computed) == (
