@@ -305,6 +305,14 @@ def test_a_continuous_ping_loses_nothing_across_an_apply_that_adds_a_link(lab: G
     assert {f"{overlay['c']}/32", "10.3.0.0/16", f"{overlay['b']}/32", "10.2.0.0/16"} == routes(lab, "a")
     assert {f"{overlay['a']}/32", "10.1.0.0/16", f"{overlay['b']}/32", "10.2.0.0/16"} == routes(lab, "c")
 
+    # Removed again, the link takes its routes with it: nothing is left pointing at a gone peer.
+    write_config(world, links_yaml(lab, LINKED))
+    assert "0 added, 0 changed, 1 destroyed." in run_ok(skyplan, "apply", "--auto-approve")
+    assert routes(lab, "a") == {f"{overlay['b']}/32", "10.2.0.0/16"}
+    assert routes(lab, "c") == {f"{overlay['b']}/32", "10.2.0.0/16"}
+    assert not lab.ping("a", overlay["c"], attempts=1)
+    assert lab.ping("a", overlay["b"])
+
 
 # -- 3. drift of the running interface, shown and repaired -----------------------------------------
 
