@@ -174,7 +174,7 @@ def _check_clusters(clusters: list[ClusterSpec], found: list[Diagnostic]) -> dic
             except ValueError as exc:
                 found.append(
                     Diagnostic(
-                        f"clusters[{i}].gateway: {exc}; write {GATEWAY_RULE}",
+                        f"clusters[{i}].gateway: the gateway {exc}; write {GATEWAY_RULE}",
                         path=("clusters", i, "gateway"),
                     )
                 )
