@@ -241,6 +241,11 @@ def cluster_reading(
 # -- apply --------------------------------------------------------------------------------------------
 
 
+def reach_all(conns, settings, root, clusters: list[ResourceView], refused=None) -> Work:
+    """Connect to each cluster's gateway, its host key verified, and change nothing there."""
+    return run_all(conns, settings, root, clusters, lambda gateway, cluster: conns.run(gateway, ["true"], check=True).exit_code, refused)
+
+
 def ensure_keys(conns, settings, root, wanted: dict[str, tuple[ResourceView, str | None]], refused=None) -> Work:
     """Each gateway's public key, its private key generated there when it has none (or, for a
     replace, when the one there is still the key being replaced): `wanted` maps a cluster to its

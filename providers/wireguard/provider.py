@@ -340,6 +340,9 @@ class WireGuardProvider(Provider):
         clusters = {view.name: view for view in world.values() if view.type == "cluster"}
         failed: dict[str, str] = {}  # cluster name -> why its key, file, reload or hook failed
         live = {name for name, view in clusters.items() if gateways.is_gateway(view)}
+        # Every gateway this apply may change is reached before any is changed: a refused host key
+        # then stops them all, rather than arriving while the others are already half done.
+        gateway_work.reach(_gateways_in_play(request))
 
         # Deleted clusters go first: their files and keys are removed, nothing else depends on them.
         deleted_live = []
@@ -659,6 +662,13 @@ class _GatewayWork:
     def teardown(self, views: list[ResourceView]) -> gateways.Work:
         return self._run(gateways.teardown_all, views)
 
+    def reach(self, views: list[ResourceView]) -> None:
+        """Connect to each of `views`' gateways first. A refused host key among them stops every
+        later gateway operation (`refused`); other failures are met again, and named, by the
+        operations that need those gateways."""
+        if views:
+            self._run(gateways.reach_all, views)
+
     def keys(self, request: ApplyRequest, failed: dict[str, str]) -> dict[str, str]:
         """The public key of every gateway cluster this apply creates or replaces, its private key
         made on the gateway when it has none (or still holds the key being replaced)."""
@@ -758,6 +768,32 @@ def _interface_renamed(change) -> bool:
         and before.attributes.get("gateway") == after.attributes.get("gateway")
         and before.attributes["interface"] != after.attributes["interface"]
     )
+
+
+def _gateways_in_play(request: ApplyRequest) -> list[ResourceView]:
+    """The gateway clusters an apply may change: those its changes name, as they are after and
+    before (a deleted cluster, an old home), the ends of its links, and the peers of its clusters,
+    whose files hold their keys and endpoints. Others are not reached at all."""
+    after = {view.name: view for view in request.world.values() if view.type == "cluster"}
+    before_world = _world_before(request)
+    peering = WireGuardProvider._peering(request.world)
+    before_peering = WireGuardProvider._peering(before_world)
+    names: set[str] = set()
+    olds: list[ResourceView] = []
+    for change in request.changes:
+        for side in (change.before, change.after):
+            if side is None:
+                continue
+            if side.type == "link":
+                names.update(side.ends)
+                continue
+            names.update([side.name, *peering.get(side.name, {}), *before_peering.get(side.name, {})])
+            if side is change.before and gateways.is_gateway(side):
+                now = after.get(side.name)
+                if now is None or now.attributes.get("gateway") != side.attributes.get("gateway"):
+                    olds.append(side)  # deleted, or moved to another host: its old one is changed too
+    views = [after[name] for name in sorted(names) if name in after and gateways.is_gateway(after[name])]
+    return views + olds
 
 
 def _world_before(request: ApplyRequest) -> dict[str, ResourceView]:
