@@ -433,7 +433,8 @@ def parse_inspection(text: str, boundary: str, interface: str = "wgsky0") -> Liv
             key_problem = f"{WG_DIR}/{interface}.key holds no valid WireGuard private key"
     config_text = None
     if heads.get("config") == "file":
-        config_text = "".join(line + "\n" for line in _trim(sections["config"]))
+        # awk printed every line of the file with its newline; the next boundary line follows.
+        config_text = "".join(line + "\n" for line in sections["config"])
     public_key, listen_port, peers = parse_dump("\n".join(sections.get("dump", [])))
     link = "\n".join(sections.get("link", [])).strip()
     return LiveInterface(
@@ -515,11 +516,6 @@ def parse_routes(text: str, version: int) -> tuple[str, ...]:
 def _mtu(link: str) -> int | None:
     match = re.search(r"\bmtu (\d+)\b", link)
     return int(match.group(1)) if match else None
-
-
-def _trim(lines: list[str]) -> list[str]:
-    # The section ends with the newline before the next boundary line.
-    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def _networks(texts: Iterable[str]) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -206,6 +207,8 @@ def test_a_garbled_key_file_is_reported_never_quoted_and_kept_unless_replacing(n
 
 def test_no_private_key_in_argv_on_either_side_nor_in_anything_returned(net: Net, conns: Connections, tmp_path: Path) -> None:
     """Every process started on the gateway is traced (execve, full argv); every ssh run recorded."""
+    if shutil.which("strace") is None:
+        pytest.fail("this test needs strace (Debian package strace; .ci/setup installs it)", pytrace=False)
     sent: list[tuple[list[str], bytes | None]] = []
     real_run = conns.run
 
