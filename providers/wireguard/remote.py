@@ -338,7 +338,10 @@ def inspect(conns: Connections, gateway: Gateway, interface: str) -> LiveInterfa
     _check_interface(gateway, interface)
     boundary = "@@skyplan-" + secrets.token_hex(12)  # a line no file can be expected to hold
     result = _run(conns, gateway, "inspecting " + interface, _INSPECT, [interface, boundary])
-    return parse_inspection(result.stdout.decode("utf-8", errors="replace"), boundary, interface)
+    try:
+        return parse_inspection(result.stdout.decode("utf-8", errors="replace"), boundary, interface)
+    except ValueError as exc:  # e.g. the connection ended mid-way: no reading rather than a wrong one
+        raise RemoteCommandError(gateway.address, f"inspecting {interface}: {exc}", _masked(result)) from None
 
 
 def ensure_key(conns: Connections, gateway: Gateway, interface: str, *, replacing: str | None = None) -> str:

@@ -185,6 +185,16 @@ def test_the_key_is_born_on_the_gateway_kept_on_retry_and_replaced_only_when_ask
     assert leaks(net, public, other, replaced) == []
 
 
+def test_keys_asked_for_at_once_are_one_key(net: Net, conns: Connections) -> None:
+    # Two runs racing (two teammates, or a retry while the first still runs): one key, never two.
+    same_host = [Gateway("a", config=net.lab.ssh_config, timeout=15 + n) for n in range(4)]
+    outcomes = conns.run_many(same_host, lambda gw: remote.ensure_key(conns, gw, net.interface), parallelism=4)
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    assert len({o.value for o in outcomes}) == 1
+    assert remote.inspect(conns, net.gateway("a"), net.interface).key_public == outcomes[0].value
+    assert listing(net.lab, "a") == [f"{net.interface}.key"]
+
+
 def test_a_garbled_key_file_is_reported_never_quoted_and_kept_unless_replacing(net: Net, conns: Connections) -> None:
     a = net.gateway("a")
     # Key-shaped but not canonical, so wg refuses it: a redact-proof canary in the file.
@@ -421,6 +431,23 @@ def test_a_config_wg_quick_refuses_never_reaches_syncconf_nor_the_file(net: Net,
         net.push(conns, "a", ["b", "c"], {**public, "a": public["c"]})
     assert remote.inspect(conns, net.gateway("a"), net.interface) == before
     assert leaks(net, refused.value) == []
+
+
+def test_a_live_key_other_than_the_clusters_is_an_error_naming_it(net: Net, conns: Connections) -> None:
+    # A PostUp that loads another key: the file is right, the running interface is not.
+    public = net.keys(conns, "a", "b")
+    net.lab.run("a", ["sh", "-c", f"umask 077; wg genkey > {remote.WG_DIR}/{net.interface}.other"])
+    with pytest.raises(RemoteCommandError) as wrong:
+        net.push(conns, "a", ["b"], public, extra=f"PostUp = wg set %i private-key {remote.WG_DIR}/{net.interface}.other")
+    assert str(wrong.value) == (
+        f"gateway a: the live interface {net.interface} does not have the public key given "
+        f"(wg show {net.interface} public-key differs)"
+    )
+    seen = remote.inspect(conns, net.gateway("a"), net.interface)
+    assert seen.up and seen.public_key not in (None, public["a"]) and seen.config_key_public == public["a"]
+    # Without the PostUp, an in-place push puts the cluster's own key back.
+    net.push(conns, "a", ["b"], public)
+    assert remote.inspect(conns, net.gateway("a"), net.interface).public_key == public["a"]
 
 
 def test_teardown_takes_the_interface_down_removes_the_files_and_is_idempotent(net: Net, conns: Connections) -> None:

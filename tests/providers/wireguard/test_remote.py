@@ -170,6 +170,12 @@ def test_inspect_output_with_a_garbled_key_and_a_file_that_names_the_boundary_on
 def test_inspect_output_cut_short_is_an_error_not_a_reading() -> None:
     with pytest.raises(ValueError, match="cut short"):
         remote.parse_inspection(inspection().split(f"{B} end")[0], B)
+    # Through inspect: a GatewayError like any other failure of the gateway.
+    conns = RecordingConnections(Result(0, f"{B} key none\n".encode(), b""))
+    with pytest.raises(RemoteCommandError, match="^gateway a: inspecting wgsky0: the inspection's output is cut short$"):
+        remote.inspect(conns, GW, "wgsky0")
+    ((argv, stdin),) = conns.calls
+    assert argv[4] == "wgsky0" and argv[5].startswith("@@skyplan-") and stdin is None
 
 
 # -- what is refused before anything is sent, and how failures read ------------------------------------------
