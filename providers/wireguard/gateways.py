@@ -135,7 +135,8 @@ def cluster_reading(
     """What differs on `cluster`'s gateway: (reading, peers as found, error).
 
     The peers as found (by public key, comparable like conf.PeerConf.comparable) are for the
-    link readings; None when they are exactly as expected. An error is a key file that holds no key.
+    link readings; None when they are exactly as expected. An error is a key file that holds no key,
+    or something other than a file where the config goes.
     """
     name = cluster.name
     where = f"gateway {cluster.attributes['gateway']}"
@@ -147,6 +148,9 @@ def cluster_reading(
             f"cluster '{name}': key file {key_path} on {where} {live.key_problem}. Restore it, or delete it to have "
             f"skyplan plan a new key for the cluster"
         )
+    if live.config_problem:
+        # Apply could not write the file either (push refuses to replace a folder): stop the plan.
+        return None, None, f"cluster '{name}': {live.config_problem} on {where}. Move it away to have skyplan write it again"
     if live.key_public is None:
         reading = Reading(
             cluster.address,

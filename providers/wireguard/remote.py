@@ -59,6 +59,8 @@ class LiveInterface:
     addresses: tuple[str, ...]  # sorted CIDRs on the interface
     mtu: int | None
     routes: tuple[str, ...]  # sorted destinations routed via the interface (main table, v4+v6)
+    # something other than a file (a folder, a dangling symlink) is where the config goes
+    config_problem: str | None = None
 
 
 # -- awk programs run on the gateway ------------------------------------------------------------------
@@ -176,6 +178,9 @@ if [ -f "$d/$i.conf" ]; then
     v=
     mark config file
     awk "$mask_config" < "$d/$i.conf" 2>/dev/null
+elif [ -e "$d/$i.conf" ] || [ -L "$d/$i.conf" ]; then
+    mark config_key none
+    mark config other
 else
     mark config_key none
     mark config none
@@ -434,7 +439,9 @@ def parse_inspection(text: str, boundary: str, interface: str = "wgsky0") -> Liv
         key_public = _public_or_none(key_head)
         if key_public is None:
             key_problem = f"{WG_DIR}/{interface}.key holds no valid WireGuard private key"
-    config_text = None
+    config_text, config_problem = None, None
+    if heads.get("config") == "other":
+        config_problem = f"{WG_DIR}/{interface}.conf is not a file"
     if heads.get("config") == "file":
         # awk printed every line of the file with its newline; the next boundary line follows.
         config_text = "".join(line + "\n" for line in sections["config"])
@@ -452,6 +459,7 @@ def parse_inspection(text: str, boundary: str, interface: str = "wgsky0") -> Liv
         addresses=parse_addresses("\n".join(sections.get("addresses", []))),
         mtu=_mtu(link),
         routes=tuple(sorted(parse_routes("\n".join(sections.get("routes4", [])), 4) + parse_routes("\n".join(sections.get("routes6", [])), 6))),
+        config_problem=config_problem,
     )
 
 

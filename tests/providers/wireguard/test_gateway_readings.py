@@ -122,6 +122,13 @@ def test_a_garbled_key_file_stops_the_plan_and_quotes_nothing_of_it():
     assert error and "gateway gw-a" in error and "/etc/wireguard/wgsky0.key" in error
 
 
+def test_a_folder_where_the_config_goes_stops_the_plan():
+    seen = replace(AS_APPLIED, config_text=None, config_key_public=None, config_problem="/etc/wireguard/wgsky0.conf is not a file")
+    reading, peers, error = gateways.cluster_reading(CLUSTER, EXPECTED, seen, None)
+    assert reading is None and peers is None
+    assert error and "gateway gw-a" in error and "/etc/wireguard/wgsky0.conf is not a file" in error
+
+
 def test_a_key_replaced_on_the_host_stops_the_plan_unless_a_replace_was_under_way():
     other = replace(AS_APPLIED, key_public=STRANGER, public_key=STRANGER, config_key_public=STRANGER)
     reading, _, _ = gateways.cluster_reading(CLUSTER, EXPECTED, other, None)

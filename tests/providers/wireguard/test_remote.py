@@ -167,6 +167,12 @@ def test_inspect_output_with_a_garbled_key_and_a_file_that_names_the_boundary_on
     assert seen.config_text == config
 
 
+def test_inspect_output_of_something_other_than_a_file_where_the_config_goes() -> None:
+    seen = remote.parse_inspection(inspection(config="other\n"), B, "wgsky1")
+    assert seen.config_text is None
+    assert seen.config_problem == "/etc/wireguard/wgsky1.conf is not a file"
+
+
 def test_inspect_output_cut_short_is_an_error_not_a_reading() -> None:
     with pytest.raises(ValueError, match="cut short"):
         remote.parse_inspection(inspection().split(f"{B} end")[0], B)
