@@ -5,8 +5,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
 
 from skyplan.sdk import READ_BACK, ZONE_REASON
 
@@ -23,6 +24,10 @@ SCHEMA_VERSION = 0
 
 
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(s|m)?")
+# What editors are told a duration may be: the validator below turns text into seconds first.
+_DURATION_SCHEMA = WithJsonSchema(
+    {"anyOf": [{"type": "number", "minimum": 1, "maximum": 3600}, {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?(s|m)?\s*$"}]}
+)
 
 
 def seconds(value: object, *, least: float, most: float) -> float:
@@ -49,7 +54,9 @@ class SshSettings(BaseModel):
         description="OpenSSH client config file, relative to links.yaml; default: ssh's own (~/.ssh/config).",
     )
     parallelism: int = Field(default=10, ge=1, le=256, description="Gateways worked on at once.")
-    timeout: float = Field(default=30.0, description='Per gateway operation: seconds, or text such as "30s" or "2m".')
+    timeout: Annotated[float, _DURATION_SCHEMA] = Field(
+        default=30.0, description='Per gateway operation: seconds, or text such as "30s" or "2m".'
+    )
 
     @field_validator("config")
     @classmethod
