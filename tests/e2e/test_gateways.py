@@ -516,8 +516,12 @@ def test_a_stopped_sshd_fails_only_its_clusters_changes_and_apply_converges_once
 
 
 def test_skyctl_create_link_brings_the_peering_up_and_get_link_shows_active(lab: GatewayLab, world: Path, skyplan, skyctl) -> None:
-    write_config(world, links_yaml(lab, [], clusters=("a", "b")))
-    run_ok(skyplan, "apply", "--auto-approve")
+    # The SkyShift way: links.yaml only says how gateways are reached; skyctl registers the rest.
+    write_config(world, links_yaml(lab, [], clusters=()).replace("clusters:\n", ""))
+    for name in ("a", "b"):
+        created = skyctl("create", "cluster", name, "--endpoint", lab.endpoint(name), "--gateway", gateway_of(lab, name))
+        assert created.exit_code == 0, created.output
+        assert interface_up(lab, name) and on_gateway(lab, name, KEY_FILE), f"skyctl create cluster did not set up gateway {name}"
     overlay = overlay_addresses(skyplan)
     assert not lab.ping("a", overlay["b"], attempts=1), "reachable before any link exists"
 
