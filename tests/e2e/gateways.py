@@ -174,6 +174,10 @@ class GatewayLab(Lab):
         process = self._sshd.get(gateway)
         return process is not None and process.poll() is None and _alive(process.pid)
 
+    def path_on(self, gateway: str, path: str) -> Path:
+        """`path` (absolute) as `gateway` sees it, in its own mount namespace, read without SSH."""
+        return Path(f"/proc/{self._holder(gateway).pid}/root") / path.lstrip("/")
+
     # -- between tests that share one lab ---------------------------------------------------------
 
     def write_known_hosts(self) -> None:

@@ -97,7 +97,7 @@ def links_yaml(lab: GatewayLab, links: list[tuple[str, str]], subnets: dict[str,
         "  persistent_keepalive: 25\n"
         "  ssh:\n"
         "    config: ssh_config\n"
-        "    timeout: 5s\n"
+        "    timeout: 20s\n"
         f"clusters:\n{declared_clusters}" + (f"links:\n{declared_links}" if links else "")
     )
 
@@ -134,8 +134,10 @@ def drift_section(output: str) -> str:
 
 def on_gateway(lab: GatewayLab, gateway: str, path: str) -> bytes | None:
     """A file as the gateway itself holds it (read in its mount namespace, not over SSH)."""
-    done = subprocess.run([*lab.command_prefix(gateway), "cat", path], capture_output=True, timeout=10)
-    return done.stdout if done.returncode == 0 else None
+    try:
+        return lab.path_on(gateway, path).read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        return None
 
 
 def mode_on_gateway(lab: GatewayLab, gateway: str, path: str) -> str:
@@ -535,7 +537,7 @@ def test_skyctl_create_link_brings_the_peering_up_and_get_link_shows_active(lab:
         assert listed.exit_code == 0, listed.output
         return listed.output.splitlines()[1].split()[3]
 
-    assert wait_for(lambda: status() == "ACTIVE", seconds=10, step=0.5), skyctl("get", "link", "ab", "-o", "json").output
+    assert wait_for(lambda: status() == "ACTIVE", seconds=20, step=0.5), skyctl("get", "link", "ab", "-o", "json").output
     listing = skyctl("get", "link").output.splitlines()
     assert listing[0].split() == ["NAME", "SOURCE", "TARGET", "STATUS", "AGE"]
     assert listing[1].split()[:4] == ["ab", "a", "b", "ACTIVE"]
@@ -598,7 +600,7 @@ def killed_apply(world: Path, bin_dir: Path, when, *args: str) -> None:
 
 
 def test_an_apply_killed_mid_way_converges_without_a_second_key(lab: GatewayLab, world: Path, skyplan, tmp_path: Path) -> None:
-    slow = slow_ssh(tmp_path / "slow-bin", lab, seconds=1)
+    slow = slow_ssh(tmp_path / "slow-bin", lab, seconds=1.5)
     write_config(world, links_yaml(lab, LINKED))
 
     # Killed once every gateway has made its key, before any config is pushed.

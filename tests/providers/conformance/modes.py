@@ -173,7 +173,7 @@ def _wireguard_ssh(root: Path) -> Provider:
 
     lab = _Lab.get()
     lab.reset()  # a fresh world: gateways with no interface, no key, no config
-    settings = WireGuardSettings.model_validate({"ssh": {"config": str(lab.ssh_config), "timeout": "10s"}})
+    settings = WireGuardSettings.model_validate({"ssh": {"config": str(lab.ssh_config), "timeout": "20s"}})
     return WireGuardProvider(settings, _paths(root))
 
 
