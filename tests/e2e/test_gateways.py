@@ -514,6 +514,33 @@ def test_a_stopped_sshd_fails_only_its_clusters_changes_and_apply_converges_once
     assert reaches(lab, "b", overlay["c"]) and reaches(lab, "c", overlay["b"])
 
 
+def live_address(lab: GatewayLab, gateway: str) -> str:
+    """The overlay address on the gateway's interface, as the gateway itself shows it."""
+    listed = json.loads(lab.run(gateway, ["ip", "-j", "-4", "address", "show", "dev", INTERFACE]).stdout)
+    return listed[0]["addr_info"][0]["local"]
+
+
+def test_a_gateway_down_on_the_first_apply_holds_up_only_its_own_links(lab: GatewayLab, world: Path, skyplan) -> None:
+    lab.stop_sshd("c")
+    write_config(world, links_yaml(lab, LINKED))
+    result = skyplan("apply", "--auto-approve")
+    assert result.exit_code == 1, result.output
+    assert lab.url("c") in result.output, result.output
+    # c has no key yet, so link b-c cannot be made; a, b and the link between them need nothing of c.
+    assert on_gateway(lab, "c", KEY_FILE) is None and not interface_up(lab, "c")
+    assert interface_up(lab, "a") and interface_up(lab, "b"), result.output
+    a, b = live_address(lab, "a"), live_address(lab, "b")
+    assert reaches(lab, "a", b) and reaches(lab, "b", a), "a-b was held up by gateway c being down"
+
+    lab.start_sshd("c")
+    assert "Apply complete!" in run_ok(skyplan, "apply", "--auto-approve")
+    assert "No changes." in run_ok(skyplan, "plan", "--detailed-exitcode")
+    overlay = overlay_addresses(skyplan)
+    assert (overlay["a"], overlay["b"]) == (a, b)
+    assert reaches(lab, "b", overlay["c"]) and reaches(lab, "c", overlay["b"])
+    assert reaches(lab, "a", overlay["b"])
+
+
 # -- 7. skyctl on gateways ------------------------------------------------------------------------
 
 
