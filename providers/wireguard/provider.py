@@ -341,8 +341,10 @@ class WireGuardProvider(Provider):
         failed: dict[str, str] = {}  # cluster name -> why its key, file, reload or hook failed
         live = {name for name, view in clusters.items() if gateways.is_gateway(view)}
         # Every gateway this apply may change is reached before any is changed: a refused host key
-        # then stops them all, rather than arriving while the others are already half done.
-        gateway_work.reach(_gateways_in_play(request))
+        # then stops them all, rather than arriving while the others are already half done. One
+        # that cannot be reached fails its own cluster's changes now, and is not tried again.
+        for name, error in gateway_work.reach(_gateways_in_play(request)).items():
+            failed.setdefault(name, error)
 
         # Deleted clusters go first: their files and keys are removed, nothing else depends on them.
         deleted_live = []
@@ -354,9 +356,9 @@ class WireGuardProvider(Provider):
                 error = self._remove_cluster(change.before)
                 yield ResourceResult(change.address, ok=True) if error is None else ResourceResult.failed(change.address, error)
         if deleted_live:
-            work = gateway_work.teardown([change.before for change in deleted_live])
+            work = gateway_work.teardown([change.before for change in deleted_live if change.before.name not in failed])
             for change in deleted_live:
-                error = work.errors.get(change.before.name)
+                error = failed.get(change.before.name) or work.errors.get(change.before.name)
                 yield ResourceResult(change.address, ok=True) if error is None else ResourceResult.failed(change.address, str(error))
 
         stale_keys: list[Path] = []  # key files of clusters that moved and got a new key
@@ -662,12 +664,12 @@ class _GatewayWork:
     def teardown(self, views: list[ResourceView]) -> gateways.Work:
         return self._run(gateways.teardown_all, views)
 
-    def reach(self, views: list[ResourceView]) -> None:
-        """Connect to each of `views`' gateways first. A refused host key among them stops every
-        later gateway operation (`refused`); other failures are met again, and named, by the
-        operations that need those gateways."""
-        if views:
-            self._run(gateways.reach_all, views)
+    def reach(self, views: list[ResourceView]) -> dict[str, str]:
+        """Connect to each of `views`' gateways first; why each that could not be reached failed.
+        A refused host key among them also stops every later gateway operation (`refused`)."""
+        if not views:
+            return {}
+        return {name: str(error) for name, error in self._run(gateways.reach_all, views).errors.items()}
 
     def keys(self, request: ApplyRequest, failed: dict[str, str]) -> dict[str, str]:
         """The public key of every gateway cluster this apply creates or replaces, its private key
@@ -675,7 +677,7 @@ class _GatewayWork:
         wanted = {}
         for change in request.changes:
             after = change.after
-            if after is None or after.type != "cluster" or not gateways.is_gateway(after):
+            if after is None or after.type != "cluster" or not gateways.is_gateway(after) or after.name in failed:
                 continue
             if change.action == "create":
                 wanted[after.name] = (after, None)
@@ -703,11 +705,11 @@ class _GatewayWork:
         for name in names:
             if name in failed:
                 continue
-            missing = [peer for peer in peering.get(name, {}) if "public_key" not in clusters[peer].computed]
-            if missing:
-                failed[name] = f"peer cluster '{missing[0]}' has no key yet"
-                continue
-            cluster_conf = p._cluster_conf(clusters[name], world, peering, seen)
+            # A peer that has no key yet (its gateway could not be reached to make one) is left
+            # out for now: the changes that need it fail through it, the others go ahead.
+            peers = peering.get(name, {})
+            keyed = {peer: links for peer, links in peers.items() if "public_key" in clusters[peer].computed}
+            cluster_conf = p._cluster_conf(clusters[name], world, {name: keyed} if keyed != peers else peering, seen)
             try:
                 conf.render(cluster_conf, None)  # refuses a line skyplan does not write, before ssh
             except conf.UnsafeConfigError as exc:
