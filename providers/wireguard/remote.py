@@ -341,7 +341,7 @@ def inspect(conns: Connections, gateway: Gateway, interface: str) -> LiveInterfa
     try:
         return parse_inspection(result.stdout.decode("utf-8", errors="replace"), boundary, interface)
     except ValueError as exc:  # e.g. the connection ended mid-way: no reading rather than a wrong one
-        raise RemoteCommandError(gateway.address, f"inspecting {interface}: {exc}", _masked(result)) from None
+        raise RemoteCommandError(gateway.address, f"inspecting {interface}: {_one_line(str(exc))}", _masked(result)) from None
 
 
 def ensure_key(conns: Connections, gateway: Gateway, interface: str, *, replacing: str | None = None) -> str:
@@ -462,7 +462,7 @@ def parse_dump(text: str) -> tuple[str | None, int | None, dict[str, LivePeer]]:
         return None, None, {}
     head = lines[0].split("\t")
     public_key = _canonical_or_none(head[1]) if len(head) > 1 else None
-    listen_port = int(head[2]) if len(head) > 2 and head[2].isdigit() else None
+    listen_port = _number(head[2], 65535) if len(head) > 2 else None
     peers = {}
     for line in lines[1:]:
         fields = line.split("\t")
@@ -473,8 +473,8 @@ def parse_dump(text: str) -> tuple[str | None, int | None, dict[str, LivePeer]]:
             public_key=key,
             endpoint=None if endpoint == "(none)" else endpoint,
             allowed_ips=_networks(allowed.split(",")) if allowed != "(none)" else (),
-            latest_handshake=int(handshake) if handshake.isdigit() else 0,
-            persistent_keepalive=int(keepalive) if keepalive.isdigit() else 0,
+            latest_handshake=_number(handshake, _MAX_SECONDS) or 0,
+            persistent_keepalive=_number(keepalive, 65535) or 0,
             has_preshared_key=psk != "(none)",
         )
     return public_key, listen_port, peers
@@ -491,10 +491,9 @@ def parse_addresses(text: str) -> tuple[str, ...]:
         scope = words[words.index("scope") + 1] if "scope" in words[:-1] else None
         if family == "inet6" and scope == "link":
             continue
-        try:
-            found.add(str(ipaddress.ip_interface(words[words.index(family) + 1])))
-        except ValueError:
-            pass
+        address = _parsed(ipaddress.ip_interface, words[words.index(family) + 1])
+        if address is not None:
+            found.add(str(address))
     return tuple(sorted(found))
 
 
@@ -509,26 +508,51 @@ def parse_routes(text: str, version: int) -> tuple[str, ...]:
             continue
         if first == "default":
             first = "0.0.0.0/0" if version == 4 else "::/0"
-        try:
-            found.add(str(ipaddress.ip_network(first, strict=False)))
-        except ValueError:
-            pass
+        network = _parsed(_network, first)
+        if network is not None:
+            found.add(str(network))
     return tuple(sorted(found))
 
 
 def _mtu(link: str) -> int | None:
-    match = re.search(r"\bmtu (\d+)\b", link)
-    return int(match.group(1)) if match else None
+    match = re.search(r"\bmtu ([0-9]+)\b", link)
+    return _number(match.group(1), 65535) if match else None
 
 
 def _networks(texts: Iterable[str]) -> tuple[str, ...]:
     found = set()
     for text in texts:
-        try:
-            found.add(str(ipaddress.ip_network(text.strip(), strict=False)))
-        except ValueError:
-            pass
+        network = _parsed(_network, text.strip())
+        if network is not None:
+            found.add(str(network))
     return tuple(sorted(found))
+
+
+# What a gateway prints is not trusted: it may be a hostile host. Numbers are ASCII digits in
+# range ('²'.isdigit() holds, and int() of 5000 digits raises), and addresses carry no zone:
+# ipaddress keeps any text after '%' ("fd00::1%<ESC>[2J/64"), and ip(8) never prints one.
+_MAX_SECONDS = 2**63 - 1
+
+
+def _number(text: str, most: int) -> int | None:
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(most)):
+        return None
+    value = int(text)
+    return value if value <= most else None
+
+
+def _network(text: str):
+    return ipaddress.ip_network(text, strict=False)
+
+
+def _parsed(parse, text: str):
+    """`parse(text)` (an ipaddress constructor), or None for anything but a plain address."""
+    if not text.isascii() or "%" in text or len(text) > 64:
+        return None
+    try:
+        return parse(text)
+    except ValueError:
+        return None
 
 
 def _public_or_none(head: str) -> str | None:
