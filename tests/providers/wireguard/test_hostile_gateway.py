@@ -214,3 +214,80 @@ def test_a_failing_script_s_stderr_is_one_printable_line(workspace, skyplan, gat
     assert private not in done.output and "\n" + FORGED not in done.output
     lines = [line for line in done.output.splitlines() if "writing /etc/wireguard/wgsky0.conf failed" in line]
     assert lines and all(len(line) < 400 and line.isprintable() for line in lines)
+
+
+# -- how much a gateway may print, and what ssh may give it ------------------------------------------------
+
+
+@pytest.fixture
+def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An `ssh` first on PATH whose remote command does what $GATEWAY_DOES says: a hostile host."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    script = folder / "ssh"
+    script.write_text(
+        "#!/bin/sh\n"
+        'for word in "$@"; do case "$word" in -N|-O) exit 0 ;; esac; done\n'
+        'case "$GATEWAY_DOES" in\n'
+        "  flood) exec yes 'skyplan is listening' ;;\n"
+        "  flood-stderr) exec yes 'skyplan is listening' >&2 ;;\n"
+        "  echo) exec cat ;;\n"
+        "  hang) exec sleep 60 ;;\n"
+        "esac\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{__import__('os').environ['PATH']}")
+    return script
+
+
+@pytest.mark.parametrize(("does", "stream"), [("flood", "stdout"), ("flood-stderr", "stderr")])
+def test_a_gateway_that_never_stops_printing_is_cut_off_not_kept_in_memory(fake_ssh, monkeypatch, does, stream) -> None:
+    import resource
+    import time
+
+    monkeypatch.setenv("GATEWAY_DOES", does)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    with ssh.Connections() as conns, pytest.raises(ssh.GatewayOutputError, match=f"printed more than .* MiB on {stream}") as stopped:
+        conns.run(ssh.Gateway("ssh://root@192.0.2.1", timeout=60), ["true"])
+    assert time.monotonic() - started < 20, "stopped at the limit, not at the timeout"
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 3 * ssh.OUTPUT_LIMITS[0] / 2**20
+    assert "skyplan is listening" not in str(stopped.value)
+
+
+def test_a_gateway_that_never_answers_is_stopped_at_the_timeout(fake_ssh, monkeypatch) -> None:
+    import time
+
+    monkeypatch.setenv("GATEWAY_DOES", "hang")
+    started = time.monotonic()
+    with ssh.Connections() as conns, pytest.raises(ssh.GatewayTimeoutError):
+        conns.run(ssh.Gateway("ssh://root@192.0.2.1", timeout=1), ["true"])
+    assert time.monotonic() - started < 5
+
+
+def test_large_input_and_output_within_the_limits_pass_whole(fake_ssh, monkeypatch) -> None:
+    monkeypatch.setenv("GATEWAY_DOES", "echo")
+    config = b"".join(b"# line %d of a config for ten thousand peers\n" % i for i in range(200_000))
+    with ssh.Connections() as conns:
+        result = conns.run(ssh.Gateway("ssh://root@192.0.2.1", timeout=30), ["cat"], config)
+    assert result.exit_code == 0 and result.stdout == config
+
+
+def test_ssh_gives_a_gateway_no_agent_x_display_or_tunnel_whatever_the_config_says(tmp_path, monkeypatch) -> None:
+    calls = []
+
+    def fake(argv, **kwargs):
+        calls.append(argv)
+        return __import__("subprocess").CompletedProcess(argv, 0, b"", b"")
+
+    monkeypatch.setattr(ssh, "_run_bounded", fake)
+    config = tmp_path / "ssh_config"
+    config.write_text("Host *\n    ForwardAgent yes\n    ForwardX11 yes\n    Tunnel yes\n")
+    with ssh.Connections() as conns:
+        conns.run(ssh.Gateway("gw", config=config), ["true"])
+    for argv in calls:
+        options = " ".join(argv[: argv.index("--")])
+        # ssh takes the first value it is given, and the command line comes before any file.
+        for forced in ("ForwardAgent=no", "ForwardX11=no", "Tunnel=no", "ClearAllForwardings=yes", "PermitLocalCommand=no"):
+            assert forced in options
