@@ -255,6 +255,34 @@ def ensure_keys(conns, settings, root, wanted: dict[str, tuple[ResourceView, str
     return run_all(conns, settings, root, views, one, refused)
 
 
+def unique_keys(answers: dict[str, str], world: dict[str, ResourceView], failed: dict[str, str]) -> dict[str, str]:
+    """The public keys gateways answered, without any that another cluster has (put in `failed`).
+
+    A gateway is a host skyplan does not control: one that answers with another cluster's public
+    key would have every common peer's file hold that key twice, and wg would merge the two
+    peers, taking the other cluster's tunnels down. (Two clusters on one host and interface
+    share a key file the same way.)
+    """
+    owners = {
+        view.computed["public_key"]: view.name
+        for view in world.values()
+        if view.type == "cluster" and view.computed.get("public_key") and view.name not in answers
+    }
+    taken = {}
+    for name, public in sorted(answers.items()):
+        owner = owners.get(public)
+        if owner is None:
+            owners[public], taken[name] = name, public
+            continue
+        where = world.get(f"cluster.{name}")
+        gateway = where.attributes.get("gateway") if where is not None else "?"
+        failed[name] = (
+            f"gateway {gateway}: its key has the public key of cluster '{owner}'; it was not taken, since a key "
+            f"belongs to one cluster (is it the host and interface of cluster '{owner}' too?)"
+        )
+    return taken
+
+
 def routes_of(cluster_conf: conf.ClusterConf) -> list[str]:
     """One route per AllowedIPs entry of every peer, as wg-quick adds them."""
     return sorted({ip for peer in cluster_conf.peers for ip in peer.allowed_ips})

@@ -216,6 +216,51 @@ def test_a_failing_script_s_stderr_is_one_printable_line(workspace, skyplan, gat
     assert lines and all(len(line) < 400 and line.isprintable() for line in lines)
 
 
+# -- what a gateway answers as its public key -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"(key)\n",
+        b"\x1b[2J" + keys.public_key(keys.generate()).encode() + b"\n",
+        keys.public_key(keys.generate()).encode()[:-2] + b"x=\n",  # not canonical: wg refuses it
+        keys.public_key(keys.generate()).encode() + b"\n" + keys.public_key(keys.generate()).encode() + b"\n",
+        b"\xff" * 44,
+        b"",
+    ],
+)
+def test_a_public_key_that_is_no_key_is_never_recorded(workspace, skyplan, gateways, answer: bytes) -> None:
+    workspace_of(workspace, ["a", "b"], [("a", "b")])
+    gateways.lies[("192.0.2.1", "ensure_key")] = Result(0, answer, b"")
+    done = skyplan("apply", "--auto-approve")
+    assert done.exit_code == 1, done.output
+    assert_harmless(done.output)
+    assert "gave no valid public key" in done.output
+    assert "public_key" not in recorded(workspace).get("a", {})
+    assert all(keys.is_canonical(c["public_key"]) for c in recorded(workspace).values() if "public_key" in c)
+
+
+def test_a_gateway_that_claims_another_clusters_key_reaches_no_peer_file(workspace, skyplan, gateways) -> None:
+    workspace_of(workspace, ["b", "c"], [("b", "c")])
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    b_key = recorded(workspace)["b"]["public_key"]
+    # Cluster a joins, linked to c; its gateway answers with b's public key (which c trusts).
+    text = (workspace / "links.yaml").read_text()
+    text = text.replace("clusters:\n", "clusters:\n  - name: a\n    gateway: ssh://root@192.0.2.9\n    endpoint: \"192.0.2.9:51820\"\n    subnets: [10.9.0.0/16]\n", 1)
+    text += "  - name: a-c\n    source: a\n    target: c\n"
+    (workspace / "links.yaml").write_text(text)
+    gateways.lies[("192.0.2.9", "ensure_key")] = Result(0, (b_key + "\n").encode(), b"")
+    pushed_before = len(gateways.pushed.get("192.0.2.2", []))
+    done = skyplan("apply", "--auto-approve")
+    assert done.exit_code == 1
+    assert "has the public key of cluster 'b'" in done.output
+    assert recorded(workspace)["a"].get("public_key") != b_key
+    for config in gateways.pushed.get("192.0.2.2", [])[pushed_before:]:  # c's gateway
+        assert config.count(f"PublicKey = {b_key}") <= 1
+    assert gateways.hosts["192.0.2.2"]["config"].count(f"PublicKey = {b_key}") == 1
+
+
 # -- how much a gateway may print, and what ssh may give it ------------------------------------------------
 
 
