@@ -44,9 +44,24 @@ def config_problem(settings: Any, root: Path) -> str | None:
     if config is None:
         return None
     path = Path(os.path.normpath(root / config))
-    if not path.is_file():
-        return f"provider.ssh.config: {config} is not a file (looked for {path})"
-    return None
+    if not os.fspath(path).startswith(os.path.join(root, "")):
+        # Outside the workspace: links.yaml names it, so it is taken as it stands (as output_dir is).
+        return None if path.is_file() else f"provider.ssh.config: {config} is not a file (looked for {path})"
+    # In the workspace, a repository could plant a symlink where the file should be, for ssh to
+    # read whatever it points at: reached as every workspace file is, following no symlink.
+    from skyplan.sdk import UnsafePathError, atomic
+
+    try:
+        found = atomic.read_bytes(path, root, limit=_SSH_CONFIG_LIMIT)
+    except UnsafePathError as exc:
+        return f"provider.ssh.config: {exc}"
+    except OSError as exc:
+        return f"provider.ssh.config: {config} cannot be read: {exc.strerror or exc}"
+    return None if found is not None else f"provider.ssh.config: {config} is not a file (looked for {path})"
+
+
+# An ssh config is a few lines; a larger file named as one is not read whole.
+_SSH_CONFIG_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True)

@@ -336,3 +336,68 @@ def test_ssh_gives_a_gateway_no_agent_x_display_or_tunnel_whatever_the_config_sa
         # ssh takes the first value it is given, and the command line comes before any file.
         for forced in ("ForwardAgent=no", "ForwardX11=no", "Tunnel=no", "ClearAllForwardings=yes", "PermitLocalCommand=no"):
             assert forced in options
+
+
+# -- provider.ssh.config: a file of the repository, named by links.yaml ---------------------------------------
+
+
+def with_ssh_config(workspace: Path, config: str) -> None:
+    workspace_of(workspace, ["a", "b"], [("a", "b")])
+    text = (workspace / "links.yaml").read_text()
+    (workspace / "links.yaml").write_text(text.replace("  name: wireguard\n", f"  name: wireguard\n  ssh:\n    config: {config}\n", 1))
+
+
+SECRET = "root:$6$not-for-ci-logs$0123456789::0:99999:7:::"
+
+
+@pytest.mark.parametrize(
+    ("plant", "config", "message"),
+    [
+        ("symlink", "ssh_config", "ssh_config is a symlink"),
+        ("symlinked folder", "conf/ssh_config", "conf is a symlink"),
+        ("folder", "ssh_config", "ssh_config cannot be read: Is a directory"),
+        ("fifo", "ssh_config", "ssh_config cannot be read: Not a regular file"),
+        ("nothing", "ssh_config", "ssh_config is not a file"),
+    ],
+)
+def test_an_ssh_config_in_the_workspace_is_reached_following_no_symlink(workspace, tmp_path_factory, skyplan, gateways, plant, config, message) -> None:
+    import os
+
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "ssh_config").write_text(SECRET + "\n")
+    with_ssh_config(workspace, config)
+    if plant == "symlink":
+        (workspace / "ssh_config").symlink_to(elsewhere / "ssh_config")
+    elif plant == "symlinked folder":
+        (workspace / "conf").symlink_to(elsewhere)
+    elif plant == "folder":
+        (workspace / "ssh_config").mkdir()
+    elif plant == "fifo":
+        os.mkfifo(workspace / "ssh_config")
+    done = skyplan("apply", "--auto-approve")
+    assert done.exit_code == 1
+    assert message in done.output and "provider.ssh.config" in done.output
+    assert "not-for-ci-logs" not in done.output
+    assert gateways.hosts == {}, "no gateway was contacted with that config"
+
+
+def test_a_symlink_planted_after_apply_stops_the_plan(workspace, skyplan, gateways) -> None:
+    with_ssh_config(workspace, "ssh_config")
+    (workspace / "ssh_config").write_text("Host *\n    User root\n")
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    (workspace / "ssh_config").unlink()
+    (workspace / "ssh_config").symlink_to("/etc/passwd")
+    done = skyplan("plan")
+    assert done.exit_code == 1 and "ssh_config is a symlink" in done.output
+    assert "root:x:" not in done.output
+
+
+def test_an_ssh_config_outside_the_workspace_is_taken_as_links_yaml_names_it(workspace, tmp_path_factory, skyplan, gateways) -> None:
+    home = tmp_path_factory.mktemp("home")
+    (home / "dotfiles").mkdir()
+    (home / "dotfiles" / "ssh_config").write_text("Host *\n    User root\n")
+    (home / "config").symlink_to(home / "dotfiles" / "ssh_config")  # ~/.ssh/config from a dotfiles repo, say
+    with_ssh_config(workspace, str(home / "config"))
+    done = skyplan("apply", "--auto-approve")
+    assert done.exit_code == 0, done.output
+    assert set(gateways.hosts) == {"192.0.2.1", "192.0.2.2"}
