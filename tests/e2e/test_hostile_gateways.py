@@ -120,3 +120,52 @@ def test_a_gateway_printing_zones_and_escapes_in_addresses_shows_plain_drift(lab
         done = skyplan(*args)
         assert done.exit_code == 0, done.output
         assert ESC not in done.output and "owned" not in done.output and "\\u001b" not in done.output
+
+
+def hostile_state(workspace: Path, **clusters: tuple[dict, dict]) -> None:
+    """Add clusters (attributes, computed) to state.json as someone who can write the state would."""
+    path = workspace / ".skyplan" / "state.json"
+    state = json.loads(path.read_text())
+    template = next(r for r in state["resources"] if r["type"] == "cluster" and r["name"] == "a")
+    for name, (attributes, computed) in clusters.items():
+        forged = json.loads(json.dumps(template))
+        forged["name"] = name
+        forged["attributes"].update(attributes)
+        forged["computed"] = computed
+        state["resources"].append(forged)
+    path.write_text(json.dumps(state, indent=2))
+
+
+def test_a_state_naming_another_hosts_interfaces_takes_down_nothing_skyplan_did_not_make(lab, workspace, skyplan) -> None:
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    # Gateway c has a WireGuard interface of its own, configured by hand, and of course eth0.
+    hand_made = "[Interface]\nPrivateKey = {key}\nListenPort = 51999\nAddress = 100.99.0.1/24\n"
+    key = lab.run("c", ["wg", "genkey"]).stdout.strip()
+    lab.run("c", ["sh", "-c", f"umask 077; echo {key} > /etc/wireguard/wghand.key; printf '{hand_made.format(key=key)}' > /etc/wireguard/wghand.conf"])
+    lab.run("c", ["wg-quick", "up", "wghand"], env={"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"})
+    # Public keys are public: the writer of the state gives the one of the hand-made interface.
+    public = lab.run("c", ["wg", "show", "wghand", "public-key"]).stdout.strip()
+    hostile_state(
+        workspace,
+        x1=({"gateway": "c", "interface": "eth0"}, {"address": "100.96.0.200"}),
+        x2=({"gateway": "c", "interface": "wghand"}, {"address": "100.96.0.201", "public_key": public}),
+    )
+
+    planned = skyplan("plan")
+    assert "cluster.x1 will be destroyed" in planned.output and "cluster.x2 will be destroyed" in planned.output
+    done = skyplan("apply", "--auto-approve")
+    assert done.exit_code == 1
+    assert "eth0 is not a WireGuard interface; nothing was changed" in done.output
+    assert "/etc/wireguard/wghand.conf was not written by skyplan; nothing was changed" in done.output
+    # Gateway c keeps its network, its interface, its key and its file.
+    assert lab.run("c", ["ip", "link", "show", "dev", "eth0"], check=False).returncode == 0
+    assert lab.ping("a", lab.underlay["c"])
+    assert lab.run("c", ["wg", "show", "wghand", "listen-port"]).stdout.strip() == "51999"
+    assert lab.run("c", ["cat", "/etc/wireguard/wghand.key"]).stdout.strip() == key
+    # A cluster skyplan made still goes as it should, in the same apply as the refused ones.
+    (workspace / "links.yaml").write_text(links_yaml(lab, ["a"]).split("links:")[0] + "links: []\n")
+    gone = skyplan("apply", "--auto-approve")
+    assert gone.exit_code == 1 and "cluster.b: " not in gone.output.split("Apply failed")[-1]
+    assert lab.run("b", ["ls", "-A", "/etc/wireguard"]).stdout.split() == []
+    assert lab.run("b", ["ip", "link", "show", "dev", "wgsky0"], check=False).returncode != 0
+    lab.run("c", ["wg-quick", "down", "wghand"], env={"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}, check=False)
