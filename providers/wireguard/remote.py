@@ -39,7 +39,7 @@ class GatewayRequestError(GatewayError):
 @dataclass(frozen=True)
 class LivePeer:
     public_key: str
-    endpoint: str | None  # as wg shows it; None for "(none)"
+    endpoint: str | None  # as wg shows it; None for "(none)" (or anything not shaped as an endpoint)
     allowed_ips: tuple[str, ...]  # sorted, normalised CIDRs
     latest_handshake: int  # unix seconds, 0 = never
     persistent_keepalive: int  # 0 = off
@@ -485,7 +485,7 @@ def parse_dump(text: str) -> tuple[str | None, int | None, dict[str, LivePeer]]:
         key, psk, endpoint, allowed, handshake, _rx, _tx, keepalive = fields[:8]
         peers[key] = LivePeer(
             public_key=key,
-            endpoint=None if endpoint == "(none)" else endpoint,
+            endpoint=endpoint if _ENDPOINT.fullmatch(endpoint) else None,
             allowed_ips=_networks(allowed.split(",")) if allowed != "(none)" else (),
             latest_handshake=_number(handshake, _MAX_SECONDS) or 0,
             persistent_keepalive=_number(keepalive, 65535) or 0,
@@ -546,6 +546,8 @@ def _networks(texts: Iterable[str]) -> tuple[str, ...]:
 # range ('²'.isdigit() holds, and int() of 5000 digits raises), and addresses carry no zone:
 # ipaddress keeps any text after '%' ("fd00::1%<ESC>[2J/64"), and ip(8) never prints one.
 _MAX_SECONDS = 2**63 - 1
+# An endpoint as wg(8) prints one: IPv4:port or [IPv6]:port; "(none)" and anything else is None.
+_ENDPOINT = re.compile(r"(?:[0-9.]{7,15}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}", re.ASCII)
 
 
 def _number(text: str, most: int) -> int | None:
