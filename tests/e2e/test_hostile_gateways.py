@@ -90,6 +90,7 @@ def test_private_keys_appear_in_no_output_file_or_state(lab, workspace, skyplan,
     (workspace / "links.yaml").write_text((workspace / "links.yaml").read_text().replace("10.2.0.0/16", "10.2.0.0/16, 10.22.0.0/16"))
     outputs["failing apply"] = skyplan("apply", "--auto-approve")
     assert outputs["failing apply"].exit_code == 1
+    assert "(key)" in outputs["failing apply"].output  # the key reached the message, masked
 
     keys = private_keys(lab)
     assert set(keys) == {"a", "b"}
