@@ -19,6 +19,7 @@ import ipaddress
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,7 +41,7 @@ ANSIBLE_VENV = Path(tempfile.gettempdir()) / "skyplan-bench-cache" / "ansible-co
 RUNS = ("first apply", "no-change run", "one-link change")
 COMMANDS = {**{("skyplan", run): "skyplan apply" for run in RUNS}, ("skyplan", RUNS[1]): "skyplan plan",
             **{("ansible", run): "ansible-playbook" for run in RUNS}}
-HEADER = ("tool", "run", "command", "wall s", "cpu s", "per gateway ms", "ssh procs", "logins", "written", "check", "skyplan/ansible")
+HEADER = ("tool", "run", "command", "runs", "wall s", "min s", "max s", "cpu s", "per gateway ms", "ssh procs", "logins", "written", "check", "skyplan/ansible")
 
 
 # -- the topology -----------------------------------------------------------------------------------
@@ -446,29 +447,41 @@ def run_ansible(h: Harness, folder: Path, venv: Path, forks: int) -> None:
 # -- the report ---------------------------------------------------------------------------------------------
 
 
-def render_table(results: list[Result]) -> str:
-    by_run = {(r.tool, r.run): r for r in results}
-    rows = [HEADER]
+def group(results: list[Result]) -> dict[tuple[str, str], list[Result]]:
+    """Results by (tool, run), in the order first seen."""
+    groups: dict[tuple[str, str], list[Result]] = {}
     for r in results:
-        p = r.process
-        sessions = r.sessions_per_gateway()
-        ratio = ""
-        peer = by_run.get(("ansible", r.run))
-        if r.tool == "skyplan" and peer and peer.process and p and not r.problem and not peer.problem:
-            ratio = f"{p.seconds / peer.process.seconds:.2f}x"
-        rows.append((
-            r.tool, r.run, r.command,
-            f"{p.seconds:.2f}" if p else "",
-            f"{p.cpu_seconds:.2f}" if p else "",
-            f"{p.seconds * 1000 / r.gateways:.0f}" if p else "",
-            f"{sum(sessions.values())} on {len(sessions)}" if p else "",
-            f"{sum(r.logins.values())}" if p else "",
-            f"{len(r.written)}" if p else "",
-            r.problem or r.check,
-            ratio,
-        ))  # fmt: skip
+        groups.setdefault((r.tool, r.run), []).append(r)
+    return groups
+
+
+def render_table(results: list[Result]) -> str:
+    groups = group(results)
+
+    def median(tool: str, run: str) -> float | None:
+        done = [r.process.seconds for r in groups.get((tool, run), []) if r.process and not r.problem]
+        failed = any(r.problem for r in groups.get((tool, run), []))
+        return statistics.median(done) if done and not failed else None
+
+    rows = [HEADER]
+    for (tool, run), rs in groups.items():
+        problem = next((r.problem for r in rs if r.problem), None)
+        timed = [r.process for r in rs if r.process and not r.problem] or [r.process for r in rs if r.process]
+        last = rs[-1]
+        sessions = last.sessions_per_gateway()
+        ours, theirs = median("skyplan", run), median("ansible", run)
+        ratio = f"{ours / theirs:.2f}x" if tool == "skyplan" and ours and theirs else ""
+        numbers = ("", "", "", "", "", "", "", "", "")
+        if timed:
+            wall = statistics.median(p.seconds for p in timed)
+            numbers = (
+                str(len(timed)), f"{wall:.2f}", f"{min(p.seconds for p in timed):.2f}", f"{max(p.seconds for p in timed):.2f}",
+                f"{statistics.median(p.cpu_seconds for p in timed):.2f}", f"{wall * 1000 / last.gateways:.0f}",
+                f"{sum(sessions.values())} on {len(sessions)}", f"{sum(last.logins.values())}", f"{len(last.written)}",
+            )  # fmt: skip
+        rows.append((tool, run, last.command, *numbers, problem or last.check, ratio))
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    right = {3, 4, 5, 6, 7, 8, 10}
+    right = set(range(3, 12)) | {13}
 
     def line(row) -> str:
         return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)).rstrip()
@@ -478,8 +491,9 @@ def render_table(results: list[Result]) -> str:
 
 def render_touched(results: list[Result], topology: Topology) -> str:
     lines = []
-    for r in results:
-        if r.run != RUNS[2] or r.process is None:
+    for (_, run), rs in group(results).items():
+        r = rs[-1]
+        if run != RUNS[2] or r.process is None:
             continue
         sessions = r.sessions_per_gateway()
         spread = Counter(sessions[g] for g in topology.gateways)
@@ -492,11 +506,13 @@ def render_touched(results: list[Result], topology: Topology) -> str:
 
 
 NOTES = """\
-wall s: spawn to exit of the one process (skyplan, or ansible-playbook), start-up included; per gateway ms = wall / gateways
+runs: rounds timed, each from empty gateways; wall s: median of spawn to exit of the one process (skyplan, or ansible-playbook),
+  start-up included; per gateway ms = median wall / gateways
 cpu s: user+system of that process and the children it waited for (ssh commands; not daemonised ssh masters)
 ssh procs: ssh processes started, from the counting `ssh` wrapper first on PATH ("N on G": on G distinct gateways); -O control queries not counted
 logins: accepted SSH logins (new connections), from each gateway's sshd log
 written: gateways whose /etc/wireguard/{iface}.conf was rewritten (inode/ctime, read inside each gateway's namespace)
+ssh procs, logins and written are those of the last round
 check: after the run, on every gateway: interface up, one peer per link, a route via the interface for every AllowedIPs entry
 Ansible: ansible-core {ansible}, forks = ssh.parallelism, pipelining on, gather_facts off, ControlPersist (default) within a run,
   masters closed between runs; its configs are rendered first by skyplan's local mode, untimed, so the private keys are made
@@ -508,6 +524,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.gateways", description=__doc__.splitlines()[0])
     parser.add_argument("--gateways", type=int, default=20, help="gateways in the lab (default 20; at least 3)")
     parser.add_argument("--parallelism", type=int, default=10, help="skyplan's ssh.parallelism and Ansible's forks (default 10)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of all runs, each from empty gateways; the table shows the median (default 1)")
     parser.add_argument("--no-ansible", action="store_true", help="time skyplan only")
     parser.add_argument("--ansible-venv", type=Path, default=ANSIBLE_VENV, help=f"venv for ansible-core, made on first use (default {ANSIBLE_VENV})")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds before one run is killed (default 300)")
@@ -543,12 +560,19 @@ def main(argv: list[str] | None = None) -> int:
         lab.start()
         progress(f"== lab of {args.gateways} gateways up in {time.perf_counter() - started:.1f} s")
         h = Harness(lab, topology, SshCounter(folder, lab, topology.gateways), args.timeout)
-        run_skyplan(h, folder, args.parallelism)
-        reset_gateways(lab)
-        if ansible_problem:
-            skip(h, "ansible", RUNS, ansible_problem)
-        else:
-            run_ansible(h, folder, args.ansible_venv, args.parallelism)
+        for i in range(args.repeat):
+            # Each round starts from empty gateways and fresh workspaces, so every run does the same work.
+            cycle = folder / f"round{i + 1}"
+            cycle.mkdir()
+            if args.repeat > 1:
+                progress(f"== round {i + 1}/{args.repeat}")
+            run_skyplan(h, cycle, args.parallelism)
+            reset_gateways(lab)
+            if ansible_problem:
+                skip(h, "ansible", RUNS, ansible_problem)
+            else:
+                run_ansible(h, cycle, args.ansible_venv, args.parallelism)
+                reset_gateways(lab)
     finally:
         lab.close()
         if args.workdir is None:
