@@ -223,6 +223,8 @@ class Result:
 
 
 class Harness:
+    """Times runs against one lab and keeps every Result."""
+
     def __init__(self, lab, topology: Topology, counter: SshCounter, timeout: float) -> None:
         self.lab = lab
         self.topology = topology
@@ -259,10 +261,11 @@ class Harness:
                  f"check {result.check}" + (f" -- {result.problem}" if result.problem else ""))
         return result
 
-
     def wrote_what_it_should(self, name: str, written: list[str]) -> str | None:
-        expected = {RUNS[0]: self.topology.gateways, RUNS[1]: [], RUNS[2]: sorted(self.topology.extra[1:])}[name]
-        return None if sorted(written) == sorted(expected) else f"wrote on {len(written)} gateways, not {len(expected)}"
+        expected = {RUNS[0]: self.topology.gateways, RUNS[1]: [], RUNS[2]: list(self.topology.extra[1:])}[name]
+        if sorted(written) == sorted(expected):
+            return None
+        return f"config written on {','.join(written) or 'none'}, expected on {','.join(expected) or 'none'}"
 
 
 def describe(argv: list[str]) -> str:
