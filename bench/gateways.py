@@ -41,7 +41,7 @@ ANSIBLE_VENV = Path(tempfile.gettempdir()) / "skyplan-bench-cache" / "ansible-co
 RUNS = ("first apply", "no-change run", "one-link change")
 COMMANDS = {**{("skyplan", run): "skyplan apply" for run in RUNS}, ("skyplan", RUNS[1]): "skyplan plan",
             **{("ansible", run): "ansible-playbook" for run in RUNS}}
-HEADER = ("tool", "run", "command", "runs", "wall s", "min s", "max s", "cpu s", "per gateway ms", "ssh procs", "logins", "written", "check", "skyplan/ansible")
+HEADER = ("tool", "run", "command", "runs", "wall s", "min s", "max s", "cpu s", "per gateway ms", "ssh cmds", "logins", "written", "check", "skyplan/ansible")
 
 
 # -- the topology -----------------------------------------------------------------------------------
@@ -219,7 +219,8 @@ class Result:
     check: str = ""
 
     def sessions_per_gateway(self) -> Counter:
-        return Counter({g: n for (kind, g), n in self.ssh.items() if kind != "control" and g != "none"})
+        """Remote commands (and file transfers) per gateway; masters and -O queries run none."""
+        return Counter({g: n for (kind, g), n in self.ssh.items() if kind == "session" and g != "none"})
 
 
 class Harness:
@@ -256,7 +257,7 @@ class Harness:
         else:
             result.problem = check(run) or self.wrote_what_it_should(name, result.written)
         sessions = result.sessions_per_gateway()
-        progress(f"  {tool} {name}: {run.seconds:.2f} s, {sum(sessions.values())} ssh processes, "
+        progress(f"  {tool} {name}: {run.seconds:.2f} s, {sum(sessions.values())} ssh commands, "
                  f"{sum(result.logins.values())} logins, written on {len(result.written)}: {','.join(result.written) or '-'}; "
                  f"check {result.check}" + (f" -- {result.problem}" if result.problem else ""))
         return result
@@ -500,10 +501,12 @@ def render_touched(results: list[Result], topology: Topology) -> str:
             continue
         sessions = r.sessions_per_gateway()
         spread = Counter(sessions[g] for g in topology.gateways)
+        logins = Counter(r.logins[g] for g in topology.gateways)
         lines.append(
-            f"  {r.tool}: config written on {', '.join(r.written) or 'none'}; ssh processes per gateway: "
+            f"  {r.tool}: config written on {', '.join(r.written) or 'none'}; ssh commands per gateway: "
             + ", ".join(f"{n} on {count}" for n, count in sorted(spread.items()))
-            + "; most: " + ", ".join(f"{g} {sessions[g]}" for g in sorted(topology.gateways, key=lambda g: -sessions[g])[:2])
+            + " (most: " + ", ".join(f"{g} {sessions[g]}" for g in sorted(topology.gateways, key=lambda g: -sessions[g])[:2])
+            + "); logins per gateway: " + ", ".join(f"{n} on {count}" for n, count in sorted(logins.items()))
         )
     return ("One-link change (" + " - ".join(topology.extra[1:]) + "):\n" + "\n".join(lines) + "\n") if lines else ""
 
@@ -512,10 +515,11 @@ NOTES = """\
 runs: rounds timed, each from empty gateways; wall s: median of spawn to exit of the one process (skyplan, or ansible-playbook),
   start-up included; per gateway ms = median wall / gateways
 cpu s: user+system of that process and the children it waited for (ssh commands; not daemonised ssh masters)
-ssh procs: ssh processes started, from the counting `ssh` wrapper first on PATH ("N on G": on G distinct gateways); -O control queries not counted
+ssh cmds: ssh processes that ran a remote command or a file transfer, logged by a counting `ssh` wrapper first on PATH
+  ("N on G": on G distinct gateways); a shared connection's master (-N) and -O control queries are not counted
 logins: accepted SSH logins (new connections), from each gateway's sshd log
 written: gateways whose /etc/wireguard/{iface}.conf was rewritten (inode/ctime, read inside each gateway's namespace)
-ssh procs, logins and written are those of the last round
+ssh cmds, logins and written are those of the last round
 check: after the run, on every gateway: interface up, one peer per link, a route via the interface for every AllowedIPs entry
 Ansible: ansible-core {ansible}, forks = ssh.parallelism, pipelining on, gather_facts off, ControlPersist (default) within a run,
   masters closed between runs; its configs are rendered first by skyplan's local mode, untimed, so the private keys are made
