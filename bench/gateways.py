@@ -41,7 +41,7 @@ ANSIBLE_VENV = Path(tempfile.gettempdir()) / "skyplan-bench-cache" / "ansible-co
 RUNS = ("first apply", "no-change run", "one-link change")
 COMMANDS = {**{("skyplan", run): "skyplan apply" for run in RUNS}, ("skyplan", RUNS[1]): "skyplan plan",
             **{("ansible", run): "ansible-playbook" for run in RUNS}}
-HEADER = ("tool", "run", "command", "runs", "wall s", "min s", "max s", "cpu s", "per gateway ms", "ssh cmds", "logins", "written", "check", "skyplan/ansible")
+HEADER = ("tool", "run", "command", "runs", "wall s", "min s", "max s", "cpu s", "per gateway ms", "ssh cmds", "logins", "written", "keys here", "check", "skyplan/ansible")
 
 
 # -- the topology -----------------------------------------------------------------------------------
@@ -196,6 +196,24 @@ def _covers(route, cidr) -> bool:
     return route.version == cidr.version and cidr.subnet_of(route)
 
 
+KEYS = f"cat /etc/wireguard/{INTERFACE}.key 2>/dev/null; sed -n 's/^PrivateKey *= *//p' {CONF} 2>/dev/null; true"
+
+
+def keys_on_controller(lab, folder: Path) -> int:
+    """How many gateways' private keys (read on each gateway) appear in some file under `folder`."""
+    keys = {}
+    for g in lab.gateways:
+        found = lab.run(g, ["sh", "-c", KEYS]).stdout.split()
+        if found:
+            keys[g] = {key.encode() for key in found}
+    seen = set()
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            seen.update(g for g, candidates in keys.items() if any(key in data for key in candidates))
+    return len(seen)
+
+
 def reset_gateways(lab) -> None:
     """Every gateway back to empty: interface down, config and key removed (untimed)."""
     for g in lab.gateways:
@@ -216,6 +234,7 @@ class Result:
     ssh: Counter = field(default_factory=Counter)  # (kind, gateway) -> ssh processes
     logins: Counter = field(default_factory=Counter)  # gateway -> accepted logins
     written: list[str] = field(default_factory=list)
+    keys_here: int | None = None  # gateways whose private key is in a file on the controller
     check: str = ""
 
     def sessions_per_gateway(self) -> Counter:
@@ -249,6 +268,7 @@ class Harness:
         result.logins = sshd_logins(self.lab) - logins_before
         result.written = [g for g in self.topology.gateways if after[g].conf_id != before[g].conf_id]
         result.check = check_gateways(after, self.topology, extra)
+        result.keys_here = keys_on_controller(self.lab, cwd.parent)
         (cwd / f"{tool}-{name.replace(' ', '-')}.log").write_text(run.output)
         if run.timed_out:
             result.problem = f"capped after {self.timeout:g} s"
@@ -475,17 +495,17 @@ def render_table(results: list[Result]) -> str:
         sessions = last.sessions_per_gateway()
         ours, theirs = median("skyplan", run), median("ansible", run)
         ratio = f"{ours / theirs:.2f}x" if tool == "skyplan" and ours and theirs else ""
-        numbers = ("", "", "", "", "", "", "", "", "")
+        numbers = ("",) * 10
         if timed:
             wall = statistics.median(p.seconds for p in timed)
             numbers = (
                 str(len(timed)), f"{wall:.2f}", f"{min(p.seconds for p in timed):.2f}", f"{max(p.seconds for p in timed):.2f}",
                 f"{statistics.median(p.cpu_seconds for p in timed):.2f}", f"{wall * 1000 / last.gateways:.0f}",
-                f"{sum(sessions.values())} on {len(sessions)}", f"{sum(last.logins.values())}", f"{len(last.written)}",
+                f"{sum(sessions.values())} on {len(sessions)}", f"{sum(last.logins.values())}", f"{len(last.written)}", f"{last.keys_here}/{last.gateways}",
             )  # fmt: skip
         rows.append((tool, run, last.command, *numbers, problem or last.check, ratio))
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    right = set(range(3, 12)) | {13}
+    right = set(range(3, 13)) | {14}
 
     def line(row) -> str:
         return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)).rstrip()
@@ -519,7 +539,8 @@ ssh cmds: ssh processes that ran a remote command or a file transfer, logged by 
   ("N on G": on G distinct gateways); a shared connection's master (-N) and -O control queries are not counted
 logins: accepted SSH logins (new connections), from each gateway's sshd log
 written: gateways whose /etc/wireguard/{iface}.conf was rewritten (inode/ctime, read inside each gateway's namespace)
-ssh cmds, logins and written are those of the last round
+keys here: gateways whose private key (read on the gateway) is in some file of the run's workspaces on this machine
+ssh cmds, logins, written and keys here are those of the last round
 check: after the run, on every gateway: interface up, one peer per link, a route via the interface for every AllowedIPs entry
 Ansible: ansible-core {ansible}, forks = ssh.parallelism, pipelining on, gather_facts off, ControlPersist (default) within a run,
   masters closed between runs; its configs are rendered first by skyplan's local mode, untimed, so the private keys are made

@@ -71,6 +71,8 @@ def test_gateway_bench_applies_plans_and_changes_one_link_on_two_gateways(tmp_pa
     # link's two ends only.
     assert [r.get("check") for r in (first, plan, change)] == ["ok", "ok", "ok"], stdout
     assert [r.get("written") for r in (first, plan, change)] == ["3", "0", "2"]
+    # The keys were made on the gateways: none of them is in any file of the workspace.
+    assert [r.get("keys here") for r in (first, plan, change)] == ["0/3", "0/3", "0/3"]
     assert (first["command"], plan["command"], change["command"]) == ("skyplan apply", "skyplan plan", "skyplan apply")
     assert "skyplan: config written on g01, g03;" in stdout
     # The lab is gone: no namespace of the bench's process is left.
