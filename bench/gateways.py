@@ -15,29 +15,23 @@ route for every AllowedIPs entry.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import ansible
 from bench.measure import Run, run_process
+from bench.observe import INTERFACE, SshCounter, check_gateways, keys_on_controller, reset_gateways, sshd_logins, views
 from bench.run import BIN, load_average, skyplan_env
 
-REPO = Path(__file__).resolve().parents[1]
-INTERFACE = "wgsky0"
-CONF = f"/etc/wireguard/{INTERFACE}.conf"
 ADDRESS_POOL = "100.64.0.0/16"
 EXTRA_LINK = "bench-extra"
-ANSIBLE_VENV = Path(tempfile.gettempdir()) / "skyplan-bench-cache" / "ansible-core-venv"
 RUNS = ("first apply", "no-change run", "one-link change")
 COMMANDS = {**{("skyplan", run): "skyplan apply" for run in RUNS}, ("skyplan", RUNS[1]): "skyplan plan",
             **{("ansible", run): "ansible-playbook" for run in RUNS}}
@@ -57,6 +51,10 @@ class Topology:
 
     def with_extra(self, extra: bool) -> list[tuple[str, str, str]]:
         return [*self.links, self.extra] if extra else list(self.links)
+
+    def degree(self, extra: bool) -> Counter:
+        """Links per gateway."""
+        return Counter(end for _, a, b in self.with_extra(extra) for end in (a, b))
 
 
 def make_topology(count: int) -> Topology:
@@ -83,141 +81,6 @@ def links_yaml(lab, topology: Topology, *, extra: bool, live: bool, parallelism:
     for name, source, target in topology.with_extra(extra):
         lines += [f"  - name: {name}", f"    source: {source}", f"    target: {target}"]
     return "\n".join(lines) + "\n"
-
-
-# -- counting, from outside both tools ---------------------------------------------------------------
-
-
-class SshCounter:
-    """An `ssh` wrapper that logs one line per ssh process ("KIND GATEWAY"), then runs the lab's ssh.
-
-    KIND is `control` for `ssh -O ...` (asks a local master, reaches no gateway), `master` for a
-    shared connection started with -N, `session` for anything else (a command, or sftp's channel).
-    The gateway is the first argument that is one of the lab's Host aliases.
-    """
-
-    def __init__(self, folder: Path, lab, gateways: list[str]) -> None:
-        self.bin_dir = folder / "counting-bin"
-        self.log = folder / "ssh-processes.log"
-        self.bin_dir.mkdir(parents=True)
-        self.log.touch()
-        aliases = "|".join(gateways)
-        wrapper = self.bin_dir / "ssh"
-        wrapper.write_text(textwrap.dedent(f"""\
-            #!/bin/sh
-            # Logs this ssh process, then runs the lab's ssh (inside the controller's namespace).
-            kind=session gateway=none
-            for arg in "$@"; do
-                case "$arg" in
-                    -O) kind=control ;;
-                    -N) [ "$kind" = session ] && kind=master ;;
-                    {aliases}) gateway=$arg; break ;;
-                esac
-            done
-            echo "$kind $gateway" >> {self.log}
-            exec {lab.bin_dir / 'ssh'} "$@"
-            """))
-        wrapper.chmod(0o755)
-
-    def snapshot(self) -> Counter:
-        return Counter(tuple(line.split()) for line in self.log.read_text().splitlines() if line.strip())
-
-
-def sshd_logins(lab) -> Counter:
-    """Accepted logins per gateway so far, from each sshd's own log."""
-    return Counter({g: (lab.workdir / g / "sshd.log").read_text(errors="replace").count("Accepted publickey") for g in lab.gateways})
-
-
-@dataclass(frozen=True)
-class GatewayView:
-    """What one gateway looks like from inside its namespaces (read through the lab, not SSH)."""
-
-    conf_id: str | None  # inode and ctime of the config: a rewrite (atomic rename) changes it
-    up: bool
-    allowed: tuple[str, ...]  # every AllowedIPs entry of every live peer
-    peers: int
-    routes: tuple[str, ...]  # destinations routed via the interface
-
-
-INSPECT = f"""
-stat -c '%i %z' {CONF} 2>/dev/null || echo none
-echo ---
-ip link show dev {INTERFACE} >/dev/null 2>&1 && echo up || echo down
-echo ---
-wg show {INTERFACE} allowed-ips 2>/dev/null
-echo ---
-ip -o route show dev {INTERFACE} 2>/dev/null; ip -o -6 route show dev {INTERFACE} 2>/dev/null
-true
-"""
-
-
-def view(lab, gateway: str) -> GatewayView:
-    out = lab.run(gateway, ["sh", "-c", INSPECT]).stdout
-    conf, up, allowed, routes = (part.strip() for part in out.split("---\n"))
-    peers = [line.split() for line in allowed.splitlines() if line.strip()]
-    return GatewayView(
-        conf_id=None if conf == "none" else conf,
-        up=up == "up",
-        allowed=tuple(cidr for peer in peers for cidr in peer[1:] if cidr != "(none)"),
-        peers=len(peers),
-        routes=tuple(line.split()[0] for line in routes.splitlines() if line.strip()),
-    )
-
-
-def views(lab) -> dict[str, GatewayView]:
-    return {g: view(lab, g) for g in lab.gateways}
-
-
-def check_gateways(after: dict[str, GatewayView], topology: Topology, extra: bool) -> str:
-    """'ok', or what is wrong with the live interfaces: down, peers missing, routes missing."""
-    degree = Counter()
-    for _, a, b in topology.with_extra(extra):
-        degree[a] += 1
-        degree[b] += 1
-    problems = []
-    down = [g for g, v in after.items() if not v.up]
-    if down:
-        problems.append(f"down: {','.join(down)}")
-    wrong = [f"{g} {v.peers}/{degree[g]}" for g, v in after.items() if v.up and v.peers != degree[g]]
-    if wrong:
-        problems.append(f"peers: {','.join(wrong)}")
-    unrouted = {}
-    for g, v in after.items():
-        routes = [ipaddress.ip_network(r, strict=False) for r in v.routes if r != "default"]
-        missing = [c for c in v.allowed if not any(_covers(r, ipaddress.ip_network(c, strict=False)) for r in routes)]
-        if missing:
-            unrouted[g] = len(missing)
-    if unrouted:
-        problems.append("no route: " + ",".join(f"{g} {n}" for g, n in unrouted.items()))
-    return "ok" if not problems else "; ".join(problems)
-
-
-def _covers(route, cidr) -> bool:
-    return route.version == cidr.version and cidr.subnet_of(route)
-
-
-KEYS = f"cat /etc/wireguard/{INTERFACE}.key 2>/dev/null; sed -n 's/^PrivateKey *= *//p' {CONF} 2>/dev/null; true"
-
-
-def keys_on_controller(lab, folder: Path) -> int:
-    """How many gateways' private keys (read on each gateway) appear in some file under `folder`."""
-    keys = {}
-    for g in lab.gateways:
-        found = lab.run(g, ["sh", "-c", KEYS]).stdout.split()
-        if found:
-            keys[g] = {key.encode() for key in found}
-    seen = set()
-    for path in folder.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            data = path.read_bytes()
-            seen.update(g for g, candidates in keys.items() if any(key in data for key in candidates))
-    return len(seen)
-
-
-def reset_gateways(lab) -> None:
-    """Every gateway back to empty: interface down, config and key removed (untimed)."""
-    for g in lab.gateways:
-        lab.run(g, ["sh", "-c", f"wg-quick down {INTERFACE} >/dev/null 2>&1; ip link del {INTERFACE} 2>/dev/null; rm -f /etc/wireguard/*"], check=False)
 
 
 # -- one timed run -------------------------------------------------------------------------------------
@@ -267,7 +130,7 @@ class Harness:
         result.ssh = self.counter.snapshot() - ssh_before
         result.logins = sshd_logins(self.lab) - logins_before
         result.written = [g for g in self.topology.gateways if after[g].conf_id != before[g].conf_id]
-        result.check = check_gateways(after, self.topology, extra)
+        result.check = check_gateways(after, self.topology.degree(extra))
         result.keys_here = keys_on_controller(self.lab, cwd.parent)
         (cwd / f"{tool}-{name.replace(' ', '-')}.log").write_text(run.output)
         if run.timed_out:
@@ -337,106 +200,13 @@ def skip(h: Harness, tool: str, runs: tuple[str, ...], problem: str) -> None:
         h.results.append(Result(tool, name, len(h.topology.gateways), command=COMMANDS[tool, name], problem=problem))
 
 
-# -- Ansible ----------------------------------------------------------------------------------------------
-
-PLAYBOOK = """\
-# The wg-quick configs were rendered on this machine (private keys included) by skyplan's local
-# mode; Ansible templates them onto the gateways and reloads the interface when the file changed.
-- hosts: gateways
-  gather_facts: false
-  tasks:
-    - name: wg-quick config
-      ansible.builtin.template:
-        src: "{{ render_dir }}/{{ inventory_hostname }}/{{ wg_iface }}.conf"
-        dest: "/etc/wireguard/{{ wg_iface }}.conf"
-        owner: root
-        mode: "0600"
-      notify: reload wireguard
-    - name: interface up
-      ansible.builtin.shell: "ip link show dev {{ wg_iface }} >/dev/null 2>&1 && echo up || { wg-quick up {{ wg_iface }} </dev/null >/dev/null 2>&1 && echo started; }"
-      register: wg_up
-      changed_when: "'started' in wg_up.stdout"
-  handlers:
-    - name: reload wireguard
-      ansible.builtin.shell: "wg syncconf {{ wg_iface }} <(wg-quick strip {{ wg_iface }})"
-      args:
-        executable: /bin/bash
-"""
-
-
-def ansible_ready(venv: Path) -> str | None:
-    """Install ansible-core from PyPI into a venv of its own, once; the problem if it does not install."""
-    if (venv / "bin" / "ansible-playbook").exists():
-        return None
-    progress(f"installing ansible-core into {venv} ...")
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    for argv in ([sys.executable, "-m", "venv", str(venv)], [str(venv / "bin" / "pip"), "install", "-q", "ansible-core"]):
-        done = subprocess.run(argv, capture_output=True, text=True)
-        if done.returncode != 0:
-            shutil.rmtree(venv, ignore_errors=True)
-            return f"ansible-core did not install: {last_line(done.stderr or done.stdout)}"
-    return None
-
-
-def ansible_version(venv: Path) -> str:
-    done = subprocess.run([str(venv / "bin" / "ansible-playbook"), "--version"], capture_output=True, text=True)
-    match = re.search(r"core ([\d.]+)", done.stdout)
-    return match.group(1) if match else "?"
-
-
-def write_ansible_workspace(ws: Path, h: Harness, render_dir: Path, forks: int) -> dict[str, str]:
-    hosts = "".join(f"{g} ansible_host={g}\n" for g in h.topology.gateways)
-    (ws / "inventory.ini").write_text(
-        f"[gateways]\n{hosts}\n[gateways:vars]\n"
-        "ansible_user=root\n"
-        f"ansible_ssh_common_args='-F {h.lab.ssh_config}'\n"
-        # sftp starts its own ssh; -S makes it the same wrapper, so it is counted and in the lab.
-        f"ansible_sftp_extra_args='-S {h.counter.bin_dir / 'ssh'}'\n"
-        "ansible_python_interpreter=/usr/bin/python3\n"
-        f"wg_iface={INTERFACE}\n"
-        f"render_dir={render_dir}\n"
-    )
-    (ws / "playbook.yml").write_text(PLAYBOOK)
-    (ws / "ansible.cfg").write_text(
-        "[defaults]\n"
-        f"forks = {forks}\n"
-        f"local_tmp = {ws / 'tmp-local'}\n"
-        f"remote_tmp = {ws / 'tmp-remote'}\n"  # the gateways share this machine's file system
-        "retry_files_enabled = false\n"
-        "interpreter_python = /usr/bin/python3\n"
-        "[ssh_connection]\n"
-        "pipelining = true\n"
-        f"control_path_dir = {ws / 'cp'}\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and k != "SSH_AUTH_SOCK"}
-    env.update(
-        PATH=f"{h.counter.bin_dir}{os.pathsep}{env['PATH']}",
-        ANSIBLE_CONFIG=str(ws / "ansible.cfg"),
-        ANSIBLE_HOME=str(ws / "home"),
-        ANSIBLE_NOCOLOR="1",
-        NO_COLOR="1",
-    )
-    return env
-
-
-def close_ansible_masters(ws: Path) -> None:
-    """End the shared connections Ansible leaves behind (ControlPersist), so every run starts cold, as skyplan's do."""
-    for socket in (ws / "cp").glob("*"):
-        subprocess.run(["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "gateway"], capture_output=True, timeout=10)
-
-
-def recap(output: str) -> dict[str, int]:
-    """changed= per host from the PLAY RECAP."""
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", output, re.M)}
-
-
 def run_ansible(h: Harness, folder: Path, venv: Path, forks: int) -> None:
     ws = folder / "ansible"
     render = folder / "render"
     ws.mkdir()
     render.mkdir()
     playbook = [str(venv / "bin" / "ansible-playbook"), "-i", "inventory.ini", "playbook.yml"]
-    env = write_ansible_workspace(ws, h, render / "wireguard", forks)
+    env = ansible.write_workspace(ws, h.topology.gateways, h.lab.ssh_config, h.counter.bin_dir / "ssh", render / "wireguard", forks)
     local_env = skyplan_env()
 
     def rendered(extra: bool) -> None:
@@ -448,24 +218,24 @@ def run_ansible(h: Harness, folder: Path, venv: Path, forks: int) -> None:
 
     def changed_on(expected: set[str] | None):
         def check(run: Run) -> str | None:
-            changed = {host for host, n in recap(run.output).items() if n}
+            changed = {host for host, n in ansible.recap(run.output).items() if n}
             if expected is None:
-                return None if len(recap(run.output)) == len(h.topology.gateways) else "recap does not name every gateway"
+                return None if len(ansible.recap(run.output)) == len(h.topology.gateways) else "recap does not name every gateway"
             return None if changed == expected else f"changed on {sorted(changed) or 'none'}, not {sorted(expected)}"
         return check
 
     rendered(False)
     first = h.timed("ansible", RUNS[0], playbook, ws, env, extra=False, check=changed_on(None))
-    close_ansible_masters(ws)
+    ansible.close_masters(ws)
     if first.problem:
         skip(h, "ansible", RUNS[1:], "skipped: the first run failed")
         return
     h.timed("ansible", RUNS[1], playbook, ws, env, extra=False, check=changed_on(set()))
-    close_ansible_masters(ws)
+    ansible.close_masters(ws)
     rendered(True)
     _, a, b = h.topology.extra
     h.timed("ansible", RUNS[2], playbook, ws, env, extra=True, check=changed_on({a, b}))
-    close_ansible_masters(ws)
+    ansible.close_masters(ws)
 
 
 # -- the report ---------------------------------------------------------------------------------------------
@@ -531,6 +301,11 @@ def render_touched(results: list[Result], topology: Topology) -> str:
     return ("One-link change (" + " - ".join(topology.extra[1:]) + "):\n" + "\n".join(lines) + "\n") if lines else ""
 
 
+ANSIBLE_NOTE = """\
+Ansible: ansible-core {ansible}, forks = ssh.parallelism, pipelining on, gather_facts off, ControlPersist (default) within a run,
+  masters closed between runs; its configs are rendered first by skyplan's local mode, untimed, so the private keys are made
+  on this machine and shipped to the gateways; skyplan's are generated on each gateway and never leave it.
+"""
 NOTES = """\
 runs: rounds timed, each from empty gateways; wall s: median of spawn to exit of the one process (skyplan, or ansible-playbook),
   start-up included; per gateway ms = median wall / gateways
@@ -542,9 +317,6 @@ written: gateways whose /etc/wireguard/{iface}.conf was rewritten (inode/ctime, 
 keys here: gateways whose private key (read on the gateway) is in some file of the run's workspaces on this machine
 ssh cmds, logins, written and keys here are those of the last round
 check: after the run, on every gateway: interface up, one peer per link, a route via the interface for every AllowedIPs entry
-Ansible: ansible-core {ansible}, forks = ssh.parallelism, pipelining on, gather_facts off, ControlPersist (default) within a run,
-  masters closed between runs; its configs are rendered first by skyplan's local mode, untimed, so the private keys are made
-  on this machine and shipped to the gateways; skyplan's are generated on each gateway and never leave it.
 """
 
 
@@ -554,7 +326,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--parallelism", type=int, default=10, help="skyplan's ssh.parallelism and Ansible's forks (default 10)")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of all runs, each from empty gateways; the table shows the median (default 1)")
     parser.add_argument("--no-ansible", action="store_true", help="time skyplan only")
-    parser.add_argument("--ansible-venv", type=Path, default=ANSIBLE_VENV, help=f"venv for ansible-core, made on first use (default {ANSIBLE_VENV})")
+    parser.add_argument("--ansible-venv", type=Path, default=ansible.DEFAULT_VENV, help=f"venv for ansible-core, made on first use (default {ansible.DEFAULT_VENV})")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds before one run is killed (default 300)")
     parser.add_argument("--workdir", type=Path, help="keep the lab's files, workspaces and each run's output here (default: a temporary folder, removed after)")
     return parser.parse_args(argv)
@@ -572,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no skyplan console script next to {sys.executable}: run this with the project's venv python", file=sys.stderr)
         return 1
     topology = make_topology(args.gateways)
-    ansible_problem = "not run (--no-ansible)" if args.no_ansible else ansible_ready(args.ansible_venv)
+    ansible_problem = "not run (--no-ansible)" if args.no_ansible else ansible.install(args.ansible_venv)
     if ansible_problem and not args.no_ansible:
         print(ansible_problem, file=sys.stderr)
     root = args.workdir or Path(tempfile.mkdtemp(prefix="skyplan-bench-gw-"))
@@ -610,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"skyplan {version('skyplan')}, {args.gateways} gateways in a chain of {len(topology.links)} links, "
           f"ssh.parallelism {args.parallelism}, {os.cpu_count()} CPUs; load average at start {load_at_start}, at end {load_average()}")
-    print(NOTES.format(iface=INTERFACE, ansible="not used" if ansible_problem else ansible_version(args.ansible_venv)))
+    print(NOTES.format(iface=INTERFACE), end="")
+    print(f"Ansible: {ansible_problem}\n" if ansible_problem else ANSIBLE_NOTE.format(ansible=ansible.version(args.ansible_venv)))
     print(render_table(h.results))
     print(render_touched(h.results, topology))
     return 0
