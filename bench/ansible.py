@@ -64,7 +64,7 @@ def version(venv: Path) -> str:
     return match.group(1) if match else "?"
 
 
-def write_workspace(ws: Path, gateways: list[str], ssh_config: Path, ssh: Path, render_dir: Path, forks: int) -> dict[str, str]:
+def write_workspace(ws: Path, gateways: list[str], ssh_config: Path, ssh: Path, render_dir: Path, forks: int, *, remote_tmp: Path) -> dict[str, str]:
     """Inventory, playbook and ansible.cfg in `ws`; returns the environment to run ansible-playbook in.
 
     `ssh_config` is the lab's client config (Host aliases, keys, known_hosts); `ssh` the wrapper
@@ -86,7 +86,7 @@ def write_workspace(ws: Path, gateways: list[str], ssh_config: Path, ssh: Path, 
         "[defaults]\n"
         f"forks = {forks}\n"
         f"local_tmp = {ws / 'tmp-local'}\n"
-        f"remote_tmp = {ws / 'tmp-remote'}\n"  # the gateways share this machine's file system
+        f"remote_tmp = {remote_tmp}\n"
         "retry_files_enabled = false\n"
         "interpreter_python = /usr/bin/python3\n"
         "[ssh_connection]\n"

@@ -155,7 +155,7 @@ class Harness:
 def describe(argv: list[str]) -> str:
     """`skyplan apply`, `skyplan plan`, `ansible-playbook`: the program and its subcommand, if any."""
     words = [Path(argv[0]).name, *argv[1:2]]
-    return " ".join(w for w in words if not w.startswith("-") and w != "--auto-approve")
+    return " ".join(w for w in words if not w.startswith("-"))
 
 
 def last_line(output: str) -> str:
@@ -206,7 +206,10 @@ def run_ansible(h: Harness, folder: Path, venv: Path, forks: int) -> None:
     ws.mkdir()
     render.mkdir()
     playbook = [str(venv / "bin" / "ansible-playbook"), "-i", "inventory.ini", "playbook.yml"]
-    env = ansible.write_workspace(ws, h.topology.gateways, h.lab.ssh_config, h.counter.bin_dir / "ssh", render / "wireguard", forks)
+    # Ansible's remote temporary files are on the gateways, which share this machine's file
+    # system: kept with the lab, away from the workspaces that `keys here` searches.
+    env = ansible.write_workspace(ws, h.topology.gateways, h.lab.ssh_config, h.counter.bin_dir / "ssh", render / "wireguard", forks,
+                                  remote_tmp=h.lab.workdir / "ansible-remote-tmp")
     local_env = skyplan_env()
 
     def rendered(extra: bool) -> None:
