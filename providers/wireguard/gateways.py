@@ -261,8 +261,9 @@ def cluster_reading(
 
 
 def reach_all(conns, settings, root, clusters: list[ResourceView], refused=None) -> Work:
-    """Connect to each cluster's gateway, its host key verified, and change nothing there."""
-    return run_all(conns, settings, root, clusters, lambda gateway, cluster: conns.run(gateway, ["true"], check=True).exit_code, refused)
+    """Connect to each cluster's gateway, its host key verified, and run nothing there: the later
+    operations reuse the connection, so this costs no command and no extra login."""
+    return run_all(conns, settings, root, clusters, lambda gateway, cluster: conns.connect(gateway), refused)
 
 
 def ensure_keys(conns, settings, root, wanted: dict[str, tuple[ResourceView, str | None]], refused=None) -> Work:

@@ -214,6 +214,13 @@ class Connections:
             )
         return result
 
+    def connect(self, gateway: Gateway) -> None:
+        """Open the shared connection to `gateway` (host key verified, logged in), running nothing.
+
+        Raises what `run` raises when ssh cannot get there; later commands reuse the connection.
+        """
+        self._connect(gateway)
+
     def run_many(self, gateways: Iterable[Gateway], fn: Callable[[Gateway], T], parallelism: int = 4) -> list[Outcome[T]]:
         """`fn(gateway)` for every gateway, `parallelism` at a time, in the order given.
 

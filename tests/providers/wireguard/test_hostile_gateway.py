@@ -37,10 +37,9 @@ class Gateways:
             return gateways.answer(gateway.destination.host, list(argv), stdin)
 
         monkeypatch.setattr(ssh.Connections, "run", run)
+        monkeypatch.setattr(ssh.Connections, "connect", lambda self, gateway: None)  # an honest host's login
 
     def answer(self, host: str, argv: list[str], stdin: bytes | None) -> Result:
-        if argv == ["true"]:  # apply reaching the gateway before it changes any
-            return Result(0, b"", b"")
         operation = {
             remote._INSPECT: "inspect", remote._ENSURE_KEY: "ensure_key", remote._PUSH: "push", remote._TEARDOWN: "teardown"
         }[argv[2]]  # fmt: skip
