@@ -73,11 +73,13 @@ def delete_link(ws: Workspace, name: str, lock_timeout: float) -> Done:
         return _run(ws, prior, {}, {have.address}, lock, [])
 
 
-def create_cluster(ws: Workspace, name: str, endpoint: str, subnets: list[str], listen_port: int | None, lock_timeout: float) -> Done:
+def create_cluster(
+    ws: Workspace, name: str, endpoint: str, subnets: list[str], listen_port: int | None, lock_timeout: float, *, gateway: str | None = None
+) -> Done:
     from skyplan.plan.desired import cluster_attributes
 
     _check_name("Cluster", name)
-    spec = ClusterSpec(name=name, endpoint=endpoint, subnets=list(subnets), listen_port=listen_port)
+    spec = ClusterSpec(name=name, endpoint=endpoint, subnets=list(subnets), listen_port=listen_port, gateway=gateway)
     with ws.locked("skyctl create cluster", lock_timeout) as lock:
         prior = ws.read_state()
         assert ws.loaded is not None

@@ -323,12 +323,20 @@ def delete_link(source: SkyctlSource, name: str, console: Console, *, lock_timeo
 
 
 def create_cluster(
-    source: SkyctlSource, name: str, endpoint: str, subnets: list[str], listen_port: int | None, console: Console, *, lock_timeout: float = 0.0
+    source: SkyctlSource,
+    name: str,
+    endpoint: str,
+    subnets: list[str],
+    listen_port: int | None,
+    console: Console,
+    *,
+    lock_timeout: float = 0.0,
+    gateway: str | None = None,
 ) -> None:
     from skyplan import imperative
 
     with _opened(source) as ws:
-        done = imperative.create_cluster(ws, name, endpoint, subnets, listen_port, lock_timeout)
+        done = imperative.create_cluster(ws, name, endpoint, subnets, listen_port, lock_timeout, gateway=gateway)
     _report(done, f"Created cluster {name}.", console)
 
 

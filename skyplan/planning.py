@@ -40,17 +40,20 @@ def readable(state: State | None, provider_cls: type[Provider]) -> list[Resource
     ]
 
 
-def refresh(ws: Workspace, prior: State | None, previous: dict[str, str] | None = None) -> dict[str, Reading]:
-    """Readings of `prior` (moves already made in it); `previous` names where moved files may still be.
+def refresh(ws: Workspace, prior: State | None, previous: dict[str, str] | None = None) -> tuple[dict[str, Reading], list[str]]:
+    """Readings of `prior` (moves already made in it), and the provider's warnings; `previous`
+    names where moved files may still be.
 
-    A problem the provider reports (a file it cannot read) stops the plan: ProviderError."""
+    An error the provider reports (a file it cannot read) stops the plan: ProviderError."""
     views = readable(prior, type(ws.provider))
     if not views:
-        return {}
+        return {}, []
     previous_names = {new: Address.parse(old).name for new, old in (previous or {}).items()}
-    response = ws.provider.read(ReadRequest(resources=views, previous_names=previous_names))
+    assert prior is not None
+    pending = {r.address: r.pending for r in prior.resources if r.pending is not None}
+    response = ws.provider.read(ReadRequest(resources=views, previous_names=previous_names, pending=pending))
     raise_errors(response.diagnostics)
-    return response.readings
+    return response.readings, [f"Warning: {d.message}" for d in response.diagnostics if d.severity == "warning"]
 
 
 def raise_errors(diagnostics: list[Diagnostic]) -> None:
@@ -121,7 +124,7 @@ def make_plan(
     if targeted is not None:
         scope = targeted if scope is None else set(scope) & targeted
     scope = set(scope) if scope is not None else None
-    actual = refresh(ws, moved, previous) if do_refresh else {}
+    actual, warnings = refresh(ws, moved, previous) if do_refresh else ({}, [])
     result = plan(
         desired,
         prior,
@@ -130,6 +133,7 @@ def make_plan(
         scope=scope,
         mode=mode,
         computed=type(ws.provider).computed_attributes,
+        replace_on_change=type(ws.provider).replace_on_change,
         planned=planned_values(ws.provider, desired, moved, scope, owner) if mode == "normal" else {},
         replace=replace,
         moves=moves,
@@ -137,6 +141,8 @@ def make_plan(
     if targeted is not None:
         chosen = sorted(targets or []) + [f"!{e}" for e in sorted(excludes or [])]
         result = result.model_copy(update={"notes": [TARGETING_NOTE, *result.notes], "targets": chosen})
+    if warnings:
+        result = result.model_copy(update={"notes": [*result.notes, *sorted(warnings)]})
     return result
 
 

@@ -90,7 +90,9 @@ class UnsafeConfigError(ValueError):
     """A rendered config holds a line skyplan does not write; it is never written to disk."""
 
 
-def render(conf: ClusterConf, private_key: str) -> str:
+def render(conf: ClusterConf, private_key: str | None) -> str:
+    """The wg-quick file of `conf`. Without `private_key` (a gateway's file) there is no PrivateKey
+    line: the gateway inserts its own key, which never leaves it."""
     text = _template().render(
         cluster=conf.cluster,
         address=conf.address,

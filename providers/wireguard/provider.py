@@ -29,7 +29,7 @@ from skyplan.sdk import (
     atomic,
     parse_network,
 )
-from skyplan_wireguard import addresses, conf, hooks, keys
+from skyplan_wireguard import addresses, conf, gateways, hooks, keys
 from skyplan_wireguard.computed import ClusterComputed
 from skyplan_wireguard.settings import CLUSTER_SETTINGS, SCHEMA_VERSION, WireGuardSettings
 
@@ -43,6 +43,8 @@ class WireGuardProvider(Provider):
     computed_models = {"cluster": ClusterComputed}
     schema_version = SCHEMA_VERSION
     display_spec = {"cluster": Display(columns=(("ADDRESS", "address"),), status=("address", "public_key"))}
+    # A key lives where it was born: a cluster that moves to (or off) a gateway gets a new one.
+    replace_on_change = {"cluster": {"gateway": "its gateway changed: a new key is generated where it now lives"}}
 
     settings: WireGuardSettings
 
@@ -163,7 +165,12 @@ class WireGuardProvider(Provider):
         parsed: dict[str, conf.ParsedConf | None] = {}  # only files that differ from what we wrote
         seen: dict = {}
 
+        live = {name: view for name, view in clusters.items() if gateways.is_gateway(view)}
+        if live:
+            self._read_gateways(live, world, peering, request.pending, readings, parsed, diagnostics)
         for name, cluster in sorted(clusters.items()):
+            if name in live:
+                continue
             # A move that an interrupted run left unfinished may have left the files under the old name.
             old = request.previous_names.get(cluster.address)
             key_path = self.key_path(name)
@@ -282,6 +289,30 @@ class WireGuardProvider(Provider):
                 readings[view.address] = Reading(view.address, expected, actual, reason="peer entries differ")
         return ReadResponse(readings, diagnostics)
 
+    def _read_gateways(self, live, world, peering, pending, readings, parsed, diagnostics) -> None:
+        """Readings of the gateway clusters from their running interfaces (gateways.py)."""
+        from skyplan_wireguard import ssh
+
+        problem = gateways.config_problem(self.settings, self.paths.root)
+        if problem:
+            diagnostics.append(Diagnostic(problem))
+            return
+        with ssh.Connections() as conns:
+            found, problems = gateways.inspect_all(conns, self.settings, self.paths.root, [live[n] for n in sorted(live)])
+        diagnostics.extend(problems)
+        seen: dict = {}
+        for name, interface in sorted(found.items()):
+            cluster = live[name]
+            expected_conf = self._cluster_conf(cluster, world, peering, seen)
+            reading, peers, error = gateways.cluster_reading(cluster, expected_conf, interface, pending.get(cluster.address))
+            if error:
+                diagnostics.append(Diagnostic(error))
+                continue
+            if reading is not None:
+                readings[cluster.address] = reading
+            if peers is not None:
+                parsed[name] = conf.ParsedConf(interface={}, peers=peers, extra={})
+
     # -- plan ----------------------------------------------------------------------------------
 
     def plan(self, request: PlanRequest) -> PlanResponse:
@@ -298,18 +329,36 @@ class WireGuardProvider(Provider):
     # -- apply ---------------------------------------------------------------------------------
 
     def apply(self, request: ApplyRequest) -> Iterator[ResourceResult]:
+        gateway_work = _GatewayWork(self)
+        try:
+            yield from self._apply(request, gateway_work)
+        finally:
+            gateway_work.close()
+
+    def _apply(self, request: ApplyRequest, gateway_work: _GatewayWork) -> Iterator[ResourceResult]:
         world = dict(request.world)
         clusters = {view.name: view for view in world.values() if view.type == "cluster"}
-        failed: dict[str, str] = {}  # cluster name -> why its key, file or hook failed
+        failed: dict[str, str] = {}  # cluster name -> why its key, file, reload or hook failed
+        live = {name for name, view in clusters.items() if gateways.is_gateway(view)}
 
         # Deleted clusters go first: their files and keys are removed, nothing else depends on them.
+        deleted_live = []
         for change in request.changes:
             if change.action == "delete" and change.before is not None and change.before.type == "cluster":
+                if gateways.is_gateway(change.before):
+                    deleted_live.append(change)
+                    continue
                 error = self._remove_cluster(change.before)
                 yield ResourceResult(change.address, ok=True) if error is None else ResourceResult.failed(change.address, error)
+        if deleted_live:
+            work = gateway_work.teardown([change.before for change in deleted_live])
+            for change in deleted_live:
+                error = work.errors.get(change.before.name)
+                yield ResourceResult(change.address, ok=True) if error is None else ResourceResult.failed(change.address, str(error))
 
         stale_keys: list[Path] = []  # key files of clusters that moved and got a new key
         private_keys = self._keys_for(request, failed, stale_keys)
+        public_keys = gateway_work.keys(request, failed)
 
         pools = {name: view.attributes["address_pool"] for name, view in clusters.items()}
         previous = {name: view.computed.get("address") for name, view in clusters.items()}
@@ -319,6 +368,8 @@ class WireGuardProvider(Provider):
             computed["address"] = assigned[name]
             if name in private_keys:
                 computed["public_key"] = keys.public_key(private_keys[name])
+            elif name in public_keys:
+                computed["public_key"] = public_keys[name]
             clusters[name] = ResourceView("cluster", name, view.attributes, computed)
             world[view.address] = clusters[name]
         peering = self._peering(world)
@@ -350,7 +401,11 @@ class WireGuardProvider(Provider):
                 waiting.append((change.address, ends))
 
         # A peer whose file comes out the same is neither rewritten nor reloaded.
-        rewritten = self._write_configs(sorted(touched), subjects, clusters, world, peering, private_keys, failed)
+        rewritten = self._write_configs(sorted(touched - live), subjects, clusters, world, peering, private_keys, failed)
+        # A cluster replaced onto another host, or renamed on its own, leaves nothing where it lived
+        # before; first, so that the old interface frees its port for the new one.
+        stale_paths += gateway_work.leave_old_homes(request, failed)
+        gateway_work.push(request, sorted(touched & live), subjects, clusters, world, peering, failed)
         for name, path in stale_paths:
             try:
                 atomic.remove(path, self.within(path))
@@ -407,6 +462,8 @@ class WireGuardProvider(Provider):
         for change in request.changes:
             if change.action == "delete" or change.after is None or change.after.type != "cluster":
                 continue
+            if gateways.is_gateway(change.after):
+                continue  # its key is born on the gateway: _GatewayWork.keys
             name = change.after.name
             before = change.before
             if before is not None and before.name != name:
@@ -572,6 +629,146 @@ class WireGuardProvider(Provider):
         from skyplan_wireguard.status import observe
 
         return observe(self, request)
+
+
+class _GatewayWork:
+    """The gateway side of one apply: one set of shared SSH connections, opened on first use, and
+    a refused host key that stops every gateway operation after it."""
+
+    def __init__(self, provider: WireGuardProvider):
+        self.provider = provider
+        self._conns = None
+        self.refused: list = []
+
+    @property
+    def conns(self):
+        if self._conns is None:
+            from skyplan_wireguard import ssh
+
+            self._conns = ssh.Connections()
+        return self._conns
+
+    def close(self) -> None:
+        if self._conns is not None:
+            self._conns.close()
+
+    def _run(self, fn, *args) -> gateways.Work:
+        p = self.provider
+        return fn(self.conns, p.settings, p.paths.root, *args, refused=self.refused)
+
+    def teardown(self, views: list[ResourceView]) -> gateways.Work:
+        return self._run(gateways.teardown_all, views)
+
+    def keys(self, request: ApplyRequest, failed: dict[str, str]) -> dict[str, str]:
+        """The public key of every gateway cluster this apply creates or replaces, its private key
+        made on the gateway when it has none (or still holds the key being replaced)."""
+        wanted = {}
+        for change in request.changes:
+            after = change.after
+            if after is None or after.type != "cluster" or not gateways.is_gateway(after):
+                continue
+            if change.action == "create":
+                wanted[after.name] = (after, None)
+            elif change.action == "replace":
+                wanted[after.name] = (after, change.before.computed.get("public_key") if change.before else None)
+            elif _interface_renamed(change):
+                # The key file is named after the interface: the new name gets a key of its own
+                # (peers are updated with it), and the old interface goes (leave_old_homes).
+                wanted[after.name] = (after, None)
+        if not wanted:
+            return {}
+        work = self._run(gateways.ensure_keys, wanted)
+        for name, error in work.errors.items():
+            failed[name] = str(error)
+        return work.values
+
+    def push(self, request, names, subjects, clusters, world, peering, failed) -> None:
+        """Write and reload the config of each gateway in `names` whose file changes: every subject
+        of a change, and a peer only when its file differs from what the world before held."""
+        p = self.provider
+        before_world = _world_before(request)
+        before_peering = p._peering(before_world)
+        files = {}
+        seen: dict = {}
+        for name in names:
+            if name in failed:
+                continue
+            missing = [peer for peer in peering.get(name, {}) if "public_key" not in clusters[peer].computed]
+            if missing:
+                failed[name] = f"peer cluster '{missing[0]}' has no key yet"
+                continue
+            cluster_conf = p._cluster_conf(clusters[name], world, peering, seen)
+            try:
+                conf.render(cluster_conf, None)  # refuses a line skyplan does not write, before ssh
+            except conf.UnsafeConfigError as exc:
+                failed[name] = str(exc)
+                continue
+            if name not in subjects:
+                old = before_world.get(f"cluster.{name}")
+                try:
+                    was = p._cluster_conf(old, before_world, before_peering) if old is not None else None
+                except KeyError:
+                    was = None  # a peer of before had no key yet: not the same file
+                if was == cluster_conf and old is not None and old.attributes == clusters[name].attributes:
+                    continue
+            files[name] = (clusters[name], cluster_conf)
+        if files:
+            work = self._run(gateways.push_all, files)
+            for name, error in work.errors.items():
+                failed[name] = str(error)
+
+    def leave_old_homes(self, request: ApplyRequest, failed: dict[str, str]) -> list[tuple[str, Path]]:
+        """Clusters replaced onto another host: the old gateway's interface goes down and its files
+        go; a local cluster's old config is returned for removal (its key file too, here)."""
+        p = self.provider
+        old_gateways = []
+        local_paths = []
+        for change in request.changes:
+            before, after = change.before, change.after
+            if before is None or after is None or after.type != "cluster" or after.name in failed:
+                continue
+            if _interface_renamed(change):
+                old_gateways.append(before)
+                continue
+            if change.action != "replace" or before.attributes.get("gateway") == after.attributes.get("gateway"):
+                continue
+            if gateways.is_gateway(before):
+                old_gateways.append(before)
+            else:
+                local_paths.append((after.name, p.config_path(before)))
+                try:
+                    atomic.remove(p.key_path(before.name), p.within(p.key_path(before.name)))
+                except (OSError, UnsafePathError) as exc:
+                    failed.setdefault(after.name, f"removing the old key file of cluster '{after.name}': {p.reason(exc)}")
+        if old_gateways:
+            work = self._run(gateways.teardown_all, old_gateways)
+            for name, error in work.errors.items():
+                failed.setdefault(name, f"taking down the interface it had before: {error}")
+        return local_paths
+
+
+def _interface_renamed(change) -> bool:
+    """A gateway cluster that stays on its gateway under another interface name."""
+    before, after = change.before, change.after
+    return (
+        change.action == "update"
+        and before is not None
+        and after is not None
+        and gateways.is_gateway(after)
+        and before.attributes.get("gateway") == after.attributes.get("gateway")
+        and before.attributes["interface"] != after.attributes["interface"]
+    )
+
+
+def _world_before(request: ApplyRequest) -> dict[str, ResourceView]:
+    """Every resource as it was before this apply (as far as the changes tell)."""
+    world = dict(request.world)
+    for change in request.changes:
+        if change.before is not None:
+            world[change.address] = change.before
+        else:
+            world.pop(change.address, None)
+    return world
 
 
 @lru_cache(maxsize=64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -19,6 +20,48 @@ CLUSTER_SETTINGS = ("listen_port", "interface", "mtu", "persistent_keepalive", "
 # provider's upgrade then gives clusters recorded before the setting's default, which must be
 # what this provider did before the setting existed. 0: the shape skyplan 0.1.0 recorded.
 SCHEMA_VERSION = 0
+
+
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(s|m)?")
+
+
+def seconds(value: object, *, least: float, most: float) -> float:
+    """A duration as links.yaml may give one: a number of seconds, or text such as "30s" or "2m"."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError('must be a duration: a number of seconds, or text such as "30s" or "2m"')
+    if isinstance(value, str):
+        match = _DURATION.fullmatch(value.strip())
+        if not match:
+            raise ValueError(f'{value!r} is not a duration such as "30s" or "2m"')
+        value = float(match.group(1)) * (60 if match.group(2) == "m" else 1)
+    if not least <= value <= most:
+        raise ValueError(f"must be between {least:g} and {most:g} seconds")
+    return float(value)
+
+
+class SshSettings(BaseModel):
+    """`provider.ssh`: how gateways are reached (the OpenSSH client, see ssh.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
+
+    config: str | None = Field(
+        default=None,
+        description="OpenSSH client config file, relative to links.yaml; default: ssh's own (~/.ssh/config).",
+    )
+    parallelism: int = Field(default=10, ge=1, le=256, description="Gateways worked on at once.")
+    timeout: float = Field(default=30.0, description='Per gateway operation: seconds, or text such as "30s" or "2m".')
+
+    @field_validator("config")
+    @classmethod
+    def _config(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(c in value for c in "\n\r\x00")):
+            raise ValueError("must be a file path on one line")
+        return value
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: object) -> float:
+        return seconds(value, least=1, most=3600)
 
 
 class WireGuardSettings(BaseModel):
@@ -38,6 +81,7 @@ class WireGuardSettings(BaseModel):
         default=None,
         description="argv that prints `wg show <iface> dump` for a cluster; jinja2 with cluster, interface.",
     )
+    ssh: SshSettings = Field(default_factory=SshSettings, description="How gateways are reached over SSH.")
 
     @field_validator("address_pool")
     @classmethod

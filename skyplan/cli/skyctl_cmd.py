@@ -97,17 +97,26 @@ def delete_link(name: str, config_file: str | None, var_items, var_files, lock_t
 @click.option("--endpoint", required=True, metavar="HOST:PORT", help="Where peers reach this cluster.")
 @click.option("--subnet", "subnets", multiple=True, metavar="CIDR", help="A network behind the cluster (repeatable).")
 @click.option("--listen-port", type=click.IntRange(1, 65535), default=None, help="ListenPort, if not the provider's default.")
+@click.option("--gateway", default=None, metavar="URL", help="The live WireGuard host: ssh://[user@]host[:port] or an ssh config Host alias.")
 @config_option
 @variables_options
 @lock_timeout_option
 def create_cluster(
-    name: str, endpoint: str, subnets: tuple[str, ...], listen_port: int | None, config_file: str | None, var_items, var_files, lock_timeout: float
+    name: str,
+    endpoint: str,
+    subnets: tuple[str, ...],
+    listen_port: int | None,
+    gateway: str | None,
+    config_file: str | None,
+    var_items,
+    var_files,
+    lock_timeout: float,
 ) -> None:
     """Register cluster NAME so links can join it."""
     from skyplan import operations
 
     source = _source(config_file, var_items, var_files)
-    operations.create_cluster(source, name, endpoint, list(subnets), listen_port, console(), lock_timeout=lock_timeout)
+    operations.create_cluster(source, name, endpoint, list(subnets), listen_port, console(), lock_timeout=lock_timeout, gateway=gateway)
 
 
 @delete.command("cluster")

@@ -25,6 +25,7 @@ class ClusterManifestSpec(Spec):
     endpoint: str
     subnets: list[str] = Field(default_factory=list)
     listen_port: int | None = None
+    gateway: str | None = None
 
 
 class _Manifest(BaseModel):
@@ -58,6 +59,7 @@ CLUSTER_FIELD_PATHS = {
     "endpoint": ("spec", "endpoint"),
     "subnets": ("spec", "subnets"),
     "listen_port": ("spec", "listen_port"),
+    "gateway": ("spec", "gateway"),
 }
 
 
@@ -74,4 +76,6 @@ def cluster_entry(manifest: ClusterManifest) -> dict[str, Any]:
     entry["subnets"] = list(manifest.spec.subnets)
     if manifest.spec.listen_port is not None:
         entry["listen_port"] = manifest.spec.listen_port
+    if manifest.spec.gateway is not None:
+        entry["gateway"] = manifest.spec.gateway
     return entry

@@ -33,6 +33,10 @@ class ClusterSpec(Spec):
     endpoint: str = Field(description="host:port that peers dial: IPv4, [IPv6] or a DNS name.")
     subnets: list[str] = Field(default_factory=list, description="Networks behind this cluster (CIDR).")
     listen_port: int | None = Field(default=None, ge=1, le=65535, description="Overrides provider.listen_port.")
+    gateway: str | None = Field(
+        default=None,
+        description="The live WireGuard host skyplan manages over SSH: ssh://[user@]host[:port] or a Host alias of the ssh config.",
+    )
 
 
 class LinkSpec(Spec):

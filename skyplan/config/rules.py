@@ -8,6 +8,7 @@ from collections import defaultdict
 
 from skyplan.config.diagnostics import Diagnostic
 from skyplan.config.models import NAME_PATTERN, NAME_RULE, ClusterSpec, Config, LinkSpec
+from skyplan.config.gateway import GATEWAY_RULE, parse_gateway
 from skyplan.config.network import IPNetwork, overlapping_pairs, parse_endpoint, parse_network
 
 _NAME = re.compile(NAME_PATTERN)
@@ -83,11 +84,19 @@ def check(config: Config, provider) -> list[Diagnostic]:
     from skyplan.sdk import ResourceView, ValidateRequest
 
     request = ValidateRequest(
-        clusters=[ResourceView("cluster", c.name, {"endpoint": c.endpoint, "subnets": c.subnets}) for c in config.clusters],
+        clusters=[ResourceView("cluster", c.name, cluster_arguments(c)) for c in config.clusters],
         links=[ResourceView("link", link.name, {"source": link.source, "target": link.target}) for link in config.links],
     )
     found.extend(provider.validate(request).diagnostics)
     return found
+
+
+def cluster_arguments(cluster: ClusterSpec) -> dict:
+    """What a provider's validate sees of a cluster entry: its arguments as written."""
+    arguments: dict = {"endpoint": cluster.endpoint, "subnets": cluster.subnets}
+    if cluster.gateway is not None:
+        arguments["gateway"] = cluster.gateway
+    return arguments
 
 
 def _check_backend(config: Config, found: list[Diagnostic]) -> None:
@@ -159,6 +168,16 @@ def _check_clusters(clusters: list[ClusterSpec], found: list[Diagnostic]) -> dic
             parse_endpoint(cluster.endpoint)
         except ValueError as exc:
             found.append(Diagnostic(f"clusters[{i}].endpoint: {exc}", path=("clusters", i, "endpoint")))
+        if cluster.gateway is not None:
+            try:
+                parse_gateway(cluster.gateway)
+            except ValueError as exc:
+                found.append(
+                    Diagnostic(
+                        f"clusters[{i}].gateway: the gateway {exc}; write {GATEWAY_RULE}",
+                        path=("clusters", i, "gateway"),
+                    )
+                )
         own: list[tuple[IPNetwork, int]] = []  # with the index it has in the file
         for j, text in enumerate(cluster.subnets):
             try:

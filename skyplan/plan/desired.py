@@ -13,6 +13,9 @@ from skyplan.state.model import Owner
 def cluster_attributes(spec: ClusterSpec, provider_cls: type, settings: Any) -> dict[str, Any]:
     networks = sorted((parse_network(s) for s in spec.subnets), key=lambda n: (n.version, n.network_address, n.prefixlen))
     attributes: dict[str, Any] = {"endpoint": spec.endpoint, "subnets": [str(n) for n in networks]}
+    if spec.gateway is not None:
+        # Only when set: a cluster without one records what it recorded before gateways existed.
+        attributes["gateway"] = spec.gateway
     for name in provider_cls.cluster_settings:
         attributes[name] = getattr(settings, name)
     # A cluster field that the provider says overrides one of its settings, for this cluster.

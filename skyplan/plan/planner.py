@@ -30,6 +30,7 @@ def plan(
     planned: Mapping[str, Mapping[str, Any]] | None = None,
     replace: Iterable[str] = (),
     moves: Sequence[Move] = (),
+    replace_on_change: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Plan:
     """Diff `desired` against `prior` (as corrected by `actual` readings) into a Plan.
 
@@ -37,10 +38,12 @@ def plan(
     `scope`, if given, limits the plan to those addresses (skyctl, --target).
     `planned` holds computed values the provider already knows (addresses), `replace` the
     addresses to replace on request (--replace), `moves` the renames (`moved` entries) to make
-    in the state first; readings and planned values use the new addresses.
+    in the state first; readings and planned values use the new addresses. `replace_on_change`
+    names, per resource type, the arguments a provider cannot change in place (and why).
     Resources that another owner manages are never destroyed; they are noted.
     """
     computed = computed or {}
+    replace_on_change = replace_on_change or {}
     actual = actual or {}
     planned = planned or {}
     forced = set(replace)
@@ -62,7 +65,10 @@ def plan(
                 left_alone.append(address)
                 continue
             want = None if have.pending == "delete" else as_recorded(have)
-        change = _change(address, want, have, actual.get(address), computed, planned.get(address, {}), address in forced, mode)
+        change = _change(
+            address, want, have, actual.get(address), computed, planned.get(address, {}), address in forced, mode,
+            replace_on_change.get(address.split(".", 1)[0], {}),
+        )
         if want is None and have is not None and have.managed_by != owner:
             # Finishing another owner's own delete: no configuration went missing.
             change = change.model_copy(update={"action_reason": None})
@@ -133,6 +139,7 @@ def _change(
     known: Mapping[str, Any],
     forced: bool,
     mode: str = "normal",
+    fixed: Mapping[str, str] | None = None,
 ) -> ResourceChange:
     kind, name = address.split(".", 1)
     known = dict(known) if want is not None else {}
@@ -160,6 +167,10 @@ def _change(
         )
 
     force_new = _LINK_ENDS if kind == "link" and _ends(have.attributes) != _ends(want.attributes) else frozenset()
+    # Arguments the provider cannot change in place; absent and None are the same value.
+    fixed_changed = sorted(key for key in fixed or () if have.attributes.get(key) != want.attributes.get(key))
+    if fixed_changed:
+        force_new = force_new | frozenset(fixed_changed)
     attribute_diff = attribute_changes(have.attributes, want.attributes, force_new)
     # A computed value that the plan already knows to change (an address) is a change like any other.
     attribute_diff += [
@@ -174,6 +185,8 @@ def _change(
     replace_reason = token = None
     if forced:
         replace_reason, token = "as requested with --replace", "replace_by_request"
+    elif fixed_changed:
+        replace_reason, token = (fixed or {})[fixed_changed[0]], "replace_because_cannot_update"
     elif force_new:
         replace_reason, token = "its clusters changed", "replace_because_cannot_update"
     elif reading is not None and reading.replace:

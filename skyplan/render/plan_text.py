@@ -29,7 +29,7 @@ def render_plan(plan: Plan, style: Style = PLAIN, *, compact: bool = False) -> s
             lines.append("")
     actionable = plan.actionable
     if not actionable:
-        lines.extend(f"Note: {_text(note)}" for note in plan.notes)
+        lines.extend(_note(note) for note in plan.notes)
         lines.append(style(NO_CHANGES, "green", "bold"))
         return "\n".join(lines) + "\n"
     if not compact:
@@ -47,7 +47,7 @@ def render_plan(plan: Plan, style: Style = PLAIN, *, compact: bool = False) -> s
             lines.append("")
     if compact:
         lines.append("")
-    lines.extend(f"Note: {_text(note)}" for note in plan.notes)
+    lines.extend(_note(note) for note in plan.notes)
     if plan.notes:
         lines.append("")
     lines.append(summary_line(plan))
@@ -60,6 +60,11 @@ def render_saved_note(plan_file: str, config_file: str | None, same_variables: b
     command = " ".join(["skyplan apply", *choices, plan_file] + ([f"--config {config_file}"] if config_file else []))
     again = " (with the same --var and --var-file)" if same_variables else ""
     return f"\nSaved the plan to: {plan_file}\nTo perform exactly these actions, run: {command}{again}\n"
+
+
+def _note(note: str) -> str:
+    # A provider's warning (a gateway not reached) says so itself.
+    return _text(note) if note.startswith("Warning: ") else f"Note: {_text(note)}"
 
 
 def summary_line(plan: Plan) -> str:

@@ -10,6 +10,7 @@ sandbox lives in `skyplan.sdk.templates`, apart, because it imports jinja2.
 
 from skyplan import atomic
 from skyplan.config.diagnostics import Diagnostic, Severity, errors_in
+from skyplan.config.gateway import GATEWAY_RULE, GatewayAddress, parse_gateway
 from skyplan.config.network import ZONE_REASON, parse_endpoint, parse_network
 from skyplan.errors import ProviderError, SkyplanError, UnsafePathError
 from skyplan.redact import mask, redact, redact_argv, remember
@@ -55,6 +56,7 @@ from skyplan.sdk.resources import (
 __all__ = [
     "DEFAULT_PROVIDER",
     "ENTRY_POINT_GROUP",
+    "GATEWAY_RULE",
     "READ_BACK",
     "RESOURCE_TYPES",
     "ZONE_REASON",
@@ -63,6 +65,7 @@ __all__ = [
     "Change",
     "Diagnostic",
     "Display",
+    "GatewayAddress",
     "LinkEnds",
     "Limits",
     "PlanRequest",
@@ -93,6 +96,7 @@ __all__ = [
     "link_ends",
     "mask",
     "parse_endpoint",
+    "parse_gateway",
     "parse_network",
     "provider_class",
     "provider_class_from_ref",

@@ -85,6 +85,9 @@ class ReadRequest:
     # Resources being renamed (a `moved` entry, `state mv`): address -> the name their files may
     # still have, when a run that was moving them was interrupted.
     previous_names: dict[str, str] = field(default_factory=dict)
+    # Work an interrupted apply left on a resource: address -> "replace", "update" or "delete".
+    # What a provider finds may be that work half-done (a new key already made), which is not drift.
+    pending: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ class Reading:
 @dataclass(frozen=True)
 class ReadResponse:
     readings: dict[str, Reading]  # only resources that differ from what was expected
-    # Problems that stop the plan (a file that cannot be read): the core shows each and exits 1.
+    # Errors stop the plan (a file that cannot be read): the core shows each and exits 1.
+    # Warnings (a host that could not be reached) are shown with the plan, which goes on.
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
@@ -220,6 +224,9 @@ class Provider(ABC):
     # records it with each resource (none recorded: 0); raise it with each change of shape and
     # teach `upgrade` to bring older resources up to it.
     schema_version: ClassVar[int] = 0
+    # Arguments that cannot change in place, per resource type: attribute -> why, as a plan
+    # says it (Terraform's RequiresReplace). A change of one is planned as a replace (-/+).
+    replace_on_change: ClassVar[Mapping[ResourceType, Mapping[str, str]]] = {}
     # What skyctl shows of computed values, per resource type.
     display_spec: ClassVar[Mapping[ResourceType, Display]] = {}
 

@@ -58,9 +58,11 @@ def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, re
     for resource in clusters:
         attributes = resource.attributes
         try:
-            spec = ClusterSpec.model_validate(
-                {"name": resource.name, "endpoint": attributes.get("endpoint"), "subnets": attributes.get("subnets")}
-            )
+            entry = {"name": resource.name, "endpoint": attributes.get("endpoint"), "subnets": attributes.get("subnets")}
+            if "gateway" in attributes:
+                # A host skyplan will ssh to: held to the file's rules like the rest.
+                entry["gateway"] = attributes["gateway"]
+            spec = ClusterSpec.model_validate(entry)
         except ValidationError as exc:
             problems.append((resource.address, _first_error(exc)))
         else:

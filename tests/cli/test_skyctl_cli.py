@@ -362,3 +362,13 @@ def test_refusals_in_an_empty_folder_leave_nothing_behind(workspace, skyctl, com
     result = skyctl(*command)
     assert result.exit_code == 1 and message in result.output
     assert list(workspace.iterdir()) == []
+
+
+@pytest.mark.parametrize("gateway", ["-oProxyCommand=touch x", "host -p 22", "%h", "ftp://host"])
+def test_create_cluster_refuses_a_gateway_ssh_could_misread(workspace, skyctl, gateway):
+    result = skyctl("create", "cluster", "g", "--endpoint", "192.0.2.7:51820", "--gateway", gateway)
+    assert result.exit_code == 1
+    assert "the gateway" in result.output and "ssh://[user@]host[:port]" in result.output
+    assert "Traceback" not in result.output
+    assert not (workspace / ".skyplan/state.json").exists()
+    assert not (workspace / "x").exists()

@@ -15,6 +15,8 @@ from skyplan.state.model import ResourceState, ResourceStatus, RunInfo, State
 
 CASES = sorted(Path(__file__).with_name("cases").glob("*.yaml"))
 COMPUTED = {"cluster": ("address", "public_key")}
+# As the WireGuard provider declares: a key lives where it was born.
+REPLACE_ON_CHANGE = {"cluster": {"gateway": "its gateway changed: a new key is generated where it now lives"}}
 
 
 def _desired(raw: dict, owner: str) -> dict[str, DesiredResource]:
@@ -80,6 +82,7 @@ def test_planner_case(path: Path):
         planned=case.get("planned"),
         replace=case.get("replace", []),
         moves=[(m["from"], m["to"]) for m in case.get("moved", [])],
+        replace_on_change=REPLACE_ON_CHANGE,
     )
     if "error" in expect:
         with pytest.raises(PlanError) as caught:

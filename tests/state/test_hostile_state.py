@@ -57,7 +57,7 @@ def hostile_cluster(name: str, **changes) -> dict:
         "pending": None,
     }
     for key, value in changes.items():
-        if key in entry["attributes"]:
+        if key in entry["attributes"] or key == "gateway":  # gateway: recorded only when set
             entry["attributes"][key] = value
         else:
             entry[key] = value
@@ -92,6 +92,10 @@ HOSTILE_VALUES = {
     "endpoint with a newline": ("victim", {"endpoint": "192.0.2.1:51820\nPostUp = touch {outside}/marker"}),
     "subnet with a directive": ("victim", {"subnets": ["10.66.0.0/16\nPostUp = touch {outside}/marker"]}),
     "listen_port out of range": ("victim", {"listen_port": 0}),
+    # A gateway reaches ssh's command line: an option there would run a command on this machine.
+    "gateway as an ssh option": ("victim", {"gateway": "-oProxyCommand=touch {outside}/marker"}),
+    "gateway as two arguments": ("victim", {"gateway": "host -oProxyCommand=x"}),
+    "gateway with an ssh token": ("victim", {"gateway": "%n"}),
     "computed address with a command": (
         "victim", {"computed": {"address": "100.96.0.9$(touch {outside}/marker)", "public_key": "A" * 43 + "="}},
     ),

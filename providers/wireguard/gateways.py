@@ -1,0 +1,290 @@
+"""Gateway clusters: what refresh finds on the live hosts, and what apply changes there.
+
+A cluster with a `gateway` is a live WireGuard host managed over SSH. This module decides what to
+read from it and what to push to it, gateway by gateway, `ssh.parallelism` at a time; remote.py
+says how on the host, ssh.py carries it. Nothing secret passes through here: the private key is
+born on the gateway and the host inserts it into the config itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from skyplan.sdk import Diagnostic, Reading, ResourceView
+from skyplan_wireguard import conf
+
+if TYPE_CHECKING:
+    from skyplan_wireguard import remote, ssh
+
+T = TypeVar("T")
+
+KEY_PATH = "/etc/wireguard/{interface}.key"  # remote.WG_DIR
+
+
+def is_gateway(cluster: ResourceView) -> bool:
+    return bool(cluster.attributes.get("gateway"))
+
+
+def gateway_for(settings: Any, root: Path, cluster: ResourceView) -> ssh.Gateway:
+    """The ssh.Gateway of `cluster`: its `gateway` text, the ssh config and timeout of `settings`."""
+    from skyplan_wireguard import ssh  # here, not at import: `skyctl get` never needs them
+
+    config = settings.ssh.config
+    path = Path(os.path.normpath(root / config)) if config is not None else None
+    return ssh.Gateway(cluster.attributes["gateway"], config=path, timeout=settings.ssh.timeout)
+
+
+def config_problem(settings: Any, root: Path) -> str | None:
+    """Why the configured ssh config cannot be used, before any connection tries it."""
+    config = settings.ssh.config
+    if config is None:
+        return None
+    path = Path(os.path.normpath(root / config))
+    if not path.is_file():
+        return f"provider.ssh.config: {config} is not a file (looked for {path})"
+    return None
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a batch of gateway operations gave: values by cluster, and why others failed."""
+
+    values: dict[str, Any]
+    errors: dict[str, ssh.GatewayError]
+
+
+def run_all(
+    conns: ssh.Connections,
+    settings: Any,
+    root: Path,
+    clusters: Iterable[ResourceView],
+    fn: Callable[[ssh.Gateway, ResourceView], T],
+    refused: list[ssh.HostKeyError] | None = None,
+) -> Work:
+    """`fn(gateway, cluster)` for each cluster, `parallelism` at a time.
+
+    A refused host key stops whatever has not started yet, in this call and in every later one
+    given the same `refused` list: it is never treated as one gateway's trouble only.
+    """
+    from skyplan_wireguard import ssh  # here, not at import: `skyctl get` never needs them
+
+    clusters = list(clusters)
+    by_gateway: dict[int, ResourceView] = {}
+    gateways = []
+    errors: dict[str, ssh.GatewayError] = {}
+    refused = [] if refused is None else refused
+    problem = config_problem(settings, root)
+    if problem:
+        return Work({}, {c.name: ssh.GatewayError(c.attributes["gateway"], problem) for c in clusters})
+    for cluster in clusters:
+        try:
+            gateway = gateway_for(settings, root, cluster)
+        except ssh.GatewayError as exc:
+            errors[cluster.name] = exc
+            continue
+        by_gateway[id(gateway)] = cluster
+        gateways.append(gateway)
+
+    def one(gateway: ssh.Gateway) -> T:
+        if refused:
+            raise ssh.HostKeyError(gateway.address, f"not attempted: {refused[0]}")
+        try:
+            return fn(gateway, by_gateway[id(gateway)])
+        except ssh.HostKeyError as exc:
+            refused.append(exc)
+            raise
+
+    values: dict[str, Any] = {}
+    for outcome in conns.run_many(gateways, one, settings.ssh.parallelism):
+        name = by_gateway[id(outcome.gateway)].name
+        if outcome.ok:
+            values[name] = outcome.value
+        else:
+            assert outcome.error is not None
+            errors[name] = outcome.error
+    return Work(values, errors)
+
+
+# -- refresh ------------------------------------------------------------------------------------------
+
+
+def inspect_all(conns, settings, root, clusters: list[ResourceView]) -> tuple[dict[str, remote.LiveInterface], list[Diagnostic]]:
+    """Each gateway cluster's live interface. An unreachable gateway is a warning (the plan goes
+    on from the state); a refused host key is an error that stops the plan."""
+    from skyplan_wireguard import remote, ssh  # here, not at import: `skyctl get` never needs them
+
+    work = run_all(conns, settings, root, clusters, lambda gateway, cluster: remote.inspect(conns, gateway, cluster.attributes["interface"]))
+    diagnostics = []
+    for name, error in sorted(work.errors.items()):
+        if isinstance(error, ssh.HostKeyError | ssh.GatewayAddressError):
+            diagnostics.append(Diagnostic(f"cluster '{name}': {error}"))
+        else:
+            diagnostics.append(
+                Diagnostic(f"cluster '{name}': {error}; it was not refreshed, so the plan assumes it is as the state records", severity="warning")
+            )
+    return work.values, diagnostics
+
+
+def cluster_reading(
+    cluster: ResourceView, expected_conf: conf.ClusterConf, live: remote.LiveInterface, pending: str | None
+) -> tuple[Reading | None, dict[str, dict] | None, str | None]:
+    """What differs on `cluster`'s gateway: (reading, peers as found, error).
+
+    The peers as found (by public key, comparable like conf.PeerConf.comparable) are for the
+    link readings; None when they are exactly as expected. An error is a key file that holds no key.
+    """
+    name = cluster.name
+    where = f"gateway {cluster.attributes['gateway']}"
+    interface = cluster.attributes["interface"]
+    key_path = KEY_PATH.format(interface=interface)
+    recorded = cluster.computed.get("public_key")
+    if live.key_problem:
+        return None, None, (
+            f"cluster '{name}': key file {key_path} on {where} {live.key_problem}. Restore it, or delete it to have "
+            f"skyplan plan a new key for the cluster"
+        )
+    if live.key_public is None:
+        reading = Reading(
+            cluster.address,
+            expected={"key_file": "present"},
+            found={"key_file": "missing"},
+            replace=True,
+            reason=f"key file {key_path} on {where} is missing: a new key must be generated there and every peer updated",
+        )
+        return reading, None, None
+    if recorded is not None and live.key_public != recorded:
+        if pending == "replace":
+            return None, None, None  # an interrupted replace made this key: the retry keeps it
+        reading = Reading(
+            cluster.address,
+            expected={"key_file_public_key": recorded},
+            found={"key_file_public_key": live.key_public},
+            conflict=True,
+            reason=(
+                f"cluster.{name}: key file {key_path} on {where} holds public key {live.key_public}, but the state "
+                f"records {recorded} (was the key replaced on the host?). Nothing was changed: to take the "
+                f"gateway's key and update every peer, plan with --replace cluster.{name}"
+            ),
+        )
+        return reading, None, None
+
+    want_peers = {peer.public_key: peer.comparable() for peer in expected_conf.peers}
+    expected: dict[str, Any] = {}
+    found: dict[str, Any] = {}
+    # The file on the host, as skyplan would write it (the host holds the PrivateKey line).
+    written = conf.render(expected_conf, None)
+    # Endpoints come from the file; without a readable one, as expected (the file is the drift).
+    file_peers: dict[str, dict] = {key: dict(peer) for key, peer in want_peers.items()}
+    if live.config_text is None:
+        expected["config_file"], found["config_file"] = "present", "missing"
+    elif live.config_text != written:
+        parsed = conf.parse(live.config_text)
+        file_peers = parsed.peers
+        interface_fields = {k: v for k, v in parsed.interface.items() if k != "public_key"}
+        expected["config_file"] = {
+            "interface": {k: v for k, v in expected_conf.interface(recorded).items() if k != "public_key"},
+            "other_directives": {},
+            "unmanaged_peers": [],
+        }
+        found["config_file"] = {
+            "interface": interface_fields,
+            "other_directives": parsed.extra,
+            "unmanaged_peers": sorted(k for k in parsed.peers if k not in want_peers),
+        }
+    if live.config_text is not None and live.config_key_public != live.key_public:
+        expected["config_file_key"], found["config_file_key"] = "the key file's", "another key"
+
+    if not live.up:
+        # The cluster's own reading repairs it; its links are not drift of their own.
+        expected["interface"], found["interface"] = "up", "down"
+        peers_found = None
+    else:
+        routes = sorted({ip for peer in expected_conf.peers for ip in peer.allowed_ips})
+        expected_live = {
+            "public_key": recorded,
+            "listen_port": expected_conf.listen_port,
+            "addresses": [expected_conf.address],
+            "routes": routes,
+            "unmanaged_peers": [],
+        }
+        found_live = {
+            "public_key": live.public_key,
+            "listen_port": live.listen_port,
+            "addresses": sorted(live.addresses),
+            "routes": sorted(live.routes),
+            "unmanaged_peers": sorted(k for k in live.peers if k not in want_peers),
+        }
+        if expected_conf.mtu is not None:
+            expected_live["mtu"], found_live["mtu"] = expected_conf.mtu, live.mtu
+        if expected_live != found_live:
+            expected["interface"], found["interface"] = expected_live, found_live
+        peers_found = {}
+        for key, peer in live.peers.items():
+            # The endpoint from the file: the live one follows a roaming peer, which is no drift.
+            endpoint = (file_peers.get(key) or {}).get("endpoint")
+            peers_found[key] = {
+                "public_key": key,
+                "endpoint": endpoint,
+                "allowed_ips": sorted(peer.allowed_ips),
+                "persistent_keepalive": peer.persistent_keepalive,
+            }
+    reading = Reading(cluster.address, expected, found, reason=f"the interface on {where} differs") if expected != found else None
+    if peers_found is None or all(peers_found.get(key) == peer for key, peer in want_peers.items()):
+        return reading, None, None
+    return reading, peers_found, None
+
+
+# -- apply --------------------------------------------------------------------------------------------
+
+
+def ensure_keys(conns, settings, root, wanted: dict[str, tuple[ResourceView, str | None]], refused=None) -> Work:
+    """Each gateway's public key, its private key generated there when it has none (or, for a
+    replace, when the one there is still the key being replaced): `wanted` maps a cluster to its
+    view and the public key it replaces. A retry after a crash finds the key the first run made."""
+    from skyplan_wireguard import remote  # here, not at import: `skyctl get` never needs them
+
+    views = [view for view, _ in wanted.values()]
+
+    def one(gateway: ssh.Gateway, cluster: ResourceView) -> str:
+        return remote.ensure_key(conns, gateway, cluster.attributes["interface"], replacing=wanted[cluster.name][1])
+
+    return run_all(conns, settings, root, views, one, refused)
+
+
+def routes_of(cluster_conf: conf.ClusterConf) -> list[str]:
+    """One route per AllowedIPs entry of every peer, as wg-quick adds them."""
+    return sorted({ip for peer in cluster_conf.peers for ip in peer.allowed_ips})
+
+
+def push_all(conns, settings, root, files: dict[str, tuple[ResourceView, conf.ClusterConf]], refused=None) -> Work:
+    """Write each gateway's config and bring its interface to it, in place."""
+    from skyplan_wireguard import remote  # here, not at import: `skyctl get` never needs them
+
+
+    def one(gateway: ssh.Gateway, cluster: ResourceView) -> None:
+        cluster_conf = files[cluster.name][1]
+        remote.push(
+            conns,
+            gateway,
+            cluster.attributes["interface"],
+            conf.render(cluster_conf, None),
+            addresses=[cluster_conf.address],
+            mtu=cluster_conf.mtu,
+            routes=routes_of(cluster_conf),
+            public_key=cluster.computed["public_key"],
+        )
+
+    return run_all(conns, settings, root, [view for view, _ in files.values()], one, refused)
+
+
+def teardown_all(conns, settings, root, clusters: list[ResourceView], refused=None) -> Work:
+    """Take each gateway's interface down and remove its config and key."""
+    from skyplan_wireguard import remote  # here, not at import: `skyctl get` never needs them
+
+    return run_all(
+        conns, settings, root, clusters, lambda gateway, cluster: remote.teardown(conns, gateway, cluster.attributes["interface"]), refused
+    )
