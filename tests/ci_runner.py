@@ -48,7 +48,7 @@ class Repository:
         self.runs = 0
         # Runners of pull requests have no way to the gateways: an `ssh` that only records.
         self.no_ssh = root / "no-ssh"
-        self.no_ssh.mkdir()
+        self.no_ssh.mkdir(parents=True)
         self.ssh_calls = root / "ssh-calls.log"
         (self.no_ssh / "ssh").write_text(f'#!/bin/sh\necho "$*" >> {self.ssh_calls}\nexit 255\n')
         (self.no_ssh / "ssh").chmod(0o755)

@@ -48,14 +48,14 @@ def test_a_pull_request_plans_a_200_gateway_mesh_in_one_small_comment_without_ss
     lines = (first.folder / "plan.txt").read_text().count("\n")
     assert f"<summary>Compact plan ({lines} lines)</summary>" in comment
     assert f"... {lines - 100} more lines in the artifact." in comment
-    assert "+ cluster.site-000" in comment and "+ cluster.site-099" in comment and "site-150" not in comment
+    assert "+ cluster.site-000" in comment and "+ cluster.site-099" in comment and "+ cluster.site-150" not in comment
     assert first.artifacts["skyplan-plan"] == ["plan-full.txt", "plan.json", "plan.mmd"]
     full = (first.folder / "plan-full.txt").read_text()
     assert len(full) > 40 * COMMENT_LIMIT  # all of it is there
     # Keys are born on the gateways: the plan cannot know them, and the runner made none.
     assert full.count("public_key           = (known after apply)") == CLUSTERS
     assert json.loads((first.folder / "plan.json").read_text())["summary"]["add"] == CLUSTERS + LINKS
-    assert not (first.folder / ".skyplan").exists() and not (first.folder / "wireguard").exists()
+    assert not (first.folder / ".skyplan" / "keys").exists() and not (first.folder / "wireguard").exists()
     # The pull request's runner had no SSH key and never tried the gateways.
     assert not repo.ssh_calls.exists()
     assert not (first.home / ".ssh").exists()

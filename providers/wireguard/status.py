@@ -65,7 +65,7 @@ def observe(provider, request: StatusRequest, now: float | None = None) -> Statu
     local = [v for v in clusters.values() if not v.attributes.get("gateway")]
     dumps: dict[str, Dump | Unseen] = {}
     if on_gateways:
-        dumps.update(_from_gateways(provider.settings.ssh, on_gateways))
+        dumps.update(_from_gateways(provider, on_gateways))
     if template:
         with ThreadPoolExecutor(max_workers=LOCAL_PROBES_AT_ONCE) as pool:
             dumps.update(zip((v.name for v in local), pool.map(lambda view: _probe(template, view), local)))
@@ -145,36 +145,29 @@ def _probe(template: list[str], cluster: ResourceView) -> Dump | Unseen:
         return Unseen("ProbeFailed", f"status_command output: {exc}")
 
 
-def _from_gateways(settings, views: list[ResourceView]) -> dict[str, Dump | Unseen]:
-    """Each gateway cluster's dump, read from the gateway itself, `parallelism` at a time."""
-    from skyplan_wireguard import remote, ssh
+def _from_gateways(provider, views: list[ResourceView]) -> dict[str, Dump | Unseen]:
+    """Each gateway cluster's dump, read from the gateway itself, `ssh.parallelism` at a time."""
+    from skyplan_wireguard import gateways, remote, ssh
 
     found: dict[str, Dump | Unseen] = {}
-    jobs: list[tuple[ResourceView, ssh.Gateway]] = []
-    for view in views:
-        try:
-            jobs.append((view, ssh.Gateway(view.attributes["gateway"], config=settings.config, timeout=settings.timeout)))
-        except ssh.GatewayError as exc:
-            found[view.name] = Unseen("GatewayInvalid", str(exc))
-    # By identity: two clusters may name the same gateway (each with its own interface).
-    interfaces = {id(gateway): view.attributes["interface"] for view, gateway in jobs}
     with ssh.Connections() as conns:
-        outcomes = conns.run_many(
-            [gateway for _, gateway in jobs],
-            lambda gateway: remote.dump(conns, gateway, interfaces[id(gateway)]),
-            parallelism=settings.parallelism,
+        work = gateways.run_all(
+            conns, provider.settings, provider.paths.root, views, lambda gateway, view: remote.dump(conns, gateway, view.attributes["interface"])
         )
-    for (view, gateway), outcome in zip(jobs, outcomes):
-        if outcome.ok:
-            try:
-                found[view.name] = parse_dump(outcome.value)
-            except ValueError as exc:
-                found[view.name] = Unseen("ProbeFailed", f"gateway {gateway.address}: `wg show dump`: {exc}")
-        elif isinstance(outcome.error, ssh.HostKeyError):
+    by_name = {view.name: view for view in views}
+    for name, text in work.values.items():
+        try:
+            found[name] = parse_dump(text)
+        except ValueError as exc:
+            found[name] = Unseen("ProbeFailed", f"gateway {by_name[name].attributes['gateway']}: `wg show dump`: {exc}")
+    for name, error in work.errors.items():
+        if isinstance(error, ssh.HostKeyError):
             # Never taken for "unreachable": a changed host key may be someone in the middle.
-            found[view.name] = Unseen("HostKeyRefused", str(outcome.error), warn=True)
-        elif isinstance(outcome.error, ssh.UnreachableError | ssh.AuthenticationError):
-            found[view.name] = Unseen("GatewayUnreachable", str(outcome.error), warn=True)
-        else:
-            found[view.name] = Unseen("ProbeFailed", str(outcome.error))
+            found[name] = Unseen("HostKeyRefused", str(error), warn=True)
+        elif isinstance(error, ssh.GatewayAddressError):
+            found[name] = Unseen("GatewayInvalid", str(error))
+        elif isinstance(error, ssh.UnreachableError | ssh.AuthenticationError):
+            found[name] = Unseen("GatewayUnreachable", str(error), warn=True)
+        else:  # the command failed on the host (no such interface, say), or the ssh config is missing
+            found[name] = Unseen("ProbeFailed", str(error))
     return found

@@ -49,7 +49,7 @@ def test_fresh_runners_apply_to_real_gateways_and_hold_no_wireguard_key(tmp_path
         found = subprocess.run(["grep", "-rlF", "--", private, str(tmp_path)], capture_output=True, text=True)
         assert found.stdout == "", f"{gateway}'s private key found on the controller: {found.stdout}"
         assert private not in json.dumps(state) and all(private not in log for log in merged.logs)
-    assert not (merged.folder / ".skyplan").exists() and not (merged.folder / "wireguard").exists()
+    assert not (merged.folder / ".skyplan" / "keys").exists() and not (merged.folder / "wireguard").exists()
     assert lab.wg_dump("a").peers.keys() == {keys["b"]} and lab.wg_dump("c").peers == {}
     # The deploy key does not outlive the job on the runner.
     assert not (merged.home / ".ssh" / "skyplan_gateways").exists()

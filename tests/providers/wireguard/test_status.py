@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from skyplan.sdk import ResourceView, StatusRequest
+from skyplan.sdk import ResourceView, StatusRequest, WorkspacePaths
 from skyplan_wireguard import ssh
 from skyplan_wireguard.provider import WireGuardProvider
-from skyplan_wireguard.settings import WireGuardSettings
+from skyplan_wireguard.settings import SshSettings, WireGuardSettings
 from skyplan_wireguard.status import HANDSHAKE_FRESH_SECONDS, observe, parse_dump
 
 NOW = 1_800_000_000
@@ -140,19 +140,25 @@ def test_parse_dump_refuses_what_is_not_a_dump(text):
 
 
 @pytest.fixture
-def gateways(monkeypatch):
-    """Stands in for remote.dump: `gateways[address]` is the dump text, or the GatewayError to raise.
-
-    Everything else is real: the Gateway built from the ssh settings, Connections, run_many.
-    """
+def remote(monkeypatch):
+    """skyplan_wireguard.remote, whose `dump` a test replaces."""
     import importlib
     import sys
 
     try:
-        remote = importlib.import_module("skyplan_wireguard.remote")
-    except ImportError:  # the gateway side is built separately; status needs only `dump`
-        remote = SimpleNamespace()
-        monkeypatch.setitem(sys.modules, "skyplan_wireguard.remote", remote)
+        return importlib.import_module("skyplan_wireguard.remote")
+    except ImportError:  # TEMPORARY until the gateway side is merged: status needs only `dump`
+        stand_in = SimpleNamespace(dump=None)
+        monkeypatch.setitem(sys.modules, "skyplan_wireguard.remote", stand_in)
+        return stand_in
+
+
+@pytest.fixture
+def gateways(monkeypatch, remote):
+    """Stands in for remote.dump: `gateways.answers[address]` is the dump text, or the GatewayError to raise.
+
+    Everything else is real: the Gateway built from the ssh settings, Connections, run_many.
+    """
     answers: dict[str, str | Exception] = {}
     calls: list[tuple[str, str, object, float]] = []
     busy = {"now": 0, "most": 0}
@@ -172,16 +178,15 @@ def gateways(monkeypatch):
             raise answer
         return answer
 
-    monkeypatch.setattr(remote, "dump", fake_dump, raising=False)
+    monkeypatch.setattr(remote, "dump", fake_dump)
     return SimpleNamespace(answers=answers, calls=calls, busy=busy)
 
 
-def on_gateways(tmp_path, parallelism: int = 10, status_command=None):
-    settings = SimpleNamespace(
-        status_command=status_command,
-        ssh=SimpleNamespace(config=tmp_path / "ssh_config", parallelism=parallelism, timeout=7.0),
-    )
-    return SimpleNamespace(settings=settings)
+def on_gateways(tmp_path, parallelism: int = 10, status_command=None, config: str = "ssh_config", make_config: bool = True) -> WireGuardProvider:
+    if make_config and not (tmp_path / config).exists():
+        (tmp_path / config).write_text("Host *\n  BatchMode yes\n")
+    settings = WireGuardSettings(status_command=status_command, ssh=SshSettings(config=config, parallelism=parallelism, timeout="7s"))
+    return WireGuardProvider(settings, WorkspacePaths(root=tmp_path, data=tmp_path / ".skyplan"))
 
 
 def gateway_views(*names: str, links=(("a", "b"),)):
@@ -219,8 +224,6 @@ def test_gateways_are_read_parallelism_at_a_time(tmp_path, gateways):
         (ssh.GatewayTimeoutError("gw-b", "no answer within 7 s (connection)"), "GatewayUnreachable", "gateway gw-b: no answer within 7 s"),
         (ssh.AuthenticationError("gw-b", "login refused: root@192.0.2.2: Permission denied (publickey)."), "GatewayUnreachable",
          "gateway gw-b: login refused"),
-        (ssh.HostKeyError("gw-b", "host key not accepted: Host key verification failed. (check known_hosts)"), "HostKeyRefused",
-         "gateway gw-b: host key not accepted"),
     ],
 )  # fmt: skip
 def test_a_gateway_that_does_not_answer_is_init_named_with_its_error(tmp_path, gateways, error, reason, words):
@@ -237,33 +240,40 @@ def test_a_gateway_that_does_not_answer_is_init_named_with_its_error(tmp_path, g
     assert [(d.severity, d.message.startswith(words)) for d in response.diagnostics] == [("warning", True)]
 
 
-def test_a_host_key_refusal_says_host_key(tmp_path, gateways):
-    gateways.answers.update({"gw-a": ssh.HostKeyError("gw-a", "host key not accepted: REMOTE HOST IDENTIFICATION HAS CHANGED (check known_hosts)")})
-    response = observe(on_gateways(tmp_path), StatusRequest(gateway_views("a")[:1]), now=NOW)
-    condition = response.statuses["cluster.a"].conditions[-1]
-    assert condition["reason"] == "HostKeyRefused" and "host key" in condition["message"]
+def test_a_host_key_refusal_says_host_key_and_stops_what_had_not_started(tmp_path, gateways):
+    refusal = ssh.HostKeyError("gw-a", "host key not accepted: REMOTE HOST IDENTIFICATION HAS CHANGED (check known_hosts)")
+    gateways.answers.update({"gw-a": refusal, "gw-b": dump("b", {"a": NOW - 1})})
+    response = observe(on_gateways(tmp_path, parallelism=1), StatusRequest(gateway_views("a", "b")), now=NOW)
+    a, b = (response.statuses[f"cluster.{n}"].conditions[-1] for n in "ab")
+    assert a["reason"] == "HostKeyRefused" and a["message"].startswith("gateway gw-a: host key not accepted")
+    # As in plan and apply: a refused host key may be someone in the middle; nothing after it runs.
+    assert [c[0] for c in gateways.calls] == ["gw-a"]
+    assert b["reason"] == "HostKeyRefused" and b["message"] == f"gateway gw-b: not attempted: {refusal}"
+    assert {d.severity for d in response.diagnostics} == {"warning"} and len(response.diagnostics) == 2
+    assert response.statuses["link.ab"].phase == "INIT"
 
 
-def test_an_unreachable_gateway_through_the_real_ssh_client(tmp_path, monkeypatch):
+def test_an_unreachable_gateway_through_the_real_ssh_client(tmp_path, monkeypatch, remote):
     """No stand-in for the transport: ssh itself finds nothing listening on port 1."""
-    import sys
 
     def dump_by_ssh(conns, gateway, interface):  # what remote.dump does first: one command
         return conns.run(gateway, ["wg", "show", interface, "dump"], check=True).stdout.decode()
 
-    try:
-        from skyplan_wireguard import remote
-    except ImportError:
-        remote = SimpleNamespace()
-        monkeypatch.setitem(sys.modules, "skyplan_wireguard.remote", remote)
-    monkeypatch.setattr(remote, "dump", dump_by_ssh, raising=False)
-    config = tmp_path / "ssh_config"
-    config.write_text(f"Host *\n  UserKnownHostsFile {tmp_path}/known_hosts\n  GlobalKnownHostsFile /dev/null\n")
+    monkeypatch.setattr(remote, "dump", dump_by_ssh)
+    (tmp_path / "ssh_config").write_text(f"Host *\n  UserKnownHostsFile {tmp_path}/known_hosts\n  GlobalKnownHostsFile /dev/null\n")
     views = [cluster("a", gateway="ssh://root@127.0.0.1:1")]
-    provider = SimpleNamespace(settings=SimpleNamespace(status_command=None, ssh=SimpleNamespace(config=config, parallelism=2, timeout=5.0)))
-    condition = observe(provider, StatusRequest(views), now=NOW).statuses["cluster.a"].conditions[-1]
+    condition = observe(on_gateways(tmp_path), StatusRequest(views), now=NOW).statuses["cluster.a"].conditions[-1]
     assert condition["reason"] == "GatewayUnreachable"
     assert condition["message"].startswith("gateway ssh://root@127.0.0.1:1: unreachable:") and "refused" in condition["message"]
+
+
+def test_a_missing_ssh_config_is_named_and_nothing_is_tried(tmp_path, gateways):
+    views = gateway_views("a", "b")
+    response = observe(on_gateways(tmp_path, config="nowhere/ssh_config", make_config=False), StatusRequest(views), now=NOW)
+    assert gateways.calls == []
+    message = response.statuses["cluster.a"].conditions[-1]["message"]
+    assert "provider.ssh.config: nowhere/ssh_config is not a file" in message
+    assert response.statuses["link.ab"].phase == "INIT"
 
 
 def test_a_gateway_text_ssh_would_misread_is_never_run(tmp_path, gateways):
