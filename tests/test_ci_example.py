@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,26 @@ def test_a_short_plan_is_posted_whole(tmp_path):
     comment = _comment(tmp_path, plan, "flowchart LR\n  a\n")
     assert "more lines in the artifact" not in comment
     assert comment.split("```\n")[-2] == plan  # the plan's block, every line of it
+
+
+def test_the_check_names_failed_links_with_their_reason_and_gateways_that_do_not_answer(tmp_path):
+    """The check job's report, from `skyctl get -o json` output as the gateways would give it
+    (a link goes FAILED only after 180 s without a handshake: too slow to wait for here)."""
+    workflow = YAML(typ="safe").load(WORKFLOW.read_text())
+    step = next(s for s in workflow["jobs"]["check"]["steps"] if s.get("name") == "drift and link health")
+    script = step["run"].split("python3 - <<'EOF' > unwell.txt\n", 1)[1].split("\nEOF\n", 1)[0]
+
+    def item(name, phase, conditions, reason=None):
+        status = {"phase": phase, "conditions": conditions, **({"reason": reason} if reason else {})}
+        return {"metadata": {"name": name}, "status": status}
+
+    up = {"type": "InterfaceUp", "status": "True", "reason": "Probed", "message": "interface answers"}
+    down = {"type": "InterfaceUp", "status": "False", "reason": "GatewayUnreachable", "message": "gateway b: unreachable: refused"}
+    (tmp_path / "clusters.json").write_text(json.dumps({"items": [item("a", "ACTIVE", [up]), item("b", "INIT", [down])]}))
+    links = [item("a-b", "FAILED", [], reason="a last shook hands with b 400s ago; no handshake for more than 180s"), item("a-c", "ACTIVE", [])]
+    (tmp_path / "links.json").write_text(json.dumps({"items": links}))
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [
+        "cluster b: gateway b: unreachable: refused",
+        "link a-b: a last shook hands with b 400s ago; no handshake for more than 180s",
+    ]

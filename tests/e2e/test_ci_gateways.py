@@ -72,6 +72,14 @@ def test_fresh_runners_apply_to_real_gateways_and_hold_no_wireguard_key(tmp_path
     assert lab.wg_dump("b").peers.keys() == {keys["a"]}
     assert public_keys(recorded(url)) == keys, "a repair never makes a new key"
 
+    # b's sshd stops: nothing to plan from there, but the check fails and names the gateway.
+    lab.stop_sshd("b")
+    unreachable = repo.run_job("check", ssh_from=lab.bin_dir, may_fail="drift and link health")
+    assert unreachable.failed == "drift and link health"
+    summary = unreachable.summary.read_text()
+    assert f"cluster b: gateway {lab.url('b')}: unreachable: " in summary
+    lab.start_sshd("b")
+
     # The next merge links b and c: only those two gateways change.
     repo.commit(config(("a", "b"), ("b", "c")))
     grown = repo.run_job("apply", ssh_from=lab.bin_dir)
