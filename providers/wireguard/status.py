@@ -51,7 +51,8 @@ NO_STATUS_COMMAND = "handshake not observed: provider.status_command is not set"
 
 
 def observe(provider, request: StatusRequest, now: float | None = None) -> StatusResponse:
-    now = time.time() if now is None else now
+    """Each resource's phase and conditions. `now`: the time handshake ages are measured at
+    (default: once every dump is in, so a slow gateway does not make old handshakes look young)."""
     clusters = {v.name: v for v in request.resources if v.type == "cluster"}
     links = [v for v in request.resources if v.type == "link"]
     template = provider.settings.status_command
@@ -71,6 +72,7 @@ def observe(provider, request: StatusRequest, now: float | None = None) -> Statu
             dumps.update(zip((v.name for v in local), pool.map(lambda view: _probe(template, view), local)))
     else:
         dumps.update((v.name, Unseen("NoStatusCommand", f"{NO_STATUS_COMMAND} and the cluster has no gateway")) for v in local)
+    now = time.time() if now is None else now
 
     statuses = {}
     for name, view in clusters.items():
