@@ -200,7 +200,7 @@ def cluster_reading(
 
     if not live.up:
         # The cluster's own reading repairs it; its links are not drift of their own.
-        expected["interface"], found["interface"] = "up", "down"
+        expected["running"], found["running"] = "up", "down"
         peers_found = None
     else:
         routes = sorted({ip for peer in expected_conf.peers for ip in peer.allowed_ips})
@@ -221,7 +221,7 @@ def cluster_reading(
         if expected_conf.mtu is not None:
             expected_live["mtu"], found_live["mtu"] = expected_conf.mtu, live.mtu
         if expected_live != found_live:
-            expected["interface"], found["interface"] = expected_live, found_live
+            expected["running"], found["running"] = expected_live, found_live
         peers_found = {}
         for key, peer in live.peers.items():
             # The endpoint from the file: the live one follows a roaming peer, which is no drift.
