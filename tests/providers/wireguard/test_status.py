@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from skyplan.sdk import ResourceView, StatusRequest, WorkspacePaths
-from skyplan_wireguard import ssh
+from skyplan_wireguard import remote, ssh
 from skyplan_wireguard.provider import WireGuardProvider
 from skyplan_wireguard.settings import SshSettings, WireGuardSettings
 from skyplan_wireguard.status import HANDSHAKE_FRESH_SECONDS, observe, parse_dump
@@ -140,21 +140,7 @@ def test_parse_dump_refuses_what_is_not_a_dump(text):
 
 
 @pytest.fixture
-def remote(monkeypatch):
-    """skyplan_wireguard.remote, whose `dump` a test replaces."""
-    import importlib
-    import sys
-
-    try:
-        return importlib.import_module("skyplan_wireguard.remote")
-    except ImportError:  # TEMPORARY until the gateway side is merged: status needs only `dump`
-        stand_in = SimpleNamespace(dump=None)
-        monkeypatch.setitem(sys.modules, "skyplan_wireguard.remote", stand_in)
-        return stand_in
-
-
-@pytest.fixture
-def gateways(monkeypatch, remote):
+def gateways(monkeypatch):
     """Stands in for remote.dump: `gateways.answers[address]` is the dump text, or the GatewayError to raise.
 
     Everything else is real: the Gateway built from the ssh settings, Connections, run_many.
@@ -253,13 +239,8 @@ def test_a_host_key_refusal_says_host_key_and_stops_what_had_not_started(tmp_pat
     assert response.statuses["link.ab"].phase == "INIT"
 
 
-def test_an_unreachable_gateway_through_the_real_ssh_client(tmp_path, monkeypatch, remote):
-    """No stand-in for the transport: ssh itself finds nothing listening on port 1."""
-
-    def dump_by_ssh(conns, gateway, interface):  # what remote.dump does first: one command
-        return conns.run(gateway, ["wg", "show", interface, "dump"], check=True).stdout.decode()
-
-    monkeypatch.setattr(remote, "dump", dump_by_ssh)
+def test_an_unreachable_gateway_through_the_real_ssh_client(tmp_path):
+    """No stand-in at all: remote.dump through ssh, which finds nothing listening on port 1."""
     (tmp_path / "ssh_config").write_text(f"Host *\n  UserKnownHostsFile {tmp_path}/known_hosts\n  GlobalKnownHostsFile /dev/null\n")
     views = [cluster("a", gateway="ssh://root@127.0.0.1:1")]
     condition = observe(on_gateways(tmp_path), StatusRequest(views), now=NOW).statuses["cluster.a"].conditions[-1]
