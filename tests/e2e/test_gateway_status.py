@@ -1,14 +1,15 @@
 """`skyctl get link` on gateway clusters, end to end: phases from the gateways' own handshakes,
 an unreachable gateway named with its error, and `-w` redrawing as the live data changes.
 
-(FAILED after 180 s without a handshake is proven at unit level with an injected clock,
-tests/providers/wireguard/test_status.py: the CLI takes no clock, and waiting 180 s is too slow.)
+The CLI takes no clock and waiting 180 s is too slow, so the one FAILED test here moves the
+clock of status (only) forward in this process: the gateways and their handshakes are real.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -74,3 +75,21 @@ def test_watch_redraws_from_the_gateways(linked: GatewayLab, skyctl, monkeypatch
     assert result.exit_code == 0, result.output
     # ACTIVE; b's sshd stops: INIT; (still down: no redraw); back: ACTIVE.
     assert [phases(table) for table in result.output.split("\n\n")] == [["ACTIVE"], ["INIT"], ["ACTIVE"]]
+
+
+def test_a_link_whose_peer_went_down_is_failed_once_180s_pass(linked: GatewayLab, skyctl, monkeypatch):
+    import skyplan_wireguard.status as status
+
+    linked.run("b", ["wg-quick", "down", "wgsky0"])
+    assert json.loads(skyctl("get", "link", "a-b", "-o", "json").output)["status"]["phase"] == "INIT"
+    # 200 s later, as a's last handshake with b ages: nothing can have refreshed it, b is down.
+    real = time.time
+    monkeypatch.setattr(status, "time", SimpleNamespace(time=lambda: real() + 200))
+    table = skyctl("get", "link")
+    assert phases(table.output) == ["FAILED"]
+    shown = json.loads(skyctl("get", "link", "a-b", "-o", "json").output)["status"]
+    assert shown["phase"] == "FAILED"
+    assert shown["reason"].startswith("a last shook hands with b 2")
+    assert "b: gateway b: " in shown["reason"] and shown["reason"].endswith("no handshake for more than 180s")
+    handshake = shown["conditions"][-1]
+    assert (handshake["type"], handshake["status"], handshake["reason"]) == ("HandshakeObserved", "False", "HandshakeExpired")
