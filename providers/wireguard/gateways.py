@@ -44,9 +44,24 @@ def config_problem(settings: Any, root: Path) -> str | None:
     if config is None:
         return None
     path = Path(os.path.normpath(root / config))
-    if not path.is_file():
-        return f"provider.ssh.config: {config} is not a file (looked for {path})"
-    return None
+    if not os.fspath(path).startswith(os.path.join(root, "")):
+        # Outside the workspace: links.yaml names it, so it is taken as it stands (as output_dir is).
+        return None if path.is_file() else f"provider.ssh.config: {config} is not a file (looked for {path})"
+    # In the workspace, a repository could plant a symlink where the file should be, for ssh to
+    # read whatever it points at: reached as every workspace file is, following no symlink.
+    from skyplan.sdk import UnsafePathError, atomic
+
+    try:
+        found = atomic.read_bytes(path, root, limit=_SSH_CONFIG_LIMIT)
+    except UnsafePathError as exc:
+        return f"provider.ssh.config: {exc}"
+    except OSError as exc:
+        return f"provider.ssh.config: {config} cannot be read: {exc.strerror or exc}"
+    return None if found is not None else f"provider.ssh.config: {config} is not a file (looked for {path})"
+
+
+# An ssh config is a few lines; a larger file named as one is not read whole.
+_SSH_CONFIG_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -253,6 +268,34 @@ def ensure_keys(conns, settings, root, wanted: dict[str, tuple[ResourceView, str
         return remote.ensure_key(conns, gateway, cluster.attributes["interface"], replacing=wanted[cluster.name][1])
 
     return run_all(conns, settings, root, views, one, refused)
+
+
+def unique_keys(answers: dict[str, str], world: dict[str, ResourceView], failed: dict[str, str]) -> dict[str, str]:
+    """The public keys gateways answered, without any that another cluster has (put in `failed`).
+
+    A gateway is a host skyplan does not control: one that answers with another cluster's public
+    key would have every common peer's file hold that key twice, and wg would merge the two
+    peers, taking the other cluster's tunnels down. (Two clusters on one host and interface
+    share a key file the same way.)
+    """
+    owners = {
+        view.computed["public_key"]: view.name
+        for view in world.values()
+        if view.type == "cluster" and view.computed.get("public_key") and view.name not in answers
+    }
+    taken = {}
+    for name, public in sorted(answers.items()):
+        owner = owners.get(public)
+        if owner is None:
+            owners[public], taken[name] = name, public
+            continue
+        where = world.get(f"cluster.{name}")
+        gateway = where.attributes.get("gateway") if where is not None else "?"
+        failed[name] = (
+            f"gateway {gateway}: its key has the public key of cluster '{owner}'; it was not taken, since a key "
+            f"belongs to one cluster (is it the host and interface of cluster '{owner}' too?)"
+        )
+    return taken
 
 
 def routes_of(cluster_conf: conf.ClusterConf) -> list[str]:

@@ -680,7 +680,7 @@ class _GatewayWork:
         work = self._run(gateways.ensure_keys, wanted)
         for name, error in work.errors.items():
             failed[name] = str(error)
-        return work.values
+        return gateways.unique_keys(work.values, request.world, failed)
 
     def push(self, request, names, subjects, clusters, world, peering, failed) -> None:
         """Write and reload the config of each gateway in `names` whose file changes: every subject

@@ -26,11 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import selectors
 import shlex
 import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -50,6 +53,11 @@ CONTROL_PERSIST_SECONDS = 60
 SSH_FAILED = 255
 # What ssh prints, before anything else, when a control socket has no master behind it.
 _STALE_SOCKET = b"Control socket connect("
+# The most a gateway may print for one command (stdout, stderr) before skyplan stops listening:
+# far above what inspecting a gateway with 10,000 peers prints (a few MiB), and far below what
+# would exhaust the controller's memory: a hostile host could otherwise print for the whole
+# timeout, as fast as the network carries it.
+OUTPUT_LIMITS = (64 * 1024 * 1024, 4 * 1024 * 1024)
 
 def _printable(text: str, limit: int = 300) -> str:
     """One line safe for a terminal: ssh's stderr can carry a gateway's banner or a command's output."""
@@ -83,6 +91,10 @@ class UnreachableError(GatewayError):
 
 class GatewayTimeoutError(UnreachableError):
     """ssh or the command gave no answer within the per-operation timeout; ssh was stopped."""
+
+
+class GatewayOutputError(GatewayError):
+    """The gateway printed more than OUTPUT_LIMITS allow; ssh was stopped and nothing of it kept."""
 
 
 class RemoteCommandError(GatewayError):
@@ -289,6 +301,11 @@ class Connections:
             "-o", f"ControlPath={str(control).replace('%', '%%')}",
             "-o", "ClearAllForwardings=yes",
             "-o", "PermitLocalCommand=no",
+            # A gateway is a host skyplan does not control (and a state others write names it):
+            # it gets no use of the user's agent, X display or a tunnel device, whatever the config says.
+            "-o", "ForwardAgent=no",
+            "-o", "ForwardX11=no",
+            "-o", "Tunnel=no",
         ]  # fmt: skip
         if d.user is not None:
             argv += ["-l", d.user]
@@ -299,15 +316,11 @@ class Connections:
     def _ssh(self, gateway: Gateway, args: list[str], stdin: bytes | None, timeout: float, *, what: str) -> subprocess.CompletedProcess:
         argv = [*self._base(gateway), *args]
         try:
-            return subprocess.run(
-                argv,
-                input=stdin,
-                stdin=subprocess.DEVNULL if stdin is None else None,
-                capture_output=True,
-                timeout=timeout,
-            )
+            return _run_bounded(argv, input=stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise GatewayTimeoutError(gateway.address, f"no answer within {timeout:g} s ({what})") from None
+        except _TooMuchOutput as exc:
+            raise GatewayOutputError(gateway.address, f"printed more than {exc.limit // 1024 // 1024} MiB on {exc.stream} ({what}); it was stopped") from None
         except FileNotFoundError:
             raise UnreachableError(gateway.address, "the OpenSSH client `ssh` is not installed") from None
 
@@ -322,3 +335,68 @@ class Connections:
         if "permission denied" in lowered or "too many authentication failures" in lowered:
             return AuthenticationError(gateway.address, f"login refused: {summary}")
         return UnreachableError(gateway.address, f"unreachable: {summary}")
+
+
+class _TooMuchOutput(Exception):
+    def __init__(self, stream: str, limit: int):
+        self.stream, self.limit = stream, limit
+
+
+def _run_bounded(argv: list[str], *, input: bytes | None, timeout: float) -> subprocess.CompletedProcess:
+    """subprocess.run(argv, input=..., capture_output=True, timeout=...), except that output
+    beyond OUTPUT_LIMITS stops the process (`_TooMuchOutput`) instead of filling memory."""
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL if input is None else subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + timeout
+    chunks: dict[int, list[bytes]] = {process.stdout.fileno(): [], process.stderr.fileno(): []}
+    sizes = dict.fromkeys(chunks, 0)
+    limits = dict(zip(chunks, OUTPUT_LIMITS))
+    names = dict(zip(chunks, ("stdout", "stderr")))
+    pending = memoryview(input or b"")
+    try:
+        with selectors.DefaultSelector() as selector:
+            for fd in chunks:
+                selector.register(fd, selectors.EVENT_READ)
+            if process.stdin is not None:
+                if pending:
+                    os.set_blocking(process.stdin.fileno(), False)
+                    selector.register(process.stdin.fileno(), selectors.EVENT_WRITE)
+                else:
+                    process.stdin.close()
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(argv, timeout)
+                for key, _ in selector.select(left):
+                    fd = key.fd
+                    if fd in chunks:
+                        data = os.read(fd, 65536)
+                        if not data:
+                            selector.unregister(fd)
+                            continue
+                        sizes[fd] += len(data)
+                        if sizes[fd] > limits[fd]:
+                            raise _TooMuchOutput(names[fd], limits[fd])
+                        chunks[fd].append(data)
+                        continue
+                    try:
+                        pending = pending[os.write(fd, pending[:65536]) :]
+                    except BlockingIOError:
+                        continue
+                    except BrokenPipeError:
+                        pending = pending[:0]  # the command does not read it all: as subprocess.run
+                    if not pending:
+                        selector.unregister(fd)
+                        process.stdin.close()
+        code = process.wait(max(0.0, deadline - time.monotonic()))
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
+    out, err = (b"".join(chunks[fd]) for fd in chunks)
+    return subprocess.CompletedProcess(argv, code, out, err)

@@ -108,7 +108,7 @@ def test_a_timeout_must_be_sane(timeout) -> None:
 
 
 class FakeSsh:
-    """Stands in for subprocess.run: records each ssh argv, answers like ssh would."""
+    """Stands in for ssh.py's _run_bounded (subprocess.run with output limits): records each ssh argv, answers like ssh would."""
 
     def __init__(self, connect_stderr: bytes = b"", connect_code: int = 0, command_code: int = 0):
         self.calls: list[list[str]] = []
@@ -127,7 +127,7 @@ class FakeSsh:
 
 def test_the_command_line_forces_trust_and_quotes_every_word(monkeypatch, tmp_path: Path) -> None:
     fake = FakeSsh()
-    monkeypatch.setattr(transport.subprocess, "run", fake)
+    monkeypatch.setattr(transport, "_run_bounded", fake)
     gateway = Gateway("ssh://root@[2001:db8::1]:2222", config=tmp_path / "ssh_config", timeout=7.5)
     argv = ["wg", "set", "wgsky0", "peer", "$(reboot)", "allowed-ips", "10.0.0.0/24; rm -rf /"]
     with Connections() as ssh:
@@ -159,7 +159,7 @@ def test_the_command_line_forces_trust_and_quotes_every_word(monkeypatch, tmp_pa
     ],
 )
 def test_connection_failures_are_told_apart(monkeypatch, stderr: bytes, error: type) -> None:
-    monkeypatch.setattr(transport.subprocess, "run", FakeSsh(connect_stderr=stderr, connect_code=255))
+    monkeypatch.setattr(transport, "_run_bounded", FakeSsh(connect_stderr=stderr, connect_code=255))
     with Connections() as ssh, pytest.raises(error) as failed:
         ssh.run(Gateway("gw"), ["true"])
     assert type(failed.value) is error
@@ -167,7 +167,7 @@ def test_connection_failures_are_told_apart(monkeypatch, stderr: bytes, error: t
 
 
 def test_check_turns_a_failed_command_into_a_remote_command_error(monkeypatch) -> None:
-    monkeypatch.setattr(transport.subprocess, "run", FakeSsh(command_code=3))
+    monkeypatch.setattr(transport, "_run_bounded", FakeSsh(command_code=3))
     with Connections() as ssh:
         assert ssh.run(Gateway("gw"), ["false"]).exit_code == 3
         with pytest.raises(RemoteCommandError) as failed:
@@ -206,7 +206,7 @@ def test_run_many_keeps_order_and_fails_only_the_gateway_that_failed(monkeypatch
 
 def test_what_a_gateway_prints_reaches_the_terminal_as_one_harmless_line(monkeypatch) -> None:
     banner = b"\x1b[2J\x1b]0;owned\x07 Connection closed by evil\x1b[31m\r\n"
-    monkeypatch.setattr(transport.subprocess, "run", FakeSsh(connect_stderr=banner, connect_code=255))
+    monkeypatch.setattr(transport, "_run_bounded", FakeSsh(connect_stderr=banner, connect_code=255))
     with Connections() as ssh, pytest.raises(UnreachableError) as failed:
         ssh.run(Gateway("gw"), ["true"])
     assert str(failed.value).isprintable() and "\x1b" not in str(failed.value)
