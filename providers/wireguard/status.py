@@ -40,7 +40,8 @@ def parse_dump(text: str) -> Dump:
     handshakes = {}
     for line in lines[1:]:
         fields = line.split("\t")
-        if len(fields) < 8 or not fields[4].isdigit():
+        # ASCII digits only: a dump may come from a hostile gateway, and str.isdigit takes "²".
+        if len(fields) < 8 or not (fields[4].isascii() and fields[4].isdigit() and len(fields[4]) <= 20):
             raise ValueError("a peer line is not in `wg show dump` form")
         handshakes[fields[0]] = int(fields[4])
     return Dump(public_key=interface[1], handshakes=handshakes)

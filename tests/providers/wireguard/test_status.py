@@ -129,7 +129,15 @@ def test_parse_dump_reads_a_gateways_dump_with_keys_hidden():
 
 @pytest.mark.parametrize(
     "text",
-    ["\n\n", "just one field\n", dump("a", {}) + "short\tline\n", dump("a", {"b": 1}).replace("\t1\t", "\tsoon\t")],
+    [
+        "\n\n",
+        "just one field\n",
+        dump("a", {}) + "short\tline\n",
+        dump("a", {"b": 1}).replace("\t1\t", "\tsoon\t"),
+        dump("a", {"b": 1}).replace("\t1\t", "\t\u0661\u0667\u0660\u0660\t"),  # Arabic-Indic digits: isdigit() says yes
+        dump("a", {"b": 1}).replace("\t1\t", "\t²\t"),
+        dump("a", {"b": 1}).replace("\t1\t", "\t" + "9" * 5000 + "\t"),
+    ],
 )
 def test_parse_dump_refuses_what_is_not_a_dump(text):
     with pytest.raises(ValueError):
@@ -280,3 +288,13 @@ def test_gateway_and_local_clusters_together(tmp_path, gateways):
     assert "b: handshake not observed: provider.status_command is not set and the cluster has no gateway" in report.conditions[-1]["message"]
     assert only_gateways.statuses["cluster.b"].conditions[-1]["status"] == "Unknown"
     assert [c[0] for c in gateways.calls] == ["gw-a", "gw-a"]
+
+
+def test_what_a_hostile_gateway_prints_is_never_quoted(tmp_path, gateways):
+    forged = dump("a", {"b": NOW}).replace(f"\t{NOW}\t", "\t\x1b[2J\x1b[31mACTIVE\t")
+    gateways.answers.update({"gw-a": forged, "gw-b": dump("b", {"a": NOW - 1})})
+    response = observe(on_gateways(tmp_path), StatusRequest(gateway_views("a", "b")), now=NOW)
+    text = repr(response)
+    assert "\\x1b" not in text and "\x1b" not in text and "[2J" not in text
+    assert response.statuses["cluster.a"].conditions[-1]["reason"] == "ProbeFailed"
+    assert response.statuses["link.ab"].phase == "INIT"
