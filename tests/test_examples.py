@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -52,43 +53,56 @@ def test_full_mesh_expands_into_named_links(tmp_path, monkeypatch, skyplan):
 
 
 def _commands(text: str) -> list[list[str]]:
-    """Each `skyplan …` command line in a shell script."""
+    """Each `skyplan …` and `skyctl …` command line in a shell script."""
     found = []
     for line in text.splitlines():
         line = line.strip()
-        if line.startswith("skyplan "):
+        if line.startswith(("skyplan ", "skyctl ")):
             words = shlex.split(line.split(">", 1)[0])
             found.append(words)
     return found
 
 
 def _check_command(words: list[str]) -> None:
-    assert words[0] == "skyplan"
-    ctx = click.Context(main)
-    command = main.get_command(ctx, words[1])
-    assert command is not None, f"no command skyplan {words[1]}"
+    from skyplan.cli.skyctl_cmd import main as skyctl
+
+    assert words[0] in ("skyplan", "skyctl")
+    command = main if words[0] == "skyplan" else skyctl
+    rest = words[1:]
+    while isinstance(command, click.Group):  # skyctl get link: a group, then its command
+        command = command.get_command(click.Context(command), rest[0])
+        assert command is not None, f"no command {' '.join(words[: len(words) - len(rest) + 1])}"
+        rest = rest[1:]
     options = {opt for param in command.params for opt in getattr(param, "opts", [])}
-    for word in words[2:]:
-        if word.startswith("--"):
-            assert word in options, f"skyplan {words[1]} has no option {word}"
+    for word in rest:
+        if word.startswith("-"):
+            assert word in options, f"{' '.join(words[:2])} has no option {word}"
 
 
 def test_github_actions_workflow_parses_and_names_real_commands():
     workflow = YAML(typ="safe").load((EXAMPLES / "ci/github-actions.yml").read_text())
-    assert set(workflow["jobs"]) == {"plan", "apply"}
-    commands = []
-    for job in workflow["jobs"].values():
-        for step in job["steps"]:
-            commands += _commands(step.get("run", ""))
-    assert [c[1] for c in commands] == ["validate", "fmt", "plan", "show", "show", "graph", "plan", "apply"]
-    for words in commands:
-        _check_command(words)
-    # A fresh runner has no configs to refresh from: both jobs compare the file with the state.
-    assert all("--no-refresh" in c for c in commands if c[1] == "plan")
+    assert set(workflow["jobs"]) == {"plan", "apply", "check"}
+    commands = {}
+    for name, job in workflow["jobs"].items():
+        commands[name] = [words for step in job["steps"] for words in _commands(step.get("run", ""))]
+        for words in commands[name]:
+            _check_command(words)
+    assert [c[1] for c in commands["plan"]] == ["validate", "fmt", "plan", "show", "show", "graph"]
+    assert [c[:2] for c in commands["apply"]] == [["skyplan", "plan"], ["skyplan", "apply"]]
+    assert [c[:3] for c in commands["check"]] == [["skyplan", "plan", "links.yaml"], ["skyctl", "get", "cluster"], ["skyctl", "get", "link"]]
+    # A pull request compares the file with the state and never reaches a gateway; the merge and
+    # the check read what runs on the gateways.
+    assert "--no-refresh" in commands["plan"][2]
+    assert not any("--no-refresh" in c for c in commands["apply"] + commands["check"])
     # The review shows, and the merge applies, exactly the plan each saved.
-    saved = commands[2][commands[2].index("--out") + 1]
-    assert [c[2] for c in commands[3:6]] == [saved] * 3
-    assert "--out" in commands[6] and commands[7][2] == commands[6][commands[6].index("--out") + 1]
+    review = commands["plan"]
+    saved = review[2][review[2].index("--out") + 1]
+    assert [c[2] for c in review[3:6]] == [saved] * 3
+    merge = commands["apply"]
+    assert merge[1][2] == merge[0][merge[0].index("--out") + 1]
+    # Only the jobs that need the gateways get the SSH secrets.
+    for name, job in workflow["jobs"].items():
+        assert ("SKYPLAN_SSH_KEY" in json.dumps(job)) == (name != "plan"), name
 
 
 @pytest.mark.parametrize("path", ["examples/ci/pre-commit-config.yaml", ".pre-commit-hooks.yaml"])

@@ -107,6 +107,11 @@ def _status(resource: ResourceState, phase: str, conditions: list[dict]) -> dict
     status: dict[str, Any] = {"phase": phase, "conditions": conditions}
     if resource.status.reason:
         status["reason"] = resource.status.reason
+    elif phase == "FAILED":
+        # Failed as seen live (no handshake for too long): the failing condition says why.
+        failing = next((c for c in conditions if c.get("status") == "False" and c.get("message")), None)
+        if failing is not None:
+            status["reason"] = failing["message"]
     return status
 
 

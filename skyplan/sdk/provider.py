@@ -175,7 +175,9 @@ class StatusRequest:
 
 @dataclass(frozen=True)
 class ResourceStatusReport:
-    phase: Literal["INIT", "ACTIVE"]
+    """A resource as seen live. FAILED says why in a condition whose status is "False"."""
+
+    phase: Literal["INIT", "ACTIVE", "FAILED"]
     conditions: list[dict[str, Any]]
 
 

@@ -186,8 +186,10 @@ def test_status_has_the_documented_shape(mode: Mode, provider: Provider) -> None
     assert isinstance(response, StatusResponse)
     assert set(response.statuses) <= set(world)
     for report in response.statuses.values():
-        assert report.phase in ("INIT", "ACTIVE")
+        assert report.phase in ("INIT", "ACTIVE", "FAILED")
         assert isinstance(report.conditions, list) and all(isinstance(c, dict) for c in report.conditions)
+        if report.phase == "FAILED":  # skyctl shows why: the failing condition's message
+            assert any(c.get("status") == "False" and c.get("message") for c in report.conditions)
     assert isinstance(response.diagnostics, list)
 
 
