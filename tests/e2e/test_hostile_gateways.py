@@ -8,7 +8,6 @@ hostile state is state.json edited by hand, as anyone who can write the state co
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterator

@@ -131,7 +131,7 @@ def test_inspection_text_with_zones_odd_digits_and_huge_numbers_keeps_nothing_of
         f"{b} dump", f"(hidden)\t{keys.public_key(keys.generate())}\t²²\toff",
         f"{keys.public_key(keys.generate())}\t(none)\t{ESC}[2J{FORGED}:1\tfd00::%{ESC}[2J/64,10.0.0.0/8\t{'9' * 5000}\t0\t0\t١٢",
         f"{b} addresses", f"5: wgsky0    inet6 fd00::1%{ESC}[2J\n{FORGED}/64 scope global",
-        f"{b} routes4", f"10.9.0.0%x/16 dev wgsky0",
+        f"{b} routes4", "10.9.0.0%x/16 dev wgsky0",
         f"{b} routes6", f"fd00:1::%{ESC}]0;owned\x07/64 dev wgsky0 metric 1024",
         f"{b} end",
     ]) + "\n"  # fmt: skip
