@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from .gateways import GatewayLab
+from .gateways import GatewayLab, running_lab
 from .netns import Lab, missing_prerequisites
 
 
@@ -65,11 +64,5 @@ def gateway_prerequisites() -> None:
 @pytest.fixture
 def gateway_lab(gateway_prerequisites: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GatewayLab]:
     """Gateways `a`, `b` and `c` with their own sshd; `ssh` on PATH runs in the controller namespace."""
-    lab = GatewayLab(["a", "b", "c"], tmp_path / "gateways")
-    lab.start()
-    monkeypatch.setenv("PATH", f"{lab.bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # the user's agent plays no part
-    try:
+    with running_lab(["a", "b", "c"], tmp_path / "gateways", monkeypatch) as lab:
         yield lab
-    finally:
-        lab.close()

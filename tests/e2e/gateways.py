@@ -15,12 +15,13 @@ BatchMode yes, so the user's own ~/.ssh never takes part.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .netns import WIREGUARD_GO_ENV, Lab, LabError, _alive, _is_zombie, _namespace_pids, _run, _stop, missing_prerequisites
@@ -220,3 +221,17 @@ class GatewayLab(Lab):
 
 def _keygen(path: Path) -> None:
     _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "skyplan-e2e", "-f", str(path)])
+
+
+@contextlib.contextmanager
+def running_lab(gateways: Sequence[str], workdir: Path, patch) -> Iterator[GatewayLab]:
+    """A started GatewayLab whose `ssh` (first on PATH, through `patch`, a pytest MonkeyPatch)
+    runs in its controller namespace without the user's agent; closed on the way out."""
+    lab = GatewayLab(gateways, workdir)
+    lab.start()
+    try:
+        patch.setenv("PATH", f"{lab.bin_dir}{os.pathsep}{os.environ['PATH']}")
+        patch.delenv("SSH_AUTH_SOCK", raising=False)  # the user's agent plays no part
+        yield lab
+    finally:
+        lab.close()

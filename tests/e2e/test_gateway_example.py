@@ -8,13 +8,12 @@ links.yaml's gateways (aliases and an ssh:// URL), provider.ssh and the commands
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from .gateways import GatewayLab
+from .gateways import GatewayLab, running_lab
 
 pytestmark = pytest.mark.e2e
 
@@ -24,14 +23,8 @@ HOSTS = {"us-west": "203.0.113.10", "eu-central": "198.51.100.20", "ap-south": "
 
 @pytest.fixture
 def example_lab(gateway_prerequisites, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    lab = GatewayLab(list(HOSTS), tmp_path / "lab")
-    lab.start()
-    monkeypatch.setenv("PATH", f"{lab.bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    try:
+    with running_lab(list(HOSTS), tmp_path / "lab", monkeypatch) as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 def test_the_gateway_example_applies_links_and_plans_no_changes(example_lab: GatewayLab, tmp_path: Path, monkeypatch, skyplan):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from .gateways import GatewayLab
+from .gateways import GatewayLab, running_lab
 from .netns import _list_namespaces
 
 pytestmark = pytest.mark.e2e
@@ -41,15 +41,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def lab(gateway_prerequisites: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayLab]:
-    lab = GatewayLab(["a", "b", "c"], tmp_path_factory.mktemp("gateways"))
-    with pytest.MonkeyPatch.context() as patch:
-        lab.start()
-        try:
-            patch.setenv("PATH", f"{lab.bin_dir}{os.pathsep}{os.environ['PATH']}")
-            patch.delenv("SSH_AUTH_SOCK", raising=False)  # the user's agent plays no part
-            yield lab
-        finally:
-            lab.close()
+    with pytest.MonkeyPatch.context() as patch, running_lab(["a", "b", "c"], tmp_path_factory.mktemp("gateways"), patch) as lab:
+        yield lab
     # Nothing of the lab outlives it: no namespace, no process that was started for it.
     left = [ns for ns in _list_namespaces() if ns == lab.name or ns.startswith(lab.name + "-")]
     assert left == [], f"namespaces left behind: {left}"

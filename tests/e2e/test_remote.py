@@ -21,7 +21,7 @@ import pytest
 from skyplan_wireguard import remote, status
 from skyplan_wireguard.ssh import Connections, Gateway, RemoteCommandError
 
-from .gateways import GatewayLab
+from .gateways import GatewayLab, running_lab
 from .netns import _namespace_pids
 
 pytestmark = pytest.mark.e2e
@@ -33,15 +33,8 @@ _tests = itertools.count(1)
 @pytest.fixture(scope="module")
 def lab(gateway_prerequisites: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayLab]:
     """Like `gateway_lab`, once for the module: a lab costs seconds to build."""
-    lab = GatewayLab(["a", "b", "c"], tmp_path_factory.mktemp("remote") / "gateways")
-    lab.start()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PATH", f"{lab.bin_dir}{os.pathsep}{os.environ['PATH']}")
-        patch.delenv("SSH_AUTH_SOCK", raising=False)
-        try:
-            yield lab
-        finally:
-            lab.close()
+    with pytest.MonkeyPatch.context() as patch, running_lab(["a", "b", "c"], tmp_path_factory.mktemp("remote") / "gateways", patch) as lab:
+        yield lab
 
 
 @dataclass
