@@ -343,8 +343,14 @@ class WireGuardProvider(Provider):
         # Every gateway this apply may change is reached before any is changed: a refused host key
         # then stops them all, rather than arriving while the others are already half done. One
         # that cannot be reached fails its own cluster's changes now, and is not tried again.
-        for name, error in gateway_work.reach(_gateways_in_play(request)).items():
-            failed.setdefault(name, error)
+        # A workspace without gateways (the large local ones) pays nothing for them.
+        any_gateway = bool(live) or any(
+            change.before is not None and change.before.type == "cluster" and gateways.is_gateway(change.before)
+            for change in request.changes
+        )
+        if any_gateway:
+            for name, error in gateway_work.reach(_gateways_in_play(request)).items():
+                failed.setdefault(name, error)
 
         # Deleted clusters go first: their files and keys are removed, nothing else depends on them.
         deleted_live = []
@@ -410,7 +416,8 @@ class WireGuardProvider(Provider):
         # A cluster replaced onto another host, or renamed on its own, leaves nothing where it lived
         # before; first, so that the old interface frees its port for the new one.
         stale_paths += gateway_work.leave_old_homes(request, failed)
-        gateway_work.push(request, sorted(touched & live), subjects, clusters, world, peering, failed)
+        if touched & live:
+            gateway_work.push(request, sorted(touched & live), subjects, clusters, world, peering, failed)
         for name, path in stale_paths:
             try:
                 atomic.remove(path, self.within(path))
