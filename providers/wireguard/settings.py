@@ -92,6 +92,7 @@ class WireGuardSettings(BaseModel):
         default=60.0,
         description='on_change and status_command are killed after this: seconds, or text such as "60s" or "2m".',
     )
+    preshared_keys: bool = Field(default=False, description="Default of links[].preshared_key: a preshared key for each peering.")
     ssh: SshSettings = Field(default_factory=SshSettings, description="How gateways are reached over SSH.")
 
     @field_validator("hook_timeout", mode="before")
