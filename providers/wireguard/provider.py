@@ -30,6 +30,7 @@ from skyplan.sdk import (
     parse_network,
 )
 from skyplan_wireguard import addresses, conf, gateways, hooks, keys, psk
+from skyplan_wireguard.arguments import ClusterArguments, LinkArguments
 from skyplan_wireguard.computed import ClusterComputed
 from skyplan_wireguard.settings import CLUSTER_SETTINGS, SCHEMA_VERSION, WireGuardSettings
 
@@ -38,13 +39,20 @@ class WireGuardProvider(Provider):
     name = "wireguard"
     settings_model = WireGuardSettings
     cluster_settings = CLUSTER_SETTINGS
-    cluster_overrides = {"listen_port": "listen_port"}  # a cluster's own port wins over the default
+    # A cluster's own values win over the provider's defaults.
+    cluster_overrides = {"listen_port": "listen_port", "mtu": "mtu", "persistent_keepalive": "persistent_keepalive"}
+    link_defaults = {"preshared_key": "preshared_keys"}
     computed_attributes = {"cluster": ("address", "public_key")}
     computed_models = {"cluster": ClusterComputed}
+    argument_models = {"cluster": ClusterArguments, "link": LinkArguments}
     schema_version = SCHEMA_VERSION
     display_spec = {"cluster": Display(columns=(("ADDRESS", "address"),), status=("address", "public_key"))}
     # A key lives where it was born: a cluster that moves to (or off) a gateway gets a new one.
     replace_on_change = {"cluster": {"gateway": "its gateway changed: a new key is generated where it now lives"}}
+    # An external peer's key lives elsewhere: becoming one (or no longer being one) swaps keys.
+    replace_on_presence = {
+        "cluster": {"public_key": "it became or stopped being an external peer: its key now lives elsewhere"}
+    }
 
     settings: WireGuardSettings
 
@@ -510,12 +518,13 @@ class WireGuardProvider(Provider):
         for address, ends in waiting:
             buckets[max((position[e] for e in ends), default=-1)].append((address, ends))
         yield from (self._result(address, ends, failed, clusters) for address, ends in buckets.pop(-1, []))
-        for i, name in enumerate(order):
-            if name in rewritten and name not in failed and self.settings.on_change:
-                error = self._run_hook(clusters[name])
+        hooked = [name for name in order if name in rewritten and name not in failed] if self.settings.on_change else []
+        with _HookRuns(self, [clusters[name] for name in hooked]) as runs:
+            for i, name in enumerate(order):
+                error = runs.outcome(name)
                 if error:
                     failed[name] = error
-            yield from (self._result(address, ends, failed, clusters) for address, ends in buckets.pop(i, []))
+                yield from (self._result(address, ends, failed, clusters) for address, ends in buckets.pop(i, []))
 
     @staticmethod
     def _result(address: str, waits_on: set[str], failed: dict[str, str], clusters) -> ResourceResult:
@@ -790,7 +799,7 @@ class WireGuardProvider(Provider):
             argv = hooks.render_argv(self.settings.on_change or [], context)
         except ValueError as exc:
             return f"on_change for cluster '{cluster.name}': {exc}"
-        ok, _, reason = hooks.run(argv)
+        ok, _, reason = hooks.run(argv, timeout=self.settings.hook_timeout)
         return None if ok else f"on_change for cluster '{cluster.name}' failed: {reason}"
 
     # -- status --------------------------------------------------------------------------------
@@ -799,6 +808,33 @@ class WireGuardProvider(Provider):
         from skyplan_wireguard.status import observe
 
         return observe(self, request)
+
+
+class _HookRuns:
+    """The on_change hooks of one apply, `hooks.AT_ONCE` at a time, all started at once; each
+    cluster's outcome is waited for in the order results are given."""
+
+    def __init__(self, provider: WireGuardProvider, views: list[ResourceView]):
+        self._pool = None
+        self._futures = {}
+        if views:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=min(hooks.AT_ONCE, len(views)))
+            self._futures = {view.name: self._pool.submit(provider._run_hook, view) for view in views}
+
+    def outcome(self, name: str) -> str | None:
+        """Why the hook of cluster `name` failed; None if it succeeded or had none to run."""
+        future = self._futures.get(name)
+        return None if future is None else future.result()
+
+    def __enter__(self) -> _HookRuns:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            # An apply stopped early (Ctrl-C) starts no hook it has not started yet.
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _GatewayWork:
