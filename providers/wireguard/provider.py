@@ -29,7 +29,7 @@ from skyplan.sdk import (
     atomic,
     parse_network,
 )
-from skyplan_wireguard import addresses, conf, gateways, hooks, keys, psk
+from skyplan_wireguard import addresses, conf, gateways, hooks, keys, psk, validation
 from skyplan_wireguard.arguments import ClusterArguments, LinkArguments
 from skyplan_wireguard.computed import ClusterComputed
 from skyplan_wireguard.settings import CLUSTER_SETTINGS, SCHEMA_VERSION, WireGuardSettings
@@ -124,6 +124,8 @@ class WireGuardProvider(Provider):
                             path=("clusters", i, "subnets", j),
                         )
                     )
+        found.extend(validation.check_clusters(request.clusters, self.settings))
+        found.extend(validation.check_links(request.clusters, request.links))
         return ValidateResponse(found)
 
     # -- shared by read and apply ----------------------------------------------------------------
