@@ -28,6 +28,8 @@ class Done:
 
 
 def create_link(ws: Workspace, name: str, source: str, target: str, lock_timeout: float) -> Done:
+    from skyplan.plan.desired import link_attributes
+
     _check_name("Link", name)
     if source == target:
         raise SkyplanError("Source and target clusters cannot be the same.")
@@ -45,10 +47,12 @@ def create_link(ws: Workspace, name: str, source: str, target: str, lock_timeout
                     f"{role} cluster '{cluster}' is being deleted: an interrupted delete of it did not finish; "
                     f"run skyctl delete cluster {cluster} to finish it."
                 )
-        attributes = {"source": source, "target": target}
+        spec = LinkSpec(name=name, source=source, target=target)
+        # The provider's link defaults apply as in the file (a preshared key when preshared_keys is on).
+        attributes = link_attributes(spec, type(ws.provider), ws.provider.settings)
         computed = type(ws.provider).computed_attributes
         _refuse_existing(recorded.get(f"link.{name}"), attributes, f"skyctl delete link {name}", computed)
-        _check_topology(ws, prior, LinkSpec(name=name, **attributes))
+        _check_topology(ws, prior, spec)
         notes = [
             f"Clusters '{source}' and '{target}' are already linked by '{other.name}'; "
             f"link '{name}' shares that peering, which lasts while either link exists."
@@ -199,7 +203,7 @@ def _check_topology(ws: Workspace, prior: State | None, new: ClusterSpec | LinkS
     """The file's rules (endpoints, networks, overlaps, pool) applied to `new` where it lands."""
     from skyplan.config import rules
 
-    clusters, links = _specs(prior, new)
+    clusters, links = _specs(prior, new, type(ws.provider), ws.provider.settings)
     if isinstance(new, ClusterSpec):
         clusters.append(new)
     else:
@@ -214,7 +218,9 @@ def _check_topology(ws: Workspace, prior: State | None, new: ClusterSpec | LinkS
         raise SkyplanError(diagnostics=[Diagnostic(problem) for problem in problems])
 
 
-def _specs(prior: State | None, new: ClusterSpec | LinkSpec) -> tuple[list[ClusterSpec], list[LinkSpec]]:
+def _specs(
+    prior: State | None, new: ClusterSpec | LinkSpec, provider_cls: type, settings
+) -> tuple[list[ClusterSpec], list[LinkSpec]]:
     """What the rules need to judge `new`: a new cluster has no links yet; a new link changes
     only what its two ends reach, so its ends, their links and their peers are enough."""
     kind = "link" if isinstance(new, LinkSpec) else "cluster"
@@ -230,10 +236,22 @@ def _specs(prior: State | None, new: ClusterSpec | LinkSpec) -> tuple[list[Clust
     clusters, links = [], []
     for r in resources:
         if r.type == "cluster":
-            clusters.append(ClusterSpec.model_construct(name=r.name, endpoint=r.attributes["endpoint"], subnets=r.attributes["subnets"], listen_port=None))
+            clusters.append(_recorded_cluster(r, provider_cls, settings))
         else:
-            links.append(LinkSpec.model_construct(name=r.name, **r.ends._asdict()))
+            links.append(LinkSpec.model_construct(name=r.name, **r.ends._asdict(), preshared_key=r.attributes.get("preshared_key")))
     return clusters, links
+
+
+def _recorded_cluster(r: ResourceState, provider_cls: type, settings) -> ClusterSpec:
+    """A recorded cluster as the entry that would record it, for the file's rules."""
+    attributes = r.attributes
+    arguments = {key: attributes.get(key) for key in ("endpoint", "gateway", "public_key", "address")}
+    # An override is told from the provider's setting only by its value: one that equals the
+    # setting judges the same either way.
+    for field, setting in provider_cls.cluster_overrides.items():
+        value = attributes.get(setting)
+        arguments[field] = value if value is not None and value != getattr(settings, setting, None) else None
+    return ClusterSpec.model_construct(name=r.name, subnets=attributes["subnets"], **arguments)
 
 
 def _config(clusters: list[ClusterSpec], links: list[LinkSpec]) -> Config:

@@ -134,6 +134,7 @@ def make_plan(
         mode=mode,
         computed=type(ws.provider).computed_attributes,
         replace_on_change=type(ws.provider).replace_on_change,
+        replace_on_presence=type(ws.provider).replace_on_presence,
         planned=planned_values(ws.provider, desired, moved, scope, owner) if mode == "normal" else {},
         replace=replace,
         moves=moves,

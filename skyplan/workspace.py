@@ -66,7 +66,7 @@ class Workspace:
             # provider, so only a damaged entry lacks what the provider declares it needs.
             state = upgrade_state(state, self.provider, self.store.describe())
             required = {
-                "cluster": {"endpoint", "subnets", *provider_cls.cluster_settings},
+                "cluster": {"subnets", *provider_cls.cluster_settings},
                 "link": {"source", "target"},
             }
             check_shapes(state, required, self.store.describe())

@@ -6,12 +6,9 @@ with access to its store: a value that is not exactly an address or a key is ref
 
 from __future__ import annotations
 
-import ipaddress
-
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from skyplan.sdk import ZONE_REASON
-from skyplan_wireguard import keys
+from skyplan_wireguard.arguments import address_text, public_key_text
 
 
 class ClusterComputed(BaseModel):
@@ -24,21 +21,9 @@ class ClusterComputed(BaseModel):
     @field_validator("address")
     @classmethod
     def _address(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            address = ipaddress.ip_address(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an IP address") from None
-        if getattr(address, "scope_id", None) is not None:
-            raise ValueError(f"{value!r} has a zone index, {ZONE_REASON}")
-        if str(address) != value:
-            raise ValueError(f"{value!r} is not written as skyplan writes addresses ({address})")
-        return value
+        return None if value is None else address_text(value)
 
     @field_validator("public_key")
     @classmethod
     def _public_key(cls, value: str | None) -> str | None:
-        if value is not None and not keys.is_canonical(value):
-            raise ValueError("is not a WireGuard public key (44 characters of canonical base64)")
-        return value
+        return None if value is None else public_key_text(value)

@@ -30,6 +30,7 @@ from skyplan.sdk import (
     parse_network,
 )
 from skyplan_wireguard import addresses, conf, gateways, hooks, keys
+from skyplan_wireguard.arguments import ClusterArguments, LinkArguments
 from skyplan_wireguard.computed import ClusterComputed
 from skyplan_wireguard.settings import CLUSTER_SETTINGS, SCHEMA_VERSION, WireGuardSettings
 
@@ -38,13 +39,20 @@ class WireGuardProvider(Provider):
     name = "wireguard"
     settings_model = WireGuardSettings
     cluster_settings = CLUSTER_SETTINGS
-    cluster_overrides = {"listen_port": "listen_port"}  # a cluster's own port wins over the default
+    # A cluster's own values win over the provider's defaults.
+    cluster_overrides = {"listen_port": "listen_port", "mtu": "mtu", "persistent_keepalive": "persistent_keepalive"}
+    link_defaults = {"preshared_key": "preshared_keys"}
     computed_attributes = {"cluster": ("address", "public_key")}
     computed_models = {"cluster": ClusterComputed}
+    argument_models = {"cluster": ClusterArguments, "link": LinkArguments}
     schema_version = SCHEMA_VERSION
     display_spec = {"cluster": Display(columns=(("ADDRESS", "address"),), status=("address", "public_key"))}
     # A key lives where it was born: a cluster that moves to (or off) a gateway gets a new one.
     replace_on_change = {"cluster": {"gateway": "its gateway changed: a new key is generated where it now lives"}}
+    # An external peer's key lives elsewhere: becoming one (or no longer being one) swaps keys.
+    replace_on_presence = {
+        "cluster": {"public_key": "it became or stopped being an external peer: its key now lives elsewhere"}
+    }
 
     settings: WireGuardSettings
 

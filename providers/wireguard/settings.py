@@ -88,6 +88,7 @@ class WireGuardSettings(BaseModel):
         default=None,
         description="argv that prints `wg show <iface> dump` for a cluster; jinja2 with cluster, interface.",
     )
+    preshared_keys: bool = Field(default=False, description="Default of links[].preshared_key: a preshared key for each peering.")
     ssh: SshSettings = Field(default_factory=SshSettings, description="How gateways are reached over SSH.")
 
     @field_validator("address_pool")

@@ -27,15 +27,32 @@ class Spec(BaseModel):
 
 
 class ClusterSpec(Spec):
-    """A cluster: one WireGuard interface, the endpoint its peers dial, the networks behind it."""
+    """A cluster: one WireGuard interface, the endpoint its peers dial, the networks behind it.
+
+    What `address` and `public_key` mean is the provider's to check (WireGuard: an overlay
+    address inside the pool, a canonical key); here they are plain text.
+    """
 
     name: str = Field(description=f"Cluster name: {NAME_RULE}.")
-    endpoint: str = Field(description="host:port that peers dial: IPv4, [IPv6] or a DNS name.")
+    endpoint: str | None = Field(
+        default=None,
+        description="host:port that peers dial: IPv4, [IPv6] or a DNS name. Without one the cluster is behind NAT and only dials out.",
+    )
     subnets: list[str] = Field(default_factory=list, description="Networks behind this cluster (CIDR).")
     listen_port: int | None = Field(default=None, ge=1, le=65535, description="Overrides provider.listen_port.")
+    # Same bounds as the provider settings they override.
+    mtu: int | None = Field(default=None, ge=576, le=65535, description="Overrides provider.mtu.")
+    persistent_keepalive: int | None = Field(
+        default=None, ge=0, le=65535, description="Overrides provider.persistent_keepalive (seconds; 0 turns it off)."
+    )
+    address: str | None = Field(default=None, description="Pins the overlay address (inside the address pool, unique).")
     gateway: str | None = Field(
         default=None,
         description="The live WireGuard host skyplan manages over SSH: ssh://[user@]host[:port] or a Host alias of the ssh config.",
+    )
+    public_key: str | None = Field(
+        default=None,
+        description="An external peer: its keys and config are managed elsewhere; skyplan writes nothing for it, its peers hold this key.",
     )
 
 
@@ -45,6 +62,9 @@ class LinkSpec(Spec):
     name: str = Field(description=f"Link name: {NAME_RULE}.")
     source: str = Field(description="Cluster at one end.")
     target: str = Field(description="Cluster at the other end.")
+    preshared_key: bool | None = Field(
+        default=None, description="A WireGuard preshared key for this peering; default: provider.preshared_keys."
+    )
 
 
 class MeshSpec(Spec):
@@ -56,6 +76,10 @@ class MeshSpec(Spec):
         default="full", description="full: a link between every pair; hub: a link from each cluster to the hub."
     )
     hub: str | None = Field(default=None, description="The hub cluster, for topology: hub.")
+    transit: bool = Field(
+        default=False,
+        description="With topology: hub, the spokes reach each other (addresses and subnets) through the hub.",
+    )
 
 
 ADDRESS_PATTERN = r"^(cluster|link)\.[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"

@@ -69,6 +69,16 @@ def mesh_pairs(members: list[str], topology: str, hub: str | None) -> list[tuple
     return [(a, b) for i, a in enumerate(members) for b in members[i + 1 :]]
 
 
+def transit_hubs(config: Config) -> dict[str, str]:
+    """Link name -> hub, for the links that meshes with `topology: hub, transit: true` generate."""
+    hubs: dict[str, str] = {}
+    for mesh in config.meshes:
+        if mesh.topology == "hub" and mesh.transit and mesh.hub is not None:
+            for source, target in mesh_pairs(mesh.clusters, mesh.topology, mesh.hub):
+                hubs[f"{mesh.name}.{source}.{target}"] = source  # the name expand_meshes gives it
+    return hubs
+
+
 def check(config: Config, provider) -> list[Diagnostic]:
     """Every cross-entry rule, all diagnostics at once (the provider's own rules included)."""
     found: list[Diagnostic] = []
@@ -83,19 +93,36 @@ def check(config: Config, provider) -> list[Diagnostic]:
         return found
     from skyplan.sdk import ResourceView, ValidateRequest
 
+    hubs = transit_hubs(config)
     request = ValidateRequest(
         clusters=[ResourceView("cluster", c.name, cluster_arguments(c)) for c in config.clusters],
-        links=[ResourceView("link", link.name, {"source": link.source, "target": link.target}) for link in config.links],
+        links=[ResourceView("link", link.name, link_arguments(link, hubs.get(link.name))) for link in config.links],
     )
     found.extend(provider.validate(request).diagnostics)
     return found
 
 
+_CLUSTER_ARGUMENTS = tuple(name for name in ClusterSpec.model_fields if name != "name")
+
+
 def cluster_arguments(cluster: ClusterSpec) -> dict:
-    """What a provider's validate sees of a cluster entry: its arguments as written."""
-    arguments: dict = {"endpoint": cluster.endpoint, "subnets": cluster.subnets}
-    if cluster.gateway is not None:
-        arguments["gateway"] = cluster.gateway
+    """What a provider's validate sees of a cluster entry: every argument as written (unset ones
+    left out)."""
+    arguments: dict = {}
+    for name in _CLUSTER_ARGUMENTS:
+        value = getattr(cluster, name)
+        if value is not None:
+            arguments[name] = value
+    return arguments
+
+
+def link_arguments(link: LinkSpec, transit_hub: str | None = None) -> dict:
+    """What a provider's validate sees of a link entry: its ends, and what else is set."""
+    arguments: dict = {"source": link.source, "target": link.target}
+    if link.preshared_key is not None:
+        arguments["preshared_key"] = link.preshared_key
+    if transit_hub is not None and transit_hub == link.source:
+        arguments["transit_hub"] = transit_hub
     return arguments
 
 
@@ -164,10 +191,11 @@ def check_names(names: list[str], section: str, found: list[Diagnostic]) -> dict
 def _check_clusters(clusters: list[ClusterSpec], found: list[Diagnostic]) -> dict[str, list[IPNetwork]]:
     networks: dict[str, list[IPNetwork]] = {}
     for i, cluster in enumerate(clusters):
-        try:
-            parse_endpoint(cluster.endpoint)
-        except ValueError as exc:
-            found.append(Diagnostic(f"clusters[{i}].endpoint: {exc}", path=("clusters", i, "endpoint")))
+        if cluster.endpoint is not None:  # none: behind NAT, it only dials out
+            try:
+                parse_endpoint(cluster.endpoint)
+            except ValueError as exc:
+                found.append(Diagnostic(f"clusters[{i}].endpoint: {exc}", path=("clusters", i, "endpoint")))
         if cluster.gateway is not None:
             try:
                 parse_gateway(cluster.gateway)

@@ -6,16 +6,23 @@ from typing import Any
 
 from skyplan.config.models import ClusterSpec, Config, LinkSpec
 from skyplan.config.network import parse_network
+from skyplan.config.rules import transit_hubs
 from skyplan.plan.model import DesiredResource
 from skyplan.state.model import Owner
+
+# Arguments a cluster records only when set: a cluster that does not use one records what it
+# recorded before the argument existed, so old states still plan "No changes".
+_OPTIONAL_CLUSTER_ARGUMENTS = ("gateway", "public_key", "address")  # and endpoint, first
 
 
 def cluster_attributes(spec: ClusterSpec, provider_cls: type, settings: Any) -> dict[str, Any]:
     networks = sorted((parse_network(s) for s in spec.subnets), key=lambda n: (n.version, n.network_address, n.prefixlen))
-    attributes: dict[str, Any] = {"endpoint": spec.endpoint, "subnets": [str(n) for n in networks]}
-    if spec.gateway is not None:
-        # Only when set: a cluster without one records what it recorded before gateways existed.
-        attributes["gateway"] = spec.gateway
+    attributes: dict[str, Any] = {} if spec.endpoint is None else {"endpoint": spec.endpoint}
+    attributes["subnets"] = [str(n) for n in networks]
+    for name in _OPTIONAL_CLUSTER_ARGUMENTS:
+        value = getattr(spec, name)
+        if value is not None:
+            attributes[name] = value
     for name in provider_cls.cluster_settings:
         attributes[name] = getattr(settings, name)
     # A cluster field that the provider says overrides one of its settings, for this cluster.
@@ -26,8 +33,19 @@ def cluster_attributes(spec: ClusterSpec, provider_cls: type, settings: Any) -> 
     return attributes
 
 
-def link_attributes(spec: LinkSpec) -> dict[str, Any]:
-    return {"source": spec.source, "target": spec.target}
+def link_attributes(spec: LinkSpec, provider_cls: type, settings: Any, transit_hub: str | None = None) -> dict[str, Any]:
+    attributes: dict[str, Any] = {"source": spec.source, "target": spec.target}
+    # A link field whose default is a provider setting; recorded only when it is on, so that a
+    # link that does not use it records what it recorded before the field existed.
+    for field, setting in provider_cls.link_defaults.items():
+        value = getattr(spec, field, None)
+        if value is None:
+            value = getattr(settings, setting, None)
+        if value is not None and value is not False:
+            attributes[field] = value
+    if transit_hub is not None:
+        attributes["transit_hub"] = transit_hub
+    return attributes
 
 
 def desired_resources(config: Config, provider_cls: type, settings: Any, managed_by: Owner = "file") -> dict[str, DesiredResource]:
@@ -35,7 +53,11 @@ def desired_resources(config: Config, provider_cls: type, settings: Any, managed
     for cluster in config.clusters:
         item = DesiredResource("cluster", cluster.name, cluster_attributes(cluster, provider_cls, settings), managed_by)
         resources[item.address] = item
+    hubs = transit_hubs(config)
     for link in config.links:
-        item = DesiredResource("link", link.name, link_attributes(link), managed_by)
+        hub = hubs.get(link.name)
+        if hub is not None and link.source != hub:
+            hub = None  # not the mesh's own link (names are unique, so this is a damaged config)
+        item = DesiredResource("link", link.name, link_attributes(link, provider_cls, settings, hub), managed_by)
         resources[item.address] = item
     return resources

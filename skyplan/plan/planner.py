@@ -31,6 +31,7 @@ def plan(
     replace: Iterable[str] = (),
     moves: Sequence[Move] = (),
     replace_on_change: Mapping[str, Mapping[str, str]] | None = None,
+    replace_on_presence: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Plan:
     """Diff `desired` against `prior` (as corrected by `actual` readings) into a Plan.
 
@@ -39,11 +40,13 @@ def plan(
     `planned` holds computed values the provider already knows (addresses), `replace` the
     addresses to replace on request (--replace), `moves` the renames (`moved` entries) to make
     in the state first; readings and planned values use the new addresses. `replace_on_change`
-    names, per resource type, the arguments a provider cannot change in place (and why).
+    names, per resource type, the arguments a provider cannot change in place (and why);
+    `replace_on_presence` those that may change in place but not appear or go away.
     Resources that another owner manages are never destroyed; they are noted.
     """
     computed = computed or {}
     replace_on_change = replace_on_change or {}
+    replace_on_presence = replace_on_presence or {}
     actual = actual or {}
     planned = planned or {}
     forced = set(replace)
@@ -68,6 +71,7 @@ def plan(
         change = _change(
             address, want, have, actual.get(address), computed, planned.get(address, {}), address in forced, mode,
             replace_on_change.get(address.split(".", 1)[0], {}),
+            replace_on_presence.get(address.split(".", 1)[0], {}),
         )
         if want is None and have is not None and have.managed_by != owner:
             # Finishing another owner's own delete: no configuration went missing.
@@ -140,6 +144,7 @@ def _change(
     forced: bool,
     mode: str = "normal",
     fixed: Mapping[str, str] | None = None,
+    present: Mapping[str, str] | None = None,
 ) -> ResourceChange:
     kind, name = address.split(".", 1)
     known = dict(known) if want is not None else {}
@@ -169,6 +174,12 @@ def _change(
     force_new = _LINK_ENDS if kind == "link" and _ends(have.attributes) != _ends(want.attributes) else frozenset()
     # Arguments the provider cannot change in place; absent and None are the same value.
     fixed_changed = sorted(key for key in fixed or () if have.attributes.get(key) != want.attributes.get(key))
+    # Arguments that may change value in place but not come or go (None counts as absent).
+    fixed_changed += sorted(
+        key
+        for key in present or ()
+        if key not in fixed_changed and (have.attributes.get(key) is None) != (want.attributes.get(key) is None)
+    )
     if fixed_changed:
         force_new = force_new | frozenset(fixed_changed)
     attribute_diff = attribute_changes(have.attributes, want.attributes, force_new)
@@ -186,7 +197,7 @@ def _change(
     if forced:
         replace_reason, token = "as requested with --replace", "replace_by_request"
     elif fixed_changed:
-        replace_reason, token = (fixed or {})[fixed_changed[0]], "replace_because_cannot_update"
+        replace_reason, token = {**(present or {}), **(fixed or {})}[fixed_changed[0]], "replace_because_cannot_update"
     elif force_new:
         replace_reason, token = "its clusters changed", "replace_because_cannot_update"
     elif reading is not None and reading.replace:

@@ -212,14 +212,22 @@ class Provider(ABC):
     # that changing one shows in the plan as an update of the clusters it rewrites.
     cluster_settings: ClassVar[tuple[str, ...]] = ()
     # links.yaml cluster fields that override a cluster setting for that one cluster:
-    # cluster field -> setting name (WireGuard: {"listen_port": "listen_port"}).
+    # cluster field -> setting name (WireGuard: {"listen_port": "listen_port", "mtu": "mtu", …}).
     cluster_overrides: ClassVar[Mapping[str, str]] = {}
+    # links.yaml link fields whose default is a provider setting: link field -> setting name
+    # (WireGuard: {"preshared_key": "preshared_keys"}). A link records the field only when its
+    # effective value is set (not None or False).
+    link_defaults: ClassVar[Mapping[str, str]] = {}
     # Attributes known only after apply, per resource type; plans show "(known after apply)".
     # A recorded resource is read (checked against what is real) only once it has them all.
     computed_attributes: ClassVar[Mapping[ResourceType, tuple[str, ...]]] = {}
     # How those computed values must look when read back from a state, per resource type: they
     # reach files and commands, and a state may be written by anyone with access to its store.
     computed_models: ClassVar[Mapping[ResourceType, type[BaseModel]]] = {}
+    # How the provider's own arguments must look when read back from a state, per resource type
+    # (WireGuard: a cluster's public_key, a link's preshared_key): checked against each recorded
+    # resource's attributes, keys the model does not name ignored, before anything uses them.
+    argument_models: ClassVar[Mapping[ResourceType, type[BaseModel]]] = {}
     # The version of the shape of this provider's attributes and computed values. The state
     # records it with each resource (none recorded: 0); raise it with each change of shape and
     # teach `upgrade` to bring older resources up to it.
@@ -227,6 +235,10 @@ class Provider(ABC):
     # Arguments that cannot change in place, per resource type: attribute -> why, as a plan
     # says it (Terraform's RequiresReplace). A change of one is planned as a replace (-/+).
     replace_on_change: ClassVar[Mapping[ResourceType, Mapping[str, str]]] = {}
+    # Arguments whose presence cannot change in place, per resource type: attribute -> why.
+    # Going from absent to present (or back) is a replace (-/+); a new value of one that stays
+    # present is an update in place (WireGuard: a cluster becoming an external peer).
+    replace_on_presence: ClassVar[Mapping[ResourceType, Mapping[str, str]]] = {}
     # What skyctl shows of computed values, per resource type.
     display_spec: ClassVar[Mapping[ResourceType, Display]] = {}
 

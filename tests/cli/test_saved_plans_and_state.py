@@ -145,7 +145,7 @@ def test_state_commands_work_without_a_valid_configuration(workspace, skyplan, s
 @pytest.mark.parametrize(
     "damage, message",
     [
-        ({"attributes": {}}, "has no attribute 'address_pool', 'endpoint', 'interface'"),
+        ({"attributes": {}}, "has no attribute 'address_pool', 'interface', 'listen_port'"),
         ({"attributes": {"endpoint": "x", "subnets": []}}, "has no attribute 'address_pool', 'interface'"),
     ],
 )
