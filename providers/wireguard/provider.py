@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -128,27 +128,41 @@ class WireGuardProvider(Provider):
 
     # -- shared by read and apply ----------------------------------------------------------------
 
-    def _cluster_conf(self, cluster: ResourceView, world: dict[str, ResourceView], peering: dict[str, dict[str, list[str]]], seen: dict | None = None) -> conf.ClusterConf:
+    def _cluster_conf(
+        self,
+        cluster: ResourceView,
+        world: dict[str, ResourceView],
+        peering: dict[str, dict[str, list[str]]],
+        seen: dict | None = None,
+        psks: Mapping[frozenset, str] | None = None,
+    ) -> conf.ClusterConf:
         """What `cluster`'s file holds, given every resource of the world it lives in.
 
-        `seen` memoises how each peer looks to others, which is the same in all their files.
+        `seen` memoises how each peer looks to others, which is the same in all their files, and
+        the world's transit groups. A peering that wants a preshared key gets its value from
+        `psks` (by frozenset of the two names), or conf.PSK_PLACEHOLDER when it is not at hand.
         """
         seen = {} if seen is None else seen
+        transit = seen.get(_TRANSIT)
+        if transit is None:
+            transit = seen[_TRANSIT] = _Transit.of(world)
         keepalive = cluster.attributes["persistent_keepalive"]
         peers = []
         for peer_name, link_names in sorted(peering.get(cluster.name, {}).items()):
-            identity = seen.get(peer_name)
-            if identity is None:
-                peer = world[f"cluster.{peer_name}"]
-                allowed = (conf.host_prefix(peer.computed["address"]), *peer.attributes["subnets"])
-                identity = seen[peer_name] = (peer.computed["public_key"], peer.attributes["endpoint"], allowed)
-            peers.append(conf.PeerConf(peer_name, tuple(sorted(link_names)), *identity, keepalive))
+            public, endpoint, allowed = _identity(peer_name, world, seen)
+            if transit.groups:
+                allowed = (*allowed, *transit.routes(cluster.name, peer_name, world, seen))
+            preshared = None
+            if any(world[f"link.{name}"].attributes.get("preshared_key") for name in link_names):
+                preshared = (psks or {}).get(frozenset((cluster.name, peer_name)), conf.PSK_PLACEHOLDER)
+            peers.append(conf.PeerConf(peer_name, tuple(sorted(link_names)), public, endpoint, allowed, keepalive, preshared))
         return conf.ClusterConf(
             cluster=cluster.name,
             address=conf.host_prefix(cluster.computed["address"]),
             listen_port=cluster.attributes["listen_port"],
             mtu=cluster.attributes.get("mtu"),
             peers=tuple(peers),
+            forward=cluster.name in transit.groups,
         )
 
     @staticmethod
@@ -324,15 +338,20 @@ class WireGuardProvider(Provider):
     # -- plan ----------------------------------------------------------------------------------
 
     def plan(self, request: PlanRequest) -> PlanResponse:
-        """Every cluster's address, allocated as apply will: the plan shows a renumbering."""
+        """Every cluster's address, allocated as apply will: the plan shows a renumbering. An
+        external peer's public key is its argument, known now too."""
         clusters = [view for view in request.resources if view.type == "cluster"]
         pools = {view.name: view.attributes["address_pool"] for view in clusters}
         previous = {view.name: view.computed.get("address") for view in clusters}
         try:
-            assigned = addresses.allocate(pools, previous)
+            assigned = addresses.allocate(pools, previous, _pins(clusters))
         except ValueError as exc:
             return PlanResponse({}, [Diagnostic(str(exc))])
-        return PlanResponse({f"cluster.{name}": {"address": address} for name, address in assigned.items()})
+        planned = {f"cluster.{name}": {"address": address} for name, address in assigned.items()}
+        for view in clusters:
+            if is_external(view):
+                planned[view.address]["public_key"] = view.attributes["public_key"]
+        return PlanResponse(planned)
 
     # -- apply ---------------------------------------------------------------------------------
 
@@ -836,4 +855,94 @@ def _current_text(path: Path, within: Path) -> str | None:
         return None if raw is None else raw.decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
+
+
+def _pins(clusters) -> dict[str, str]:
+    """Pinned overlay addresses, by cluster name."""
+    return {view.name: view.attributes["address"] for view in clusters if "address" in view.attributes}
+
+
+def is_external(view: ResourceView) -> bool:
+    """A cluster managed elsewhere, known by its public key: skyplan writes and reads nothing of it."""
+    return "public_key" in view.attributes
+
+
+def is_local(view: ResourceView) -> bool:
+    """A cluster whose key and config are files of this workspace."""
+    return not is_external(view) and not gateways.is_gateway(view)
+
+
+def _identity(name: str, world: dict[str, ResourceView], seen: dict) -> tuple[str, str | None, tuple[str, ...]]:
+    """How cluster `name` looks in its peers' files: public key, endpoint (None behind NAT) and
+    the networks it is the way to (its overlay address and subnets); memoised in `seen`."""
+    identity = seen.get(name)
+    if identity is None:
+        peer = world[f"cluster.{name}"]
+        allowed = (conf.host_prefix(peer.computed["address"]), *peer.attributes["subnets"])
+        # An external peer's key is its argument; a KeyError is a peer that has no key yet.
+        public = peer.attributes["public_key"] if "public_key" in peer.attributes else peer.computed["public_key"]
+        identity = seen[name] = (public, peer.attributes.get("endpoint"), allowed)
+    return identity
+
+
+def _networks(name: str, world: dict[str, ResourceView]) -> tuple[str, ...]:
+    """Cluster `name`'s overlay address and subnets: what a transit hub is the way to."""
+    view = world[f"cluster.{name}"]
+    return (conf.host_prefix(view.computed["address"]), *view.attributes["subnets"])
+
+
+_TRANSIT = ("transit groups",)  # the key of the world's _Transit in `seen`: never a cluster name
+
+
+class _Transit:
+    """The transit hubs of a world: each hub's group (the clusters its transit links join it to),
+    the hubs each cluster is a member with, and the pairs joined directly (a direct peering wins
+    over the way through a hub)."""
+
+    __slots__ = ("direct", "groups", "hubs_of")
+
+    def __init__(self, groups: dict[str, set[str]], direct: set[frozenset]):
+        self.groups = groups
+        self.direct = direct
+        self.hubs_of: dict[str, set[str]] = defaultdict(set)
+        for hub, members in groups.items():
+            for member in members:
+                self.hubs_of[member].add(hub)
+
+    @classmethod
+    def of(cls, world: dict[str, ResourceView]) -> _Transit:
+        groups: dict[str, set[str]] = defaultdict(set)
+        links = [view for view in world.values() if view.type == "link"]
+        for view in links:
+            hub = view.attributes.get("transit_hub")
+            if hub is not None:
+                source, target = view.ends
+                groups[hub].add(target if source == hub else source)
+        # Only a world with transit needs the pairs: the common one pays a single scan.
+        direct = {frozenset(view.ends) for view in links} if groups else set()
+        return cls(dict(groups), direct)
+
+    def routes(self, cluster: str, peer: str, world: dict[str, ResourceView], seen: dict) -> tuple[str, ...]:
+        """What `cluster` reaches through `peer` beyond the peer itself: when the peer is a transit
+        hub of `cluster`, the other members' addresses and subnets that `cluster` has no direct
+        peering with."""
+        members = self.groups.get(peer)
+        if not members or cluster not in members:
+            return ()
+        via: list[str] = []
+        for member in sorted(members):
+            if member != cluster and frozenset((cluster, member)) not in self.direct:
+                networks = seen.get((_TRANSIT, member))
+                if networks is None:
+                    networks = seen[(_TRANSIT, member)] = _networks(member, world)
+                via.extend(networks)
+        return tuple(via)
+
+    def related(self, name: str) -> set[str]:
+        """Every cluster whose file holds `name`'s networks through a hub, and those hubs."""
+        found: set[str] = set()
+        for hub in self.hubs_of.get(name, ()):
+            found.add(hub)
+            found.update(self.groups[hub])
+        return found
 
