@@ -29,7 +29,7 @@ from skyplan.sdk import (
     atomic,
     parse_network,
 )
-from skyplan_wireguard import addresses, conf, gateways, hooks, keys
+from skyplan_wireguard import addresses, conf, gateways, hooks, keys, psk
 from skyplan_wireguard.arguments import ClusterArguments, LinkArguments
 from skyplan_wireguard.computed import ClusterComputed
 from skyplan_wireguard.settings import CLUSTER_SETTINGS, SCHEMA_VERSION, WireGuardSettings
@@ -730,10 +730,13 @@ class _GatewayWork:
 
     def push(self, request, names, subjects, clusters, world, peering, failed) -> None:
         """Write and reload the config of each gateway in `names` whose file changes: every subject
-        of a change, and a peer only when its file differs from what the world before held."""
+        of a change, a peer only when its file differs from what the world before held, and both
+        ends of a peering whose preshared key is new (`preshared_keys`)."""
         p = self.provider
         before_world = _world_before(request)
         before_peering = p._peering(before_world)
+        psks, fresh = self.preshared_keys(request, names, clusters, world, before_world, before_peering, failed)
+        renewed = {end for peering in fresh for end in peering}
         files = {}
         seen: dict = {}
         for name in names:
@@ -743,16 +746,18 @@ class _GatewayWork:
             # out for now: the changes that need it fail through it, the others go ahead.
             peers = peering.get(name, {})
             keyed = {peer: links for peer, links in peers.items() if "public_key" in clusters[peer].computed}
-            cluster_conf = p._cluster_conf(clusters[name], world, {name: keyed} if keyed != peers else peering, seen)
+            cluster_conf = p._cluster_conf(clusters[name], world, {name: keyed} if keyed != peers else peering, seen, psks=psks)
             try:
-                conf.render(cluster_conf, None)  # refuses a line skyplan does not write, before ssh
+                # Refuses a line skyplan does not write, and a preshared key not at hand, before ssh.
+                conf.render(cluster_conf, None)
             except conf.UnsafeConfigError as exc:
                 failed[name] = str(exc)
                 continue
-            if name not in subjects:
+            if name not in subjects and name not in renewed:
                 old = before_world.get(f"cluster.{name}")
                 try:
-                    was = p._cluster_conf(old, before_world, before_peering) if old is not None else None
+                    # The same keys for both: a peering's key that stays is no change of the file.
+                    was = p._cluster_conf(old, before_world, before_peering, psks=psks) if old is not None else None
                 except KeyError:
                     was = None  # a peer of before had no key yet: not the same file
                 if was == cluster_conf and old is not None and old.attributes == clusters[name].attributes:
@@ -762,6 +767,79 @@ class _GatewayWork:
             work = self._run(gateways.push_all, files)
             for name, error in work.errors.items():
                 failed[name] = str(error)
+
+    def preshared_keys(self, request, names, clusters, world, before_world, before_peering, failed) -> tuple[dict, set]:
+        """The preshared keys of the peerings of the gateways `names` (by frozenset of the two
+        names), and which of them are new here.
+
+        A peering with a local end has its key in the local store, written before any config (it
+        is only read here). One between gateways (or a gateway and an external peer) has it on the
+        gateways only: generated in memory when the peering is new, is rotated (a link of it is
+        replaced), newly wants one, or it is missing or not the same on its two ends; otherwise
+        the one the ends hold is kept, read from them. Where an end that is not pushed now holds
+        a key, that one is kept, so that the two ends agree whatever else fails.
+        """
+        live_names = set(names)
+        wanted = [pair for pair in _psk_peerings(world) if pair & live_names and all(end in clusters for end in pair)]
+        if not wanted:
+            return {}, set()
+        p = self.provider
+        values: dict[frozenset, str] = {}
+        fresh: set[frozenset] = set()
+        kept = []
+        was_wanted = _psk_peerings(before_world)
+        rotated = {
+            frozenset(change.after.ends)
+            for change in request.changes
+            if change.action == "replace" and change.after is not None and change.after.type == "link"
+        }
+        for pair in sorted(wanted, key=sorted):
+            a, b = sorted(pair)
+            if is_local(clusters[a]) or is_local(clusters[b]):
+                local = a if is_local(clusters[a]) else b
+                try:
+                    found = psk.read(psk.path(p.paths.keys, pair), p.within(p.paths.keys))
+                except (psk.PresharedKeyError, UnsafePathError) as exc:
+                    found, why = None, str(exc)
+                else:
+                    why = f"its key is not in the local store yet (cluster '{local}' failed first)"
+                if found is not None:
+                    values[pair] = found
+                else:
+                    for end in pair & live_names:
+                        failed.setdefault(end, f"the preshared key of the peering of '{a}' and '{b}': {why}")
+            elif b not in before_peering.get(a, {}) or pair in rotated or pair not in was_wanted:
+                fresh.add(pair)
+            else:
+                kept.append(pair)
+        readable = sorted(
+            {end for pair in kept for end in pair if gateways.is_gateway(clusters[end]) and end not in failed and "public_key" in clusters[end].computed}
+        )
+        held_by: dict[str, dict[str, str]] = {}
+        if readable:
+            # Also a peer that is not pushed now: its key is what the pushed end must match.
+            work = self._run(gateways.preshared_keys_all, [clusters[name] for name in readable])
+            held_by = work.values
+            for name, error in work.errors.items():
+                if name in live_names:
+                    failed.setdefault(name, str(error))
+        for pair in kept:
+            held = {}
+            for end in sorted(pair):
+                if end in held_by:
+                    (other,) = pair - {end}
+                    held[end] = held_by[end].get(_public_key(clusters[other]) or "")
+            if held and None not in held.values() and len(set(held.values())) == 1:
+                values[pair] = next(iter(held.values()))
+                continue
+            stays = [value for end, value in sorted(held.items()) if value is not None and (end not in live_names or end in failed)]
+            if stays:
+                values[pair] = stays[0]
+            else:
+                fresh.add(pair)
+        for pair in fresh:
+            values[pair] = psk.generate()
+        return values, fresh
 
     def leave_old_homes(self, request: ApplyRequest, failed: dict[str, str]) -> list[tuple[str, Path]]:
         """Clusters replaced onto another host: the old gateway's interface goes down and its files
@@ -791,6 +869,16 @@ class _GatewayWork:
             for name, error in work.errors.items():
                 failed.setdefault(name, f"taking down the interface it had before: {error}")
         return local_paths
+
+
+def _psk_peerings(world: dict[str, ResourceView]) -> set[frozenset]:
+    """The peerings that want a preshared key: a link joining the pair has `preshared_key`."""
+    return {frozenset(view.ends) for view in world.values() if view.type == "link" and view.attributes.get("preshared_key")}
+
+
+def _public_key(cluster: ResourceView) -> str | None:
+    """The public key that `cluster`'s peers hold: an external peer's argument, or the computed one."""
+    return cluster.attributes.get("public_key") or cluster.computed.get("public_key")
 
 
 def _interface_renamed(change) -> bool:
