@@ -896,12 +896,15 @@ def _interface_renamed(change) -> bool:
 
 def _gateways_in_play(request: ApplyRequest) -> list[ResourceView]:
     """The gateway clusters an apply may change: those its changes name, as they are after and
-    before (a deleted cluster, an old home), the ends of its links, and the peers of its clusters,
-    whose files hold their keys and endpoints. Others are not reached at all."""
+    before (a deleted cluster, an old home), the ends of its links, the peers of its clusters,
+    whose files hold their keys and endpoints, and the members of a transit group one of them is
+    in (they route each other's networks). Others are not reached at all."""
     after = {view.name: view for view in request.world.values() if view.type == "cluster"}
     before_world = _world_before(request)
     peering = WireGuardProvider._peering(request.world)
     before_peering = WireGuardProvider._peering(before_world)
+    # A transit hub's spokes route each other's networks: a change of one changes the others' files.
+    transit, before_transit = _Transit.of(request.world), _Transit.of(before_world)
     names: set[str] = set()
     olds: list[ResourceView] = []
     for change in request.changes:
@@ -910,8 +913,12 @@ def _gateways_in_play(request: ApplyRequest) -> list[ResourceView]:
                 continue
             if side.type == "link":
                 names.update(side.ends)
+                hub = side.attributes.get("transit_hub")
+                if hub is not None:
+                    names.update([hub, *transit.groups.get(hub, ()), *before_transit.groups.get(hub, ())])
                 continue
             names.update([side.name, *peering.get(side.name, {}), *before_peering.get(side.name, {})])
+            names.update(transit.related(side.name) | before_transit.related(side.name))
             if side is change.before and gateways.is_gateway(side):
                 now = after.get(side.name)
                 if now is None or now.attributes.get("gateway") != side.attributes.get("gateway"):
