@@ -18,6 +18,17 @@ OLD_WORKSPACE = Path(__file__).parent / "fixtures" / "workspace-0.1.0"
 pytest_plugins = ["tests.postgres_server"]
 
 
+@pytest.fixture(autouse=True)
+def _secrets_met_stay_in_their_test():
+    """Each CLI run is a process of its own, whose crash report masks the secrets it met (a
+    database password). Here every test shares one process: what one test met is forgotten
+    before the next, or it would mask pieces ("pass") of another test's text."""
+    from skyplan import redact
+
+    yield
+    redact._remembered.clear()
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty workspace folder that is also the current directory."""

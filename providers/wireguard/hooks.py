@@ -2,13 +2,15 @@
 
 Their argv templates come from links.yaml, so they render in skyplan's limited sandbox, like a
 templated links.yaml. The commands run without the database credentials skyplan was given
-(`hook_environment`), and what they print is masked before it is quoted anywhere.
+(`hook_environment`), each in a process group of its own that is killed at `hook_timeout`, and
+what they print is masked before it is quoted anywhere.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 from collections.abc import Mapping
 from functools import lru_cache
@@ -93,23 +95,60 @@ def quoted_stderr(stderr: str) -> str:
     return keys.redact(stderr.strip())[-STDERR_QUOTED:].strip()
 
 
+# How many on_change hooks (and status probes) run at once: they mostly wait (a reload, a
+# handshake), so a few at a time finish a large apply far sooner than one after another.
+AT_ONCE = 8
+
+
 def run(argv: list[str], timeout: float | None = None) -> tuple[bool, str, str]:
-    """Run `argv`; return (succeeded, stdout, a one-paragraph reason on failure)."""
+    """Run `argv`; return (succeeded, stdout, a one-paragraph reason on failure).
+
+    The command gets a process group of its own: at `timeout` the whole group is killed, so a
+    `sh -c 'sleep 600'` whose sleep outlives its shell cannot hold the pipes, and the state lock,
+    open for ever.
+    """
     try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, errors="replace", env=hook_environment(), timeout=timeout, check=False
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            env=hook_environment(),
+            start_new_session=True,
         )
     except FileNotFoundError:
         return False, "", f"command not found: {argv[0]}"
     except PermissionError:
         return False, "", f"command not executable: {argv[0]}"
-    except subprocess.TimeoutExpired:
-        return False, "", f"command timed out after {timeout:g}s: {shlex.join(argv)}"
     except OSError as exc:  # an argument too long for exec, say
         return False, "", f"command could not be started: {argv[0]}: {exc.strerror or exc}"
-    if done.returncode != 0:
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        try:
+            process.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass  # a descendant that left the group holds the pipes: not waited for
+        return False, "", f"command timed out after {timeout:g}s and was killed: {shlex.join(argv)}"
+    except BaseException:  # Ctrl-C while waiting: the command goes with skyplan
+        _kill_group(process)
+        process.wait()
+        raise
+    if process.returncode != 0:
         # stderr only, and keys masked: a status probe's stdout is `wg show dump`, which holds
         # the private key, and reasons end up in the state and in `skyctl get -o json`.
-        detail = quoted_stderr(done.stderr) or "nothing on stderr"
-        return False, done.stdout, f"`{shlex.join(argv)}` exited with {done.returncode}: {detail}"
-    return True, done.stdout, ""
+        detail = quoted_stderr(stderr) or "nothing on stderr"
+        return False, stdout, f"`{shlex.join(argv)}` exited with {process.returncode}: {detail}"
+    return True, stdout, ""
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    # Only ever a command that is still running: what a hook that succeeded left behind on
+    # purpose (a wireguard-go that `wg-quick up` started) is not skyplan's to end.
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()

@@ -467,12 +467,13 @@ class WireGuardProvider(Provider):
         for address, ends in waiting:
             buckets[max((position[e] for e in ends), default=-1)].append((address, ends))
         yield from (self._result(address, ends, failed, clusters) for address, ends in buckets.pop(-1, []))
-        for i, name in enumerate(order):
-            if name in rewritten and name not in failed and self.settings.on_change:
-                error = self._run_hook(clusters[name])
+        hooked = [name for name in order if name in rewritten and name not in failed] if self.settings.on_change else []
+        with _HookRuns(self, [clusters[name] for name in hooked]) as runs:
+            for i, name in enumerate(order):
+                error = runs.outcome(name)
                 if error:
                     failed[name] = error
-            yield from (self._result(address, ends, failed, clusters) for address, ends in buckets.pop(i, []))
+                yield from (self._result(address, ends, failed, clusters) for address, ends in buckets.pop(i, []))
 
     @staticmethod
     def _result(address: str, waits_on: set[str], failed: dict[str, str], clusters) -> ResourceResult:
@@ -659,7 +660,7 @@ class WireGuardProvider(Provider):
             argv = hooks.render_argv(self.settings.on_change or [], context)
         except ValueError as exc:
             return f"on_change for cluster '{cluster.name}': {exc}"
-        ok, _, reason = hooks.run(argv)
+        ok, _, reason = hooks.run(argv, timeout=self.settings.hook_timeout)
         return None if ok else f"on_change for cluster '{cluster.name}' failed: {reason}"
 
     # -- status --------------------------------------------------------------------------------
@@ -668,6 +669,33 @@ class WireGuardProvider(Provider):
         from skyplan_wireguard.status import observe
 
         return observe(self, request)
+
+
+class _HookRuns:
+    """The on_change hooks of one apply, `hooks.AT_ONCE` at a time, all started at once; each
+    cluster's outcome is waited for in the order results are given."""
+
+    def __init__(self, provider: WireGuardProvider, views: list[ResourceView]):
+        self._pool = None
+        self._futures = {}
+        if views:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=min(hooks.AT_ONCE, len(views)))
+            self._futures = {view.name: self._pool.submit(provider._run_hook, view) for view in views}
+
+    def outcome(self, name: str) -> str | None:
+        """Why the hook of cluster `name` failed; None if it succeeded or had none to run."""
+        future = self._futures.get(name)
+        return None if future is None else future.result()
+
+    def __enter__(self) -> _HookRuns:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            # An apply stopped early (Ctrl-C) starts no hook it has not started yet.
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _GatewayWork:

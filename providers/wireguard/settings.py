@@ -88,8 +88,17 @@ class WireGuardSettings(BaseModel):
         default=None,
         description="argv that prints `wg show <iface> dump` for a cluster; jinja2 with cluster, interface.",
     )
+    hook_timeout: Annotated[float, _DURATION_SCHEMA] = Field(
+        default=60.0,
+        description='on_change and status_command are killed after this: seconds, or text such as "60s" or "2m".',
+    )
     preshared_keys: bool = Field(default=False, description="Default of links[].preshared_key: a preshared key for each peering.")
     ssh: SshSettings = Field(default_factory=SshSettings, description="How gateways are reached over SSH.")
+
+    @field_validator("hook_timeout", mode="before")
+    @classmethod
+    def _hook_timeout(cls, value: object) -> float:
+        return seconds(value, least=1, most=3600)
 
     @field_validator("address_pool")
     @classmethod

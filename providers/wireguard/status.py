@@ -11,7 +11,6 @@ from skyplan_wireguard import hooks
 
 # WireGuard re-handshakes every 2 minutes while traffic or keepalives flow; 180 s allows for one miss.
 HANDSHAKE_FRESH_SECONDS = 180
-LOCAL_PROBES_AT_ONCE = 8
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,8 @@ def observe(provider, request: StatusRequest, now: float | None = None) -> Statu
     if on_gateways:
         dumps.update(_from_gateways(provider, on_gateways))
     if template:
-        with ThreadPoolExecutor(max_workers=LOCAL_PROBES_AT_ONCE) as pool:
-            dumps.update(zip((v.name for v in local), pool.map(lambda view: _probe(template, view), local)))
+        with ThreadPoolExecutor(max_workers=hooks.AT_ONCE) as pool:
+            dumps.update(zip((v.name for v in local), pool.map(lambda view: _probe(template, view, provider.settings.hook_timeout), local)))
     else:
         dumps.update((v.name, Unseen("NoStatusCommand", f"{NO_STATUS_COMMAND} and the cluster has no gateway")) for v in local)
     now = time.time() if now is None else now
@@ -133,13 +132,13 @@ def _judge(link: ResourceView, clusters: dict[str, ResourceView], dumps: dict[st
     return ResourceStatusReport(phase, [CONFIGS_WRITTEN, condition])
 
 
-def _probe(template: list[str], cluster: ResourceView) -> Dump | Unseen:
+def _probe(template: list[str], cluster: ResourceView, timeout: float) -> Dump | Unseen:
     """The cluster's dump by its status_command, or why it could not be had."""
     try:
         argv = hooks.render_argv(template, {"cluster": cluster.name, "interface": cluster.attributes["interface"]})
     except ValueError as exc:
         return Unseen("ProbeFailed", f"status_command: {exc}")
-    ok, output, reason = hooks.run(argv, timeout=10)
+    ok, output, reason = hooks.run(argv, timeout=timeout)
     if not ok:
         return Unseen("ProbeFailed", reason)
     try:

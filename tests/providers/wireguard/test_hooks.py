@@ -109,3 +109,64 @@ def test_a_failing_hook_that_prints_a_key_across_the_quoting_boundary_leaks_no_p
         key = (workspace / f".skyplan/keys/{name}.key").read_text().strip()
         for where, text in (("apply output", result.output), ("show", shown), ("state", state_text)):
             assert leaked(key, text) == [], f"part of {name}'s key in the {where}"
+
+
+THREE = [*TWO, ("c", "192.0.2.3:51820", ["10.3.0.0/16"])]
+MESH = [("a-b", "a", "b"), ("a-c", "a", "c")]
+
+
+def test_a_hook_that_hangs_is_killed_with_what_it_started_and_fails_its_cluster(workspace, skyplan):
+    # `sh -c '… &'`: the sleep that outlives the shell holds the pipes; killing the shell alone
+    # would leave apply (and the state lock) waiting for it.
+    hook = "sleep 600 & echo $! > \"$0.pid\"; wait"
+    provider = f"hook_timeout: 1s\non_change: [sh, -c, '{hook}', '{{{{ cluster }}}}']"
+    (workspace / "links.yaml").write_text(links_yaml(TWO, LINK, provider=provider))
+    result = skyplan("apply", "--auto-approve")
+    assert result.exit_code == 1, result.output
+    for name in ("a", "b"):
+        assert f"on_change for cluster '{name}' failed: command timed out after 1s and was killed" in result.output
+        pid = int((workspace / f"{name}.pid").read_text())
+        assert not _alive(pid), f"the sleep that {name}'s hook started is still running"
+    # Its resources failed like those of a hook that exits non-zero: the next apply runs it again.
+    (workspace / "links.yaml").write_text(links_yaml(TWO, LINK, provider="on_change: ['true']"))
+    again = skyplan("apply", "--auto-approve")
+    assert again.exit_code == 0 and "Apply complete!" in again.output, again.output
+
+
+def test_hooks_run_at_the_same_time(workspace, skyplan):
+    # Each hook waits until all three have started: one after another, the first would wait out
+    # its own deadline and fail.
+    hook = (
+        "touch \"$0.started\"; i=0; while [ \"$(ls *.started | wc -l)\" -lt 3 ]; do "
+        "i=$((i+1)); [ $i -gt 400 ] && exit 3; sleep 0.05; done"
+    )
+    provider = f"hook_timeout: 60s\non_change: [sh, -c, '{hook}', '{{{{ cluster }}}}']"
+    (workspace / "links.yaml").write_text(links_yaml(THREE, MESH, provider=provider))
+    result = skyplan("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert "Apply complete! Resources: 5 added" in result.output
+    assert sorted(p.name for p in workspace.glob("*.started")) == ["a.started", "b.started", "c.started"]
+
+
+def test_a_status_command_that_hangs_is_killed_after_hook_timeout(workspace, skyplan, skyctl):
+    provider = "hook_timeout: 1\nstatus_command: [sleep, '600']"
+    (workspace / "links.yaml").write_text(links_yaml(TWO, LINK, provider=provider))
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    result = skyctl("get", "link", "a-b", "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert "command timed out after 1s and was killed: sleep 600" in result.output
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A killed child that nobody reaped yet is a zombie: gone in every way that matters here.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
