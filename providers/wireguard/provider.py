@@ -29,7 +29,7 @@ from skyplan.sdk import (
     atomic,
     parse_network,
 )
-from skyplan_wireguard import addresses, conf, gateways, hooks, keys, psk
+from skyplan_wireguard import addresses, conf, gateways, hooks, keys, psk, validation
 from skyplan_wireguard.arguments import ClusterArguments, LinkArguments
 from skyplan_wireguard.computed import ClusterComputed
 from skyplan_wireguard.settings import CLUSTER_SETTINGS, SCHEMA_VERSION, WireGuardSettings
@@ -124,6 +124,8 @@ class WireGuardProvider(Provider):
                             path=("clusters", i, "subnets", j),
                         )
                     )
+        found.extend(validation.check_clusters(request.clusters, self.settings))
+        found.extend(validation.check_links(request.clusters, request.links))
         return ValidateResponse(found)
 
     # -- shared by read and apply ----------------------------------------------------------------
@@ -190,9 +192,10 @@ class WireGuardProvider(Provider):
         live = {name: view for name, view in clusters.items() if gateways.is_gateway(view)}
         if live:
             self._read_gateways(live, world, peering, request.pending, readings, parsed, diagnostics)
+        psks = self._stored_preshared_keys(world, diagnostics)
         for name, cluster in sorted(clusters.items()):
-            if name in live:
-                continue
+            if name in live or is_external(cluster):
+                continue  # an external peer has nothing here to read
             # A move that an interrupted run left unfinished may have left the files under the old name.
             old = request.previous_names.get(cluster.address)
             key_path = self.key_path(name)
@@ -268,14 +271,17 @@ class WireGuardProvider(Provider):
                     )
                 continue
             text = raw.decode("utf-8", errors="replace")
+            expected_conf = self._cluster_conf(cluster, world, peering, seen, psks)
+            # A wanted key missing from the store shows as "differs" wherever a file holds one.
+            wanted_psks = {peer.public_key: peer.preshared_key for peer in expected_conf.peers if peer.preshared_key}
             if private is None:
-                parsed[name] = conf.parse(text)
+                parsed[name] = conf.parse(text, wanted_psks)
                 continue
-            expected_conf = self._cluster_conf(cluster, world, peering, seen)
+            complete = conf.PSK_PLACEHOLDER not in wanted_psks.values()
             # The common case, a file exactly as written, needs no parsing at all.
-            if public == cluster.computed.get("public_key") and text == conf.render(expected_conf, private):
+            if complete and public == cluster.computed.get("public_key") and text == conf.render(expected_conf, private):
                 continue
-            found = parsed[name] = conf.parse(text)
+            found = parsed[name] = conf.parse(text, wanted_psks)
             known_keys = {peer.public_key for peer in expected_conf.peers}
             expected = {
                 "interface": expected_conf.interface(cluster.computed.get("public_key")),
@@ -292,6 +298,7 @@ class WireGuardProvider(Provider):
             if expected != actual:
                 readings[cluster.address] = Reading(cluster.address, expected, actual, reason=f"{self.display(path)} differs")
 
+        owner_peers: dict[str, dict[str, conf.PeerConf]] = {}  # each file's entries as expected, by peer
         for view in request.resources:
             if view.type != "link":
                 continue
@@ -303,13 +310,38 @@ class WireGuardProvider(Provider):
                 found = parsed.get(owner)
                 if owner not in clusters or other not in clusters or found is None:
                     continue  # a missing file or cluster is the cluster's drift, reported there
-                owner_conf = self._cluster_conf(clusters[owner], world, {owner: {other: [view.name]}})
-                want = owner_conf.peers[0].comparable()
+                if owner not in owner_peers:
+                    # The whole file: a transit hub's entry holds more than the two ends know.
+                    owner_conf = self._cluster_conf(clusters[owner], world, peering, seen, psks)
+                    owner_peers[owner] = {peer.cluster: peer for peer in owner_conf.peers}
+                want = owner_peers[owner][other].comparable()
                 expected[f"peer of {other} in {owner}"] = want
                 actual[f"peer of {other} in {owner}"] = found.peers.get(want["public_key"])
             if expected != actual:
                 readings[view.address] = Reading(view.address, expected, actual, reason="peer entries differ")
         return ReadResponse(readings, diagnostics)
+
+    def _stored_preshared_keys(self, world: dict[str, ResourceView], diagnostics: list[Diagnostic]) -> dict[frozenset, str]:
+        """The stored key of every peering that wants one kept here; a missing one is absent.
+        A file that cannot be taken is an error that stops the plan, as a damaged key file does."""
+        found: dict[frozenset, str] = {}
+        folder, within = self.paths.keys, self.within(self.paths.keys)
+        for peering in sorted(_local_psk_peerings(world), key=sorted):
+            file = psk.path(folder, peering)
+            try:
+                value = psk.read(file, within)
+            except psk.PresharedKeyError as exc:
+                a, b = sorted(peering)
+                diagnostics.append(
+                    Diagnostic(f"{exc}. Restore it from a backup, or delete it to have skyplan plan a new key for clusters '{a}' and '{b}'")
+                )
+                continue
+            except UnsafePathError as exc:
+                diagnostics.append(Diagnostic(str(exc)))
+                continue
+            if value is not None:
+                found[peering] = value
+        return found
 
     def _read_gateways(self, live, world, peering, pending, readings, parsed, diagnostics) -> None:
         """Readings of the gateway clusters from their running interfaces (gateways.py)."""
@@ -386,7 +418,7 @@ class WireGuardProvider(Provider):
                 if gateways.is_gateway(change.before):
                     deleted_live.append(change)
                     continue
-                error = self._remove_cluster(change.before)
+                error = None if is_external(change.before) else self._remove_cluster(change.before)
                 yield ResourceResult(change.address, ok=True) if error is None else ResourceResult.failed(change.address, error)
         if deleted_live:
             work = gateway_work.teardown([change.before for change in deleted_live if change.before.name not in failed])
@@ -400,7 +432,8 @@ class WireGuardProvider(Provider):
 
         pools = {name: view.attributes["address_pool"] for name, view in clusters.items()}
         previous = {name: view.computed.get("address") for name, view in clusters.items()}
-        assigned = addresses.allocate(pools, previous)
+        assigned = addresses.allocate(pools, previous, _pins(clusters.values()))
+        external = set()
         for name, view in clusters.items():
             computed = dict(view.computed)
             computed["address"] = assigned[name]
@@ -408,9 +441,14 @@ class WireGuardProvider(Provider):
                 computed["public_key"] = keys.public_key(private_keys[name])
             elif name in public_keys:
                 computed["public_key"] = public_keys[name]
+            elif is_external(view):
+                computed["public_key"] = view.attributes["public_key"]  # its key lives elsewhere
+                external.add(name)
             clusters[name] = ResourceView("cluster", name, view.attributes, computed)
             world[view.address] = clusters[name]
         peering = self._peering(world)
+        transit = _Transit.of(world)
+        seen: dict = {_TRANSIT: transit}
 
         # A change is done once every file it affects is written and reloaded: a cluster's own
         # file and its peers' (they hold its key, endpoint and address), a link's two ends.
@@ -422,24 +460,37 @@ class WireGuardProvider(Provider):
             view = change.after or change.before
             assert view is not None
             if view.type == "cluster" and change.action != "delete":
-                affected = {view.name, *peering.get(view.name, {})}
+                # Transit spokes hold a member's networks in their entry for the hub.
+                affected = {view.name, *peering.get(view.name, {}), *transit.related(view.name)}
                 subjects.add(view.name)
                 touched.update(affected)
                 waiting.append((change.address, affected))
                 old = change.before
-                if old is not None and self.config_path(old) != self.config_path(clusters[view.name]):
+                # A cluster now managed elsewhere (an external peer) leaves its config and key here.
+                gone_external = old is not None and is_local(old) and is_external(clusters[view.name])
+                if old is not None and (gone_external or self.config_path(old) != self.config_path(clusters[view.name])):
                     stale_paths.append((view.name, self.config_path(old)))
+                if gone_external:
+                    stale_keys.append(self.key_path(old.name))
             elif view.type == "link":
                 ends = set()
                 for side in (change.before, change.after):
                     if side is not None:
                         ends.update(e for e in side.ends if e in clusters)
+                        hub = side.attributes.get("transit_hub")
+                        if hub in transit.groups:
+                            # Every spoke's entry for the hub holds the other spokes' networks.
+                            ends.update(transit.groups[hub])
                 subjects.update(ends)
                 touched.update(ends)
                 waiting.append((change.address, ends))
 
+        # Preshared keys are on disk before any config that holds them.
+        wanted_psks = _local_psk_peerings(world)
+        psks = self._preshared_keys(request, wanted_psks, clusters, touched, failed)
+
         # A peer whose file comes out the same is neither rewritten nor reloaded.
-        rewritten = self._write_configs(sorted(touched - live), subjects, clusters, world, peering, private_keys, failed)
+        rewritten = self._write_configs(sorted(touched - live - external), subjects, clusters, world, peering, private_keys, failed, seen, psks)
         # A cluster replaced onto another host, or renamed on its own, leaves nothing where it lived
         # before; first, so that the old interface frees its port for the new one.
         stale_paths += gateway_work.leave_old_homes(request, failed)
@@ -457,6 +508,8 @@ class WireGuardProvider(Provider):
                 atomic.remove(path, self.within(path))
             except (OSError, UnsafePathError):
                 pass  # a key of a name no longer in use: left where it is, named by the next plan
+        # Once no config written here holds them: keys of peerings that ended or stopped wanting one.
+        self._forget_preshared_keys(request, wanted_psks, clusters, failed)
 
         # Hooks run after every file is written, so a reload sees a consistent set of configs.
         # Clusters are finished in name order, so a result is ready once the last (by name) of
@@ -504,6 +557,8 @@ class WireGuardProvider(Provider):
                 continue
             if gateways.is_gateway(change.after):
                 continue  # its key is born on the gateway: _GatewayWork.keys
+            if is_external(change.after):
+                continue  # its key lives elsewhere: skyplan holds only the public key
             name = change.after.name
             before = change.before
             if before is not None and before.name != name:
@@ -556,6 +611,92 @@ class WireGuardProvider(Provider):
                     private_keys[name] = private
         return private_keys
 
+    def _preshared_keys(self, request: ApplyRequest, wanted: set[frozenset], clusters, touched: set[str], failed: dict[str, str]) -> dict[frozenset, str]:
+        """The preshared key of every peering in the local store that a file of this apply holds.
+
+        A key file is reused (a retry after a crash never changes keys) and follows its clusters'
+        renames; a peering that has none yet, and one a link of which is replaced (rotation), gets
+        a new one, written before any config that holds it.
+        """
+        needed = sorted((sorted(peering) for peering in wanted if not peering.isdisjoint(touched)))
+        if not needed:
+            return {}
+        folder, within = self.paths.keys, self.within(self.paths.keys)
+        renamed = {
+            change.after.name: change.before.name
+            for change in request.changes
+            if change.before is not None and change.after is not None and change.after.type == "cluster" and change.before.name != change.after.name
+        }
+        rotated = {
+            frozenset(change.after.ends)
+            for change in request.changes
+            if change.action == "replace" and change.after is not None and change.after.type == "link"
+        }
+        found: dict[frozenset, str] = {}
+        new: dict[frozenset, str] = {}
+
+        def fail(a: str, b: str, reason: str) -> None:
+            for end in (a, b):
+                if end in clusters:
+                    failed.setdefault(end, reason)
+
+        for a, b in needed:
+            peering = psk.pair(a, b)
+            try:
+                if a in renamed or b in renamed:
+                    psk.rename(folder, within, psk.pair(renamed.get(a, a), renamed.get(b, b)), peering)
+                value = None if peering in rotated else psk.read(psk.path(folder, peering), within)
+            except (OSError, psk.PresharedKeyError, UnsafePathError) as exc:
+                fail(a, b, f"preshared key of clusters '{a}' and '{b}': {self.reason(exc)}")
+                continue
+            if value is None:
+                new[peering] = psk.generate()
+            else:
+                found[peering] = value
+        if new:
+            try:
+                errors = psk.write(folder, within, new)
+            except (OSError, UnsafePathError) as exc:
+                errors = dict.fromkeys(new, exc)
+            for peering, value in new.items():
+                if peering in errors:
+                    a, b = sorted(peering)
+                    fail(a, b, f"preshared key of clusters '{a}' and '{b}': {self.reason(errors[peering])}")
+                else:
+                    found[peering] = value
+        return found
+
+    def _forget_preshared_keys(self, request: ApplyRequest, wanted: set[frozenset], clusters, failed: dict[str, str]) -> None:
+        """Remove the stored key of each peering this apply ended, or that stopped wanting one or
+        stopped living here (both ends now gateways or external)."""
+        renamed = {}  # before name -> after name
+        replaced = []
+        candidates: set[frozenset] = set()
+        for change in request.changes:
+            before, after = change.before, change.after
+            if before is None:
+                continue
+            if before.type == "link":
+                candidates.add(frozenset(before.ends))
+            elif after is not None:
+                if before.name != after.name:
+                    renamed[before.name] = after.name
+                if change.action == "replace":
+                    replaced.append(before.name)
+        if replaced:  # a cluster moved onto a gateway, or off to be managed elsewhere
+            before_peering = self._peering(_world_before(request))
+            candidates.update(frozenset((name, peer)) for name in replaced for peer in before_peering.get(name, {}))
+        folder, within = self.paths.keys, self.within(self.paths.keys)
+        for peering in candidates:
+            now = frozenset(renamed.get(name, name) for name in peering)
+            if now in wanted:
+                continue
+            for gone in {peering, now}:
+                for name, exc in psk.remove(folder, within, [gone]).items():
+                    for end in sorted(now):
+                        if end in clusters:
+                            failed.setdefault(end, f"removing preshared key file {psk.file_name(name)}: {self.reason(exc)}")
+
     def _move_key(self, old: str, new: str) -> str | None:
         """Rename cluster `old`'s key file to `new`'s; say why not, if it cannot be done.
 
@@ -589,7 +730,7 @@ class WireGuardProvider(Provider):
             f"{recorded_public}; it is not used. Run plan, which explains"
         )
 
-    def _write_configs(self, names, subjects, clusters, world, peering, private_keys, failed) -> set[str]:
+    def _write_configs(self, names, subjects, clusters, world, peering, private_keys, failed, seen=None, psks=None) -> set[str]:
         """Render and write the files of `names`; return the clusters whose file was written.
 
         Subjects of a change are always written (a retry must reload them); other clusters only
@@ -597,7 +738,7 @@ class WireGuardProvider(Provider):
         """
         files: dict[Path, list[tuple[Path, bytes, int]]] = {}  # by the folder they are reached from
         owners: dict[Path, str] = {}
-        seen: dict = {}
+        seen = {} if seen is None else seen
         for name in names:
             if name in failed:
                 continue
@@ -617,7 +758,7 @@ class WireGuardProvider(Provider):
                     mismatch = self._key_mismatch(name, private, clusters[name].computed.get("public_key"))
                     if mismatch:
                         raise keys.KeyFileError(mismatch)
-                text = conf.render(self._cluster_conf(clusters[name], world, peering, seen), private)
+                text = conf.render(self._cluster_conf(clusters[name], world, peering, seen, psks), private)
                 path = self.config_path(clusters[name])
                 within = self.within(path)
                 if name not in subjects and _current_text(path, within) == text:
@@ -978,6 +1119,18 @@ def _current_text(path: Path, within: Path) -> str | None:
         return None if raw is None else raw.decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
+
+
+def _local_psk_peerings(world: dict[str, ResourceView]) -> set[frozenset]:
+    """The peerings that want a preshared key kept in the local store: those with a local end.
+    (Between gateways, or a gateway and an external peer, the key lives only on the gateways.)"""
+    found = set()
+    for view in world.values():
+        if view.type == "link" and view.attributes.get("preshared_key"):
+            ends = view.ends
+            if any(is_local(world[f"cluster.{end}"]) for end in ends):
+                found.add(frozenset(ends))
+    return found
 
 
 def _pins(clusters) -> dict[str, str]:

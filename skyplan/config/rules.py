@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 
 from skyplan.config.diagnostics import Diagnostic
 from skyplan.config.models import NAME_PATTERN, NAME_RULE, ClusterSpec, Config, LinkSpec
@@ -55,6 +56,14 @@ def expand_meshes(config: Config, diagnostics: list[Diagnostic]) -> tuple[Config
         elif mesh.hub is not None:
             diagnostics.append(Diagnostic(f"meshes[{m}].hub: only meaningful with topology: hub", path=path + ("hub",)))
             bad = True
+        if mesh.transit and mesh.topology != "hub":
+            diagnostics.append(
+                Diagnostic(
+                    f"meshes[{m}].transit: only meaningful with topology: hub (the spokes reach each other through the hub)",
+                    path=path + ("transit",),
+                )
+            )
+            bad = True
         if bad:
             continue
         for source, target in mesh_pairs(mesh.clusters, mesh.topology, mesh.hub):
@@ -85,8 +94,11 @@ def check(config: Config, provider) -> list[Diagnostic]:
     clusters_by_name = _check_names(config.clusters, "clusters", found)
     _check_names(config.links, "links", found)
     networks = _check_clusters(config.clusters, found)
-    peers = _check_links(config.links, clusters_by_name, found)
-    _check_reach(config.clusters, peers, networks, found)
+    dialable = {c.name for c in config.clusters if c.endpoint is not None}
+    peers = _check_links(config.links, clusters_by_name, found, dialable)
+    groups = _transit_groups(config, clusters_by_name, peers)
+    _check_transit(groups, networks, found)
+    _check_reach(config.clusters, peers, networks, found, groups)
     _check_backend(config, found)
     _check_moved(config, found)
     if provider is None:
@@ -220,8 +232,13 @@ def _check_clusters(clusters: list[ClusterSpec], found: list[Diagnostic]) -> dic
     return networks
 
 
-def _check_links(links: list[LinkSpec], clusters: dict[str, int], found: list[Diagnostic]) -> dict[str, dict[str, int]]:
-    """Check ends; return each cluster's peers, each with the first link that joins them."""
+def _check_links(
+    links: list[LinkSpec], clusters: dict[str, int], found: list[Diagnostic], dialable: set[str] | None = None
+) -> dict[str, dict[str, int]]:
+    """Check ends; return each cluster's peers, each with the first link that joins them.
+
+    `dialable`: the clusters with an endpoint; a link needs one end that the other can dial.
+    """
     peers: dict[str, dict[str, int]] = defaultdict(dict)
     pairs: dict[frozenset, int] = {}
     for i, link in enumerate(links):
@@ -240,6 +257,16 @@ def _check_links(links: list[LinkSpec], clusters: dict[str, int], found: list[Di
             bad = True
         if bad:
             continue
+        if dialable is not None and link.source not in dialable and link.target not in dialable:
+            # Both behind NAT: each only dials out, so no handshake can ever start.
+            found.append(
+                Diagnostic(
+                    f"links[{i}]: neither cluster '{link.source}' nor cluster '{link.target}' has an endpoint, so neither "
+                    "can dial the other; give one an endpoint, or make both spokes of a hub that has one "
+                    "(meshes: topology: hub, transit: true)",
+                    path=("links", i),
+                )
+            )
         pair = frozenset((link.source, link.target))
         if pair in pairs:
             first = links[pairs[pair]].name
@@ -258,17 +285,101 @@ def _check_links(links: list[LinkSpec], clusters: dict[str, int], found: list[Di
     return peers
 
 
-def _check_reach(clusters, peers, networks, found: list[Diagnostic]) -> None:
-    """What one cluster reaches through its links must not overlap: one route per address."""
+@dataclass(frozen=True)
+class _TransitGroup:
+    """A transit hub mesh: its hub and spokes, and the link that joins each spoke to the hub."""
+
+    mesh: int  # index in meshes
+    hub: str
+    members: tuple[tuple[str, int], ...]  # (cluster, index in the mesh's clusters), hub included
+    links: dict[str, int]  # spoke -> index of the link (peering) that joins it to the hub
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self.members)
+
+
+def _transit_groups(config: Config, clusters: dict[str, int], peers: dict[str, dict[str, int]]) -> list[_TransitGroup]:
+    """The meshes with `topology: hub, transit: true` whose members and links are all valid."""
+    groups = []
+    for m, mesh in enumerate(config.meshes):
+        if not (mesh.transit and mesh.topology == "hub" and mesh.hub in mesh.clusters):
+            continue
+        if len(set(mesh.clusters)) != len(mesh.clusters) or any(c not in clusters for c in mesh.clusters):
+            continue  # reported by expand_meshes
+        hub_peers = peers.get(mesh.hub, {})
+        links = {spoke: hub_peers[spoke] for spoke in mesh.clusters if spoke in hub_peers}
+        groups.append(_TransitGroup(m, mesh.hub, tuple((c, j) for j, c in enumerate(mesh.clusters)), links))
+    return groups
+
+
+def _check_transit(groups: list[_TransitGroup], networks: dict[str, list[IPNetwork]], found: list[Diagnostic]) -> None:
+    """A transit hub routes between its spokes: their networks and the hub's must not overlap."""
+    for group in groups:
+        tagged = [(n, (name, j)) for name, j in group.members for n in networks.get(name, [])]
+        reported: set[tuple] = set()
+        for (a, (owner_a, j_a)), (b, (owner_b, j_b)) in overlapping_pairs(tagged):
+            if owner_a == owner_b:
+                continue  # within one cluster: already reported by _check_clusters
+            if j_a > j_b:  # told at the later member
+                (a, owner_a, j_a), (b, owner_b, j_b) = (b, owner_b, j_b), (a, owner_a, j_a)
+            key = (owner_b, str(b), owner_a, str(a))
+            if key in reported:
+                continue
+            reported.add(key)
+            found.append(
+                Diagnostic(
+                    f"meshes[{group.mesh}].clusters[{j_b}]: {b} of cluster '{owner_b}' overlaps {a} of cluster '{owner_a}'; "
+                    f"the transit hub '{group.hub}' routes between them, so their networks must not overlap",
+                    path=("meshes", group.mesh, "clusters", j_b),
+                )
+            )
+
+
+def _check_reach(clusters, peers, networks, found: list[Diagnostic], groups: list[_TransitGroup] = ()) -> None:  # type: ignore[assignment]
+    """What one cluster reaches through its links must not overlap: one route per address.
+
+    A spoke of a transit hub also reaches the other spokes through the hub, except those it has
+    a direct peering with: a direct peering wins, the hub does not route that spoke's networks.
+    """
     reported: set[tuple] = set()
+    spoke_of: dict[str, list[_TransitGroup]] = defaultdict(list)
+    for group in groups:
+        for spoke in group.links:
+            spoke_of[spoke].append(group)
     for cluster in clusters:
         tagged = [(n, (cluster.name, None)) for n in networks.get(cluster.name, [])]
-        for peer, link_index in peers.get(cluster.name, {}).items():
+        direct = peers.get(cluster.name, {})
+        for peer, link_index in direct.items():
             tagged.extend((n, (peer, link_index)) for n in networks.get(peer, []))
+        through: dict[str, str] = {}  # cluster reached through a hub -> that hub
+        # Cluster -> the link it is reached through (a copy only for a spoke, which adds to it).
+        reach = dict(direct) if cluster.name in spoke_of else direct
+        for group in spoke_of.get(cluster.name, ()):
+            via = group.links[cluster.name]
+            for other in group.links:
+                if other == cluster.name or other in direct:
+                    continue
+                if other in through:
+                    found.append(
+                        Diagnostic(
+                            f"links[{via}]: cluster '{cluster.name}' would reach cluster '{other}' through two transit "
+                            f"hubs, '{through[other]}' and '{group.hub}'; only one can route it",
+                            path=("links", via),
+                        )
+                    )
+                    continue
+                through[other] = group.hub
+                reach[other] = via
+                tagged.extend((n, (other, via)) for n in networks.get(other, []))
+        # The groups this cluster is in: overlaps within one are _check_transit's to report.
+        inside = [group.names for group in groups if cluster.name in group.names] if groups else []
         for (a, (owner_a, _)), (b, (owner_b, link_b)) in overlapping_pairs(tagged):
             if owner_a == owner_b:
                 continue  # within one cluster: already reported by _check_clusters
-            link_index = link_b if link_b is not None else peers[cluster.name][owner_a]
+            if inside and any(owner_a in names and owner_b in names for names in inside):
+                continue  # within one transit group: reported by _check_transit, at the mesh
+            link_index = link_b if link_b is not None else reach[owner_a]
             # Seen from either end, a link that joins overlapping subnets is one problem.
             key = (frozenset((str(a), str(b))), link_index if cluster.name in (owner_a, owner_b) else cluster.name)
             if key in reported:

@@ -73,3 +73,54 @@ class ResourceWorld:
                 found[view.ends.source][view.ends.target].append(view.name)
                 found[view.ends.target][view.ends.source].append(view.name)
         return found
+
+
+class Workspace:
+    """A provider and the resources it recorded: `converge` plans as the core does (creates,
+    updates, deletes, replaces asked for, renames) and applies, keeping what apply computed."""
+
+    def __init__(self, provider) -> None:
+        self.provider = provider
+        self.state: dict[str, ResourceView] = {}
+        self.results: dict[str, object] = {}
+
+    def converge(
+        self, desired: ResourceWorld, *, replace: tuple[str, ...] = (), update: tuple[str, ...] = (), moved: dict[str, str] | None = None
+    ) -> dict:
+        from skyplan.sdk import ApplyRequest, Change, PlanRequest
+
+        moved = moved or {}  # to address -> from address
+        wanted = {address: view._replace(computed={}) for address, view in desired.views.items()}
+        before = {}
+        for address, view in wanted.items():
+            recorded = self.state.get(moved.get(address, address))
+            if recorded is not None:
+                before[address] = recorded
+                wanted[address] = view._replace(computed=recorded.computed)
+        planned = self.provider.plan(PlanRequest(list(wanted.values()))).planned
+        for address, values in planned.items():
+            wanted[address] = wanted[address]._replace(computed={**wanted[address].computed, **values})
+        changes = []
+        gone = [v for a, v in self.state.items() if a not in {moved.get(x, x) for x in wanted}]
+        for kind in ("link", "cluster"):
+            changes += [Change(v.address, "delete", v, None) for v in gone if v.type == kind]
+        for kind in ("cluster", "link"):
+            for address, view in wanted.items():
+                if view.type != kind:
+                    continue
+                old = before.get(address)
+                if old is None:
+                    changes.append(Change(address, "create", None, view))
+                elif address in replace or (kind == "cluster" and ("public_key" in old.attributes) != ("public_key" in view.attributes)):
+                    changes.append(Change(address, "replace", old, view))
+                elif old.attributes != view.attributes or old.name != view.name or address in update:
+                    changes.append(Change(address, "update", old, view))
+        results = {r.address: r for r in self.provider.apply(ApplyRequest(changes, wanted))}
+        self.results = results
+        self.state = {}
+        for address, view in wanted.items():
+            computed = dict(view.computed)
+            if address in results:
+                computed.update(results[address].computed)
+            self.state[address] = view._replace(computed=computed)
+        return results
