@@ -495,7 +495,7 @@ class WireGuardProvider(Provider):
         # before; first, so that the old interface frees its port for the new one.
         stale_paths += gateway_work.leave_old_homes(request, failed)
         if touched & live:
-            gateway_work.push(request, sorted(touched & live), subjects, clusters, world, peering, failed)
+            gateway_work.push(request, sorted(touched & live), subjects, clusters, world, peering, failed, psks)
         for name, path in stale_paths:
             try:
                 atomic.remove(path, self.within(path))
@@ -897,14 +897,15 @@ class _GatewayWork:
             failed[name] = str(error)
         return gateways.unique_keys(work.values, request.world, failed)
 
-    def push(self, request, names, subjects, clusters, world, peering, failed) -> None:
+    def push(self, request, names, subjects, clusters, world, peering, failed, local_psks=None) -> None:
         """Write and reload the config of each gateway in `names` whose file changes: every subject
         of a change, a peer only when its file differs from what the world before held, and both
-        ends of a peering whose preshared key is new (`preshared_keys`)."""
+        ends of a peering whose preshared key is new (`preshared_keys`). `local_psks`: the keys of
+        the local store (by peering) that this apply's local configs hold."""
         p = self.provider
         before_world = _world_before(request)
         before_peering = p._peering(before_world)
-        psks, fresh = self.preshared_keys(request, names, clusters, world, before_world, before_peering, failed)
+        psks, fresh = self.preshared_keys(request, names, clusters, before_world, before_peering, failed, local_psks or {})
         renewed = {end for peering in fresh for end in peering}
         files = {}
         seen: dict = {}
@@ -937,22 +938,21 @@ class _GatewayWork:
             for name, error in work.errors.items():
                 failed[name] = str(error)
 
-    def preshared_keys(self, request, names, clusters, world, before_world, before_peering, failed) -> tuple[dict, set]:
+    def preshared_keys(self, request, names, clusters, before_world, before_peering, failed, local_psks) -> tuple[dict, set]:
         """The preshared keys of the peerings of the gateways `names` (by frozenset of the two
         names), and which of them are new here.
 
-        A peering with a local end has its key in the local store, written before any config (it
-        is only read here). One between gateways (or a gateway and an external peer) has it on the
+        A peering with a local end has its key in the local store: the one its local config got
+        (`local_psks`), so that both ends hold the same. One between gateways (or a gateway and an external peer) has it on the
         gateways only: generated in memory when the peering is new, is rotated (a link of it is
         replaced), newly wants one, or it is missing or not the same on its two ends; otherwise
         the one the ends hold is kept, read from them. Where an end that is not pushed now holds
         a key, that one is kept, so that the two ends agree whatever else fails.
         """
         live_names = set(names)
-        wanted = [pair for pair in _psk_peerings(world) if pair & live_names and all(end in clusters for end in pair)]
+        wanted = [pair for pair in _psk_peerings(request.world) if pair & live_names and all(end in clusters for end in pair)]
         if not wanted:
             return {}, set()
-        p = self.provider
         values: dict[frozenset, str] = {}
         fresh: set[frozenset] = set()
         kept = []
@@ -965,18 +965,12 @@ class _GatewayWork:
         for pair in sorted(wanted, key=sorted):
             a, b = sorted(pair)
             if is_local(clusters[a]) or is_local(clusters[b]):
-                local = a if is_local(clusters[a]) else b
-                try:
-                    found = psk.read(psk.path(p.paths.keys, pair), p.within(p.paths.keys))
-                except (psk.PresharedKeyError, UnsafePathError) as exc:
-                    found, why = None, str(exc)
-                else:
-                    why = f"its key is not in the local store yet (cluster '{local}' failed first)"
-                if found is not None:
-                    values[pair] = found
-                else:
+                if pair in local_psks:
+                    values[pair] = local_psks[pair]
+                else:  # the local store could not give it: the local end's change says why
+                    local = a if is_local(clusters[a]) else b
                     for end in pair & live_names:
-                        failed.setdefault(end, f"the preshared key of the peering of '{a}' and '{b}': {why}")
+                        failed.setdefault(end, f"the preshared key of its peering with '{local}' is not at hand: that cluster failed")
             elif b not in before_peering.get(a, {}) or pair in rotated or pair not in was_wanted:
                 fresh.add(pair)
             else:

@@ -294,3 +294,24 @@ def test_a_transit_hub_gateway_is_told_to_forward_and_its_spokes_route_each_othe
     assert "Changed outside skyplan:" in plan and "forwarding" in plan
     run_ok(skyplan, "apply", "--auto-approve")
     assert hub["forward"] == ("1", "")
+
+
+def test_a_gateway_peered_with_a_local_cluster_holds_the_key_of_the_local_store(workspace, skyplan, hosts) -> None:
+    text = links_yaml([("a-l", "a", "l"), ("a-b", "a", "b")], psk_links={"a-l", "a-b"})
+    text = text.replace("links:\n", "  - name: l\n    endpoint: 198.51.100.20:51820\n    subnets: [10.20.0.0/16]\nlinks:\n")
+    (workspace / "links.yaml").write_text(text)
+    run_ok(skyplan, "apply", "--auto-approve")
+    stored = (workspace / ".skyplan" / "keys" / "a+l.psk").read_text().strip()
+    local_config = (workspace / "wireguard" / "l" / "wgsky0.conf").read_text()
+    assert f"PresharedKey = {stored}\n" in local_config
+    public = public_keys(workspace)
+    assert hosts.psks("a")[public["l"]] == stored
+    # The peering of two gateways has no file here; the local one's key is kept across applies.
+    assert not (workspace / ".skyplan" / "keys" / "a+b.psk").exists()
+    assert "No changes." in run_ok(skyplan, "plan", "--detailed-exitcode")
+    run_ok(skyplan, "apply", "--auto-approve", "--replace", "link.a-b")
+    assert hosts.psks("a")[public["l"]] == stored
+    # Rotating the local peering rotates it on the gateway too, to the store's new key.
+    run_ok(skyplan, "apply", "--auto-approve", "--replace", "link.a-l")
+    rotated = (workspace / ".skyplan" / "keys" / "a+l.psk").read_text().strip()
+    assert rotated != stored and hosts.psks("a")[public["l"]] == rotated
