@@ -46,6 +46,7 @@ def parse_dump(text: str) -> Dump:
     return Dump(public_key=interface[1], handshakes=handshakes)
 
 
+EXTERNAL_PEER = "an external peer: its config is managed elsewhere, and skyplan does not probe it"
 CONFIGS_WRITTEN = {"type": "ConfigWritten", "status": "True", "reason": "Applied", "message": "configs written on both ends"}
 NO_STATUS_COMMAND = "handshake not observed: provider.status_command is not set"
 
@@ -63,8 +64,11 @@ def observe(provider, request: StatusRequest, now: float | None = None) -> Statu
         same = ResourceStatusReport("INIT", [CONFIGS_WRITTEN, unknown])
         return StatusResponse({v.address: same for v in request.resources})
 
-    local = [v for v in clusters.values() if not v.attributes.get("gateway")]
-    dumps: dict[str, Dump | Unseen] = {}
+    # An external peer has nothing here to probe (a status_command would read this machine's
+    # interface of that name): its links are judged by the end skyplan manages.
+    external = {name for name, v in clusters.items() if v.attributes.get("public_key")}
+    local = [v for v in clusters.values() if not v.attributes.get("gateway") and v.name not in external]
+    dumps: dict[str, Dump | Unseen] = {name: Unseen("ExternalPeer", EXTERNAL_PEER) for name in external}
     if on_gateways:
         dumps.update(_from_gateways(provider, on_gateways))
     if template:
@@ -77,7 +81,10 @@ def observe(provider, request: StatusRequest, now: float | None = None) -> Statu
     statuses = {}
     for name, view in clusters.items():
         dump = dumps[name]
-        if isinstance(dump, Dump):
+        if name in external:
+            condition = {"type": "InterfaceUp", "status": "Unknown", "reason": "ExternalPeer", "message": EXTERNAL_PEER}
+            statuses[view.address] = ResourceStatusReport("INIT", [condition])
+        elif isinstance(dump, Dump):
             condition = {"type": "InterfaceUp", "status": "True", "reason": "Probed", "message": "interface answers"}
             statuses[view.address] = ResourceStatusReport("ACTIVE", [CONFIGS_WRITTEN, condition])
         else:
@@ -85,18 +92,21 @@ def observe(provider, request: StatusRequest, now: float | None = None) -> Statu
             condition = {"type": "InterfaceUp", "status": known, "reason": dump.reason, "message": dump.message}
             statuses[view.address] = ResourceStatusReport("INIT", [CONFIGS_WRITTEN, condition])
     for link in links:
-        statuses[link.address] = _judge(link, clusters, dumps, now)
+        statuses[link.address] = _judge(link, clusters, dumps, now, external)
     # Status is best effort: a gateway that did not answer is a warning, and its resources INIT.
     warnings = [Diagnostic(dump.message, severity="warning") for dump in dict.fromkeys(d for d in dumps.values() if isinstance(d, Unseen) and d.warn)]
     return StatusResponse(statuses, warnings)
 
 
-def _judge(link: ResourceView, clusters: dict[str, ResourceView], dumps: dict[str, Dump | Unseen], now: float) -> ResourceStatusReport:
+def _judge(link: ResourceView, clusters: dict[str, ResourceView], dumps: dict[str, Dump | Unseen], now: float,
+           external: set[str] = frozenset()) -> ResourceStatusReport:  # fmt: skip
     """ACTIVE: both ends shook hands with each other in the last 180 s. FAILED: an end saw a
-    handshake once, longer ago than that, and neither end has a fresher one. Otherwise INIT."""
+    handshake once, longer ago than that, and neither end has a fresher one. Otherwise INIT.
+    An external peer's end is not asked: the other end's handshake speaks for the link."""
     messages = []
     fresh = stale = 0
-    for here, there in (link.ends, link.ends[::-1]):
+    ends = [(here, there) for here, there in (link.ends, link.ends[::-1]) if here not in external]
+    for here, there in ends:
         dump = dumps.get(here)
         if dump is None:
             messages.append(f"{here}: the cluster is not in the state")
@@ -116,7 +126,7 @@ def _judge(link: ResourceView, clusters: dict[str, ResourceView], dumps: dict[st
         else:
             fresh += 1  # a handshake "in the future" is a clock a little ahead: fresh
             messages.append(f"{here} shook hands with {there} {max(0, int(now - seen))}s ago")
-    if fresh == 2:
+    if ends and fresh == len(ends):
         phase, status, reason = "ACTIVE", "True", "RecentHandshake"
     elif stale and not fresh:
         # Handshakes are mutual: one end's old one is enough to know that the tunnel has been
