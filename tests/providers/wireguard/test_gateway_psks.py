@@ -315,3 +315,22 @@ def test_a_gateway_peered_with_a_local_cluster_holds_the_key_of_the_local_store(
     run_ok(skyplan, "apply", "--auto-approve", "--replace", "link.a-l")
     rotated = (workspace / ".skyplan" / "keys" / "a+l.psk").read_text().strip()
     assert rotated != stored and hosts.psks("a")[public["l"]] == rotated
+
+
+def test_a_renamed_gateway_keeps_its_peerings_key(workspace, skyplan, hosts) -> None:
+    (workspace / "links.yaml").write_text(links_yaml([("a-b", "a", "b")], psk_links={"a-b"}))
+    run_ok(skyplan, "apply", "--auto-approve")
+    key = peering_key(hosts, workspace, "a", "b")
+    text = links_yaml([("a-b", "a", "b")], psk_links={"a-b"})
+    text = text.replace("  - name: a\n", "  - name: a2\n").replace("source: a,", "source: a2,")
+    (workspace / "links.yaml").write_text(text + "moved:\n  - {from: cluster.a, to: cluster.a2}\n")
+    run_ok(skyplan, "apply", "--auto-approve")
+    public = public_keys(workspace)
+    assert hosts.psks("a")[public["b"]] == key and hosts.psks("b")[public["a2"]] == key
+
+
+def test_a_gateway_is_sent_the_keys_of_its_own_peerings_only(workspace, skyplan, hosts) -> None:
+    (workspace / "links.yaml").write_text(links_yaml([("a-b", "a", "b"), ("b-c", "b", "c")], psk_links={"a-b", "b-c"}))
+    run_ok(skyplan, "apply", "--auto-approve")
+    ab, bc = peering_key(hosts, workspace, "a", "b"), peering_key(hosts, workspace, "b", "c")
+    assert bc not in hosts.state(HOSTS["a"])["config"] and ab not in hosts.state(HOSTS["c"])["config"]
