@@ -129,12 +129,17 @@ def run_all(
 # -- refresh ------------------------------------------------------------------------------------------
 
 
-def inspect_all(conns, settings, root, clusters: list[ResourceView]) -> tuple[dict[str, remote.LiveInterface], list[Diagnostic]]:
-    """Each gateway cluster's live interface. An unreachable gateway is a warning (the plan goes
-    on from the state); a refused host key is an error that stops the plan."""
+def inspect_all(
+    conns, settings, root, clusters: list[ResourceView], salt: str | None = None
+) -> tuple[dict[str, remote.LiveInterface], list[Diagnostic]]:
+    """Each gateway cluster's live interface (its preshared keys as digests with `salt`). An
+    unreachable gateway is a warning (the plan goes on from the state); a refused host key is an
+    error that stops the plan."""
     from skyplan_wireguard import remote, ssh  # here, not at import: `skyctl get` never needs them
 
-    work = run_all(conns, settings, root, clusters, lambda gateway, cluster: remote.inspect(conns, gateway, cluster.attributes["interface"]))
+    work = run_all(
+        conns, settings, root, clusters, lambda gateway, cluster: remote.inspect(conns, gateway, cluster.attributes["interface"], salt=salt)
+    )
     diagnostics = []
     for name, error in sorted(work.errors.items()):
         if isinstance(error, ssh.HostKeyError | ssh.GatewayAddressError):
@@ -147,14 +152,21 @@ def inspect_all(conns, settings, root, clusters: list[ResourceView]) -> tuple[di
 
 
 def cluster_reading(
-    cluster: ResourceView, expected_conf: conf.ClusterConf, live: remote.LiveInterface, pending: str | None
+    cluster: ResourceView,
+    expected_conf: conf.ClusterConf,
+    live: remote.LiveInterface,
+    pending: str | None,
+    expected_digests: dict[str, str] | None = None,
 ) -> tuple[Reading | None, dict[str, dict] | None, str | None]:
     """What differs on `cluster`'s gateway: (reading, peers as found, error).
 
     The peers as found (by public key, comparable like conf.PeerConf.comparable) are for the
     link readings; None when they are exactly as expected. An error is a key file that holds no key,
-    or something other than a file where the config goes.
+    or something other than a file where the config goes. `expected_digests`: by peer public key,
+    the digest (live.psk_digests' salt) of the preshared key the peering's other end holds; a
+    running key with another digest "differs".
     """
+    expected_digests = expected_digests or {}
     name = cluster.name
     where = f"gateway {cluster.attributes['gateway']}"
     interface = cluster.attributes["interface"]
@@ -267,6 +279,9 @@ def cluster_reading(
                 peers_found[key]["preshared_key"] = (
                     "present" if peer.has_preshared_key and in_file else "not in the file" if peer.has_preshared_key else "not on the running interface"
                 )
+                other_end, here = expected_digests.get(key), live.psk_digests.get(key)
+                if peer.has_preshared_key and other_end is not None and here is not None and here != other_end:
+                    peers_found[key]["preshared_key"] = "differs"
     reading = Reading(cluster.address, expected, found, reason=f"the interface on {where} differs") if expected != found else None
     if peers_found is None or all(peers_found.get(key) == peer for key, peer in want_peers.items()):
         return reading, None, None

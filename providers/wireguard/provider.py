@@ -190,9 +190,9 @@ class WireGuardProvider(Provider):
         seen: dict = {}
 
         live = {name: view for name, view in clusters.items() if gateways.is_gateway(view)}
-        if live:
-            self._read_gateways(live, world, peering, request.pending, readings, parsed, diagnostics)
         psks = self._stored_preshared_keys(world, diagnostics)
+        if live:
+            self._read_gateways(live, world, peering, request.pending, readings, parsed, diagnostics, psks)
         for name, cluster in sorted(clusters.items()):
             if name in live or is_external(cluster):
                 continue  # an external peer has nothing here to read
@@ -343,22 +343,42 @@ class WireGuardProvider(Provider):
                 found[peering] = value
         return found
 
-    def _read_gateways(self, live, world, peering, pending, readings, parsed, diagnostics) -> None:
-        """Readings of the gateway clusters from their running interfaces (gateways.py)."""
-        from skyplan_wireguard import ssh
+    def _read_gateways(self, live, world, peering, pending, readings, parsed, diagnostics, stored_psks=None) -> None:
+        """Readings of the gateway clusters from their running interfaces (gateways.py).
+
+        Preshared keys come back from the gateways as digests with one salt: a peering's key is
+        compared with its other end's, another gateway's digest or the local store's key digested
+        here (`stored_psks`), and never leaves a host.
+        """
+        from skyplan_wireguard import remote, ssh
 
         problem = gateways.config_problem(self.settings, self.paths.root)
         if problem:
             diagnostics.append(Diagnostic(problem))
             return
+        salt = remote.new_salt()
         with ssh.Connections() as conns:
-            found, problems = gateways.inspect_all(conns, self.settings, self.paths.root, [live[n] for n in sorted(live)])
+            found, problems = gateways.inspect_all(conns, self.settings, self.paths.root, [live[n] for n in sorted(live)], salt)
         diagnostics.extend(problems)
+        stored_psks = stored_psks or {}
         seen: dict = {}
         for name, interface in sorted(found.items()):
             cluster = live[name]
             expected_conf = self._cluster_conf(cluster, world, peering, seen)
-            reading, peers, error = gateways.cluster_reading(cluster, expected_conf, interface, pending.get(cluster.address))
+            own_key = cluster.computed.get("public_key")
+            digests = {}
+            for peer in expected_conf.peers:
+                if peer.preshared_key is None:
+                    continue
+                other = found.get(peer.cluster)
+                if other is not None:
+                    digest = other.psk_digests.get(own_key) if own_key else None
+                else:
+                    stored = stored_psks.get(frozenset((name, peer.cluster)))
+                    digest = remote.psk_digest(salt, stored) if stored is not None else None
+                if digest is not None:
+                    digests[peer.public_key] = digest
+            reading, peers, error = gateways.cluster_reading(cluster, expected_conf, interface, pending.get(cluster.address), digests)
             if error:
                 diagnostics.append(Diagnostic(error))
                 continue

@@ -12,12 +12,13 @@ masked with `keys.redact` before it reaches an exception.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 import secrets
 import shlex
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from skyplan_wireguard import keys
 from skyplan_wireguard.settings import INTERFACE_PATTERN
@@ -73,6 +74,9 @@ class LiveInterface:
     config_problem: str | None = None
     # the host's forwarding switches (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding)
     forwarding: Forwarding = Forwarding()
+    # peer public key -> psk_digest(salt, its running preshared key): whether two ends hold the
+    # same key, told without the key leaving either host
+    psk_digests: dict[str, str] = field(default_factory=dict)
 
 
 # -- awk programs run on the gateway ------------------------------------------------------------------
@@ -191,7 +195,7 @@ _INSPECT = (
     + _awk("config_key", CONFIG_KEY_AWK)
     + _awk("mask_dump", MASK_DUMP_AWK)
     + r"""
-i=$1 b=$2
+i=$1 b=$2 salt=${3:-}
 mark() { printf '%s %s\n' "$b" "$*"; }
 pub_of_file() {  # FILE: "ok PUBLIC" or "bad"
     if p=$(wg pubkey < "$1" 2>/dev/null); then printf 'ok %s\n' "$p"; else echo bad; fi
@@ -225,6 +229,17 @@ ip -4 route show dev "$i" 2>/dev/null
 mark routes6
 ip -6 route show dev "$i" 2>/dev/null
 mark forwarding "$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo -)" "$(cat /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null || echo -)"
+mark psk_digests
+# A salted SHA-256 of each running preshared key (printf is the shell's own: no key in any argv).
+if [ -n "$salt" ] && command -v sha256sum >/dev/null 2>&1 && out=$(wg show "$i" preshared-keys 2>/dev/null); then
+    tab=$(printf '\t')
+    printf '%s\n' "$out" | while IFS="$tab" read -r pub psk; do
+        [ "$psk" = "(none)" ] || [ -z "$psk" ] && continue
+        h=$(printf '%s%s' "$salt" "$psk" | sha256sum 2>/dev/null) || continue
+        printf '%s\t%s\n' "$pub" "${h%% *}"
+    done
+fi
+out=
 mark end
 """
 )
@@ -402,14 +417,18 @@ printf '%s\n' "$out" | awk "$mask_dump"
 # -- the calls --------------------------------------------------------------------------------------------
 
 
-def inspect(conns: Connections, gateway: Gateway, interface: str) -> LiveInterface:
+def inspect(conns: Connections, gateway: Gateway, interface: str, *, salt: str | None = None) -> LiveInterface:
     """What the gateway has: key file, config file and the running interface, secrets removed there.
 
-    Works whatever state the gateway is in: no files, a garbled key, the interface down.
+    Works whatever state the gateway is in: no files, a garbled key, the interface down. With
+    `salt` (hex), each running preshared key comes back as `psk_digest(salt, key)` only: the
+    same salt for every gateway of one refresh tells whether the ends of a peering agree.
     """
     _check_interface(gateway, interface)
+    if salt is not None and not _SALT.fullmatch(salt):
+        raise GatewayRequestError(gateway.address, "the salt is not 32 to 64 hex digits")
     boundary = "@@skyplan-" + secrets.token_hex(12)  # a line no file can be expected to hold
-    result = _run(conns, gateway, "inspecting " + interface, _INSPECT, [interface, boundary])
+    result = _run(conns, gateway, "inspecting " + interface, _INSPECT, [interface, boundary, salt or ""])
     try:
         return parse_inspection(result.stdout.decode("utf-8", errors="replace"), boundary, interface)
     except ValueError as exc:  # e.g. the connection ended mid-way: no reading rather than a wrong one
@@ -487,6 +506,19 @@ def teardown(conns: Connections, gateway: Gateway, interface: str) -> None:
     """
     _check_interface(gateway, interface)
     _run(conns, gateway, f"removing {interface}", _TEARDOWN, [interface])
+
+
+def psk_digest(salt: str, psk: str) -> str:
+    """What inspect gives for preshared key `psk` with `salt`: hex SHA-256 of the two, as text."""
+    return hashlib.sha256((salt + psk).encode("ascii")).hexdigest()
+
+
+def new_salt() -> str:
+    return secrets.token_hex(16)
+
+
+_SALT = re.compile(r"[0-9a-f]{32,64}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def preshared_keys(conns: Connections, gateway: Gateway, interface: str) -> dict[str, str]:
@@ -567,7 +599,17 @@ def parse_inspection(text: str, boundary: str, interface: str = "wgsky0") -> Liv
         routes=tuple(sorted(parse_routes("\n".join(sections.get("routes4", [])), 4) + parse_routes("\n".join(sections.get("routes6", [])), 6))),
         config_problem=config_problem,
         forwarding=_forwarding(heads.get("forwarding", "")),
+        psk_digests=_digests(sections.get("psk_digests", [])),
     )
+
+
+def _digests(lines: list[str]) -> dict[str, str]:
+    found = {}
+    for line in lines:
+        public, _, digest = line.partition("\t")
+        if keys.is_canonical(public) and _DIGEST.fullmatch(digest):
+            found[public] = digest
+    return found
 
 
 def _forwarding(head: str) -> Forwarding:

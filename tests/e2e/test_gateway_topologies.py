@@ -234,3 +234,22 @@ def test_a_gateway_peered_with_an_external_peer_holds_its_key_and_a_preshared_ke
     assert "No changes." in run_ok(skyplan, "plan", "--detailed-exitcode")
     run_ok(skyplan, "apply", "--auto-approve", "--replace", "link.stores.hub.s1")
     assert lab.preshared_keys("hub")[PARTNER_KEY] == on_hub[PARTNER_KEY]
+
+
+def test_a_preshared_key_changed_on_one_gateway_by_hand_is_drift_though_no_host_shows_it(lab: GatewayLab, world: Path, skyplan) -> None:
+    (world / "links.yaml").write_text(links_yaml(lab, partner=False))
+    run_ok(skyplan, "apply", "--auto-approve")
+    public = {a.split(".", 1)[1]: v["public_key"] for a, v in state_resources(skyplan).items() if a.startswith("cluster.")}
+    before = peering_keys(lab, skyplan)
+    # Another key of the same shape on s2's side only: the tunnel breaks, both still say "(hidden)".
+    lab.run("s2", ["sh", "-c", f"wg genpsk > /run/wireguard/other.psk && wg set {INTERFACE} peer {public['hub']} preshared-key /run/wireguard/other.psk && rm /run/wireguard/other.psk"])
+    assert peering_keys(lab, skyplan)["s2"][0] != peering_keys(lab, skyplan)["s2"][1]
+
+    plan = run_ok(skyplan, "plan", "--detailed-exitcode", code=2)
+    drift = plan.split("Changed outside skyplan:", 1)[1].split("skyplan will perform", 1)[0]
+    assert "link.stores.hub.s2" in drift and '"differs"' in drift and "link.stores.hub.s1" not in drift, drift
+    run_ok(skyplan, "apply", "--auto-approve")
+    after = peering_keys(lab, skyplan)
+    assert after["s2"][0] is not None and after["s2"][0] == after["s2"][1] and after["s1"] == before["s1"]
+    overlay = {a.split(".", 1)[1]: v["address"] for a, v in state_resources(skyplan).items() if a.startswith("cluster.")}
+    assert reaches(lab, "s2", overlay["hub"]) and reaches(lab, "s1", overlay["s2"])

@@ -550,3 +550,15 @@ def test_a_transit_hub_push_turns_on_forwarding_whichever_way_the_interface_come
         assert net.lab.run("a", sysctl).stdout.split() == ["1", "1"]
     finally:
         net.lab.run("a", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0"], check=False)
+
+
+def test_inspect_digests_each_running_preshared_key_with_the_salt_given(net: Net, conns: Connections) -> None:
+    public = net.keys(conns, "a", "b", "c")
+    psk = net.lab.run("a", ["wg", "genpsk"]).stdout.strip().encode()
+    net.push(conns, "a", ["b", "c"], public)
+    net.lab.run("a", ["sh", "-c", f"wg set {net.interface} peer {public['b']} preshared-key /dev/stdin <<EOF\n{psk.decode()}\nEOF"])
+    salt = remote.new_salt()
+    seen = remote.inspect(conns, net.gateway("a"), net.interface, salt=salt)
+    assert seen.psk_digests == {public["b"]: remote.psk_digest(salt, psk.decode())}  # c has none
+    assert psk.decode() not in repr(seen)
+    assert remote.inspect(conns, net.gateway("a"), net.interface).psk_digests == {}  # no salt, no digests

@@ -75,10 +75,10 @@ class Hosts:
             if state["config"] is None:
                 return Result(0, b"preshared-keys none\n", b"")
             return Result(0, ("preshared-keys live\n" + awk(remote.PEER_PSKS_AWK, state["config"])).encode(), b"")
-        return Result(0, self.inspection(state, args[1]).encode(), b"")
+        return Result(0, self.inspection(state, args[1], args[2]).encode(), b"")
 
     @staticmethod
-    def inspection(state: dict, b: str) -> str:
+    def inspection(state: dict, b: str, salt: str = "") -> str:
         public = keys.public_key(state["key"]) if state["key"] else None
         out = [f"{b} key " + (f"ok {public}" if public else "none")]
         if state["config"] is None:
@@ -103,7 +103,11 @@ class Hosts:
         out.append(f"{b} routes6")
         out += [f"{r} metric 1024 pref medium" for r in state["routes"] if ":" in r]
         forwarding = "1" if state["forward"][:1] == ("1",) else "0"
-        out += [f"{b} forwarding {forwarding} 0", f"{b} end"]
+        out += [f"{b} forwarding {forwarding} 0", f"{b} psk_digests"]
+        if state["config"] is not None and salt:
+            held = remote.parse_preshared_keys(awk(remote.PEER_PSKS_AWK, state["config"]))
+            out += [f"{public}\t{remote.psk_digest(salt, psk)}" for public, psk in held.items()]
+        out.append(f"{b} end")
         return "\n".join(out) + "\n"
 
 
@@ -334,3 +338,25 @@ def test_a_gateway_is_sent_the_keys_of_its_own_peerings_only(workspace, skyplan,
     run_ok(skyplan, "apply", "--auto-approve")
     ab, bc = peering_key(hosts, workspace, "a", "b"), peering_key(hosts, workspace, "b", "c")
     assert bc not in hosts.state(HOSTS["a"])["config"] and ab not in hosts.state(HOSTS["c"])["config"]
+
+
+def test_a_key_changed_by_hand_on_one_end_is_drift_though_neither_host_shows_it(workspace, skyplan, hosts) -> None:
+    text = links_yaml([("a-b", "a", "b"), ("a-l", "a", "l")], psk_links={"a-b", "a-l"})
+    text = text.replace("links:\n", "  - name: l\n    endpoint: 198.51.100.20:51820\n    subnets: [10.20.0.0/16]\nlinks:\n")
+    (workspace / "links.yaml").write_text(text)
+    run_ok(skyplan, "apply", "--auto-approve")
+    key = peering_key(hosts, workspace, "a", "b")
+    stored = (workspace / ".skyplan" / "keys" / "a+l.psk").read_text().strip()
+    assert "No changes." in run_ok(skyplan, "plan", "--detailed-exitcode")
+    host = hosts.state(HOSTS["b"])
+    host["config"] = host["config"].replace(key, BY_HAND_KEY)  # same shape, another key: both show "(hidden)"
+    host = hosts.state(HOSTS["a"])
+    host["config"] = host["config"].replace(stored, BY_HAND_KEY)  # the gateway's end of the local peering
+    plan = run_ok(skyplan, "plan", "--detailed-exitcode", code=2)
+    drift = plan.split("Changed outside skyplan:", 1)[1].split("skyplan will perform", 1)[0]
+    assert "link.a-b" in drift and "link.a-l" in drift and drift.count('"differs"') >= 2, drift
+    assert not any(secret in plan for secret in (key, stored, BY_HAND_KEY))
+    run_ok(skyplan, "apply", "--auto-approve")
+    assert peering_key(hosts, workspace, "a", "b") not in (key, BY_HAND_KEY)
+    assert hosts.psks("a")[public_keys(workspace)["l"]] == (workspace / ".skyplan" / "keys" / "a+l.psk").read_text().strip()
+    assert "No changes." in run_ok(skyplan, "plan", "--detailed-exitcode")

@@ -127,7 +127,7 @@ def test_the_address_and_route_filters_keep_what_skyplan_manages() -> None:
 def inspection(**sections: str) -> str:
     heads = {"key": "none", "config_key": "none", "config": "none"}
     parts = []
-    for name in ("key", "config_key", "config", "link", "dump", "addresses", "routes4", "routes6", "forwarding", "end"):
+    for name in ("key", "config_key", "config", "link", "dump", "addresses", "routes4", "routes6", "forwarding", "psk_digests", "end"):
         head, _, body = sections.get(name, heads.get(name, "")).partition("\n")
         parts.append(f"{B} {name}" + (f" {head}" if head else "") + "\n" + body)
     return "".join(parts)
@@ -366,3 +366,23 @@ def test_the_push_script_sets_only_fixed_forwarding_switches() -> None:
 )
 def test_inspect_output_says_whether_the_host_forwards(head: str, expected: remote.Forwarding) -> None:
     assert remote.parse_inspection(inspection(forwarding=head), B).forwarding == expected
+
+
+def test_inspect_output_gives_preshared_keys_as_digests_only() -> None:
+    salt = remote.new_salt()
+    good = remote.psk_digest(salt, PSK)
+    body = f"\n{PEER}\t{good}\n{PEER2}\t{PSK}\nnot a key\t{good}\n{PUBLIC}\t{good.upper()}\n"
+    seen = remote.parse_inspection(inspection(psk_digests=body), B)
+    assert seen.psk_digests == {PEER: good}
+    assert remote.psk_digest(salt, PSK) != remote.psk_digest(remote.new_salt(), PSK)  # one salt per refresh
+
+
+def test_inspect_sends_the_salt_and_refuses_one_that_is_not_hex() -> None:
+    conns = RecordingConnections(Result(0, b"", b""))
+    with pytest.raises(RemoteCommandError):  # the empty answer is cut short; what was sent is the point
+        remote.inspect(conns, GW, "wgsky0", salt="ab" * 16)
+    ((argv, _),) = conns.calls
+    assert argv[6] == "ab" * 16
+    for salt in ("", "x" * 32, "ab" * 16 + " ; reboot", "AB" * 16):
+        with pytest.raises(remote.GatewayRequestError):
+            remote.inspect(RecordingConnections(), GW, "wgsky0", salt=salt)
