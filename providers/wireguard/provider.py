@@ -963,11 +963,12 @@ class _GatewayWork:
         names), and which of them are new here.
 
         A peering with a local end has its key in the local store: the one its local config got
-        (`local_psks`), so that both ends hold the same. One between gateways (or a gateway and an external peer) has it on the
-        gateways only: generated in memory when the peering is new, is rotated (a link of it is
-        replaced), newly wants one, or it is missing or not the same on its two ends; otherwise
-        the one the ends hold is kept, read from them. Where an end that is not pushed now holds
-        a key, that one is kept, so that the two ends agree whatever else fails.
+        (`local_psks`), so that both ends hold the same. One between gateways (or a gateway and
+        an external peer) has it on the gateways only: generated in memory when the peering is
+        new, is rotated (a link of it is replaced), newly wants one, or it is missing or not the
+        same on its two ends; otherwise the one the ends hold is kept, read from them (also when
+        an end got a new key). Where an end that is not pushed now holds a key, that one is kept,
+        so that the two ends agree whatever else fails.
         """
         live_names = set(names)
         wanted = [pair for pair in _psk_peerings(request.world) if pair & live_names and all(end in clusters for end in pair)]
@@ -1011,7 +1012,11 @@ class _GatewayWork:
             for end in sorted(pair):
                 if end in held_by:
                     (other,) = pair - {end}
-                    held[end] = held_by[end].get(_public_key(clusters[other]) or "")
+                    # Under the other end's key, or the one it had: a peer's new key (a replaced
+                    # cluster, an external peer's rotation) is no new peering and keeps its key.
+                    was = before_world.get(f"cluster.{other}")
+                    found_under = [_public_key(clusters[other]), _public_key(was) if was is not None else None]
+                    held[end] = next((held_by[end][k] for k in found_under if k and k in held_by[end]), None)
             if held and None not in held.values() and len(set(held.values())) == 1:
                 values[pair] = next(iter(held.values()))
                 continue

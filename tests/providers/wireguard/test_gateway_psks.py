@@ -360,3 +360,16 @@ def test_a_key_changed_by_hand_on_one_end_is_drift_though_neither_host_shows_it(
     assert peering_key(hosts, workspace, "a", "b") not in (key, BY_HAND_KEY)
     assert hosts.psks("a")[public_keys(workspace)["l"]] == (workspace / ".skyplan" / "keys" / "a+l.psk").read_text().strip()
     assert "No changes." in run_ok(skyplan, "plan", "--detailed-exitcode")
+
+
+def test_new_keys_at_either_end_keep_the_peerings_preshared_key(workspace, skyplan, hosts) -> None:
+    text = links_yaml([("a-b", "a", "b"), ("a-partner", "a", "partner")], psk_links={"a-b", "a-partner"}, partner=True)
+    (workspace / "links.yaml").write_text(text)
+    run_ok(skyplan, "apply", "--auto-approve")
+    ab, ap = peering_key(hosts, workspace, "a", "b"), hosts.psks("a")[PARTNER]
+    # b gets a new key; the partner rotates its own (set elsewhere, with the same preshared key).
+    rotated = keys.public_key(keys.generate())
+    (workspace / "links.yaml").write_text(text.replace(PARTNER, rotated))
+    run_ok(skyplan, "apply", "--auto-approve", "--replace", "cluster.b")
+    assert peering_key(hosts, workspace, "a", "b") == ab
+    assert hosts.psks("a") == {public_keys(workspace)["b"]: ab, rotated: ap}
