@@ -1020,7 +1020,11 @@ class _GatewayWork:
             if held and None not in held.values() and len(set(held.values())) == 1:
                 values[pair] = next(iter(held.values()))
                 continue
-            stays = [value for end, value in sorted(held.items()) if value is not None and (end not in live_names or end in failed)]
+            # A gateway end that is not pushed now keeps what it has: give the other end its key,
+            # or, when it has none, keep the pushed end's (a new key could reach one end only).
+            unpushed = [end for end in sorted(pair) if gateways.is_gateway(clusters[end]) and (end not in live_names or end in failed)]
+            stays = [held[end] for end in unpushed if held.get(end) is not None]
+            stays += [value for end, value in sorted(held.items()) if value is not None and end not in unpushed] if unpushed else []
             if stays:
                 values[pair] = stays[0]
             else:

@@ -38,6 +38,7 @@ class Hosts:
     def __init__(self) -> None:
         self.hosts: dict[str, dict] = {}
         self.calls: list[tuple[str, str]] = []
+        self.lies: dict[tuple[str, str], Result] = {}  # (host, operation) -> what it answers instead, once
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         hosts = self
@@ -59,6 +60,9 @@ class Hosts:
     def answer(self, host: str, argv: list[str], stdin: bytes | None) -> Result:
         operation = _OPERATIONS[argv[2]]
         self.calls.append((host, operation))
+        lie = self.lies.pop((host, operation), None)
+        if lie is not None:
+            return lie
         args = argv[4:]
         state = self.state(host)
         if operation == "ensure_key":
@@ -373,3 +377,40 @@ def test_new_keys_at_either_end_keep_the_peerings_preshared_key(workspace, skypl
     run_ok(skyplan, "apply", "--auto-approve", "--replace", "cluster.b")
     assert peering_key(hosts, workspace, "a", "b") == ab
     assert hosts.psks("a") == {public_keys(workspace)["b"]: ab, rotated: ap}
+
+
+def test_a_push_that_fails_on_one_end_leaves_the_next_apply_to_give_both_the_same_key(workspace, skyplan, hosts) -> None:
+    (workspace / "links.yaml").write_text(links_yaml([("a-b", "a", "b")], psk_links={"a-b"}))
+    hosts.lies[(HOSTS["b"], "push")] = Result(97, b"", b"writing /etc/wireguard/wgsky0.conf failed\n")
+    failed = skyplan("apply", "--auto-approve")
+    assert failed.exit_code == 1 and "writing /etc/wireguard/wgsky0.conf failed" in failed.output
+    assert hosts.state(HOSTS["b"])["config"] is None and hosts.psks("a")  # a got a key, b nothing
+    run_ok(skyplan, "apply", "--auto-approve")
+    assert keys.is_canonical(peering_key(hosts, workspace, "a", "b"))
+    assert "No changes." in run_ok(skyplan, "plan", "--detailed-exitcode")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"preshared-keys live\n\x1b[2J" + PARTNER.encode() + b"\t(none)\n" + b"x" * 100000 + b"\n",
+        b"",  # cut short: no first line
+        b"preshared-keys live\n" + PARTNER.encode() + b"\t" + keys.generate().encode()[:-2] + b"x=\n",
+    ],
+)
+def test_what_a_hostile_gateway_answers_for_its_keys_is_never_shown_or_taken(workspace, skyplan, hosts, answer) -> None:
+    (workspace / "links.yaml").write_text(links_yaml([("a-b", "a", "b"), ("b-c", "b", "c")], psk_links={"a-b"}))
+    run_ok(skyplan, "apply", "--auto-approve")
+    key = peering_key(hosts, workspace, "a", "b")
+    hosts.lies[(HOSTS["a"], "preshared_keys")] = Result(0, answer, b"")
+    hosts.calls.clear()
+    # c's subnets change: b is pushed and reads a's key (a lies), so a's side is taken from b.
+    (workspace / "links.yaml").write_text(
+        links_yaml([("a-b", "a", "b"), ("b-c", "b", "c")], psk_links={"a-b"}).replace("10.3.0.0/16", "10.33.0.0/16")
+    )
+    done = run_ok(skyplan, "apply", "--auto-approve")  # a is not changed by this apply: its answer fails nothing
+    assert "\x1b" not in done and "xxxxxxxxxx" not in done and "Traceback" not in done
+    # b kept the key it shares with a: nothing a said was taken, and the tunnel stays as it was.
+    assert (HOSTS["a"], "preshared_keys") in hosts.calls and (HOSTS["a"], "push") not in hosts.calls
+    assert peering_key(hosts, workspace, "a", "b") == key
+    assert "No changes." in run_ok(skyplan, "plan", "--detailed-exitcode")
