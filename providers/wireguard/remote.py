@@ -5,7 +5,8 @@ values travel as quoted arguments, config text on stdin, and secrets not at all.
 is generated on the gateway and never leaves it: scripts put it into the config there, and
 whatever they print back has had private and preshared keys removed there. The one exception is
 `preshared_keys`: a peering's preshared key has to reach its other end, so it is read into
-skyplan's memory (never its disk) and goes out again inside a config, on stdin. A script that fails
+skyplan's memory (never its disk) and goes out again inside a config, on stdin; refresh sees
+preshared keys only as salted digests (`inspect`). A script that fails
 names the step (exit code `_STEP_FAILED`, the step on its first stderr line); its stderr is
 masked with `keys.redact` before it reaches an exception.
 """
