@@ -46,9 +46,9 @@ def parse_dump(text: str) -> Dump:
     return Dump(public_key=interface[1], handshakes=handshakes)
 
 
-EXTERNAL_PEER = "an external peer: its config is managed elsewhere, and skyplan does not probe it"
 CONFIGS_WRITTEN = {"type": "ConfigWritten", "status": "True", "reason": "Applied", "message": "configs written on both ends"}
 NO_STATUS_COMMAND = "handshake not observed: provider.status_command is not set"
+EXTERNAL_PEER = "an external peer, managed elsewhere: skyplan does not observe it"
 
 
 def observe(provider, request: StatusRequest, now: float | None = None) -> StatusResponse:
@@ -64,11 +64,10 @@ def observe(provider, request: StatusRequest, now: float | None = None) -> Statu
         same = ResourceStatusReport("INIT", [CONFIGS_WRITTEN, unknown])
         return StatusResponse({v.address: same for v in request.resources})
 
-    # An external peer has nothing here to probe (a status_command would read this machine's
-    # interface of that name): its links are judged by the end skyplan manages.
-    external = {name for name, v in clusters.items() if v.attributes.get("public_key")}
-    local = [v for v in clusters.values() if not v.attributes.get("gateway") and v.name not in external]
-    dumps: dict[str, Dump | Unseen] = {name: Unseen("ExternalPeer", EXTERNAL_PEER) for name in external}
+    # An external peer is managed elsewhere: it is never probed; its links are judged by the other end.
+    external = [v for v in clusters.values() if "public_key" in v.attributes]
+    local = [v for v in clusters.values() if not v.attributes.get("gateway") and "public_key" not in v.attributes]
+    dumps: dict[str, Dump | Unseen] = {v.name: Unseen("ExternalPeer", EXTERNAL_PEER) for v in external}
     if on_gateways:
         dumps.update(_from_gateways(provider, on_gateways))
     if template:
@@ -81,10 +80,7 @@ def observe(provider, request: StatusRequest, now: float | None = None) -> Statu
     statuses = {}
     for name, view in clusters.items():
         dump = dumps[name]
-        if name in external:
-            condition = {"type": "InterfaceUp", "status": "Unknown", "reason": "ExternalPeer", "message": EXTERNAL_PEER}
-            statuses[view.address] = ResourceStatusReport("INIT", [condition])
-        elif isinstance(dump, Dump):
+        if isinstance(dump, Dump):
             condition = {"type": "InterfaceUp", "status": "True", "reason": "Probed", "message": "interface answers"}
             statuses[view.address] = ResourceStatusReport("ACTIVE", [CONFIGS_WRITTEN, condition])
         else:
@@ -92,24 +88,26 @@ def observe(provider, request: StatusRequest, now: float | None = None) -> Statu
             condition = {"type": "InterfaceUp", "status": known, "reason": dump.reason, "message": dump.message}
             statuses[view.address] = ResourceStatusReport("INIT", [CONFIGS_WRITTEN, condition])
     for link in links:
-        statuses[link.address] = _judge(link, clusters, dumps, now, external)
+        statuses[link.address] = _judge(link, clusters, dumps, now)
     # Status is best effort: a gateway that did not answer is a warning, and its resources INIT.
     warnings = [Diagnostic(dump.message, severity="warning") for dump in dict.fromkeys(d for d in dumps.values() if isinstance(d, Unseen) and d.warn)]
     return StatusResponse(statuses, warnings)
 
 
-def _judge(link: ResourceView, clusters: dict[str, ResourceView], dumps: dict[str, Dump | Unseen], now: float,
-           external: set[str] = frozenset()) -> ResourceStatusReport:  # fmt: skip
+def _judge(link: ResourceView, clusters: dict[str, ResourceView], dumps: dict[str, Dump | Unseen], now: float) -> ResourceStatusReport:
     """ACTIVE: both ends shook hands with each other in the last 180 s. FAILED: an end saw a
-    handshake once, longer ago than that, and neither end has a fresher one. Otherwise INIT.
-    An external peer's end is not asked: the other end's handshake speaks for the link."""
+    handshake once, longer ago than that, and neither end has a fresher one. Otherwise INIT."""
     messages = []
     fresh = stale = 0
-    ends = [(here, there) for here, there in (link.ends, link.ends[::-1]) if here not in external]
-    for here, there in ends:
+    # Handshakes are mutual: with an external peer, its other end's reading is the whole story.
+    ends_seen = 2
+    for here, there in (link.ends, link.ends[::-1]):
         dump = dumps.get(here)
         if dump is None:
             messages.append(f"{here}: the cluster is not in the state")
+            continue
+        if isinstance(dump, Unseen) and dump.reason == "ExternalPeer":
+            ends_seen -= 1
             continue
         if isinstance(dump, Unseen):
             messages.append(f"{here}: {dump.message}")
@@ -126,7 +124,7 @@ def _judge(link: ResourceView, clusters: dict[str, ResourceView], dumps: dict[st
         else:
             fresh += 1  # a handshake "in the future" is a clock a little ahead: fresh
             messages.append(f"{here} shook hands with {there} {max(0, int(now - seen))}s ago")
-    if ends and fresh == len(ends):
+    if fresh and fresh == ends_seen:
         phase, status, reason = "ACTIVE", "True", "RecentHandshake"
     elif stale and not fresh:
         # Handshakes are mutual: one end's old one is enough to know that the tunnel has been

@@ -300,39 +300,14 @@ def test_what_a_hostile_gateway_prints_is_never_quoted(tmp_path, gateways):
     assert response.statuses["link.ab"].phase == "INIT"
 
 
-# -- an external peer: not probed, its links judged by the end skyplan manages ------------------------------
-
-PARTNER_KEY = "P" * 43 + "="
-
-
-def partner() -> ResourceView:
-    return ResourceView("cluster", "p", {"public_key": PARTNER_KEY, "endpoint": "198.51.100.7:51820"}, {"public_key": PARTNER_KEY})
-
-
-def with_partner(a_seen: int) -> str:
-    return f"x\t{KEYS['a']}\t51820\toff\n{PARTNER_KEY}\t(none)\t198.51.100.7:51820\t100.96.0.9/32\t{a_seen}\t1\t1\t25\n"
-
-
-# a's latest handshake with the external peer -> the link's phase
-EXTERNAL_PHASES = {"fresh": (NOW - 10, "ACTIVE"), "stale": (NOW - 1000, "FAILED"), "never": (0, "INIT")}
-
-
-@pytest.mark.parametrize("case", sorted(EXTERNAL_PHASES))
-def test_a_link_to_an_external_peer_is_judged_by_its_managed_end(tmp_path, case):
-    seen, expected = EXTERNAL_PHASES[case]
-    views = [cluster("a"), partner(), ResourceView("link", "ap", {"source": "a", "target": "p"})]
-    statuses = observed(tmp_path, {"a": with_partner(seen)}, views).statuses
-    assert statuses["link.ap"].phase == expected
-    message = next(c for c in statuses["link.ap"].conditions if c["type"] == "HandshakeObserved")["message"]
-    assert message.startswith("a ") and "p:" not in message  # nothing is said for the external end
-
-
-def test_an_external_peer_is_never_probed(tmp_path):
-    calls = tmp_path / "calls"
-    settings = WireGuardSettings(status_command=["sh", "-c", f'echo "$0" >> {calls}; cat {tmp_path}/$0.dump', "{{ cluster }}"])
-    (tmp_path / "a.dump").write_text(with_partner(NOW - 10))
-    views = [cluster("a"), partner(), ResourceView("link", "ap", {"source": "a", "target": "p"})]
-    statuses = observe(WireGuardProvider(settings, None), StatusRequest(resources=views), now=NOW).statuses
-    assert calls.read_text().split() == ["a"]
-    report = statuses["cluster.p"]
-    assert report.phase == "INIT" and [c["reason"] for c in report.conditions] == ["ExternalPeer"]
+def test_an_external_peer_is_never_probed_and_its_links_are_judged_by_the_other_end(tmp_path):
+    partner = ResourceView("cluster", "b", {"interface": "wgsky0", "persistent_keepalive": 25, "public_key": KEYS["b"]}, {"public_key": KEYS["b"]})
+    # No b.dump: a probe of b would fail and say so.
+    report = observed(tmp_path, {"a": dump("a", {"b": NOW - 30})}, [cluster("a"), partner, link()])
+    assert report.statuses["link.ab"].phase == "ACTIVE"
+    assert report.statuses["cluster.b"].conditions[1]["reason"] == "ExternalPeer"
+    assert report.diagnostics == []
+    stale = observed(tmp_path, {"a": dump("a", {"b": NOW - 600})}, [cluster("a"), partner, link()])
+    assert stale.statuses["link.ab"].phase == "FAILED"
+    never = observed(tmp_path, {"a": dump("a", {"b": 0})}, [cluster("a"), partner, link()])
+    assert never.statuses["link.ab"].phase == "INIT"
