@@ -972,8 +972,8 @@ class _GatewayWork:
         an external peer) has it on the gateways only: generated in memory when the peering is
         new, is rotated (a link of it is replaced), newly wants one, or it is missing or not the
         same on its two ends; otherwise the one the ends hold is kept, read from them (also when
-        an end got a new key). Where an end that is not pushed now holds a key, that one is kept,
-        so that the two ends agree whatever else fails.
+        an end got a new key). Only the gateways in `names` are read: where the other end is not
+        pushed now, the pushed end keeps the key it holds, which is the other end's too.
         """
         live_names = set(names)
         wanted = [pair for pair in _psk_peerings(request.world) if pair & live_names and all(end in clusters for end in pair)]
@@ -1001,17 +1001,15 @@ class _GatewayWork:
                 fresh.add(pair)
             else:
                 kept.append(pair)
-        readable = sorted(
-            {end for pair in kept for end in pair if gateways.is_gateway(clusters[end]) and end not in failed and "public_key" in clusters[end].computed}
-        )
+        # Only the gateways pushed now are asked (others are not reached at all): an end that is
+        # not pushed holds what the last apply gave both ends, or refresh shows it as drift.
+        readable = sorted({end for pair in kept for end in pair & live_names if gateways.is_gateway(clusters[end]) and end not in failed})
         held_by: dict[str, dict[str, str]] = {}
         if readable:
-            # Also a peer that is not pushed now: its key is what the pushed end must match.
             work = self._run(gateways.preshared_keys_all, [clusters[name] for name in readable])
             held_by = work.values
             for name, error in work.errors.items():
-                if name in live_names:
-                    failed.setdefault(name, str(error))
+                failed.setdefault(name, str(error))
         for pair in kept:
             held = {}
             for end in sorted(pair):
@@ -1022,16 +1020,10 @@ class _GatewayWork:
                     was = before_world.get(f"cluster.{other}")
                     found_under = [_public_key(clusters[other]), _public_key(was) if was is not None else None]
                     held[end] = next((held_by[end][k] for k in found_under if k and k in held_by[end]), None)
-            if held and None not in held.values() and len(set(held.values())) == 1:
-                values[pair] = next(iter(held.values()))
-                continue
-            # A gateway end that is not pushed now keeps what it has: give the other end its key,
-            # or, when it has none, keep the pushed end's (a new key could reach one end only).
-            unpushed = [end for end in sorted(pair) if gateways.is_gateway(clusters[end]) and (end not in live_names or end in failed)]
-            stays = [held[end] for end in unpushed if held.get(end) is not None]
-            stays += [value for end, value in sorted(held.items()) if value is not None and end not in unpushed] if unpushed else []
-            if stays:
-                values[pair] = stays[0]
+            values_held = set(held.values())
+            if len(values_held) == 1 and None not in values_held:
+                # The ends agree, or an end that is not pushed now keeps the key the pushed one has.
+                values[pair] = values_held.pop()
             else:
                 fresh.add(pair)
         for pair in fresh:

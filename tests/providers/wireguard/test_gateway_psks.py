@@ -394,23 +394,46 @@ def test_a_push_that_fails_on_one_end_leaves_the_next_apply_to_give_both_the_sam
     "answer",
     [
         b"preshared-keys live\n\x1b[2J" + PARTNER.encode() + b"\t(none)\n" + b"x" * 100000 + b"\n",
-        b"",  # cut short: no first line
         b"preshared-keys live\n" + PARTNER.encode() + b"\t" + keys.generate().encode()[:-2] + b"x=\n",
     ],
 )
 def test_what_a_hostile_gateway_answers_for_its_keys_is_never_shown_or_taken(workspace, skyplan, hosts, answer) -> None:
-    (workspace / "links.yaml").write_text(links_yaml([("a-b", "a", "b"), ("b-c", "b", "c")], psk_links={"a-b"}))
+    (workspace / "links.yaml").write_text(links_yaml([("a-b", "a", "b")], psk_links={"a-b"}))
     run_ok(skyplan, "apply", "--auto-approve")
     key = peering_key(hosts, workspace, "a", "b")
     hosts.lies[(HOSTS["a"], "preshared_keys")] = Result(0, answer, b"")
+    # a's subnets change: both ends are pushed, and a's answer holds no key for b.
+    (workspace / "links.yaml").write_text(links_yaml([("a-b", "a", "b")], psk_links={"a-b"}).replace("10.1.0.0/16", "10.11.0.0/16"))
+    done = run_ok(skyplan, "apply", "--auto-approve")
+    assert "\x1b" not in done and "xxxxxxxxxx" not in done and "Traceback" not in done
+    # Nothing a said was taken: both ends got a new key, the same.
+    assert peering_key(hosts, workspace, "a", "b") != key
+    assert "No changes." in run_ok(skyplan, "plan", "--detailed-exitcode")
+
+
+def test_a_gateway_whose_keys_cannot_be_read_fails_its_own_change_and_its_peer_keeps_the_key(workspace, skyplan, hosts) -> None:
+    (workspace / "links.yaml").write_text(links_yaml([("a-b", "a", "b")], psk_links={"a-b"}))
+    run_ok(skyplan, "apply", "--auto-approve")
+    key = peering_key(hosts, workspace, "a", "b")
+    hosts.lies[(HOSTS["a"], "preshared_keys")] = Result(0, b"", b"")  # cut short: no answer
+    (workspace / "links.yaml").write_text(links_yaml([("a-b", "a", "b")], psk_links={"a-b"}).replace("10.1.0.0/16", "10.11.0.0/16"))
+    done = skyplan("apply", "--auto-approve")
+    assert done.exit_code == 1 and "reading the preshared keys of wgsky0 gave no answer" in done.output, done.output
+    assert peering_key(hosts, workspace, "a", "b") == key  # b was pushed with the key a still holds
+    run_ok(skyplan, "apply", "--auto-approve")
+    assert peering_key(hosts, workspace, "a", "b") == key
+
+
+def test_a_gateway_that_is_not_pushed_is_not_asked_for_its_keys(workspace, skyplan, hosts) -> None:
+    (workspace / "links.yaml").write_text(links_yaml([("a-b", "a", "b"), ("b-c", "b", "c")], psk_links={"a-b"}))
+    run_ok(skyplan, "apply", "--auto-approve")
+    key = peering_key(hosts, workspace, "a", "b")
     hosts.calls.clear()
-    # c's subnets change: b is pushed and reads a's key (a lies), so a's side is taken from b.
+    # c's subnets change: b is pushed, a (a peer of b only) is neither pushed nor asked anything.
     (workspace / "links.yaml").write_text(
         links_yaml([("a-b", "a", "b"), ("b-c", "b", "c")], psk_links={"a-b"}).replace("10.3.0.0/16", "10.33.0.0/16")
     )
-    done = run_ok(skyplan, "apply", "--auto-approve")  # a is not changed by this apply: its answer fails nothing
-    assert "\x1b" not in done and "xxxxxxxxxx" not in done and "Traceback" not in done
-    # b kept the key it shares with a: nothing a said was taken, and the tunnel stays as it was.
-    assert (HOSTS["a"], "preshared_keys") in hosts.calls and (HOSTS["a"], "push") not in hosts.calls
+    run_ok(skyplan, "apply", "--auto-approve")
+    assert (HOSTS["b"], "push") in hosts.calls
+    assert not [op for host, op in hosts.calls if host == HOSTS["a"] and op != "inspect"]
     assert peering_key(hosts, workspace, "a", "b") == key
-    assert "No changes." in run_ok(skyplan, "plan", "--detailed-exitcode")
