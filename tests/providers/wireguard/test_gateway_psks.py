@@ -437,3 +437,15 @@ def test_a_gateway_that_is_not_pushed_is_not_asked_for_its_keys(workspace, skypl
     assert (HOSTS["b"], "push") in hosts.calls
     assert not [op for host, op in hosts.calls if host == HOSTS["a"] and op != "inspect"]
     assert peering_key(hosts, workspace, "a", "b") == key
+
+
+def test_a_transit_spokes_new_subnet_reaches_the_other_spokes_gateway(workspace, skyplan, hosts) -> None:
+    mesh = "meshes:\n  - {name: m, clusters: [a, b, c], topology: hub, hub: a, transit: true}\n"
+    (workspace / "links.yaml").write_text(links_yaml([], meshes=mesh, nat={"c"}))
+    run_ok(skyplan, "apply", "--auto-approve")
+    (workspace / "links.yaml").write_text(links_yaml([], meshes=mesh, nat={"c"}).replace("10.3.0.0/16", "10.33.0.0/16"))
+    run_ok(skyplan, "apply", "--auto-approve")
+    b = hosts.state(HOSTS["b"])
+    assert "10.33.0.0/16" in b["routes"] and "10.3.0.0/16" not in b["routes"]
+    assert "10.33.0.0/16" in b["config"].split("# Peer a,", 1)[1]
+    assert "No changes." in run_ok(skyplan, "plan", "--detailed-exitcode")
