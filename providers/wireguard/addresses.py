@@ -22,16 +22,30 @@ def _bounds(network) -> tuple[int, int]:
     return start, end
 
 
-def allocate(pools: dict[str, str], previous: dict[str, str | None]) -> dict[str, str]:
-    """Give every cluster (name -> its pool) an address, keeping each previous one that still fits.
+def allocate(pools: dict[str, str], previous: dict[str, str | None], pinned: dict[str, str] | None = None) -> dict[str, str]:
+    """Give every cluster (name -> its pool) an address: its pinned one first, else its previous
+    one while that still fits and no pin takes it, else the lowest free one.
 
-    Conflicts are settled by name order, so the result does not depend on input order.
+    Conflicts are settled by name order, so the result does not depend on input order. A pin
+    outside its pool, or taken by another pin, is a ValueError (validation refuses both first).
     """
     taken: set[int] = set()
     result: dict[str, str] = {}
+    for name in sorted(pinned or {}):
+        if name not in pools:
+            continue
+        network = ipaddress.ip_network(pools[name])
+        address = ipaddress.ip_address(pinned[name])
+        first, last = _bounds(network)
+        if address.version != network.version or not first <= int(address) <= last:
+            raise ValueError(f"cluster '{name}': pinned address {address} is not a usable address of the pool {network}")
+        if int(address) in taken:
+            raise ValueError(f"cluster '{name}': pinned address {address} is pinned by another cluster too")
+        taken.add(int(address))
+        result[name] = str(address)
     for name in sorted(pools):
         old = previous.get(name)
-        if old is None:
+        if old is None or name in result:
             continue
         network = ipaddress.ip_network(pools[name])
         address = ipaddress.ip_address(old)

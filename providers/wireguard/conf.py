@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -10,22 +11,50 @@ from importlib import resources
 from skyplan_wireguard import keys
 
 
+# Stands in for a preshared key that is wanted but whose value is not at hand (comparing files,
+# planning a gateway's): canonical-looking, so that every check of a key passes, and refused by
+# `render`, so that it never reaches a file.
+PSK_PLACEHOLDER = "A" * 43 + "="
+
+
 @dataclass(frozen=True)
 class PeerConf:
     cluster: str
     links: tuple[str, ...]
     public_key: str
-    endpoint: str
+    endpoint: str | None  # None: the peer is behind NAT and dials in; this end never dials it
     allowed_ips: tuple[str, ...]
     persistent_keepalive: int
+    preshared_key: str | None = None  # a secret: never in comparable() or any output
+
+    def __repr__(self) -> str:
+        # A peer shown in a traceback or a failed assertion must not carry its preshared key.
+        psk = "None" if self.preshared_key is None else "'(secret)'"
+        return (
+            f"PeerConf(cluster={self.cluster!r}, links={self.links!r}, public_key={self.public_key!r}, "
+            f"endpoint={self.endpoint!r}, allowed_ips={self.allowed_ips!r}, "
+            f"persistent_keepalive={self.persistent_keepalive!r}, preshared_key={psk})"
+        )
 
     def comparable(self) -> dict:
-        return {
+        """What drift compares of this peer entry. A preshared key shows only as "present" (and
+        only when one is wanted, so that peers without one compare as they always did)."""
+        found = {
             "public_key": self.public_key,
             "endpoint": self.endpoint,
             "allowed_ips": sorted(self.allowed_ips),
             "persistent_keepalive": self.persistent_keepalive,
         }
+        if self.preshared_key is not None:
+            found["preshared_key"] = "present"
+        return found
+
+
+# The only PostUp lines skyplan writes: fixed literals, never a value. wg-quick runs them on `up`,
+# so that a transit hub forwards between its spokes with nothing set by hand on its host.
+FORWARD_IPV4 = "sysctl -q -w net.ipv4.ip_forward=1"
+FORWARD_BOTH = "sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1"
+_FORWARD_LINES = {FORWARD_IPV4: "ipv4", FORWARD_BOTH: "ipv4, ipv6"}
 
 
 @dataclass(frozen=True)
@@ -35,9 +64,22 @@ class ClusterConf:
     listen_port: int
     mtu: int | None
     peers: tuple[PeerConf, ...]
+    forward: bool = False  # a transit hub: it routes packets between its spokes
+
+    @property
+    def forward_command(self) -> str | None:
+        """The PostUp line's command of a transit hub: IPv4 forwarding, and IPv6 as well when
+        anything it routes is IPv6."""
+        if not self.forward:
+            return None
+        ipv6 = any(":" in ip for peer in self.peers for ip in peer.allowed_ips)
+        return FORWARD_BOTH if ipv6 else FORWARD_IPV4
 
     def interface(self, public_key: str) -> dict:
-        return {"address": self.address, "listen_port": self.listen_port, "mtu": self.mtu, "public_key": public_key}
+        found = {"address": self.address, "listen_port": self.listen_port, "mtu": self.mtu, "public_key": public_key}
+        if self.forward:
+            found["forward"] = _FORWARD_LINES[self.forward_command]
+        return found
 
 
 def host_prefix(address: str) -> str:
@@ -69,6 +111,9 @@ _ALLOWED_LINE = re.compile(
             r"MTU = [0-9]{1,5}",
             r"# Peer " + _NAME + r", links?: " + _NAME + r"(, " + _NAME + r")*",
             r"PublicKey = " + _KEY,
+            r"PresharedKey = " + _KEY,
+            r"PostUp = " + re.escape(FORWARD_IPV4),
+            r"PostUp = " + re.escape(FORWARD_BOTH),
             r"Endpoint = (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}",
             r"AllowedIPs = " + _ADDRESS + r"(, " + _ADDRESS + r")*",
             r"PersistentKeepalive = [0-9]{1,5}",
@@ -93,12 +138,16 @@ class UnsafeConfigError(ValueError):
 def render(conf: ClusterConf, private_key: str | None) -> str:
     """The wg-quick file of `conf`. Without `private_key` (a gateway's file) there is no PrivateKey
     line: the gateway inserts its own key, which never leaves it."""
+    for peer in conf.peers:
+        if peer.preshared_key == PSK_PLACEHOLDER:
+            raise UnsafeConfigError(f"config for cluster '{conf.cluster}' holds a stand-in for the preshared key with '{peer.cluster}'")
     text = _template().render(
         cluster=conf.cluster,
         address=conf.address,
         listen_port=conf.listen_port,
         private_key=private_key,
         mtu=conf.mtu,
+        forward=conf.forward_command,
         peers=conf.peers,
     )
     if not _allowed_text().fullmatch(text):
@@ -133,13 +182,20 @@ _DIRECTIVES = (
 _NAMED = {name.lower(): name for name in _DIRECTIVES}
 _PARSED = {
     True: {"address", "privatekey", "listenport", "mtu"},  # [Interface]
-    False: {"publickey", "endpoint", "allowedips", "persistentkeepalive"},  # [Peer]
+    False: {"publickey", "endpoint", "allowedips", "persistentkeepalive", "presharedkey"},  # [Peer]
 }
 _ENDPOINT = re.compile(r"(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}")
 
 
-def parse(text: str) -> ParsedConf:
-    """Read a wg-quick file as wg-quick does: '#' starts a comment, keys ignore case."""
+def parse(text: str, preshared_keys: Mapping[str, str] | None = None) -> ParsedConf:
+    """Read a wg-quick file as wg-quick does: '#' starts a comment, keys ignore case.
+
+    A peer's PresharedKey shows as "present", or as "differs" when it is not the one that
+    `preshared_keys` (peer public key -> key) holds for that peer; never as its value. A PostUp
+    line is read only when it is one of skyplan's forwarding lines (`forward`); any other stays
+    a directive skyplan does not write.
+    """
+    preshared_keys = preshared_keys or {}
     interface: dict = {}
     peers: list[dict] = []
     extra: dict = {}
@@ -160,6 +216,11 @@ def parse(text: str) -> ParsedConf:
             continue
         key, sep, value = lowered.partition("=")
         key = key.strip()
+        if section is interface and sep and key == "postup" and "forward" not in interface:
+            command = line.partition("=")[2].strip()
+            if command in _FORWARD_LINES:
+                interface["forward"] = (_FORWARD_LINES[command], number)
+                continue
         if section is not None and sep and key in _PARSED[section is interface]:
             value = line.partition("=")[2].strip()
             if key in ("allowedips", "address"):
@@ -177,6 +238,8 @@ def parse(text: str) -> ParsedConf:
         "mtu": _int(interface.get("mtu")),
         "public_key": _public_of(interface.get("privatekey")),
     }
+    if "forward" in interface:
+        found_interface["forward"] = interface["forward"][0]
     by_key = {}
     for peer in peers:
         key = _peer_key(peer.get("publickey"))
@@ -186,6 +249,10 @@ def parse(text: str) -> ParsedConf:
             "allowed_ips": sorted(_address(*item) for item in peer.get("allowedips", [])),
             "persistent_keepalive": _int(peer.get("persistentkeepalive")) or 0,
         }
+        psk = peer.get("presharedkey")
+        if psk is not None:
+            wanted = preshared_keys.get(key)
+            by_key[key]["preshared_key"] = "differs" if wanted is not None and psk[0] != wanted else "present"
     return ParsedConf(found_interface, by_key, extra)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from skyplan.sdk import (
     atomic,
     parse_network,
 )
-from skyplan_wireguard import addresses, conf, gateways, hooks, keys, validation
+from skyplan_wireguard import addresses, conf, gateways, hooks, keys, psk, validation
 from skyplan_wireguard.arguments import ClusterArguments, LinkArguments
 from skyplan_wireguard.computed import ClusterComputed
 from skyplan_wireguard.settings import CLUSTER_SETTINGS, SCHEMA_VERSION, WireGuardSettings
@@ -130,27 +130,43 @@ class WireGuardProvider(Provider):
 
     # -- shared by read and apply ----------------------------------------------------------------
 
-    def _cluster_conf(self, cluster: ResourceView, world: dict[str, ResourceView], peering: dict[str, dict[str, list[str]]], seen: dict | None = None) -> conf.ClusterConf:
+    def _cluster_conf(
+        self,
+        cluster: ResourceView,
+        world: dict[str, ResourceView],
+        peering: dict[str, dict[str, list[str]]],
+        seen: dict | None = None,
+        psks: Mapping[frozenset, str] | None = None,
+    ) -> conf.ClusterConf:
         """What `cluster`'s file holds, given every resource of the world it lives in.
 
-        `seen` memoises how each peer looks to others, which is the same in all their files.
+        `seen` memoises how each peer looks to others, which is the same in all their files, and
+        the world's transit groups. A peering that wants a preshared key gets its value from
+        `psks` (by frozenset of the two names), or conf.PSK_PLACEHOLDER when it is not at hand.
         """
         seen = {} if seen is None else seen
+        transit = seen.get(_TRANSIT)
+        if transit is None:
+            transit = seen[_TRANSIT] = _Transit.of(world)
         keepalive = cluster.attributes["persistent_keepalive"]
         peers = []
         for peer_name, link_names in sorted(peering.get(cluster.name, {}).items()):
             identity = seen.get(peer_name)
-            if identity is None:
-                peer = world[f"cluster.{peer_name}"]
-                allowed = (conf.host_prefix(peer.computed["address"]), *peer.attributes["subnets"])
-                identity = seen[peer_name] = (peer.computed["public_key"], peer.attributes["endpoint"], allowed)
-            peers.append(conf.PeerConf(peer_name, tuple(sorted(link_names)), *identity, keepalive))
+            public, endpoint, allowed = identity if identity is not None else _identity(peer_name, world, seen)
+            preshared = None
+            if transit.groups or transit.preshared:  # a world without either pays nothing more
+                allowed = (*allowed, *transit.routes(cluster.name, peer_name, world, seen))
+                pair = frozenset((cluster.name, peer_name))
+                if pair in transit.preshared:
+                    preshared = (psks or {}).get(pair, conf.PSK_PLACEHOLDER)
+            peers.append(conf.PeerConf(peer_name, tuple(sorted(link_names)), public, endpoint, allowed, keepalive, preshared))
         return conf.ClusterConf(
             cluster=cluster.name,
             address=conf.host_prefix(cluster.computed["address"]),
             listen_port=cluster.attributes["listen_port"],
             mtu=cluster.attributes.get("mtu"),
             peers=tuple(peers),
+            forward=cluster.name in transit.groups,
         )
 
     @staticmethod
@@ -176,11 +192,13 @@ class WireGuardProvider(Provider):
         seen: dict = {}
 
         live = {name: view for name, view in clusters.items() if gateways.is_gateway(view)}
+        seen[_TRANSIT] = transit = _Transit.of(world)
+        psks = self._stored_preshared_keys(_local_psk_peerings(world, transit), request.previous_names, diagnostics)
         if live:
-            self._read_gateways(live, world, peering, request.pending, readings, parsed, diagnostics)
+            self._read_gateways(live, world, peering, request.pending, readings, parsed, diagnostics, psks)
         for name, cluster in sorted(clusters.items()):
-            if name in live:
-                continue
+            if name in live or is_external(cluster):
+                continue  # an external peer has nothing here to read
             # A move that an interrupted run left unfinished may have left the files under the old name.
             old = request.previous_names.get(cluster.address)
             key_path = self.key_path(name)
@@ -256,14 +274,17 @@ class WireGuardProvider(Provider):
                     )
                 continue
             text = raw.decode("utf-8", errors="replace")
+            expected_conf = self._cluster_conf(cluster, world, peering, seen, psks)
+            # A wanted key missing from the store shows as "differs" wherever a file holds one.
+            wanted_psks = {peer.public_key: peer.preshared_key for peer in expected_conf.peers if peer.preshared_key}
             if private is None:
-                parsed[name] = conf.parse(text)
+                parsed[name] = conf.parse(text, wanted_psks)
                 continue
-            expected_conf = self._cluster_conf(cluster, world, peering, seen)
+            complete = conf.PSK_PLACEHOLDER not in wanted_psks.values()
             # The common case, a file exactly as written, needs no parsing at all.
-            if public == cluster.computed.get("public_key") and text == conf.render(expected_conf, private):
+            if complete and public == cluster.computed.get("public_key") and text == conf.render(expected_conf, private):
                 continue
-            found = parsed[name] = conf.parse(text)
+            found = parsed[name] = conf.parse(text, wanted_psks)
             known_keys = {peer.public_key for peer in expected_conf.peers}
             expected = {
                 "interface": expected_conf.interface(cluster.computed.get("public_key")),
@@ -280,6 +301,7 @@ class WireGuardProvider(Provider):
             if expected != actual:
                 readings[cluster.address] = Reading(cluster.address, expected, actual, reason=f"{self.display(path)} differs")
 
+        owner_peers: dict[str, dict[str, conf.PeerConf]] = {}  # each file's entries as expected, by peer
         for view in request.resources:
             if view.type != "link":
                 continue
@@ -291,30 +313,80 @@ class WireGuardProvider(Provider):
                 found = parsed.get(owner)
                 if owner not in clusters or other not in clusters or found is None:
                     continue  # a missing file or cluster is the cluster's drift, reported there
-                owner_conf = self._cluster_conf(clusters[owner], world, {owner: {other: [view.name]}})
-                want = owner_conf.peers[0].comparable()
+                if owner not in owner_peers:
+                    # The whole file: a transit hub's entry holds more than the two ends know.
+                    owner_conf = self._cluster_conf(clusters[owner], world, peering, seen, psks)
+                    owner_peers[owner] = {peer.cluster: peer for peer in owner_conf.peers}
+                want = owner_peers[owner][other].comparable()
                 expected[f"peer of {other} in {owner}"] = want
                 actual[f"peer of {other} in {owner}"] = found.peers.get(want["public_key"])
             if expected != actual:
                 readings[view.address] = Reading(view.address, expected, actual, reason="peer entries differ")
         return ReadResponse(readings, diagnostics)
 
-    def _read_gateways(self, live, world, peering, pending, readings, parsed, diagnostics) -> None:
-        """Readings of the gateway clusters from their running interfaces (gateways.py)."""
-        from skyplan_wireguard import ssh
+    def _stored_preshared_keys(self, wanted: set[frozenset], previous_names: dict[str, str], diagnostics: list[Diagnostic]) -> dict[frozenset, str]:
+        """The stored key of every peering that wants one kept here; a missing one is absent.
+        A file that cannot be taken is an error that stops the plan, as a damaged key file does.
+        A move that an interrupted run left unfinished may have left a key under the old names."""
+        found: dict[frozenset, str] = {}
+        folder, within = self.paths.keys, self.within(self.paths.keys)
+        for peering in sorted(wanted, key=sorted):
+            file = psk.path(folder, peering)
+            try:
+                value = psk.read(file, within)
+                old = frozenset(previous_names.get(f"cluster.{name}", name) for name in peering)
+                if value is None and old != peering:
+                    file = psk.path(folder, old)
+                    value = psk.read(file, within)
+            except psk.PresharedKeyError as exc:
+                a, b = sorted(peering)
+                diagnostics.append(
+                    Diagnostic(f"{exc}. Restore it from a backup, or delete it to have skyplan plan a new key for clusters '{a}' and '{b}'")
+                )
+                continue
+            except UnsafePathError as exc:
+                diagnostics.append(Diagnostic(str(exc)))
+                continue
+            if value is not None:
+                found[peering] = value
+        return found
+
+    def _read_gateways(self, live, world, peering, pending, readings, parsed, diagnostics, stored_psks=None) -> None:
+        """Readings of the gateway clusters from their running interfaces (gateways.py).
+
+        Preshared keys come back from the gateways as digests with one salt: a peering's key is
+        compared with its other end's, another gateway's digest or the local store's key digested
+        here (`stored_psks`), and never leaves a host.
+        """
+        from skyplan_wireguard import remote, ssh
 
         problem = gateways.config_problem(self.settings, self.paths.root)
         if problem:
             diagnostics.append(Diagnostic(problem))
             return
+        salt = remote.new_salt()
         with ssh.Connections() as conns:
-            found, problems = gateways.inspect_all(conns, self.settings, self.paths.root, [live[n] for n in sorted(live)])
+            found, problems = gateways.inspect_all(conns, self.settings, self.paths.root, [live[n] for n in sorted(live)], salt)
         diagnostics.extend(problems)
+        stored_psks = stored_psks or {}
         seen: dict = {}
         for name, interface in sorted(found.items()):
             cluster = live[name]
             expected_conf = self._cluster_conf(cluster, world, peering, seen)
-            reading, peers, error = gateways.cluster_reading(cluster, expected_conf, interface, pending.get(cluster.address))
+            own_key = cluster.computed.get("public_key")
+            digests = {}
+            for peer in expected_conf.peers:
+                if peer.preshared_key is None:
+                    continue
+                other = found.get(peer.cluster)
+                if other is not None:
+                    digest = other.psk_digests.get(own_key) if own_key else None
+                else:
+                    stored = stored_psks.get(frozenset((name, peer.cluster)))
+                    digest = remote.psk_digest(salt, stored) if stored is not None else None
+                if digest is not None:
+                    digests[peer.public_key] = digest
+            reading, peers, error = gateways.cluster_reading(cluster, expected_conf, interface, pending.get(cluster.address), digests)
             if error:
                 diagnostics.append(Diagnostic(error))
                 continue
@@ -326,15 +398,20 @@ class WireGuardProvider(Provider):
     # -- plan ----------------------------------------------------------------------------------
 
     def plan(self, request: PlanRequest) -> PlanResponse:
-        """Every cluster's address, allocated as apply will: the plan shows a renumbering."""
+        """Every cluster's address, allocated as apply will: the plan shows a renumbering. An
+        external peer's public key is its argument, known now too."""
         clusters = [view for view in request.resources if view.type == "cluster"]
         pools = {view.name: view.attributes["address_pool"] for view in clusters}
         previous = {view.name: view.computed.get("address") for view in clusters}
         try:
-            assigned = addresses.allocate(pools, previous)
+            assigned = addresses.allocate(pools, previous, _pins(clusters))
         except ValueError as exc:
             return PlanResponse({}, [Diagnostic(str(exc))])
-        return PlanResponse({f"cluster.{name}": {"address": address} for name, address in assigned.items()})
+        planned = {f"cluster.{name}": {"address": address} for name, address in assigned.items()}
+        for view in clusters:
+            if is_external(view):
+                planned[view.address]["public_key"] = view.attributes["public_key"]
+        return PlanResponse(planned)
 
     # -- apply ---------------------------------------------------------------------------------
 
@@ -369,7 +446,7 @@ class WireGuardProvider(Provider):
                 if gateways.is_gateway(change.before):
                     deleted_live.append(change)
                     continue
-                error = self._remove_cluster(change.before)
+                error = None if is_external(change.before) else self._remove_cluster(change.before)
                 yield ResourceResult(change.address, ok=True) if error is None else ResourceResult.failed(change.address, error)
         if deleted_live:
             work = gateway_work.teardown([change.before for change in deleted_live if change.before.name not in failed])
@@ -383,7 +460,8 @@ class WireGuardProvider(Provider):
 
         pools = {name: view.attributes["address_pool"] for name, view in clusters.items()}
         previous = {name: view.computed.get("address") for name, view in clusters.items()}
-        assigned = addresses.allocate(pools, previous)
+        assigned = addresses.allocate(pools, previous, _pins(clusters.values()))
+        external = set()
         for name, view in clusters.items():
             computed = dict(view.computed)
             computed["address"] = assigned[name]
@@ -391,9 +469,14 @@ class WireGuardProvider(Provider):
                 computed["public_key"] = keys.public_key(private_keys[name])
             elif name in public_keys:
                 computed["public_key"] = public_keys[name]
+            elif is_external(view):
+                computed["public_key"] = view.attributes["public_key"]  # its key lives elsewhere
+                external.add(name)
             clusters[name] = ResourceView("cluster", name, view.attributes, computed)
             world[view.address] = clusters[name]
         peering = self._peering(world)
+        transit = _Transit.of(world)
+        seen: dict = {_TRANSIT: transit}
 
         # A change is done once every file it affects is written and reloaded: a cluster's own
         # file and its peers' (they hold its key, endpoint and address), a link's two ends.
@@ -405,29 +488,42 @@ class WireGuardProvider(Provider):
             view = change.after or change.before
             assert view is not None
             if view.type == "cluster" and change.action != "delete":
-                affected = {view.name, *peering.get(view.name, {})}
+                # Transit spokes hold a member's networks in their entry for the hub.
+                affected = {view.name, *peering.get(view.name, {}), *transit.related(view.name)}
                 subjects.add(view.name)
                 touched.update(affected)
                 waiting.append((change.address, affected))
                 old = change.before
-                if old is not None and self.config_path(old) != self.config_path(clusters[view.name]):
+                # A cluster now managed elsewhere (an external peer) leaves its config and key here.
+                gone_external = old is not None and is_local(old) and is_external(clusters[view.name])
+                if old is not None and (gone_external or self.config_path(old) != self.config_path(clusters[view.name])):
                     stale_paths.append((view.name, self.config_path(old)))
+                if gone_external:
+                    stale_keys.append(self.key_path(old.name))
             elif view.type == "link":
                 ends = set()
                 for side in (change.before, change.after):
                     if side is not None:
                         ends.update(e for e in side.ends if e in clusters)
+                        hub = side.attributes.get("transit_hub")
+                        if hub in transit.groups:
+                            # Every spoke's entry for the hub holds the other spokes' networks.
+                            ends.update(transit.groups[hub])
                 subjects.update(ends)
                 touched.update(ends)
                 waiting.append((change.address, ends))
 
+        # Preshared keys are on disk before any config that holds them.
+        wanted_psks = _local_psk_peerings(world, transit)
+        psks = self._preshared_keys(request, wanted_psks, clusters, touched, failed)
+
         # A peer whose file comes out the same is neither rewritten nor reloaded.
-        rewritten = self._write_configs(sorted(touched - live), subjects, clusters, world, peering, private_keys, failed)
+        rewritten = self._write_configs(sorted(touched - live - external), subjects, clusters, world, peering, private_keys, failed, seen, psks)
         # A cluster replaced onto another host, or renamed on its own, leaves nothing where it lived
         # before; first, so that the old interface frees its port for the new one.
         stale_paths += gateway_work.leave_old_homes(request, failed)
         if touched & live:
-            gateway_work.push(request, sorted(touched & live), subjects, clusters, world, peering, failed)
+            gateway_work.push(request, sorted(touched & live), subjects, clusters, world, peering, failed, psks)
         for name, path in stale_paths:
             try:
                 atomic.remove(path, self.within(path))
@@ -440,6 +536,8 @@ class WireGuardProvider(Provider):
                 atomic.remove(path, self.within(path))
             except (OSError, UnsafePathError):
                 pass  # a key of a name no longer in use: left where it is, named by the next plan
+        # Once no config written here holds them: keys of peerings that ended or stopped wanting one.
+        self._forget_preshared_keys(request, wanted_psks, clusters, failed)
 
         # Hooks run after every file is written, so a reload sees a consistent set of configs.
         # Clusters are finished in name order, so a result is ready once the last (by name) of
@@ -460,7 +558,8 @@ class WireGuardProvider(Provider):
 
     @staticmethod
     def _result(address: str, waits_on: set[str], failed: dict[str, str], clusters) -> ResourceResult:
-        errors = [failed[name] for name in sorted(waits_on) if name in failed]
+        # Once each: both ends of a peering may fail for the same reason (its preshared key).
+        errors = list(dict.fromkeys(failed[name] for name in sorted(waits_on) if name in failed))
         computed = {}
         if address.startswith("cluster."):
             # A failed hook still leaves a key and an address behind: record them either way.
@@ -487,6 +586,8 @@ class WireGuardProvider(Provider):
                 continue
             if gateways.is_gateway(change.after):
                 continue  # its key is born on the gateway: _GatewayWork.keys
+            if is_external(change.after):
+                continue  # its key lives elsewhere: skyplan holds only the public key
             name = change.after.name
             before = change.before
             if before is not None and before.name != name:
@@ -539,6 +640,92 @@ class WireGuardProvider(Provider):
                     private_keys[name] = private
         return private_keys
 
+    def _preshared_keys(self, request: ApplyRequest, wanted: set[frozenset], clusters, touched: set[str], failed: dict[str, str]) -> dict[frozenset, str]:
+        """The preshared key of every peering in the local store that a file of this apply holds.
+
+        A key file is reused (a retry after a crash never changes keys) and follows its clusters'
+        renames; a peering that has none yet, and one a link of which is replaced (rotation), gets
+        a new one, written before any config that holds it.
+        """
+        needed = sorted((sorted(peering) for peering in wanted if not peering.isdisjoint(touched)))
+        if not needed:
+            return {}
+        folder, within = self.paths.keys, self.within(self.paths.keys)
+        renamed = {
+            change.after.name: change.before.name
+            for change in request.changes
+            if change.before is not None and change.after is not None and change.after.type == "cluster" and change.before.name != change.after.name
+        }
+        rotated = {
+            frozenset(change.after.ends)
+            for change in request.changes
+            if change.action == "replace" and change.after is not None and change.after.type == "link"
+        }
+        found: dict[frozenset, str] = {}
+        new: dict[frozenset, str] = {}
+
+        def fail(a: str, b: str, reason: str) -> None:
+            for end in (a, b):
+                if end in clusters:
+                    failed.setdefault(end, reason)
+
+        for a, b in needed:
+            peering = psk.pair(a, b)
+            try:
+                if a in renamed or b in renamed:
+                    psk.rename(folder, within, psk.pair(renamed.get(a, a), renamed.get(b, b)), peering)
+                value = None if peering in rotated else psk.read(psk.path(folder, peering), within)
+            except (OSError, psk.PresharedKeyError, UnsafePathError) as exc:
+                fail(a, b, f"preshared key of clusters '{a}' and '{b}': {self.reason(exc)}")
+                continue
+            if value is None:
+                new[peering] = psk.generate()
+            else:
+                found[peering] = value
+        if new:
+            try:
+                errors = psk.write(folder, within, new)
+            except (OSError, UnsafePathError) as exc:
+                errors = dict.fromkeys(new, exc)
+            for peering, value in new.items():
+                if peering in errors:
+                    a, b = sorted(peering)
+                    fail(a, b, f"preshared key of clusters '{a}' and '{b}': {self.reason(errors[peering])}")
+                else:
+                    found[peering] = value
+        return found
+
+    def _forget_preshared_keys(self, request: ApplyRequest, wanted: set[frozenset], clusters, failed: dict[str, str]) -> None:
+        """Remove the stored key of each peering this apply ended, or that stopped wanting one or
+        stopped living here (both ends now gateways or external)."""
+        renamed = {}  # before name -> after name
+        replaced = []
+        candidates: set[frozenset] = set()
+        for change in request.changes:
+            before, after = change.before, change.after
+            if before is None:
+                continue
+            if before.type == "link":
+                candidates.add(frozenset(before.ends))
+            elif after is not None:
+                if before.name != after.name:
+                    renamed[before.name] = after.name
+                if change.action == "replace":
+                    replaced.append(before.name)
+        if replaced:  # a cluster moved onto a gateway, or off to be managed elsewhere
+            before_peering = self._peering(_world_before(request))
+            candidates.update(frozenset((name, peer)) for name in replaced for peer in before_peering.get(name, {}))
+        folder, within = self.paths.keys, self.within(self.paths.keys)
+        for peering in candidates:
+            now = frozenset(renamed.get(name, name) for name in peering)
+            if now in wanted:
+                continue
+            for gone in {peering, now}:
+                for name, exc in psk.remove(folder, within, [gone]).items():
+                    for end in sorted(now):
+                        if end in clusters:
+                            failed.setdefault(end, f"removing preshared key file {psk.file_name(name)}: {self.reason(exc)}")
+
     def _move_key(self, old: str, new: str) -> str | None:
         """Rename cluster `old`'s key file to `new`'s; say why not, if it cannot be done.
 
@@ -572,7 +759,7 @@ class WireGuardProvider(Provider):
             f"{recorded_public}; it is not used. Run plan, which explains"
         )
 
-    def _write_configs(self, names, subjects, clusters, world, peering, private_keys, failed) -> set[str]:
+    def _write_configs(self, names, subjects, clusters, world, peering, private_keys, failed, seen=None, psks=None) -> set[str]:
         """Render and write the files of `names`; return the clusters whose file was written.
 
         Subjects of a change are always written (a retry must reload them); other clusters only
@@ -580,7 +767,7 @@ class WireGuardProvider(Provider):
         """
         files: dict[Path, list[tuple[Path, bytes, int]]] = {}  # by the folder they are reached from
         owners: dict[Path, str] = {}
-        seen: dict = {}
+        seen = {} if seen is None else seen
         for name in names:
             if name in failed:
                 continue
@@ -600,7 +787,7 @@ class WireGuardProvider(Provider):
                     mismatch = self._key_mismatch(name, private, clusters[name].computed.get("public_key"))
                     if mismatch:
                         raise keys.KeyFileError(mismatch)
-                text = conf.render(self._cluster_conf(clusters[name], world, peering, seen), private)
+                text = conf.render(self._cluster_conf(clusters[name], world, peering, seen, psks), private)
                 path = self.config_path(clusters[name])
                 within = self.within(path)
                 if name not in subjects and _current_text(path, within) == text:
@@ -745,12 +932,16 @@ class _GatewayWork:
             failed[name] = str(error)
         return gateways.unique_keys(work.values, request.world, failed)
 
-    def push(self, request, names, subjects, clusters, world, peering, failed) -> None:
+    def push(self, request, names, subjects, clusters, world, peering, failed, local_psks=None) -> None:
         """Write and reload the config of each gateway in `names` whose file changes: every subject
-        of a change, and a peer only when its file differs from what the world before held."""
+        of a change, a peer only when its file differs from what the world before held, and both
+        ends of a peering whose preshared key is new (`preshared_keys`). `local_psks`: the keys of
+        the local store (by peering) that this apply's local configs hold."""
         p = self.provider
         before_world = _world_before(request)
         before_peering = p._peering(before_world)
+        psks, fresh = self.preshared_keys(request, names, clusters, before_world, before_peering, failed, local_psks or {})
+        renewed = {end for peering in fresh for end in peering}
         files = {}
         seen: dict = {}
         for name in names:
@@ -760,16 +951,18 @@ class _GatewayWork:
             # out for now: the changes that need it fail through it, the others go ahead.
             peers = peering.get(name, {})
             keyed = {peer: links for peer, links in peers.items() if "public_key" in clusters[peer].computed}
-            cluster_conf = p._cluster_conf(clusters[name], world, {name: keyed} if keyed != peers else peering, seen)
+            cluster_conf = p._cluster_conf(clusters[name], world, {name: keyed} if keyed != peers else peering, seen, psks=psks)
             try:
-                conf.render(cluster_conf, None)  # refuses a line skyplan does not write, before ssh
+                # Refuses a line skyplan does not write, and a preshared key not at hand, before ssh.
+                conf.render(cluster_conf, None)
             except conf.UnsafeConfigError as exc:
                 failed[name] = str(exc)
                 continue
-            if name not in subjects:
+            if name not in subjects and name not in renewed:
                 old = before_world.get(f"cluster.{name}")
                 try:
-                    was = p._cluster_conf(old, before_world, before_peering) if old is not None else None
+                    # The same keys for both: a peering's key that stays is no change of the file.
+                    was = p._cluster_conf(old, before_world, before_peering, psks=psks) if old is not None else None
                 except KeyError:
                     was = None  # a peer of before had no key yet: not the same file
                 if was == cluster_conf and old is not None and old.attributes == clusters[name].attributes:
@@ -779,6 +972,73 @@ class _GatewayWork:
             work = self._run(gateways.push_all, files)
             for name, error in work.errors.items():
                 failed[name] = str(error)
+
+    def preshared_keys(self, request, names, clusters, before_world, before_peering, failed, local_psks) -> tuple[dict, set]:
+        """The preshared keys of the peerings of the gateways `names` (by frozenset of the two
+        names), and which of them are new here.
+
+        A peering with a local end has its key in the local store: the one its local config got
+        (`local_psks`), so that both ends hold the same. One between gateways (or a gateway and
+        an external peer) has it on the gateways only: generated in memory when the peering is
+        new, is rotated (a link of it is replaced), newly wants one, or it is missing or not the
+        same on its two ends; otherwise the one the ends hold is kept, read from them (also when
+        an end got a new key). Only the gateways in `names` are read: where the other end is not
+        pushed now, the pushed end keeps the key it holds, which is the other end's too.
+        """
+        live_names = set(names)
+        wanted = [pair for pair in _psk_peerings(request.world) if pair & live_names and all(end in clusters for end in pair)]
+        if not wanted:
+            return {}, set()
+        values: dict[frozenset, str] = {}
+        fresh: set[frozenset] = set()
+        kept = []
+        was_wanted = _psk_peerings(before_world)
+        rotated = {
+            frozenset(change.after.ends)
+            for change in request.changes
+            if change.action == "replace" and change.after is not None and change.after.type == "link"
+        }
+        for pair in sorted(wanted, key=sorted):
+            a, b = sorted(pair)
+            if is_local(clusters[a]) or is_local(clusters[b]):
+                if pair in local_psks:
+                    values[pair] = local_psks[pair]
+                else:  # the local store could not give it: the local end's change says why
+                    local = a if is_local(clusters[a]) else b
+                    for end in pair & live_names:
+                        failed.setdefault(end, f"the preshared key of its peering with '{local}' is not at hand: that cluster failed")
+            elif b not in before_peering.get(a, {}) or pair in rotated or pair not in was_wanted:
+                fresh.add(pair)
+            else:
+                kept.append(pair)
+        # Only the gateways pushed now are asked (others are not reached at all): an end that is
+        # not pushed holds what the last apply gave both ends, or refresh shows it as drift.
+        readable = sorted({end for pair in kept for end in pair & live_names if gateways.is_gateway(clusters[end]) and end not in failed})
+        held_by: dict[str, dict[str, str]] = {}
+        if readable:
+            work = self._run(gateways.preshared_keys_all, [clusters[name] for name in readable])
+            held_by = work.values
+            for name, error in work.errors.items():
+                failed.setdefault(name, str(error))
+        for pair in kept:
+            held = {}
+            for end in sorted(pair):
+                if end in held_by:
+                    (other,) = pair - {end}
+                    # Under the other end's key, or the one it had: a peer's new key (a replaced
+                    # cluster, an external peer's rotation) is no new peering and keeps its key.
+                    was = before_world.get(f"cluster.{other}")
+                    found_under = [_public_key(clusters[other]), _public_key(was) if was is not None else None]
+                    held[end] = next((held_by[end][k] for k in found_under if k and k in held_by[end]), None)
+            values_held = set(held.values())
+            if len(values_held) == 1 and None not in values_held:
+                # The ends agree, or an end that is not pushed now keeps the key the pushed one has.
+                values[pair] = values_held.pop()
+            else:
+                fresh.add(pair)
+        for pair in fresh:
+            values[pair] = psk.generate()
+        return values, fresh
 
     def leave_old_homes(self, request: ApplyRequest, failed: dict[str, str]) -> list[tuple[str, Path]]:
         """Clusters replaced onto another host: the old gateway's interface goes down and its files
@@ -810,6 +1070,16 @@ class _GatewayWork:
         return local_paths
 
 
+def _psk_peerings(world: dict[str, ResourceView]) -> set[frozenset]:
+    """The peerings that want a preshared key: a link joining the pair has `preshared_key`."""
+    return {frozenset(view.ends) for view in world.values() if view.type == "link" and view.attributes.get("preshared_key")}
+
+
+def _public_key(cluster: ResourceView) -> str | None:
+    """The public key that `cluster`'s peers hold: an external peer's argument, or the computed one."""
+    return cluster.attributes.get("public_key") or cluster.computed.get("public_key")
+
+
 def _interface_renamed(change) -> bool:
     """A gateway cluster that stays on its gateway under another interface name."""
     before, after = change.before, change.after
@@ -825,12 +1095,15 @@ def _interface_renamed(change) -> bool:
 
 def _gateways_in_play(request: ApplyRequest) -> list[ResourceView]:
     """The gateway clusters an apply may change: those its changes name, as they are after and
-    before (a deleted cluster, an old home), the ends of its links, and the peers of its clusters,
-    whose files hold their keys and endpoints. Others are not reached at all."""
+    before (a deleted cluster, an old home), the ends of its links, the peers of its clusters,
+    whose files hold their keys and endpoints, and the members of a transit group one of them is
+    in (they route each other's networks). Others are not reached at all."""
     after = {view.name: view for view in request.world.values() if view.type == "cluster"}
     before_world = _world_before(request)
     peering = WireGuardProvider._peering(request.world)
     before_peering = WireGuardProvider._peering(before_world)
+    # A transit hub's spokes route each other's networks: a change of one changes the others' files.
+    transit, before_transit = _Transit.of(request.world), _Transit.of(before_world)
     names: set[str] = set()
     olds: list[ResourceView] = []
     for change in request.changes:
@@ -839,8 +1112,12 @@ def _gateways_in_play(request: ApplyRequest) -> list[ResourceView]:
                 continue
             if side.type == "link":
                 names.update(side.ends)
+                hub = side.attributes.get("transit_hub")
+                if hub is not None:
+                    names.update([hub, *transit.groups.get(hub, ()), *before_transit.groups.get(hub, ())])
                 continue
             names.update([side.name, *peering.get(side.name, {}), *before_peering.get(side.name, {})])
+            names.update(transit.related(side.name) | before_transit.related(side.name))
             if side is change.before and gateways.is_gateway(side):
                 now = after.get(side.name)
                 if now is None or now.attributes.get("gateway") != side.attributes.get("gateway"):
@@ -872,4 +1149,107 @@ def _current_text(path: Path, within: Path) -> str | None:
         return None if raw is None else raw.decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
+
+
+def _local_psk_peerings(world: dict[str, ResourceView], transit: _Transit) -> set[frozenset]:
+    """The peerings that want a preshared key kept in the local store: those with a local end.
+    (Between gateways, or a gateway and an external peer, the key lives only on the gateways.)"""
+    return {pair for pair in transit.preshared if any(is_local(world[f"cluster.{end}"]) for end in pair)}
+
+
+def _pins(clusters) -> dict[str, str]:
+    """Pinned overlay addresses, by cluster name."""
+    return {view.name: view.attributes["address"] for view in clusters if "address" in view.attributes}
+
+
+def is_external(view: ResourceView) -> bool:
+    """A cluster managed elsewhere, known by its public key: skyplan writes and reads nothing of it."""
+    return "public_key" in view.attributes
+
+
+def is_local(view: ResourceView) -> bool:
+    """A cluster whose key and config are files of this workspace."""
+    return not is_external(view) and not gateways.is_gateway(view)
+
+
+def _identity(name: str, world: dict[str, ResourceView], seen: dict) -> tuple[str, str | None, tuple[str, ...]]:
+    """How cluster `name` looks in its peers' files: public key, endpoint (None behind NAT) and
+    the networks it is the way to (its overlay address and subnets); memoised in `seen`."""
+    identity = seen.get(name)
+    if identity is None:
+        peer = world[f"cluster.{name}"]
+        allowed = (conf.host_prefix(peer.computed["address"]), *peer.attributes["subnets"])
+        # An external peer's key is its argument; a KeyError is a peer that has no key yet.
+        public = peer.attributes["public_key"] if "public_key" in peer.attributes else peer.computed["public_key"]
+        identity = seen[name] = (public, peer.attributes.get("endpoint"), allowed)
+    return identity
+
+
+def _networks(name: str, world: dict[str, ResourceView]) -> tuple[str, ...]:
+    """Cluster `name`'s overlay address and subnets: what a transit hub is the way to."""
+    view = world[f"cluster.{name}"]
+    return (conf.host_prefix(view.computed["address"]), *view.attributes["subnets"])
+
+
+_TRANSIT = ("transit groups",)  # the key of the world's _Transit in `seen`: never a cluster name
+
+
+class _Transit:
+    """What a world's links say beyond who peers with whom: each transit hub's group (the clusters
+    its transit links join it to), the hubs each cluster is a member with, the pairs joined
+    directly (a direct peering wins over the way through a hub), and the peerings that want a
+    preshared key (any of their links does)."""
+
+    __slots__ = ("direct", "groups", "hubs_of", "preshared")
+
+    def __init__(self, groups: dict[str, set[str]], direct: set[frozenset], preshared: set[frozenset]):
+        self.groups = groups
+        self.direct = direct
+        self.preshared = preshared
+        self.hubs_of: dict[str, set[str]] = defaultdict(set)
+        for hub, members in groups.items():
+            for member in members:
+                self.hubs_of[member].add(hub)
+
+    @classmethod
+    def of(cls, world: dict[str, ResourceView]) -> _Transit:
+        groups: dict[str, set[str]] = defaultdict(set)
+        preshared: set[frozenset] = set()
+        links = [view for view in world.values() if view.type == "link"]
+        for view in links:
+            attributes = view.attributes
+            if "transit_hub" in attributes or "preshared_key" in attributes:  # most links have neither
+                source, target = view.ends
+                hub = attributes.get("transit_hub")
+                if hub is not None:
+                    groups[hub].add(target if source == hub else source)
+                if attributes.get("preshared_key"):
+                    preshared.add(frozenset((source, target)))
+        # Only a world with transit needs the pairs: the common one pays a single scan.
+        direct = {frozenset(view.ends) for view in links} if groups else set()
+        return cls(dict(groups), direct, preshared)
+
+    def routes(self, cluster: str, peer: str, world: dict[str, ResourceView], seen: dict) -> tuple[str, ...]:
+        """What `cluster` reaches through `peer` beyond the peer itself: when the peer is a transit
+        hub of `cluster`, the other members' addresses and subnets that `cluster` has no direct
+        peering with."""
+        members = self.groups.get(peer)
+        if not members or cluster not in members:
+            return ()
+        via: list[str] = []
+        for member in sorted(members):
+            if member != cluster and frozenset((cluster, member)) not in self.direct:
+                networks = seen.get((_TRANSIT, member))
+                if networks is None:
+                    networks = seen[(_TRANSIT, member)] = _networks(member, world)
+                via.extend(networks)
+        return tuple(via)
+
+    def related(self, name: str) -> set[str]:
+        """Every cluster whose file holds `name`'s networks through a hub, and those hubs."""
+        found: set[str] = set()
+        for hub in self.hubs_of.get(name, ()):
+            found.add(hub)
+            found.update(self.groups[hub])
+        return found
 
