@@ -11,6 +11,7 @@ sandbox lives in `skyplan.sdk.templates`, apart, because it imports jinja2.
 from skyplan import atomic
 from skyplan.config.diagnostics import Diagnostic, Severity, errors_in
 from skyplan.config.gateway import GATEWAY_RULE, GatewayAddress, parse_gateway
+from skyplan.config.models import NAME_PATTERN, NAME_RULE
 from skyplan.config.network import ZONE_REASON, parse_endpoint, parse_network
 from skyplan.errors import ProviderError, SkyplanError, UnsafePathError
 from skyplan.redact import mask, redact, redact_argv, remember
@@ -20,6 +21,9 @@ from skyplan.sdk.provider import (
     ApplyRequest,
     Change,
     Display,
+    ImportRequest,
+    ImportResponse,
+    ImportSource,
     PlanRequest,
     PlanResponse,
     Provider,
@@ -65,7 +69,12 @@ __all__ = [
     "Change",
     "Diagnostic",
     "Display",
+    "ImportRequest",
+    "ImportResponse",
+    "ImportSource",
     "GatewayAddress",
+    "NAME_PATTERN",
+    "NAME_RULE",
     "LinkEnds",
     "Limits",
     "PlanRequest",
