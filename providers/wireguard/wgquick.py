@@ -104,7 +104,7 @@ def sections(text: str, display: str, found: list[Diagnostic]) -> list[Section]:
     current: Section | None = None
     lines = text.split("\n")
     if len(lines) > MAX_LINES:
-        found.append(_problem(display, None, f"has more than {MAX_LINES} lines; no WireGuard interface needs that many"))
+        found.append(_problem(display, None, f"more than {MAX_LINES} lines; no WireGuard interface needs that many"))
         return []
     for number, raw in enumerate(lines, start=1):
         raw = raw.removesuffix("\r")
@@ -119,7 +119,7 @@ def sections(text: str, display: str, found: list[Diagnostic]) -> list[Section]:
         if line.startswith("["):
             kind = {"[interface]": "Interface", "[peer]": "Peer"}.get(line.lower())
             if kind is None:
-                found.append(_problem(display, number, "is a section header wg-quick does not know ([Interface] or [Peer] only)"))
+                found.append(_problem(display, number, "this line is a section header wg-quick does not know ([Interface] or [Peer] only)"))
                 current = None
                 continue
             current = Section(kind, number, comments=pending_comments)
@@ -132,7 +132,7 @@ def sections(text: str, display: str, found: list[Diagnostic]) -> list[Section]:
         key, sep, value = line.partition("=")
         canonical = _CANONICAL.get(key.strip().lower())
         if not sep or canonical is None:
-            found.append(_problem(display, number, "is not a wg-quick directive (Key = value)"))
+            found.append(_problem(display, number, "this line is not a wg-quick directive (Key = value)"))
             continue
         name, of_interface = canonical
         if current is None:
@@ -157,9 +157,9 @@ def read(text: str, display: str) -> tuple[WgQuickFile | None, list[Diagnostic]]
     parsed = sections(text, display, found)
     interfaces = [s for s in parsed if s.kind == "Interface"]
     if not interfaces and not found:
-        found.append(_problem(display, None, "has no [Interface] section: it is not a wg-quick configuration"))
+        found.append(_problem(display, None, "no [Interface] section: this is not a wg-quick configuration"))
     for extra in interfaces[1:]:
-        found.append(_problem(display, extra.line, f"is a second [Interface] section (the first is at line {interfaces[0].line})"))
+        found.append(_problem(display, extra.line, f"a second [Interface] section (the first is at line {interfaces[0].line})"))
     if not interfaces:
         return None, found
     interface = interfaces[0]
