@@ -202,7 +202,7 @@ class WireGuardProvider(Provider):
         live = {name: view for name, view in clusters.items() if gateways.is_gateway(view)}
         if live:
             self._read_gateways(live, world, peering, request.pending, readings, parsed, diagnostics)
-        psks = self._stored_preshared_keys(world, diagnostics)
+        psks = self._stored_preshared_keys(world, request.previous_names, diagnostics)
         for name, cluster in sorted(clusters.items()):
             if name in live or is_external(cluster):
                 continue  # an external peer has nothing here to read
@@ -331,15 +331,20 @@ class WireGuardProvider(Provider):
                 readings[view.address] = Reading(view.address, expected, actual, reason="peer entries differ")
         return ReadResponse(readings, diagnostics)
 
-    def _stored_preshared_keys(self, world: dict[str, ResourceView], diagnostics: list[Diagnostic]) -> dict[frozenset, str]:
+    def _stored_preshared_keys(self, world: dict[str, ResourceView], previous_names: dict[str, str], diagnostics: list[Diagnostic]) -> dict[frozenset, str]:
         """The stored key of every peering that wants one kept here; a missing one is absent.
-        A file that cannot be taken is an error that stops the plan, as a damaged key file does."""
+        A file that cannot be taken is an error that stops the plan, as a damaged key file does.
+        A move that an interrupted run left unfinished may have left a key under the old names."""
         found: dict[frozenset, str] = {}
         folder, within = self.paths.keys, self.within(self.paths.keys)
         for peering in sorted(_local_psk_peerings(world), key=sorted):
             file = psk.path(folder, peering)
             try:
                 value = psk.read(file, within)
+                old = frozenset(previous_names.get(f"cluster.{name}", name) for name in peering)
+                if value is None and old != peering:
+                    file = psk.path(folder, old)
+                    value = psk.read(file, within)
             except psk.PresharedKeyError as exc:
                 a, b = sorted(peering)
                 diagnostics.append(

@@ -48,6 +48,7 @@ def parse_dump(text: str) -> Dump:
 
 CONFIGS_WRITTEN = {"type": "ConfigWritten", "status": "True", "reason": "Applied", "message": "configs written on both ends"}
 NO_STATUS_COMMAND = "handshake not observed: provider.status_command is not set"
+EXTERNAL_PEER = "an external peer, managed elsewhere: skyplan does not observe it"
 
 
 def observe(provider, request: StatusRequest, now: float | None = None) -> StatusResponse:
@@ -63,8 +64,10 @@ def observe(provider, request: StatusRequest, now: float | None = None) -> Statu
         same = ResourceStatusReport("INIT", [CONFIGS_WRITTEN, unknown])
         return StatusResponse({v.address: same for v in request.resources})
 
-    local = [v for v in clusters.values() if not v.attributes.get("gateway")]
-    dumps: dict[str, Dump | Unseen] = {}
+    # An external peer is managed elsewhere: it is never probed; its links are judged by the other end.
+    external = [v for v in clusters.values() if "public_key" in v.attributes]
+    local = [v for v in clusters.values() if not v.attributes.get("gateway") and "public_key" not in v.attributes]
+    dumps: dict[str, Dump | Unseen] = {v.name: Unseen("ExternalPeer", EXTERNAL_PEER) for v in external}
     if on_gateways:
         dumps.update(_from_gateways(provider, on_gateways))
     if template:
@@ -96,10 +99,15 @@ def _judge(link: ResourceView, clusters: dict[str, ResourceView], dumps: dict[st
     handshake once, longer ago than that, and neither end has a fresher one. Otherwise INIT."""
     messages = []
     fresh = stale = 0
+    # Handshakes are mutual: with an external peer, its other end's reading is the whole story.
+    ends_seen = 2
     for here, there in (link.ends, link.ends[::-1]):
         dump = dumps.get(here)
         if dump is None:
             messages.append(f"{here}: the cluster is not in the state")
+            continue
+        if isinstance(dump, Unseen) and dump.reason == "ExternalPeer":
+            ends_seen -= 1
             continue
         if isinstance(dump, Unseen):
             messages.append(f"{here}: {dump.message}")
@@ -116,7 +124,7 @@ def _judge(link: ResourceView, clusters: dict[str, ResourceView], dumps: dict[st
         else:
             fresh += 1  # a handshake "in the future" is a clock a little ahead: fresh
             messages.append(f"{here} shook hands with {there} {max(0, int(now - seen))}s ago")
-    if fresh == 2:
+    if fresh and fresh == ends_seen:
         phase, status, reason = "ACTIVE", "True", "RecentHandshake"
     elif stale and not fresh:
         # Handshakes are mutual: one end's old one is enough to know that the tunnel has been

@@ -26,11 +26,11 @@ def lab_prerequisites() -> None:
 
 @pytest.fixture
 def make_lab(lab_prerequisites: None, tmp_path: Path) -> Iterator[Callable[..., Lab]]:
-    """`make_lab("a", "b")` builds a started Lab; every lab is closed when the test ends."""
+    """`make_lab("a", "b", behind_nat=("b",))` builds a started Lab; every lab is closed when the test ends."""
     labs: list[Lab] = []
 
-    def build(*clusters: str) -> Lab:
-        lab = Lab(clusters, tmp_path / f"lab{len(labs)}")
+    def build(*clusters: str, behind_nat: tuple[str, ...] = ()) -> Lab:
+        lab = Lab(clusters, tmp_path / f"lab{len(labs)}", behind_nat=behind_nat)
         lab.start()
         labs.append(lab)
         return lab

@@ -6,6 +6,11 @@ Layout of one `Lab`, all in namespaces named `skye2e-<pid>-<n>[-<cluster>]`:
     skye2e-<pid>-<n>-<cluster>  a "cluster": `eth0` on the underlay 192.0.2.0/24, plus its
                                 WireGuard interfaces once `up` ran
 
+A cluster `behind_nat` is not on the switch itself: a router namespace
+`skye2e-<pid>-<n>-<cluster>-nat` is, with the cluster's underlay address, and hides the cluster
+behind an nft masquerade rule; the cluster has only a private address (NAT_LAN) and a default
+route through the router, so it can dial out but nobody can dial it.
+
 The host's own network is never touched. The kernel may have no WireGuard module, so every
 interface is a `wireguard-go` process. wireguard-go puts its control socket in
 `/run/wireguard/<iface>.sock`, a folder that every network namespace shares; each cluster
@@ -33,6 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 UNDERLAY = ipaddress.ip_network("192.0.2.0/24")  # TEST-NET-1: never routed anywhere real
+NAT_LAN = ("198.51.100.1", "198.51.100.2", 24)  # router, cluster: TEST-NET-2, behind each NAT router
+# Source NAT for everything that leaves the router towards the switch, as a home router does.
+NAT_RULESET = "table ip nat {\n  chain postrouting {\n    type nat hook postrouting priority 100;\n    oifname \"eth0\" masquerade\n  }\n}\n"
 NAMESPACE_PREFIX = "skye2e"
 WIREGUARD_GO_ENV = {"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
 # Each command the lab runs, and the Debian package that provides it.
@@ -46,6 +54,8 @@ REQUIRED_COMMANDS = {
     "unshare": "util-linux",
     "mount": "mount",
     "sh": "dash",
+    "nft": "nftables",
+    "sysctl": "procps",
 }
 COMMAND_TIMEOUT = 20.0
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -197,6 +207,7 @@ class _Cluster:
     underlay: str
     holder: subprocess.Popen | None = None
     interfaces: dict[str, subprocess.Popen] = field(default_factory=dict)  # name -> its wireguard-go
+    router: str | None = None  # the NAT router's namespace, for a cluster behind NAT
 
 
 class Lab:
@@ -210,7 +221,7 @@ class Lab:
     # What each holder mounts in its private mount namespace before it sleeps.
     HOLDER_MOUNTS = "mkdir -p /run/wireguard && mount -t tmpfs -o mode=0700 tmpfs /run/wireguard"
 
-    def __init__(self, clusters: Sequence[str], workdir: Path) -> None:
+    def __init__(self, clusters: Sequence[str], workdir: Path, behind_nat: Iterable[str] = ()) -> None:
         global _labs_started
         if len(set(clusters)) != len(clusters) or not clusters:
             raise LabError(f"cluster names must be distinct and at least one: {list(clusters)}")
@@ -226,6 +237,8 @@ class Lab:
         self._clusters = {
             name: _Cluster(name, f"{self.name}-{name}", str(UNDERLAY[11 + index])) for index, name in enumerate(clusters)
         }
+        for name in behind_nat:
+            self._cluster(name).router = f"{self._cluster(name).namespace}-nat"
         self._namespaces: list[str] = []  # created so far, for close()
 
     # -- what a test reads ------------------------------------------------------------------------
@@ -268,19 +281,47 @@ class Lab:
             _run(["ip", "-n", self.name, "link", "set", "br0", "up"])
             for index, cluster in enumerate(self._clusters.values()):
                 self._add_namespace(cluster.namespace)
+                # On the switch: the cluster itself, or the NAT router in front of it.
+                front = cluster.router or cluster.namespace
+                if cluster.router:
+                    self._add_namespace(cluster.router)
                 port = f"port{index}"
                 # Created inside the switch with its peer end moved straight into the cluster:
                 # no interface ever appears in the host's namespace.
-                _run(["ip", "-n", self.name, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", cluster.namespace])
+                _run(["ip", "-n", self.name, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", front])
                 _run(["ip", "-n", self.name, "link", "set", port, "master", "br0", "up"])
-                _run(["ip", "-n", cluster.namespace, "address", "add", f"{cluster.underlay}/{UNDERLAY.prefixlen}", "dev", "eth0"])
-                _run(["ip", "-n", cluster.namespace, "link", "set", "eth0", "up"])
+                _run(["ip", "-n", front, "address", "add", f"{cluster.underlay}/{UNDERLAY.prefixlen}", "dev", "eth0"])
+                _run(["ip", "-n", front, "link", "set", "eth0", "up"])
                 _run(["ip", "-n", cluster.namespace, "link", "set", "lo", "up"])
+                if cluster.router:
+                    self._add_router(cluster)
                 cluster.holder = self._start_holder(cluster)
             self._write_launcher()
         except BaseException:
             self.close()
             raise
+
+    def _add_router(self, cluster: _Cluster) -> None:
+        """`cluster` behind a NAT router: a private link to it, a default route, masquerade."""
+        router, lan, prefix = cluster.router, NAT_LAN[0], NAT_LAN[2]
+        _run(["ip", "-n", router, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", cluster.namespace])
+        _run(["ip", "-n", router, "address", "add", f"{lan}/{prefix}", "dev", "lan0"])
+        _run(["ip", "-n", router, "link", "set", "lan0", "up"])
+        _run(["ip", "-n", router, "link", "set", "lo", "up"])
+        _run(["ip", "-n", cluster.namespace, "address", "add", f"{NAT_LAN[1]}/{prefix}", "dev", "eth0"])
+        _run(["ip", "-n", cluster.namespace, "link", "set", "eth0", "up"])
+        _run(["ip", "-n", cluster.namespace, "route", "add", "default", "via", lan])
+        _run(["ip", "netns", "exec", router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        ruleset = self.workdir / f"{cluster.name}-nat.nft"
+        ruleset.write_text(NAT_RULESET)
+        _run(["ip", "netns", "exec", router, "nft", "-f", str(ruleset)])
+
+    def nat_table(self, cluster: str) -> str:
+        """`nft list table ip nat` in the router in front of `cluster` (behind_nat only)."""
+        router = self._cluster(cluster).router
+        if router is None:
+            raise LabError(f"cluster '{cluster}' is not behind NAT")
+        return _run(["ip", "netns", "exec", router, "nft", "list", "table", "ip", "nat"]).stdout
 
     def _add_namespace(self, name: str) -> None:
         _run(["ip", "netns", "add", name])
@@ -401,6 +442,12 @@ class Lab:
         self.run(cluster, ["ip", "link", "set", "dev", interface, "up"])
         self.sync_routes(cluster, config_path)
         return interface
+
+    def wg_quick_up(self, cluster: str, config_path: Path) -> subprocess.CompletedProcess:
+        """The real `wg-quick up CONFIG` inside `cluster`, and nothing else: wg-quick falls back to
+        wireguard-go, sets addresses and routes and runs the file's PostUp itself. The daemon it
+        starts lives in the cluster's namespaces, which `close` empties."""
+        return self.run(cluster, ["wg-quick", "up", str(Path(config_path).resolve())], env=WIREGUARD_GO_ENV)
 
     def reload(self, cluster: str, config_path: Path) -> None:
         """Apply an updated config to a running interface without restarting it.

@@ -298,3 +298,16 @@ def test_what_a_hostile_gateway_prints_is_never_quoted(tmp_path, gateways):
     assert "\\x1b" not in text and "\x1b" not in text and "[2J" not in text
     assert response.statuses["cluster.a"].conditions[-1]["reason"] == "ProbeFailed"
     assert response.statuses["link.ab"].phase == "INIT"
+
+
+def test_an_external_peer_is_never_probed_and_its_links_are_judged_by_the_other_end(tmp_path):
+    partner = ResourceView("cluster", "b", {"interface": "wgsky0", "persistent_keepalive": 25, "public_key": KEYS["b"]}, {"public_key": KEYS["b"]})
+    # No b.dump: a probe of b would fail and say so.
+    report = observed(tmp_path, {"a": dump("a", {"b": NOW - 30})}, [cluster("a"), partner, link()])
+    assert report.statuses["link.ab"].phase == "ACTIVE"
+    assert report.statuses["cluster.b"].conditions[1]["reason"] == "ExternalPeer"
+    assert report.diagnostics == []
+    stale = observed(tmp_path, {"a": dump("a", {"b": NOW - 600})}, [cluster("a"), partner, link()])
+    assert stale.statuses["link.ab"].phase == "FAILED"
+    never = observed(tmp_path, {"a": dump("a", {"b": 0})}, [cluster("a"), partner, link()])
+    assert never.statuses["link.ab"].phase == "INIT"
