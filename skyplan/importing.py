@@ -126,7 +126,28 @@ def preview(confs: list[str], out: str, settings: dict) -> ImportPreview:
         raise ConfigImportError(diagnostics=response.diagnostics)
     text = render_document(response.document, out)
     _check(text, out_path, out)
+    _refuse_a_used_state(out_path)
     return ImportPreview(out_path, out, text, sources, response, provider)
+
+
+def _refuse_a_used_state(out_path: Path) -> None:
+    """Said before anything is asked for: the write checks again, under the lock."""
+    from skyplan.config.models import BackendSpec
+    from skyplan.workspace import make_store
+
+    store, _ = make_store(BackendSpec(), WorkspacePaths.for_config(out_path))
+    try:
+        _check_unused(store, store.read())
+    finally:
+        store.close()
+
+
+def _check_unused(store, prior) -> None:
+    if prior is not None and prior.resources:
+        raise StateError(
+            f"the state at {store.describe()} already holds {len(prior.resources)} resources; "
+            "import starts a workspace and never adds to one"
+        )
 
 
 def _refuse_existing(out_path: Path, out: str, problems: list[Diagnostic]) -> None:
@@ -187,11 +208,7 @@ def write(plan: ImportPreview, settings: dict, lock_timeout: float = 0.0) -> tup
     try:
         with _locked(store, lock_timeout):
             prior = store.read()
-            if prior is not None and prior.resources:
-                raise StateError(
-                    f"the state at {store.describe()} already holds {len(prior.resources)} resources; "
-                    "import starts a workspace and never adds to one"
-                )
+            _check_unused(store, prior)
             problems: list[Diagnostic] = []
             _refuse_existing(plan.out, plan.out_display, problems)
             if problems:

@@ -528,11 +528,13 @@ class _Import:
                 files.append((psk.path(paths.keys, pair), (link["psk"] + "\n").encode("ascii"), 0o600))
         within = paths.root
         try:
-            atomic.ensure_dir(paths.data, 0o700, within)
-            atomic.ensure_dir(paths.keys, 0o700, within)
+            # Looked for first: a key in the way stops the import before any folder is made.
             for file, _, _ in files:
                 if atomic.read_bytes(file, within, limit=4096) is not None:
                     self.error(str(file), None, "exists already; import writes no key over another")
+            if not self.errors:
+                atomic.ensure_dir(paths.data, 0o700, within)
+                atomic.ensure_dir(paths.keys, 0o700, within)
         except (OSError, UnsafePathError) as exc:
             self.error(str(paths.keys), None, f"cannot be prepared for the keys: {getattr(exc, 'strerror', None) or exc}")
         if self.errors:

@@ -1,4 +1,4 @@
-"""`skyplan import`: adopt existing configuration files (wg-quick) as links.yaml, state and keys."""
+"""`skyplan import`: adopt existing configuration files as links.yaml, state and keys."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from skyplan.cli.files import config_file
 @click.option("--auto-approve", is_flag=True, help="Write links.yaml, the state and the keys; without it, only show what would be written.")
 @lock_timeout_option
 def import_(confs: tuple[str, ...], out_file: str | None, address_pool: str | None, auto_approve: bool, lock_timeout: float) -> None:
-    """Adopt existing wg-quick configs, one per cluster, without a new key or address.
+    """Adopt existing interface configs (WireGuard: /etc/wireguard/*.conf), one per cluster, keeping keys and addresses.
 
     A cluster is named after its file (alpha.conf: alpha), or after the file's folder when every
     file has the same name (alpha/wg0.conf: alpha, interface wg0). A peering both files declare
