@@ -139,12 +139,12 @@ PersistentKeepalive = 25
 def test_names_too_long_for_a_link_get_a_short_stable_one(skyplan, workspace: Path) -> None:
     long_a, long_b = "a" * 40, "b" * 40
     files = {
-        f"{long_a}.conf": f"""[Interface]
-PrivateKey = {{private:a}}
+        f"{long_a}.conf": """[Interface]
+PrivateKey = {private:a}
 Address = 10.0.0.1/24
 ListenPort = 51820
 [Peer]
-PublicKey = {{public:b}}
+PublicKey = {public:b}
 AllowedIPs = 10.0.0.2/32
 """,
         f"{long_b}.conf": """[Interface]
