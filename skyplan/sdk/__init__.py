@@ -11,7 +11,6 @@ sandbox lives in `skyplan.sdk.templates`, apart, because it imports jinja2.
 from skyplan import atomic
 from skyplan.config.diagnostics import Diagnostic, Severity, errors_in
 from skyplan.config.gateway import GATEWAY_RULE, GatewayAddress, parse_gateway
-from skyplan.config.models import NAME_PATTERN, NAME_RULE
 from skyplan.config.network import ZONE_REASON, parse_endpoint, parse_network
 from skyplan.errors import ProviderError, SkyplanError, UnsafePathError
 from skyplan.redact import mask, redact, redact_argv, remember
@@ -48,6 +47,8 @@ from skyplan.sdk.registry import (
     provider_ref,
 )
 from skyplan.sdk.resources import (
+    NAME_PATTERN,
+    NAME_RULE,
     RESOURCE_TYPES,
     Address,
     LinkEnds,
