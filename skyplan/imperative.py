@@ -78,12 +78,22 @@ def delete_link(ws: Workspace, name: str, lock_timeout: float) -> Done:
 
 
 def create_cluster(
-    ws: Workspace, name: str, endpoint: str, subnets: list[str], listen_port: int | None, lock_timeout: float, *, gateway: str | None = None
+    ws: Workspace,
+    name: str,
+    endpoint: str | None,
+    subnets: list[str],
+    listen_port: int | None,
+    lock_timeout: float,
+    *,
+    gateway: str | None = None,
+    public_key: str | None = None,
 ) -> Done:
     from skyplan.plan.desired import cluster_attributes
 
     _check_name("Cluster", name)
-    spec = ClusterSpec(name=name, endpoint=endpoint, subnets=list(subnets), listen_port=listen_port, gateway=gateway)
+    spec = ClusterSpec(
+        name=name, endpoint=endpoint, subnets=list(subnets), listen_port=listen_port, gateway=gateway, public_key=public_key
+    )
     with ws.locked("skyctl create cluster", lock_timeout) as lock:
         prior = ws.read_state()
         assert ws.loaded is not None
@@ -210,9 +220,14 @@ def _check_topology(ws: Workspace, prior: State | None, new: ClusterSpec | LinkS
         links.append(new)
     from skyplan.config.diagnostics import Diagnostic
 
+    transit = {
+        r.name: r.attributes["transit_hub"]
+        for r in (prior.resources if prior else [])
+        if r.type == "link" and "transit_hub" in r.attributes
+    }
     # The configuration built here is skyctl's, not the user's: its places ("links[3]") would
     # mean nothing to them, so each problem is told without one.
-    found = rules.check(_config(clusters, links), ws.provider)
+    found = rules.check(_config(clusters, links, transit), ws.provider)
     problems = sorted({d.detail for d in found if d.severity == "error"})
     if problems:
         raise SkyplanError(diagnostics=[Diagnostic(problem) for problem in problems])
@@ -229,6 +244,11 @@ def _specs(
     if isinstance(new, LinkSpec):
         ends = {new.source, new.target}
         near = [r for r in resources if r.type == "link" and not ends.isdisjoint(r.ends)]
+        # An end that is a spoke of a transit hub also reaches the hub's other spokes.
+        hubs = {r.attributes["transit_hub"] for r in near if "transit_hub" in r.attributes}
+        if hubs:
+            seen = {r.name for r in near}
+            near += [r for r in resources if r.type == "link" and r.name not in seen and r.attributes.get("transit_hub") in hubs]
         names = ends | {e for r in near for e in r.ends}
         resources = near + [r for r in resources if r.type == "cluster" and r.name in names]
     else:
@@ -254,8 +274,21 @@ def _recorded_cluster(r: ResourceState, provider_cls: type, settings) -> Cluster
     return ClusterSpec.model_construct(name=r.name, subnets=attributes["subnets"], **arguments)
 
 
-def _config(clusters: list[ClusterSpec], links: list[LinkSpec]) -> Config:
-    return Config.model_construct(version=1, clusters=clusters, links=links, meshes=[])
+def _config(clusters: list[ClusterSpec], links: list[LinkSpec], transit: dict[str, str] | None = None) -> Config:
+    """`transit`: link name -> the transit hub it records; those links become their meshes again."""
+    from skyplan.config.models import MeshSpec
+
+    groups: dict[tuple[str, str], list[str]] = {}
+    for link in links:
+        hub = (transit or {}).get(link.name)
+        suffix = f".{hub}.{link.target}"
+        if hub is not None and link.source == hub and link.name.endswith(suffix):
+            groups.setdefault((link.name[: -len(suffix)], hub), []).append(link.target)
+    meshes = [
+        MeshSpec.model_construct(name=name, clusters=[hub, *spokes], topology="hub", hub=hub, transit=True)
+        for (name, hub), spokes in sorted(groups.items())
+    ]
+    return Config.model_construct(version=1, clusters=clusters, links=links, meshes=meshes)
 
 
 def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) -> dict[str, tuple[str, list[dict]]]:

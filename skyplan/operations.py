@@ -325,18 +325,19 @@ def delete_link(source: SkyctlSource, name: str, console: Console, *, lock_timeo
 def create_cluster(
     source: SkyctlSource,
     name: str,
-    endpoint: str,
+    endpoint: str | None,
     subnets: list[str],
     listen_port: int | None,
     console: Console,
     *,
     lock_timeout: float = 0.0,
     gateway: str | None = None,
+    public_key: str | None = None,
 ) -> None:
     from skyplan import imperative
 
     with _opened(source) as ws:
-        done = imperative.create_cluster(ws, name, endpoint, subnets, listen_port, lock_timeout, gateway=gateway)
+        done = imperative.create_cluster(ws, name, endpoint, subnets, listen_port, lock_timeout, gateway=gateway, public_key=public_key)
     _report(done, f"Created cluster {name}.", console)
 
 

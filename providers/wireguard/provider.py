@@ -161,12 +161,14 @@ class WireGuardProvider(Provider):
         keepalive = cluster.attributes["persistent_keepalive"]
         peers = []
         for peer_name, link_names in sorted(peering.get(cluster.name, {}).items()):
-            public, endpoint, allowed = _identity(peer_name, world, seen)
-            if transit.groups:
-                allowed = (*allowed, *transit.routes(cluster.name, peer_name, world, seen))
+            identity = seen.get(peer_name)
+            public, endpoint, allowed = identity if identity is not None else _identity(peer_name, world, seen)
             preshared = None
-            if any(world[f"link.{name}"].attributes.get("preshared_key") for name in link_names):
-                preshared = (psks or {}).get(frozenset((cluster.name, peer_name)), conf.PSK_PLACEHOLDER)
+            if transit.groups or transit.preshared:  # a world without either pays nothing more
+                allowed = (*allowed, *transit.routes(cluster.name, peer_name, world, seen))
+                pair = frozenset((cluster.name, peer_name))
+                if pair in transit.preshared:
+                    preshared = (psks or {}).get(pair, conf.PSK_PLACEHOLDER)
             peers.append(conf.PeerConf(peer_name, tuple(sorted(link_names)), public, endpoint, allowed, keepalive, preshared))
         return conf.ClusterConf(
             cluster=cluster.name,
@@ -202,7 +204,8 @@ class WireGuardProvider(Provider):
         live = {name: view for name, view in clusters.items() if gateways.is_gateway(view)}
         if live:
             self._read_gateways(live, world, peering, request.pending, readings, parsed, diagnostics)
-        psks = self._stored_preshared_keys(world, request.previous_names, diagnostics)
+        seen[_TRANSIT] = transit = _Transit.of(world)
+        psks = self._stored_preshared_keys(_local_psk_peerings(world, transit), request.previous_names, diagnostics)
         for name, cluster in sorted(clusters.items()):
             if name in live or is_external(cluster):
                 continue  # an external peer has nothing here to read
@@ -331,13 +334,13 @@ class WireGuardProvider(Provider):
                 readings[view.address] = Reading(view.address, expected, actual, reason="peer entries differ")
         return ReadResponse(readings, diagnostics)
 
-    def _stored_preshared_keys(self, world: dict[str, ResourceView], previous_names: dict[str, str], diagnostics: list[Diagnostic]) -> dict[frozenset, str]:
+    def _stored_preshared_keys(self, wanted: set[frozenset], previous_names: dict[str, str], diagnostics: list[Diagnostic]) -> dict[frozenset, str]:
         """The stored key of every peering that wants one kept here; a missing one is absent.
         A file that cannot be taken is an error that stops the plan, as a damaged key file does.
         A move that an interrupted run left unfinished may have left a key under the old names."""
         found: dict[frozenset, str] = {}
         folder, within = self.paths.keys, self.within(self.paths.keys)
-        for peering in sorted(_local_psk_peerings(world), key=sorted):
+        for peering in sorted(wanted, key=sorted):
             file = psk.path(folder, peering)
             try:
                 value = psk.read(file, within)
@@ -501,7 +504,7 @@ class WireGuardProvider(Provider):
                 waiting.append((change.address, ends))
 
         # Preshared keys are on disk before any config that holds them.
-        wanted_psks = _local_psk_peerings(world)
+        wanted_psks = _local_psk_peerings(world, transit)
         psks = self._preshared_keys(request, wanted_psks, clusters, touched, failed)
 
         # A peer whose file comes out the same is neither rewritten nor reloaded.
@@ -545,7 +548,8 @@ class WireGuardProvider(Provider):
 
     @staticmethod
     def _result(address: str, waits_on: set[str], failed: dict[str, str], clusters) -> ResourceResult:
-        errors = [failed[name] for name in sorted(waits_on) if name in failed]
+        # Once each: both ends of a peering may fail for the same reason (its preshared key).
+        errors = list(dict.fromkeys(failed[name] for name in sorted(waits_on) if name in failed))
         computed = {}
         if address.startswith("cluster."):
             # A failed hook still leaves a key and an address behind: record them either way.
@@ -1041,16 +1045,10 @@ def _current_text(path: Path, within: Path) -> str | None:
         return None
 
 
-def _local_psk_peerings(world: dict[str, ResourceView]) -> set[frozenset]:
+def _local_psk_peerings(world: dict[str, ResourceView], transit: _Transit) -> set[frozenset]:
     """The peerings that want a preshared key kept in the local store: those with a local end.
     (Between gateways, or a gateway and an external peer, the key lives only on the gateways.)"""
-    found = set()
-    for view in world.values():
-        if view.type == "link" and view.attributes.get("preshared_key"):
-            ends = view.ends
-            if any(is_local(world[f"cluster.{end}"]) for end in ends):
-                found.add(frozenset(ends))
-    return found
+    return {pair for pair in transit.preshared if any(is_local(world[f"cluster.{end}"]) for end in pair)}
 
 
 def _pins(clusters) -> dict[str, str]:
@@ -1091,15 +1089,17 @@ _TRANSIT = ("transit groups",)  # the key of the world's _Transit in `seen`: nev
 
 
 class _Transit:
-    """The transit hubs of a world: each hub's group (the clusters its transit links join it to),
-    the hubs each cluster is a member with, and the pairs joined directly (a direct peering wins
-    over the way through a hub)."""
+    """What a world's links say beyond who peers with whom: each transit hub's group (the clusters
+    its transit links join it to), the hubs each cluster is a member with, the pairs joined
+    directly (a direct peering wins over the way through a hub), and the peerings that want a
+    preshared key (any of their links does)."""
 
-    __slots__ = ("direct", "groups", "hubs_of")
+    __slots__ = ("direct", "groups", "hubs_of", "preshared")
 
-    def __init__(self, groups: dict[str, set[str]], direct: set[frozenset]):
+    def __init__(self, groups: dict[str, set[str]], direct: set[frozenset], preshared: set[frozenset]):
         self.groups = groups
         self.direct = direct
+        self.preshared = preshared
         self.hubs_of: dict[str, set[str]] = defaultdict(set)
         for hub, members in groups.items():
             for member in members:
@@ -1108,15 +1108,20 @@ class _Transit:
     @classmethod
     def of(cls, world: dict[str, ResourceView]) -> _Transit:
         groups: dict[str, set[str]] = defaultdict(set)
+        preshared: set[frozenset] = set()
         links = [view for view in world.values() if view.type == "link"]
         for view in links:
-            hub = view.attributes.get("transit_hub")
-            if hub is not None:
+            attributes = view.attributes
+            if "transit_hub" in attributes or "preshared_key" in attributes:  # most links have neither
                 source, target = view.ends
-                groups[hub].add(target if source == hub else source)
+                hub = attributes.get("transit_hub")
+                if hub is not None:
+                    groups[hub].add(target if source == hub else source)
+                if attributes.get("preshared_key"):
+                    preshared.add(frozenset((source, target)))
         # Only a world with transit needs the pairs: the common one pays a single scan.
         direct = {frozenset(view.ends) for view in links} if groups else set()
-        return cls(dict(groups), direct)
+        return cls(dict(groups), direct, preshared)
 
     def routes(self, cluster: str, peer: str, world: dict[str, ResourceView], seen: dict) -> tuple[str, ...]:
         """What `cluster` reaches through `peer` beyond the peer itself: when the peer is a transit

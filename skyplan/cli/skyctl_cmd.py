@@ -94,19 +94,25 @@ def delete_link(name: str, config_file: str | None, var_items, var_files, lock_t
 
 @create.command("cluster")
 @click.argument("name")
-@click.option("--endpoint", required=True, metavar="HOST:PORT", help="Where peers reach this cluster.")
+@click.option(
+    "--endpoint", default=None, metavar="HOST:PORT", help="Where peers reach this cluster; without one it is behind NAT and only dials out."
+)
 @click.option("--subnet", "subnets", multiple=True, metavar="CIDR", help="A network behind the cluster (repeatable).")
 @click.option("--listen-port", type=click.IntRange(1, 65535), default=None, help="ListenPort, if not the provider's default.")
 @click.option("--gateway", default=None, metavar="URL", help="The live WireGuard host: ssh://[user@]host[:port] or an ssh config Host alias.")
+@click.option(
+    "--public-key", default=None, metavar="KEY", help="An external peer, managed elsewhere: its WireGuard public key; nothing is generated for it."
+)
 @config_option
 @variables_options
 @lock_timeout_option
 def create_cluster(
     name: str,
-    endpoint: str,
+    endpoint: str | None,
     subnets: tuple[str, ...],
     listen_port: int | None,
     gateway: str | None,
+    public_key: str | None,
     config_file: str | None,
     var_items,
     var_files,
@@ -116,7 +122,9 @@ def create_cluster(
     from skyplan import operations
 
     source = _source(config_file, var_items, var_files)
-    operations.create_cluster(source, name, endpoint, list(subnets), listen_port, console(), lock_timeout=lock_timeout, gateway=gateway)
+    operations.create_cluster(
+        source, name, endpoint, list(subnets), listen_port, console(), lock_timeout=lock_timeout, gateway=gateway, public_key=public_key
+    )
 
 
 @delete.command("cluster")

@@ -22,10 +22,15 @@ class LinkManifestSpec(Spec):
 
 
 class ClusterManifestSpec(Spec):
-    endpoint: str
+    # The links.yaml cluster entry's arguments, checked by ClusterSpec once mapped to one.
+    endpoint: str | None = None
     subnets: list[str] = Field(default_factory=list)
     listen_port: int | None = None
+    mtu: int | None = None
+    persistent_keepalive: int | None = None
+    address: str | None = None
     gateway: str | None = None
+    public_key: str | None = None
 
 
 class _Manifest(BaseModel):
@@ -54,12 +59,11 @@ LINK_FIELD_PATHS = {
     "source": ("spec", "source_cluster"),
     "target": ("spec", "target_cluster"),
 }
+_OPTIONAL_CLUSTER_FIELDS = ("endpoint", "listen_port", "mtu", "persistent_keepalive", "address", "gateway", "public_key")
 CLUSTER_FIELD_PATHS = {
     "name": ("metadata", "name"),
-    "endpoint": ("spec", "endpoint"),
     "subnets": ("spec", "subnets"),
-    "listen_port": ("spec", "listen_port"),
-    "gateway": ("spec", "gateway"),
+    **{name: ("spec", name) for name in _OPTIONAL_CLUSTER_FIELDS},
 }
 
 
@@ -72,10 +76,9 @@ def link_entry(manifest: LinkManifest) -> dict[str, Any]:
 
 
 def cluster_entry(manifest: ClusterManifest) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": manifest.metadata.name, "endpoint": manifest.spec.endpoint}
-    entry["subnets"] = list(manifest.spec.subnets)
-    if manifest.spec.listen_port is not None:
-        entry["listen_port"] = manifest.spec.listen_port
-    if manifest.spec.gateway is not None:
-        entry["gateway"] = manifest.spec.gateway
+    entry: dict[str, Any] = {"name": manifest.metadata.name, "subnets": list(manifest.spec.subnets)}
+    for name in _OPTIONAL_CLUSTER_FIELDS:
+        value = getattr(manifest.spec, name)
+        if value is not None:
+            entry[name] = value
     return entry

@@ -184,11 +184,12 @@ def _change(
         force_new = force_new | frozenset(fixed_changed)
     attribute_diff = attribute_changes(have.attributes, want.attributes, force_new)
     # A computed value that the plan already knows to change (an address) is a change like any other.
-    attribute_diff += [
-        AttributeChange(path=key, before=have.computed.get(key), after=value)
-        for key, value in known.items()
-        if have.computed.get(key) != value
-    ]
+    known_changes = {key: value for key, value in known.items() if have.computed.get(key) != value}
+    if known_changes:
+        attribute_diff = [_merged(item, have.computed, known_changes) for item in attribute_diff]
+        attribute_diff += [
+            AttributeChange(path=key, before=have.computed.get(key), after=value) for key, value in known_changes.items()
+        ]
     attribute_diff.sort(key=lambda item: item.path)
     if have.managed_by != want.managed_by:
         attribute_diff.append(_owner_change(have.managed_by, want.managed_by))
@@ -223,6 +224,15 @@ def _change(
         address, kind, name, action, want.managed_by, before, want.attributes, [], attribute_diff,
         reason=reason, planned=known, known_computed=have.computed,
     )
+
+
+def _merged(item: AttributeChange, computed: Mapping[str, Any], known_changes: dict[str, Any]) -> AttributeChange:
+    """An argument that is also a computed value (a pinned address, an external peer's key)
+    changes once: from the value it had to the one planned. Takes it out of `known_changes`."""
+    if item.path not in known_changes:
+        return item
+    before = computed.get(item.path, item.before)
+    return AttributeChange(path=item.path, before=before, after=known_changes.pop(item.path), forces_replacement=item.forces_replacement)
 
 
 def _make(

@@ -73,7 +73,9 @@ def link_row(link: ResourceState, phase: str, now: datetime | None = None, displ
 def cluster_row(cluster: ResourceState, phase: str, now: datetime | None = None, display: Display = NO_DISPLAY) -> tuple[str, ...]:
     subnets = ",".join(cluster.attributes.get("subnets", [])) or "<none>"
     computed = tuple(str(cluster.computed.get(key, display.missing)) for _, key in display.columns)
-    return (cluster.name, cluster.attributes["endpoint"], subnets, *computed, phase, age(cluster.created, now))
+    # No endpoint: behind NAT, it only dials out.
+    endpoint = cluster.attributes.get("endpoint") or "<none>"
+    return (cluster.name, endpoint, subnets, *computed, phase, age(cluster.created, now))
 
 
 def link_object(link: ResourceState, phase: str, conditions: list[dict], display: Display = NO_DISPLAY) -> dict[str, Any]:
@@ -89,7 +91,11 @@ def link_object(link: ResourceState, phase: str, conditions: list[dict], display
 
 
 def cluster_object(cluster: ResourceState, phase: str, conditions: list[dict], display: Display = NO_DISPLAY) -> dict[str, Any]:
-    spec: dict[str, Any] = {"endpoint": cluster.attributes["endpoint"], "subnets": list(cluster.attributes.get("subnets", []))}
+    attributes = cluster.attributes
+    spec: dict[str, Any] = {"endpoint": attributes["endpoint"]} if "endpoint" in attributes else {}
+    spec["subnets"] = list(attributes.get("subnets", []))
+    # What makes it an external peer or pins its address, as a manifest would say it.
+    spec.update({key: attributes[key] for key in ("address", "public_key") if key in attributes})
     status = _status(cluster, phase, conditions)
     # In the order the state records them, as before: a provider's display names which.
     status.update({k: v for k, v in cluster.computed.items() if k in display.status})

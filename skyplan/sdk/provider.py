@@ -262,6 +262,7 @@ class Provider(ABC):
     # How the provider's own arguments must look when read back from a state, per resource type
     # (WireGuard: a cluster's public_key, a link's preshared_key): checked against each recorded
     # resource's attributes, keys the model does not name ignored, before anything uses them.
+    # A resource that holds none of the model's fields is not checked: give every field a default.
     argument_models: ClassVar[Mapping[ResourceType, type[BaseModel]]] = {}
     # The version of the shape of this provider's attributes and computed values. The state
     # records it with each resource (none recorded: 0); raise it with each change of shape and

@@ -58,6 +58,7 @@ def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, re
     for resource in clusters:
         attributes = resource.attributes
         try:
+            # No endpoint recorded: a cluster behind NAT, as links.yaml allows.
             entry = {"name": resource.name, "endpoint": attributes.get("endpoint"), "subnets": attributes.get("subnets")}
             if "gateway" in attributes:
                 # A host skyplan will ssh to: held to the file's rules like the rest.
@@ -72,6 +73,17 @@ def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, re
         if reason:
             problems.append((resource.address, reason))
     context = read_back.as_context()
+    # The provider's own arguments (an external peer's key, a pinned address, a link's preshared
+    # key or transit hub): they reach peers' configs, so they pass the provider's own model.
+    for kind, model in provider_cls.argument_models.items():
+        fields = frozenset(model.model_fields)
+        for resource in clusters if kind == "cluster" else links:
+            if fields.isdisjoint(resource.attributes):
+                continue  # none of the provider's own arguments: nothing to check (most links)
+            try:
+                model.model_validate(resource.attributes, context=context)
+            except ValidationError as exc:
+                problems.append((resource.address, _first_error(exc)))
     for kind, model in provider_cls.computed_models.items():
         for resource in clusters if kind == "cluster" else links:
             try:

@@ -372,3 +372,91 @@ def test_create_cluster_refuses_a_gateway_ssh_could_misread(workspace, skyctl, g
     assert "Traceback" not in result.output
     assert not (workspace / ".skyplan/state.json").exists()
     assert not (workspace / "x").exists()
+
+
+# -- Clusters behind NAT and external peers (CONTRACT 6) -------------------------------------------
+
+PARTNER_KEY = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
+
+
+def test_create_cluster_without_endpoint_is_behind_nat(workspace, skyctl):
+    assert skyctl("create", "cluster", "hub", "--endpoint", "192.0.2.1:51820").exit_code == 0
+    created = skyctl("create", "cluster", "home", "--subnet", "10.1.0.0/16")
+    assert created.exit_code == 0, created.output
+    assert created.output.endswith("Created cluster home.\n")
+    home = next(r for r in state(workspace)["resources"] if r["name"] == "home")
+    assert "endpoint" not in home["attributes"] and home["attributes"]["subnets"] == ["10.1.0.0/16"]
+    row = next(line for line in skyctl("get", "cluster").output.splitlines() if line.startswith("home "))
+    assert row.split()[:3] == ["home", "<none>", "10.1.0.0/16"]
+    manifest = YAML(typ="safe").load(skyctl("get", "cluster", "home", "-o", "yaml").output)
+    assert "endpoint" not in manifest["spec"]
+
+
+def test_a_link_that_neither_end_can_dial_is_refused(workspace, skyctl):
+    for name in ("home", "office"):
+        assert skyctl("create", "cluster", name).exit_code == 0
+    before = state(workspace)
+    result = skyctl("create", "link", "home-office", "-s", "home", "-t", "office")
+    assert result.exit_code == 1
+    assert "neither cluster 'home' nor cluster 'office' has an endpoint, so neither can dial the other" in result.output
+    assert "Traceback" not in result.output
+    assert state(workspace) == before
+
+
+def test_create_cluster_with_public_key_records_an_external_peer(workspace, skyctl):
+    result = skyctl("create", "cluster", "partner", "--endpoint", "198.51.100.7:51820", "--public-key", PARTNER_KEY)
+    assert result.exit_code == 0, result.output
+    partner = state(workspace)["resources"][0]
+    assert partner["attributes"]["public_key"] == PARTNER_KEY
+    manifest = YAML(typ="safe").load(skyctl("get", "cluster", "partner", "-o", "yaml").output)
+    assert manifest["spec"]["public_key"] == PARTNER_KEY
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--public-key", "not-a-key"), "not a WireGuard public key (44 characters of canonical base64"),
+        (("--public-key", PARTNER_KEY[:-2] + "h="), "not a WireGuard public key"),  # wg refuses non-canonical base64
+        (("--public-key", PARTNER_KEY, "--gateway", "ssh://root@192.0.2.7"), "an external peer (public_key) is managed elsewhere and cannot have a gateway"),
+        (("--public-key", PARTNER_KEY, "--listen-port", "51821"), "so its listen_port would have no effect"),
+    ],
+)
+def test_create_cluster_refuses_an_external_peer_it_could_not_describe(workspace, skyctl, extra, message):
+    assert skyctl("create", "cluster", "a", "--endpoint", "192.0.2.1:51820").exit_code == 0
+    before = state(workspace)
+    result = skyctl("create", "cluster", "partner", "--endpoint", "198.51.100.7:51820", *extra)
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert "Traceback" not in result.output
+    assert state(workspace) == before
+    assert not (workspace / ".skyplan/keys/partner.key").exists()
+
+
+def test_create_cluster_help_names_the_optional_endpoint_and_public_key(skyctl):
+    shown = skyctl("create", "cluster", "--help").output
+    assert "--public-key KEY" in shown and "--endpoint HOST:PORT" in shown
+    assert "behind NAT" in shown
+
+
+TRANSIT = links_yaml(
+    [("hub", "192.0.2.1:51820", ["10.0.0.0/16"]), ("s1", "192.0.2.2:51820", ["10.1.0.0/16"]), ("s2", "192.0.2.3:51820", ["10.2.0.0/16"])],
+    [],
+) + "meshes:\n  - {name: m, clusters: [hub, s1, s2], topology: hub, hub: hub, transit: true}\n"
+
+
+def test_a_skyctl_link_is_judged_with_what_a_spoke_reaches_through_its_transit_hub(workspace, skyplan, skyctl):
+    (workspace / "links.yaml").write_text(TRANSIT)
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    links = {r["name"]: r["attributes"] for r in state(workspace)["resources"] if r["type"] == "link"}
+    assert links == {
+        "m.hub.s1": {"source": "hub", "target": "s1", "transit_hub": "hub"},
+        "m.hub.s2": {"source": "hub", "target": "s2", "transit_hub": "hub"},
+    }
+    assert skyctl("create", "cluster", "x", "--endpoint", "192.0.2.9:51820", "--subnet", "10.2.3.0/24").exit_code == 0
+    before = state(workspace)
+    # s1 reaches s2's 10.2.0.0/16 through the hub: x's 10.2.3.0/24 next to it would be a second route.
+    result = skyctl("create", "link", "s1-x", "-s", "s1", "-t", "x")
+    assert result.exit_code == 1
+    assert "cluster 's1' would reach 10.2.0.0/16 of cluster 's2' and 10.2.3.0/24 of cluster 'x', which overlap" in result.output
+    assert state(workspace) == before
+    # The hub itself does not route for x: a link from the hub is judged as before (x overlaps s2 there too).
+    assert skyctl("create", "link", "hub-x", "-s", "hub", "-t", "x").exit_code == 1

@@ -22,7 +22,7 @@ from skyplan.sdk import provider_class
 CASES = Path(__file__).parent / "fmt_cases"
 CASE_NAMES = sorted(path.name.removesuffix(".in.yaml") for path in CASES.glob("*.in.yaml"))
 # Cases whose input is a valid links.yaml, so the loader can tell whether formatting changed it.
-VALID_CASES = ["comments", "flow_lists", "indentation", "key_order", "manifests", "modeline"]
+VALID_CASES = ["comments", "flow_lists", "indentation", "key_order", "manifests", "modeline", "topologies"]
 EXAMPLE = Path(__file__).parents[2] / "examples" / "basic" / "links.yaml"
 
 UNFORMATTED = """\

@@ -96,6 +96,26 @@ spec: {endpoint: "192.0.2.1:51820", subnets: [10.30.0.0/16]}
     assert errors(validator, text) == []
 
 
+def test_the_topology_keys_validate(validator):
+    text = """\
+version: 1
+provider: {preshared_keys: true, persistent_keepalive: 25, hook_timeout: 60s}
+clusters:
+  - {name: hub, endpoint: "192.0.2.1:51820", subnets: [10.0.0.0/16], mtu: 1380, persistent_keepalive: 15, address: 100.96.0.7}
+  - {name: home, subnets: [10.1.0.0/16], listen_port: 51821}
+  - {name: partner, endpoint: "198.51.100.7:51820", public_key: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="}
+links:
+  - {name: hub-partner, source: hub, target: partner, preshared_key: true}
+meshes:
+  - {name: stores, clusters: [hub, home], topology: hub, hub: hub, transit: true}
+---
+kind: Cluster
+metadata: {name: laptop}
+spec: {subnets: [10.5.0.0/16], public_key: "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=", address: 100.96.0.9}
+"""
+    assert errors(validator, text) == []
+
+
 @pytest.mark.parametrize(
     ("text", "unexpected"),
     [
@@ -123,6 +143,12 @@ def test_a_typo_is_rejected(validator, text, unexpected):
         "version: 1\nclusters: [{name: -bad, endpoint: 'x:1'}]\n",
         "version: 1\nclusters: [{name: a, endpoint: 'x:1', listen_port: 70000}]\n",
         "version: 1\nmeshes: [{name: m, clusters: [a, b], topology: star}]\n",
+        "version: 1\nmeshes: [{name: m, clusters: [a, b], topology: hub, hub: a, transit: 'yes'}]\n",
+        "version: 1\nclusters: [{name: a, mtu: 100}]\n",
+        "version: 1\nclusters: [{name: a, persistent_keepalive: -1}]\n",
+        "version: 1\nclusters: [{name: a, public_key: 42}]\n",
+        "version: 1\nlinks: [{name: l, source: a, target: b, preshared_key: 'true'}]\n",
+        "version: 1\nprovider: {preshared_keys: 1}\n",
         "version: 1\nmoved: [{from: a, to: cluster.b}]\n",  # an address, not a bare name
         "version: 1\nmoved: [{from: cluster.a}]\n",
         "kind: Pod\nmetadata: {name: p}\n",

@@ -17,6 +17,8 @@ CASES = sorted(Path(__file__).with_name("cases").glob("*.yaml"))
 COMPUTED = {"cluster": ("address", "public_key")}
 # As the WireGuard provider declares: a key lives where it was born.
 REPLACE_ON_CHANGE = {"cluster": {"gateway": "its gateway changed: a new key is generated where it now lives"}}
+# And an external peer's key lives elsewhere: becoming one, or no longer being one, swaps keys.
+REPLACE_ON_PRESENCE = {"cluster": {"public_key": "it became or stopped being an external peer: its key now lives elsewhere"}}
 
 
 def _desired(raw: dict, owner: str) -> dict[str, DesiredResource]:
@@ -66,6 +68,14 @@ def _actual(raw: dict | None) -> dict[str, Reading]:
     }
 
 
+def test_cases_replace_what_the_wireguard_provider_replaces():
+    from skyplan_wireguard import WireGuardProvider
+
+    assert WireGuardProvider.replace_on_change == REPLACE_ON_CHANGE
+    assert WireGuardProvider.replace_on_presence == REPLACE_ON_PRESENCE
+    assert WireGuardProvider.computed_attributes == COMPUTED
+
+
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 def test_planner_case(path: Path):
     case = YAML(typ="safe").load(path.read_text())
@@ -83,6 +93,7 @@ def test_planner_case(path: Path):
         replace=case.get("replace", []),
         moves=[(m["from"], m["to"]) for m in case.get("moved", [])],
         replace_on_change=REPLACE_ON_CHANGE,
+        replace_on_presence=REPLACE_ON_PRESENCE,
     )
     if "error" in expect:
         with pytest.raises(PlanError) as caught:

@@ -57,7 +57,8 @@ def hostile_cluster(name: str, **changes) -> dict:
         "pending": None,
     }
     for key, value in changes.items():
-        if key in entry["attributes"] or key == "gateway":  # gateway: recorded only when set
+        # gateway, public_key, address: recorded only when set
+        if key in entry["attributes"] or key in ("gateway", "public_key", "address"):
             entry["attributes"][key] = value
         else:
             entry[key] = value
@@ -96,6 +97,13 @@ HOSTILE_VALUES = {
     "gateway as an ssh option": ("victim", {"gateway": "-oProxyCommand=touch {outside}/marker"}),
     "gateway as two arguments": ("victim", {"gateway": "host -oProxyCommand=x"}),
     "gateway with an ssh token": ("victim", {"gateway": "%n"}),
+    # An external peer's key and a pinned address reach every peer's config, as the computed ones do.
+    "public_key with a directive": ("victim", {"public_key": "k\nPostUp = touch {outside}/marker"}),
+    "public_key that wg would refuse": ("victim", {"public_key": "A" * 42 + "B="}),
+    "public_key not text": ("victim", {"public_key": ["A" * 43 + "="]}),
+    "pinned address with a command": ("victim", {"address": "100.96.0.9$(touch {outside}/marker)"}),
+    "pinned address with a prefix": ("victim", {"address": "0.0.0.0/0"}),
+    "pinned address with a zone": ("victim", {"address": "fe80::1%eth0"}),
     "computed address with a command": (
         "victim", {"computed": {"address": "100.96.0.9$(touch {outside}/marker)", "public_key": "A" * 43 + "="}},
     ),
@@ -216,6 +224,82 @@ def test_a_hostile_link_end_is_refused(workspace, skyplan, outside):
     assert "at an end of a link" in result.output and "invalid cluster name" in result.output
 
 
+# A link's preshared_key decides whether a key is generated and written for the peering, and its
+# transit_hub which cluster routes the others' traffic: a third cluster, or text that is no end,
+# would send a spoke's traffic where no link says it goes.
+HOSTILE_LINK_VALUES = {
+    "preshared_key as text": {"preshared_key": "yes"},
+    "preshared_key as a key": {"preshared_key": "A" * 43 + "="},
+    "preshared_key as a number": {"preshared_key": 1},
+    "transit_hub not an end": {"transit_hub": "ap-south"},
+    "transit_hub with a directive": {"transit_hub": "us-west\nPostUp = touch marker"},
+    "transit_hub not text": {"transit_hub": ["us-west"]},
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_LINK_VALUES))
+def test_a_hostile_link_argument_is_refused_before_anything_uses_it(workspace, skyplan, skyctl, case):
+    (workspace / "links.yaml").write_text(hooked_basic())
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    state_path = workspace / ".skyplan/state.json"
+    document = json.loads(state_path.read_text())
+    link = next(r for r in document["resources"] if r["name"] == "us-eu")
+    link["attributes"].update(HOSTILE_LINK_VALUES[case])
+    state_path.write_text(json.dumps(document, indent=2))
+    configs = {p: p.read_bytes() for p in (workspace / "wireguard").rglob("*.conf")}
+    (workspace / "hooks.log").unlink()
+    before = state_path.read_bytes()
+
+    for command in (("plan",), ("apply", "--auto-approve"), ("destroy", "--auto-approve")):
+        assert_refused(skyplan(*command), str(state_path), "link.us-eu")
+    assert_refused(skyctl("get", "link"), str(state_path), "link.us-eu")
+    assert_refused(skyctl("delete", "link", "us-ap"), str(state_path), "link.us-eu")
+
+    assert {p: p.read_bytes() for p in (workspace / "wireguard").rglob("*.conf")} == configs, "a config was rewritten"
+    assert not list(workspace.rglob("*.psk")), "a preshared key was generated"
+    assert not (workspace / "marker").exists()
+    assert not (workspace / "hooks.log").exists(), "a hook ran"
+    assert state_path.read_bytes() == before
+
+
+def test_the_refusal_names_the_argument_and_why(workspace, skyplan):
+    (workspace / "links.yaml").write_text(BASIC)
+    skyplan("apply", "--auto-approve")
+    state_path = workspace / ".skyplan/state.json"
+    document = json.loads(state_path.read_text())
+    link = next(r for r in document["resources"] if r["name"] == "us-eu")
+    link["attributes"]["transit_hub"] = "ap-south"
+    document["resources"].append(hostile_cluster("victim", public_key="A" * 42 + "B="))
+    state_path.write_text(json.dumps(document))
+    line = skyplan("plan").output.strip()
+    assert "holds cluster.victim, which the configuration's rules refuse: public_key: " in line, line
+    assert "is not a WireGuard public key" in line and "(and 1 more)" in line
+
+
+def test_recorded_clusters_without_endpoint_and_with_the_new_arguments_are_accepted(workspace, skyplan, skyctl):
+    """A cluster behind NAT records no endpoint; valid keys, pins, preshared keys and transit hubs pass."""
+    (workspace / "links.yaml").write_text(BASIC)
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    state_path = workspace / ".skyplan/state.json"
+    document = json.loads(state_path.read_text())
+    nat = hostile_cluster("behind-nat", address="100.96.0.77")
+    del nat["attributes"]["endpoint"]
+    partner = hostile_cluster("partner", public_key="xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=", subnets=["10.67.0.0/16"])
+    document["resources"] += [nat, partner]
+    link = next(r for r in document["resources"] if r["name"] == "us-eu")
+    link["attributes"] |= {"preshared_key": True, "transit_hub": "us-west"}
+    state_path.write_text(json.dumps(document))
+
+    listed = skyctl("get", "cluster")
+    assert listed.exit_code == 0, listed.output
+    row = next(line for line in listed.output.splitlines() if line.startswith("behind-nat"))
+    assert row.split()[1] == "<none>"
+    shown = skyctl("get", "cluster", "partner", "-o", "yaml")
+    assert shown.exit_code == 0 and "public_key: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=" in shown.output, shown.output
+    assert skyplan("state", "show", "cluster.behind-nat").exit_code == 0
+    assert skyctl("get", "link").exit_code == 0
+
+
 def test_an_old_output_dir_inside_the_workspace_is_still_accepted(workspace, skyplan):
     """Moving configs to a new folder is a normal change: the old folder is in the workspace."""
     (workspace / "links.yaml").write_text(BASIC)
@@ -253,7 +337,9 @@ def _edit_row(url: str, name: str, edit) -> dict:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("case", ["name climbing out", "output_dir outside", "computed key with a directive"])
+@pytest.mark.parametrize(
+    "case", ["name climbing out", "output_dir outside", "computed key with a directive", "public_key with a directive"]
+)
 def test_a_hostile_row_in_postgresql_stops_every_command(workspace, skyplan, skyctl, postgres_url, outside, case, monkeypatch):
     monkeypatch.delenv("SKYPLAN_BACKEND", raising=False)
     name = _postgres_workspace(workspace, postgres_url)

@@ -116,3 +116,30 @@ def test_an_external_peer_s_new_key_is_an_update_of_its_peers(workspace, skyplan
     state = json.loads((workspace / ".skyplan/state.json").read_text())
     (partner,) = [r for r in state["resources"] if r["name"] == "partner"]
     assert partner["computed"]["public_key"] == NEW_PARTNER_KEY
+
+
+def test_a_planted_preshared_key_file_is_never_followed_or_taken(workspace, skyplan) -> None:
+    write(workspace)
+    folder = workspace / ".skyplan/keys"
+    folder.mkdir(parents=True, mode=0o700)
+    outside = workspace.parent / f"{workspace.name}-outside"
+    outside.write_text("precious\n")
+    (folder / "a+hub.psk").symlink_to(outside)
+    # A key the attacker knows, checked out from a repository (0644): no secret.
+    known = "dGhpcyBpcyBub3QgYSByZWFsIGtleSBidXQgbG9va3M="
+    (folder / "b+hub.psk").write_text(known + "\n")
+    (folder / "b+hub.psk").chmod(0o644)
+    result = skyplan("apply", "--auto-approve")
+    assert result.exit_code == 1
+    assert "a+hub.psk" in result.output and "b+hub.psk is readable by others (mode 0644)" in result.output
+    assert outside.read_text() == "precious\n" and (folder / "a+hub.psk").is_symlink()
+    for config in (workspace / "wireguard").rglob("*.conf"):
+        assert known not in config.read_text() and "precious" not in config.read_text()
+    assert known not in result.output
+    # The clusters whose files would hold those keys got none; removed, the files are made anew.
+    assert not [c for c in ("hub", "a", "b") if (workspace / f"wireguard/{c}/wgsky0.conf").exists()]
+    (folder / "a+hub.psk").unlink()
+    (folder / "b+hub.psk").unlink()
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    assert known not in (workspace / "wireguard/hub/wgsky0.conf").read_text()
+    assert secrets(workspace)["b+hub.psk"] != known
