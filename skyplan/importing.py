@@ -16,6 +16,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from skyplan.config.diagnostics import Diagnostic
 from skyplan.errors import ConfigError, ConfigImportError, StateError, UnsafePathError
@@ -37,6 +38,7 @@ class ImportPreview:
     sources: list[ImportSource]
     response: ImportResponse
     provider: type[Provider]
+    loaded: Any  # the configuration `text` loads as (config/loader.py's LoadedConfig)
 
     @property
     def resources(self) -> list[str]:
@@ -125,9 +127,9 @@ def preview(confs: list[str], out: str, settings: dict) -> ImportPreview:
     if response.diagnostics:
         raise ConfigImportError(diagnostics=response.diagnostics)
     text = render_document(response.document, out)
-    _check(text, out_path, out)
+    loaded = _check(text, out_path, out)
     _refuse_a_used_state(out_path)
-    return ImportPreview(out_path, out, text, sources, response, provider)
+    return ImportPreview(out_path, out, text, sources, response, provider, loaded)
 
 
 def _refuse_a_used_state(out_path: Path) -> None:
@@ -159,19 +161,11 @@ def _refuse_existing(out_path: Path, out: str, problems: list[Diagnostic]) -> No
 
 def render_document(document: dict, display: str) -> str:
     """links.yaml holding `document`, in the canonical layout `skyplan fmt` writes."""
-    import io
+    from skyplan.config.fmt import main_layout, render_canonical
 
-    from ruamel.yaml import YAML
-
-    from skyplan.config.fmt import format_text
-
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False  # type: ignore[attr-defined]
-    yaml.width = 1 << 20
-    buffer = io.StringIO()
-    yaml.dump({"version": 1, **document}, buffer)
-    return format_text(HEADER + buffer.getvalue(), display=display, provider_fields=_provider_fields)
+    provider = document.get("provider", {}).get("name", DEFAULT_PROVIDER)
+    data = {"version": 1, **{key: value for key, value in document.items() if value}}
+    return render_canonical(data, main_layout(provider, _provider_fields), header=HEADER)
 
 
 def _provider_fields(name: str) -> tuple[str, ...] | None:
@@ -202,7 +196,7 @@ def write(plan: ImportPreview, settings: dict, lock_timeout: float = 0.0) -> tup
     from skyplan.plan.desired import desired_resources
     from skyplan.workspace import make_store
 
-    loaded = _check(plan.text, plan.out, plan.out_display)
+    loaded = plan.loaded
     paths = WorkspacePaths.for_config(plan.out)
     store, _ = make_store(BackendSpec(), paths)
     try:

@@ -391,10 +391,13 @@ class _Import:
         for entry in entries:
             by_pair.setdefault(frozenset((entry.owner, entry.peer)), []).append(entry)
         # A cluster's one keepalive: the value most of its carried peers have.
+        by_owner: dict[str, list[_Entry]] = {}
+        for entry in entries:
+            by_owner.setdefault(entry.owner, []).append(entry)
         for name, cluster in clusters.items():
             if cluster.file is None:
                 continue
-            mine = [e for e in entries if e.owner == name]
+            mine = by_owner.get(name, [])
             cluster.keepalive = _keepalive(mine)
             for entry in mine:
                 if entry.section.keepalive != cluster.keepalive:
