@@ -169,27 +169,21 @@ class _Import:
         for cluster in clusters.values():
             parsed = cluster.file
             assert parsed is not None
-            chosen = None
-            for address, line in parsed.addresses:
-                if chosen is None and address.version == pool.version and _usable(pool, address.ip):
-                    chosen = (address, line)
-                    continue
-                why = (
-                    "skyplan gives each cluster one overlay address, from the pool"
-                    if chosen is not None
-                    else f"it is not a usable address of the address pool {pool}"
-                )
-                if chosen is None and address.version == pool.version:
-                    self.error(parsed.display, line, f"Address {address.ip} is outside the address pool {pool}")
-                    chosen = ("error", line)
-                    continue
-                self.skip(parsed.display, line, f"Address {address} is not carried: {why}")
-            if chosen is None:
-                self.error(parsed.display, parsed.interface_line, f"[Interface] has no Address in the address pool {pool}")
+            inside = [(a, n) for a, n in parsed.addresses if a.version == pool.version and _usable(pool, a.ip)]
+            if not inside:
+                same = [(a, n) for a, n in parsed.addresses if a.version == pool.version]
+                if same:
+                    self.error(parsed.display, same[0][1], f"Address {same[0][0].ip} is outside the address pool {pool}")
+                else:
+                    self.error(parsed.display, parsed.interface_line, f"[Interface] has no Address in the address pool {pool}")
                 continue
-            if chosen[0] == "error":
-                continue
-            address, line = chosen
+            address, line = inside[0]
+            for other, other_line in parsed.addresses:
+                if (other, other_line) != (address, line):
+                    self.skip(
+                        parsed.display, other_line,
+                        f"Address {other} is not carried: skyplan gives each cluster one overlay address, from the pool {pool}",
+                    )
             text = str(address.ip)
             if text in taken:
                 self.error(parsed.display, line, f"Address {text} is the overlay address of {taken[text]} too")

@@ -178,3 +178,30 @@ def test_out_elsewhere_puts_the_state_and_keys_beside_it(skyplan, workspace: Pat
     assert "No changes." not in skyplan("plan", "site/links.yaml").output
     assert skyplan("apply", "site/links.yaml", "--auto-approve").exit_code == 0
     assert (workspace / "site" / "wireguard" / "hub" / "wg0.conf").is_file()
+
+
+def test_the_overlay_address_is_the_first_inside_the_pool_and_the_others_are_named(skyplan, workspace: Path) -> None:
+    files = {
+        "a.conf": """[Interface]
+PrivateKey = {private:a}
+Address = 192.168.1.5/24, 10.0.0.1/24
+Address = fd00::1/64
+ListenPort = 51820
+[Peer]
+PublicKey = {public:b}
+AllowedIPs = 10.0.0.2/32
+""",
+        "b.conf": """[Interface]
+PrivateKey = {private:b}
+Address = 10.0.0.2/24
+[Peer]
+PublicKey = {public:a}
+Endpoint = 192.0.2.1:51820
+AllowedIPs = 10.0.0.1/32
+PersistentKeepalive = 25
+""",
+    }
+    out, document, _ = _import(skyplan, workspace, files, "--address-pool", "10.0.0.0/24")
+    assert {c["name"]: c["address"] for c in document["clusters"]} == {"a": "10.0.0.1", "b": "10.0.0.2"}
+    assert "a.conf:3: Address 192.168.1.5/24 is not carried: skyplan gives each cluster one overlay address" in out
+    assert "a.conf:4: Address fd00::1/64 is not carried" in out
