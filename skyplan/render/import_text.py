@@ -62,5 +62,6 @@ def render_written(preview: ImportPreview, serial: int, written: list[Path], sty
         style("Import complete!", "green", "bold")
         + f" {one_line(preview.out_display)}: {clusters} cluster{'s' if clusters != 1 else ''}, {links} link{'s' if links != 1 else ''};"
         f" the state records them (serial {serial}); {len(written)} key file{'s' if len(written) != 1 else ''} in the key store.\n"
-        "Next: `skyplan plan` adds and replaces nothing; `skyplan apply` writes the configs.\n"
+        "Next: `skyplan plan` adds and replaces nothing; it updates each cluster whose config skyplan has not written\n"
+        "yet (refresh finds no file of its own), and `skyplan apply` writes them, equivalent to the files imported.\n"
     )
