@@ -86,14 +86,12 @@ def create_cluster(
     lock_timeout: float,
     *,
     gateway: str | None = None,
-    public_key: str | None = None,
+    **arguments,
 ) -> Done:
     from skyplan.plan.desired import cluster_attributes
 
     _check_name("Cluster", name)
-    spec = ClusterSpec(
-        name=name, endpoint=endpoint, subnets=list(subnets), listen_port=listen_port, gateway=gateway, public_key=public_key
-    )
+    spec = ClusterSpec(name=name, endpoint=endpoint, subnets=list(subnets), listen_port=listen_port, gateway=gateway, **arguments)
     with ws.locked("skyctl create cluster", lock_timeout) as lock:
         prior = ws.read_state()
         assert ws.loaded is not None
@@ -264,8 +262,10 @@ def _specs(
 
 def _recorded_cluster(r: ResourceState, provider_cls: type, settings) -> ClusterSpec:
     """A recorded cluster as the entry that would record it, for the file's rules."""
+    from skyplan.plan.desired import recorded_when_set
+
     attributes = r.attributes
-    arguments = {key: attributes.get(key) for key in ("endpoint", "gateway", "public_key", "address")}
+    arguments = {key: attributes.get(key) for key in recorded_when_set(provider_cls)}
     # An override is told from the provider's setting only by its value: one that equals the
     # setting judges the same either way.
     for field, setting in provider_cls.cluster_overrides.items():

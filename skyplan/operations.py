@@ -332,12 +332,13 @@ def create_cluster(
     *,
     lock_timeout: float = 0.0,
     gateway: str | None = None,
-    public_key: str | None = None,
+    **arguments,
 ) -> None:
+    """`arguments`: further cluster arguments, named as in links.yaml; unset ones are None."""
     from skyplan import imperative
 
     with _opened(source) as ws:
-        done = imperative.create_cluster(ws, name, endpoint, subnets, listen_port, lock_timeout, gateway=gateway, public_key=public_key)
+        done = imperative.create_cluster(ws, name, endpoint, subnets, listen_port, lock_timeout, gateway=gateway, **arguments)
     _report(done, f"Created cluster {name}.", console)
 
 

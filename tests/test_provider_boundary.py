@@ -50,6 +50,13 @@ def test_no_core_module_names_a_wireguard_field() -> None:
     # public_key is WireGuard's; the core knows computed values only as the provider declares them.
     pattern = re.compile(r"public_key|private_key|wg-quick|\bwgsky0\b")
     found = [f"{p.relative_to(ROOT)}:{n}" for p in _sources(CORE) for n, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    # Except where links.yaml (CONTRACT 2) and its SkyShift manifests declare an external peer's
+    # key as a key of the file: declared there, its meaning is checked by the provider alone.
+    declared = {"skyplan/config/models.py", "skyplan/config/manifests.py"}
+    for where in list(found):
+        path, n = where.rsplit(":", 1)
+        if path in declared and re.match(r"\s+public_key: str \| None", (ROOT / path).read_text().splitlines()[int(n) - 1]):
+            found.remove(where)
     assert found == []
 
 

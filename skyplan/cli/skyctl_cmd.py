@@ -112,18 +112,18 @@ def create_cluster(
     subnets: tuple[str, ...],
     listen_port: int | None,
     gateway: str | None,
-    public_key: str | None,
     config_file: str | None,
     var_items,
     var_files,
     lock_timeout: float,
+    **arguments,  # the other cluster arguments of links.yaml, by their names there (--public-key)
 ) -> None:
     """Register cluster NAME so links can join it."""
     from skyplan import operations
 
     source = _source(config_file, var_items, var_files)
     operations.create_cluster(
-        source, name, endpoint, list(subnets), listen_port, console(), lock_timeout=lock_timeout, gateway=gateway, public_key=public_key
+        source, name, endpoint, list(subnets), listen_port, console(), lock_timeout=lock_timeout, gateway=gateway, **arguments
     )
 
 

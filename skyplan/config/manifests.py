@@ -59,7 +59,7 @@ LINK_FIELD_PATHS = {
     "source": ("spec", "source_cluster"),
     "target": ("spec", "target_cluster"),
 }
-_OPTIONAL_CLUSTER_FIELDS = ("endpoint", "listen_port", "mtu", "persistent_keepalive", "address", "gateway", "public_key")
+_OPTIONAL_CLUSTER_FIELDS = tuple(name for name in ClusterManifestSpec.model_fields if name != "subnets")
 CLUSTER_FIELD_PATHS = {
     "name": ("metadata", "name"),
     "subnets": ("spec", "subnets"),

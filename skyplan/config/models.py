@@ -23,8 +23,8 @@ class Spec(BaseModel):
 class ClusterSpec(Spec):
     """A cluster: one WireGuard interface, the endpoint its peers dial, the networks behind it.
 
-    What `address` and `public_key` mean is the provider's to check (WireGuard: an overlay
-    address inside the pool, a canonical key); here they are plain text.
+    What an overlay address or an external peer's key means is the provider's to check
+    (WireGuard: an address inside the pool, a canonical key); here they are plain text.
     """
 
     name: str = Field(description=f"Cluster name: {NAME_RULE}.")

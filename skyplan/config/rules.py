@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from skyplan.config.diagnostics import Diagnostic
@@ -336,7 +337,7 @@ def _check_transit(groups: list[_TransitGroup], networks: dict[str, list[IPNetwo
             )
 
 
-def _check_reach(clusters, peers, networks, found: list[Diagnostic], groups: list[_TransitGroup] = ()) -> None:  # type: ignore[assignment]
+def _check_reach(clusters, peers, networks, found: list[Diagnostic], groups: Sequence[_TransitGroup] = ()) -> None:
     """What one cluster reaches through its links must not overlap: one route per address.
 
     A spoke of a transit hub also reaches the other spokes through the hub, except those it has

@@ -10,16 +10,23 @@ from skyplan.config.rules import transit_hubs
 from skyplan.plan.model import DesiredResource
 from skyplan.state.model import Owner
 
-# Arguments a cluster records only when set: a cluster that does not use one records what it
-# recorded before the argument existed, so old states still plan "No changes".
-_OPTIONAL_CLUSTER_ARGUMENTS = ("gateway", "public_key", "address")  # and endpoint, first
+_FIXED = ("name", "subnets")
+
+
+def recorded_when_set(provider_cls: type) -> tuple[str, ...]:
+    """The cluster arguments recorded under their own names, and only when set: every field of a
+    cluster entry but its name, its subnets and the provider's overrides of its settings. A
+    cluster that does not use one records what it recorded before the argument existed, so old
+    states still plan "No changes"."""
+    overrides = provider_cls.cluster_overrides
+    return tuple(name for name in ClusterSpec.model_fields if name not in _FIXED and name not in overrides)
 
 
 def cluster_attributes(spec: ClusterSpec, provider_cls: type, settings: Any) -> dict[str, Any]:
     networks = sorted((parse_network(s) for s in spec.subnets), key=lambda n: (n.version, n.network_address, n.prefixlen))
     attributes: dict[str, Any] = {} if spec.endpoint is None else {"endpoint": spec.endpoint}
     attributes["subnets"] = [str(n) for n in networks]
-    for name in _OPTIONAL_CLUSTER_ARGUMENTS:
+    for name in recorded_when_set(provider_cls):
         value = getattr(spec, name)
         if value is not None:
             attributes[name] = value

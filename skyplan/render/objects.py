@@ -94,8 +94,9 @@ def cluster_object(cluster: ResourceState, phase: str, conditions: list[dict], d
     attributes = cluster.attributes
     spec: dict[str, Any] = {"endpoint": attributes["endpoint"]} if "endpoint" in attributes else {}
     spec["subnets"] = list(attributes.get("subnets", []))
-    # What makes it an external peer or pins its address, as a manifest would say it.
-    spec.update({key: attributes[key] for key in ("address", "public_key") if key in attributes})
+    # Arguments recorded only when set (a pinned address, an external peer's key), as a manifest
+    # says them; a provider setting every cluster records is no argument of this one.
+    spec.update({key: attributes[key] for key in _shown_when_set() if key in attributes})
     status = _status(cluster, phase, conditions)
     # In the order the state records them, as before: a provider's display names which.
     status.update({k: v for k, v in cluster.computed.items() if k in display.status})
@@ -135,3 +136,12 @@ def render_objects(objects: list[dict[str, Any]], output: str, kind: str, single
     # A stream of manifests: `skyctl get link -o yaml > links.yaml` is a file skyplan can plan.
     yaml.dump_all(objects, stream)
     return stream.getvalue()
+
+
+@lru_cache(maxsize=1)
+def _shown_when_set() -> tuple[str, ...]:
+    from skyplan.config.manifests import ClusterManifestSpec  # here: `skyctl get` starts without it
+
+    settings_or_shown = ("endpoint", "subnets", "gateway", "listen_port", "mtu", "persistent_keepalive")
+    return tuple(name for name in ClusterManifestSpec.model_fields if name not in settings_or_shown)
+

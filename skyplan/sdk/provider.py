@@ -260,7 +260,7 @@ class Provider(ABC):
     # reach files and commands, and a state may be written by anyone with access to its store.
     computed_models: ClassVar[Mapping[ResourceType, type[BaseModel]]] = {}
     # How the provider's own arguments must look when read back from a state, per resource type
-    # (WireGuard: a cluster's public_key, a link's preshared_key): checked against each recorded
+    # (WireGuard: an external peer's key, a link's preshared_key): checked against each recorded
     # resource's attributes, keys the model does not name ignored, before anything uses them.
     # A resource that holds none of the model's fields is not checked: give every field a default.
     argument_models: ClassVar[Mapping[ResourceType, type[BaseModel]]] = {}
