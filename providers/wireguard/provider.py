@@ -852,10 +852,16 @@ class _HookRuns:
     def __enter__(self) -> _HookRuns:
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            # An apply stopped early (Ctrl-C) starts no hook it has not started yet.
-            self._pool.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, kind, *exc) -> None:
+        if self._pool is None:
+            return
+        # An apply stopped early (Ctrl-C) starts no hook it has not started yet, and ends those
+        # still running rather than wait for them.
+        for future in self._futures.values():
+            future.cancel()
+        if kind is not None:
+            hooks.kill_running()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _GatewayWork:
