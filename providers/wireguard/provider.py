@@ -13,6 +13,8 @@ from skyplan.sdk import (
     ApplyRequest,
     Diagnostic,
     Display,
+    ImportRequest,
+    ImportResponse,
     PlanRequest,
     PlanResponse,
     Provider,
@@ -55,6 +57,14 @@ class WireGuardProvider(Provider):
     }
 
     settings: WireGuardSettings
+    # `skyplan import`: wg-quick files that another tool wrote become clusters and links (importer.py).
+    can_import = True
+
+    @classmethod
+    def import_configs(cls, request: ImportRequest) -> ImportResponse:
+        from skyplan_wireguard import importer
+
+        return importer.import_configs(request)
 
     # -- upgrade -------------------------------------------------------------------------------
 
