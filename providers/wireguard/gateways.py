@@ -3,14 +3,16 @@
 A cluster with a `gateway` is a live WireGuard host managed over SSH. This module decides what to
 read from it and what to push to it, gateway by gateway, `ssh.parallelism` at a time; remote.py
 says how on the host, ssh.py carries it. Nothing secret passes through here: the private key is
-born on the gateway and the host inserts it into the config itself.
+born on the gateway and the host inserts it into the config itself. Preshared keys of peerings
+between gateways are the exception: read from one end (`preshared_keys_all`) or generated, they
+pass through memory here on their way into both ends' configs, and are never written or shown.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -127,12 +129,17 @@ def run_all(
 # -- refresh ------------------------------------------------------------------------------------------
 
 
-def inspect_all(conns, settings, root, clusters: list[ResourceView]) -> tuple[dict[str, remote.LiveInterface], list[Diagnostic]]:
-    """Each gateway cluster's live interface. An unreachable gateway is a warning (the plan goes
-    on from the state); a refused host key is an error that stops the plan."""
+def inspect_all(
+    conns, settings, root, clusters: list[ResourceView], salt: str | None = None
+) -> tuple[dict[str, remote.LiveInterface], list[Diagnostic]]:
+    """Each gateway cluster's live interface (its preshared keys as digests with `salt`). An
+    unreachable gateway is a warning (the plan goes on from the state); a refused host key is an
+    error that stops the plan."""
     from skyplan_wireguard import remote, ssh  # here, not at import: `skyctl get` never needs them
 
-    work = run_all(conns, settings, root, clusters, lambda gateway, cluster: remote.inspect(conns, gateway, cluster.attributes["interface"]))
+    work = run_all(
+        conns, settings, root, clusters, lambda gateway, cluster: remote.inspect(conns, gateway, cluster.attributes["interface"], salt=salt)
+    )
     diagnostics = []
     for name, error in sorted(work.errors.items()):
         if isinstance(error, ssh.HostKeyError | ssh.GatewayAddressError):
@@ -145,14 +152,21 @@ def inspect_all(conns, settings, root, clusters: list[ResourceView]) -> tuple[di
 
 
 def cluster_reading(
-    cluster: ResourceView, expected_conf: conf.ClusterConf, live: remote.LiveInterface, pending: str | None
+    cluster: ResourceView,
+    expected_conf: conf.ClusterConf,
+    live: remote.LiveInterface,
+    pending: str | None,
+    expected_digests: dict[str, str] | None = None,
 ) -> tuple[Reading | None, dict[str, dict] | None, str | None]:
     """What differs on `cluster`'s gateway: (reading, peers as found, error).
 
     The peers as found (by public key, comparable like conf.PeerConf.comparable) are for the
     link readings; None when they are exactly as expected. An error is a key file that holds no key,
-    or something other than a file where the config goes.
+    or something other than a file where the config goes. `expected_digests`: by peer public key,
+    the digest (live.psk_digests' salt) of the preshared key the peering's other end holds; a
+    running key with another digest "differs".
     """
+    expected_digests = expected_digests or {}
     name = cluster.name
     where = f"gateway {cluster.attributes['gateway']}"
     interface = cluster.attributes["interface"]
@@ -194,8 +208,9 @@ def cluster_reading(
     want_peers = {peer.public_key: peer.comparable() for peer in expected_conf.peers}
     expected: dict[str, Any] = {}
     found: dict[str, Any] = {}
-    # The file on the host, as skyplan would write it (the host holds the PrivateKey line).
-    written = conf.render(expected_conf, None)
+    # The file on the host as skyplan would write it and the host shows it: no PrivateKey line,
+    # and a preshared key wherever one is wanted, "(hidden)" (the values are not compared here).
+    written = masked_render(expected_conf)
     # Endpoints come from the file; without a readable one, as expected (the file is the drift).
     file_peers: dict[str, dict] = {key: dict(peer) for key, peer in want_peers.items()}
     if live.config_text is None:
@@ -239,6 +254,12 @@ def cluster_reading(
         }
         if expected_conf.mtu is not None:
             expected_live["mtu"], found_live["mtu"] = expected_conf.mtu, live.mtu
+        versions = forward_versions(expected_conf)
+        if versions:
+            # A transit hub forwards; a host that forwards anyway is no drift of anyone's.
+            shown = {4: ("ipv4", live.forwarding.ipv4), 6: ("ipv6", live.forwarding.ipv6)}
+            expected_live["forwarding"] = {shown[v][0]: "on" for v in sorted(versions)}
+            found_live["forwarding"] = {shown[v][0]: _switch(shown[v][1]) for v in sorted(versions)}
         if expected_live != found_live:
             expected["running"], found["running"] = expected_live, found_live
         peers_found = {}
@@ -251,10 +272,52 @@ def cluster_reading(
                 "allowed_ips": sorted(peer.allowed_ips),
                 "persistent_keepalive": peer.persistent_keepalive,
             }
+            # Presence only, as the host shows it: the value never leaves it on refresh. Both the
+            # running peer and the file need it (the file is what the next `up` brings back).
+            in_file = "preshared_key" in (file_peers.get(key) or {})
+            if peer.has_preshared_key or in_file:
+                peers_found[key]["preshared_key"] = (
+                    "present" if peer.has_preshared_key and in_file else "not in the file" if peer.has_preshared_key else "not on the running interface"
+                )
+                other_end, here = expected_digests.get(key), live.psk_digests.get(key)
+                if peer.has_preshared_key and other_end is not None and here is not None and here != other_end:
+                    peers_found[key]["preshared_key"] = "differs"
     reading = Reading(cluster.address, expected, found, reason=f"the interface on {where} differs") if expected != found else None
     if peers_found is None or all(peers_found.get(key) == peer for key, peer in want_peers.items()):
         return reading, None, None
     return reading, peers_found, None
+
+
+# A canonical key that only ever stands in for a preshared key in text that is masked at once,
+# as the host masks its file: never written, never sent (conf.render refuses PSK_PLACEHOLDER).
+_HIDDEN_STAND_IN = "A" * 42 + "E="
+_PSK_LINE = "PresharedKey = "
+
+
+def masked_render(cluster_conf: conf.ClusterConf) -> str:
+    """`cluster_conf` rendered as a gateway's file reads through inspect: no PrivateKey line and
+    every PresharedKey "(hidden)", whatever the key's value (known, or PSK_PLACEHOLDER)."""
+    peers = tuple(
+        replace(peer, preshared_key=_HIDDEN_STAND_IN) if peer.preshared_key is not None else peer for peer in cluster_conf.peers
+    )
+    text = conf.render(replace(cluster_conf, peers=peers), None)
+    if _PSK_LINE not in text:
+        return text
+    return "".join(
+        _PSK_LINE + "(hidden)\n" if line.startswith(_PSK_LINE) else line for line in text.splitlines(keepends=True)
+    )
+
+
+def forward_versions(cluster_conf: conf.ClusterConf) -> frozenset[int]:
+    """The IP versions a transit hub forwards: those of its file's PostUp line."""
+    command = cluster_conf.forward_command
+    if command is None:
+        return frozenset()
+    return frozenset({4, 6}) if command == conf.FORWARD_BOTH else frozenset({4})
+
+
+def _switch(value: bool | None) -> str:
+    return "unknown" if value is None else "on" if value else "off"
 
 
 # -- apply --------------------------------------------------------------------------------------------
@@ -317,7 +380,6 @@ def push_all(conns, settings, root, files: dict[str, tuple[ResourceView, conf.Cl
     """Write each gateway's config and bring its interface to it, in place."""
     from skyplan_wireguard import remote  # here, not at import: `skyctl get` never needs them
 
-
     def one(gateway: ssh.Gateway, cluster: ResourceView) -> None:
         cluster_conf = files[cluster.name][1]
         remote.push(
@@ -329,9 +391,20 @@ def push_all(conns, settings, root, files: dict[str, tuple[ResourceView, conf.Cl
             mtu=cluster_conf.mtu,
             routes=routes_of(cluster_conf),
             public_key=cluster.computed["public_key"],
+            forward=forward_versions(cluster_conf),
         )
 
     return run_all(conns, settings, root, [view for view, _ in files.values()], one, refused)
+
+
+def preshared_keys_all(conns, settings, root, clusters: list[ResourceView], refused=None) -> Work:
+    """Each gateway's peers' preshared keys (peer public key -> key), from its running interface
+    or its file. Secret values: for the configs of the same peerings' other ends, nothing else."""
+    from skyplan_wireguard import remote  # here, not at import: `skyctl get` never needs them
+
+    return run_all(
+        conns, settings, root, clusters, lambda gateway, cluster: remote.preshared_keys(conns, gateway, cluster.attributes["interface"]), refused
+    )
 
 
 def teardown_all(conns, settings, root, clusters: list[ResourceView], refused=None) -> Work:

@@ -13,6 +13,8 @@ from skyplan.sdk import (
     ApplyRequest,
     Diagnostic,
     Display,
+    ImportRequest,
+    ImportResponse,
     PlanRequest,
     PlanResponse,
     Provider,
@@ -55,6 +57,14 @@ class WireGuardProvider(Provider):
     }
 
     settings: WireGuardSettings
+    # `skyplan import`: wg-quick files that another tool wrote become clusters and links (importer.py).
+    can_import = True
+
+    @classmethod
+    def import_configs(cls, request: ImportRequest) -> ImportResponse:
+        from skyplan_wireguard import importer
+
+        return importer.import_configs(request)
 
     # -- upgrade -------------------------------------------------------------------------------
 
@@ -192,10 +202,10 @@ class WireGuardProvider(Provider):
         seen: dict = {}
 
         live = {name: view for name, view in clusters.items() if gateways.is_gateway(view)}
-        if live:
-            self._read_gateways(live, world, peering, request.pending, readings, parsed, diagnostics)
         seen[_TRANSIT] = transit = _Transit.of(world)
         psks = self._stored_preshared_keys(_local_psk_peerings(world, transit), request.previous_names, diagnostics)
+        if live:
+            self._read_gateways(live, world, peering, request.pending, readings, parsed, diagnostics, psks)
         for name, cluster in sorted(clusters.items()):
             if name in live or is_external(cluster):
                 continue  # an external peer has nothing here to read
@@ -351,22 +361,42 @@ class WireGuardProvider(Provider):
                 found[peering] = value
         return found
 
-    def _read_gateways(self, live, world, peering, pending, readings, parsed, diagnostics) -> None:
-        """Readings of the gateway clusters from their running interfaces (gateways.py)."""
-        from skyplan_wireguard import ssh
+    def _read_gateways(self, live, world, peering, pending, readings, parsed, diagnostics, stored_psks=None) -> None:
+        """Readings of the gateway clusters from their running interfaces (gateways.py).
+
+        Preshared keys come back from the gateways as digests with one salt: a peering's key is
+        compared with its other end's, another gateway's digest or the local store's key digested
+        here (`stored_psks`), and never leaves a host.
+        """
+        from skyplan_wireguard import remote, ssh
 
         problem = gateways.config_problem(self.settings, self.paths.root)
         if problem:
             diagnostics.append(Diagnostic(problem))
             return
+        salt = remote.new_salt()
         with ssh.Connections() as conns:
-            found, problems = gateways.inspect_all(conns, self.settings, self.paths.root, [live[n] for n in sorted(live)])
+            found, problems = gateways.inspect_all(conns, self.settings, self.paths.root, [live[n] for n in sorted(live)], salt)
         diagnostics.extend(problems)
+        stored_psks = stored_psks or {}
         seen: dict = {}
         for name, interface in sorted(found.items()):
             cluster = live[name]
             expected_conf = self._cluster_conf(cluster, world, peering, seen)
-            reading, peers, error = gateways.cluster_reading(cluster, expected_conf, interface, pending.get(cluster.address))
+            own_key = cluster.computed.get("public_key")
+            digests = {}
+            for peer in expected_conf.peers:
+                if peer.preshared_key is None:
+                    continue
+                other = found.get(peer.cluster)
+                if other is not None:
+                    digest = other.psk_digests.get(own_key) if own_key else None
+                else:
+                    stored = stored_psks.get(frozenset((name, peer.cluster)))
+                    digest = remote.psk_digest(salt, stored) if stored is not None else None
+                if digest is not None:
+                    digests[peer.public_key] = digest
+            reading, peers, error = gateways.cluster_reading(cluster, expected_conf, interface, pending.get(cluster.address), digests)
             if error:
                 diagnostics.append(Diagnostic(error))
                 continue
@@ -503,7 +533,7 @@ class WireGuardProvider(Provider):
         # before; first, so that the old interface frees its port for the new one.
         stale_paths += gateway_work.leave_old_homes(request, failed)
         if touched & live:
-            gateway_work.push(request, sorted(touched & live), subjects, clusters, world, peering, failed)
+            gateway_work.push(request, sorted(touched & live), subjects, clusters, world, peering, failed, psks)
         for name, path in stale_paths:
             try:
                 atomic.remove(path, self.within(path))
@@ -842,10 +872,16 @@ class _HookRuns:
     def __enter__(self) -> _HookRuns:
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            # An apply stopped early (Ctrl-C) starts no hook it has not started yet.
-            self._pool.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, kind, *exc) -> None:
+        if self._pool is None:
+            return
+        # An apply stopped early (Ctrl-C) starts no hook it has not started yet, and ends those
+        # still running rather than wait for them.
+        for future in self._futures.values():
+            future.cancel()
+        if kind is not None:
+            hooks.kill_running()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _GatewayWork:
@@ -906,12 +942,16 @@ class _GatewayWork:
             failed[name] = str(error)
         return gateways.unique_keys(work.values, request.world, failed)
 
-    def push(self, request, names, subjects, clusters, world, peering, failed) -> None:
+    def push(self, request, names, subjects, clusters, world, peering, failed, local_psks=None) -> None:
         """Write and reload the config of each gateway in `names` whose file changes: every subject
-        of a change, and a peer only when its file differs from what the world before held."""
+        of a change, a peer only when its file differs from what the world before held, and both
+        ends of a peering whose preshared key is new (`preshared_keys`). `local_psks`: the keys of
+        the local store (by peering) that this apply's local configs hold."""
         p = self.provider
         before_world = _world_before(request)
         before_peering = p._peering(before_world)
+        psks, fresh = self.preshared_keys(request, names, clusters, before_world, before_peering, failed, local_psks or {})
+        renewed = {end for peering in fresh for end in peering}
         files = {}
         seen: dict = {}
         for name in names:
@@ -921,16 +961,18 @@ class _GatewayWork:
             # out for now: the changes that need it fail through it, the others go ahead.
             peers = peering.get(name, {})
             keyed = {peer: links for peer, links in peers.items() if "public_key" in clusters[peer].computed}
-            cluster_conf = p._cluster_conf(clusters[name], world, {name: keyed} if keyed != peers else peering, seen)
+            cluster_conf = p._cluster_conf(clusters[name], world, {name: keyed} if keyed != peers else peering, seen, psks=psks)
             try:
-                conf.render(cluster_conf, None)  # refuses a line skyplan does not write, before ssh
+                # Refuses a line skyplan does not write, and a preshared key not at hand, before ssh.
+                conf.render(cluster_conf, None)
             except conf.UnsafeConfigError as exc:
                 failed[name] = str(exc)
                 continue
-            if name not in subjects:
+            if name not in subjects and name not in renewed:
                 old = before_world.get(f"cluster.{name}")
                 try:
-                    was = p._cluster_conf(old, before_world, before_peering) if old is not None else None
+                    # The same keys for both: a peering's key that stays is no change of the file.
+                    was = p._cluster_conf(old, before_world, before_peering, psks=psks) if old is not None else None
                 except KeyError:
                     was = None  # a peer of before had no key yet: not the same file
                 if was == cluster_conf and old is not None and old.attributes == clusters[name].attributes:
@@ -940,6 +982,73 @@ class _GatewayWork:
             work = self._run(gateways.push_all, files)
             for name, error in work.errors.items():
                 failed[name] = str(error)
+
+    def preshared_keys(self, request, names, clusters, before_world, before_peering, failed, local_psks) -> tuple[dict, set]:
+        """The preshared keys of the peerings of the gateways `names` (by frozenset of the two
+        names), and which of them are new here.
+
+        A peering with a local end has its key in the local store: the one its local config got
+        (`local_psks`), so that both ends hold the same. One between gateways (or a gateway and
+        an external peer) has it on the gateways only: generated in memory when the peering is
+        new, is rotated (a link of it is replaced), newly wants one, or it is missing or not the
+        same on its two ends; otherwise the one the ends hold is kept, read from them (also when
+        an end got a new key). Only the gateways in `names` are read: where the other end is not
+        pushed now, the pushed end keeps the key it holds, which is the other end's too.
+        """
+        live_names = set(names)
+        wanted = [pair for pair in _psk_peerings(request.world) if pair & live_names and all(end in clusters for end in pair)]
+        if not wanted:
+            return {}, set()
+        values: dict[frozenset, str] = {}
+        fresh: set[frozenset] = set()
+        kept = []
+        was_wanted = _psk_peerings(before_world)
+        rotated = {
+            frozenset(change.after.ends)
+            for change in request.changes
+            if change.action == "replace" and change.after is not None and change.after.type == "link"
+        }
+        for pair in sorted(wanted, key=sorted):
+            a, b = sorted(pair)
+            if is_local(clusters[a]) or is_local(clusters[b]):
+                if pair in local_psks:
+                    values[pair] = local_psks[pair]
+                else:  # the local store could not give it: the local end's change says why
+                    local = a if is_local(clusters[a]) else b
+                    for end in pair & live_names:
+                        failed.setdefault(end, f"the preshared key of its peering with '{local}' is not at hand: that cluster failed")
+            elif b not in before_peering.get(a, {}) or pair in rotated or pair not in was_wanted:
+                fresh.add(pair)
+            else:
+                kept.append(pair)
+        # Only the gateways pushed now are asked (others are not reached at all): an end that is
+        # not pushed holds what the last apply gave both ends, or refresh shows it as drift.
+        readable = sorted({end for pair in kept for end in pair & live_names if gateways.is_gateway(clusters[end]) and end not in failed})
+        held_by: dict[str, dict[str, str]] = {}
+        if readable:
+            work = self._run(gateways.preshared_keys_all, [clusters[name] for name in readable])
+            held_by = work.values
+            for name, error in work.errors.items():
+                failed.setdefault(name, str(error))
+        for pair in kept:
+            held = {}
+            for end in sorted(pair):
+                if end in held_by:
+                    (other,) = pair - {end}
+                    # Under the other end's key, or the one it had: a peer's new key (a replaced
+                    # cluster, an external peer's rotation) is no new peering and keeps its key.
+                    was = before_world.get(f"cluster.{other}")
+                    found_under = [_public_key(clusters[other]), _public_key(was) if was is not None else None]
+                    held[end] = next((held_by[end][k] for k in found_under if k and k in held_by[end]), None)
+            values_held = set(held.values())
+            if len(values_held) == 1 and None not in values_held:
+                # The ends agree, or an end that is not pushed now keeps the key the pushed one has.
+                values[pair] = values_held.pop()
+            else:
+                fresh.add(pair)
+        for pair in fresh:
+            values[pair] = psk.generate()
+        return values, fresh
 
     def leave_old_homes(self, request: ApplyRequest, failed: dict[str, str]) -> list[tuple[str, Path]]:
         """Clusters replaced onto another host: the old gateway's interface goes down and its files
@@ -971,6 +1080,16 @@ class _GatewayWork:
         return local_paths
 
 
+def _psk_peerings(world: dict[str, ResourceView]) -> set[frozenset]:
+    """The peerings that want a preshared key: a link joining the pair has `preshared_key`."""
+    return {frozenset(view.ends) for view in world.values() if view.type == "link" and view.attributes.get("preshared_key")}
+
+
+def _public_key(cluster: ResourceView) -> str | None:
+    """The public key that `cluster`'s peers hold: an external peer's argument, or the computed one."""
+    return cluster.attributes.get("public_key") or cluster.computed.get("public_key")
+
+
 def _interface_renamed(change) -> bool:
     """A gateway cluster that stays on its gateway under another interface name."""
     before, after = change.before, change.after
@@ -986,12 +1105,15 @@ def _interface_renamed(change) -> bool:
 
 def _gateways_in_play(request: ApplyRequest) -> list[ResourceView]:
     """The gateway clusters an apply may change: those its changes name, as they are after and
-    before (a deleted cluster, an old home), the ends of its links, and the peers of its clusters,
-    whose files hold their keys and endpoints. Others are not reached at all."""
+    before (a deleted cluster, an old home), the ends of its links, the peers of its clusters,
+    whose files hold their keys and endpoints, and the members of a transit group one of them is
+    in (they route each other's networks). Others are not reached at all."""
     after = {view.name: view for view in request.world.values() if view.type == "cluster"}
     before_world = _world_before(request)
     peering = WireGuardProvider._peering(request.world)
     before_peering = WireGuardProvider._peering(before_world)
+    # A transit hub's spokes route each other's networks: a change of one changes the others' files.
+    transit, before_transit = _Transit.of(request.world), _Transit.of(before_world)
     names: set[str] = set()
     olds: list[ResourceView] = []
     for change in request.changes:
@@ -1000,8 +1122,12 @@ def _gateways_in_play(request: ApplyRequest) -> list[ResourceView]:
                 continue
             if side.type == "link":
                 names.update(side.ends)
+                hub = side.attributes.get("transit_hub")
+                if hub is not None:
+                    names.update([hub, *transit.groups.get(hub, ()), *before_transit.groups.get(hub, ())])
                 continue
             names.update([side.name, *peering.get(side.name, {}), *before_peering.get(side.name, {})])
+            names.update(transit.related(side.name) | before_transit.related(side.name))
             if side is change.before and gateways.is_gateway(side):
                 now = after.get(side.name)
                 if now is None or now.attributes.get("gateway") != side.attributes.get("gateway"):

@@ -3,19 +3,23 @@
 Every function is one `Connections.run` of a fixed POSIX sh script (`sh -c SCRIPT sh ARG...`):
 values travel as quoted arguments, config text on stdin, and secrets not at all. The private key
 is generated on the gateway and never leaves it: scripts put it into the config there, and
-whatever they print back has had private and preshared keys removed there. A script that fails
+whatever they print back has had private and preshared keys removed there. The one exception is
+`preshared_keys`: a peering's preshared key has to reach its other end, so it is read into
+skyplan's memory (never its disk) and goes out again inside a config, on stdin; refresh sees
+preshared keys only as salted digests (`inspect`). A script that fails
 names the step (exit code `_STEP_FAILED`, the step on its first stderr line); its stderr is
 masked with `keys.redact` before it reaches an exception.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 import secrets
 import shlex
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from skyplan_wireguard import keys
 from skyplan_wireguard.settings import INTERFACE_PATTERN
@@ -34,6 +38,14 @@ _ROUTE_TYPES = frozenset(
 
 class GatewayRequestError(GatewayError):
     """What skyplan was about to send to a gateway is not valid; nothing was sent."""
+
+
+@dataclass(frozen=True)
+class Forwarding:
+    """Whether the host forwards IPv4 and IPv6 packets; None where it could not be read."""
+
+    ipv4: bool | None = None
+    ipv6: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,11 @@ class LiveInterface:
     routes: tuple[str, ...]  # sorted destinations routed via the interface (main table, v4+v6)
     # something other than a file (a folder, a dangling symlink) is where the config goes
     config_problem: str | None = None
+    # the host's forwarding switches (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding)
+    forwarding: Forwarding = Forwarding()
+    # peer public key -> psk_digest(salt, its running preshared key): whether two ends hold the
+    # same key, told without the key leaving either host
+    psk_digests: dict[str, str] = field(default_factory=dict)
 
 
 # -- awk programs run on the gateway ------------------------------------------------------------------
@@ -117,6 +134,22 @@ bad { exit }
 END { if (bad) exit bad; if (!done) exit 3 }
 """
 
+# Each [Peer]'s `PublicKey TAB PresharedKey`, when it has both: what `wg show <i> preshared-keys`
+# prints, read from the file while the interface is down. Only [Peer] sections give output:
+# nothing of the [Interface] section (its PrivateKey) is ever printed.
+PEER_PSKS_AWK = r"""
+function flush() { if (peer && pub != "" && psk != "") print pub "\t" psk; pub = ""; psk = "" }
+{
+    s = $0; sub(/#.*/, "", s); gsub(/[[:space:]]/, "", s)
+    if (substr(s, 1, 1) == "[") { flush(); peer = (tolower(s) == "[peer]"); next }
+    if (!peer) next
+    k = tolower(s)
+    if (index(k, "publickey=") == 1) pub = substr(s, 11)
+    else if (index(k, "presharedkey=") == 1) psk = substr(s, 14)
+}
+END { flush() }
+"""
+
 # `ip -o addr show dev <i>`: the addresses, without IPv6 link-local ones (the kernel's).
 ADDRESSES_AWK = r"""$3 == "inet" || ($3 == "inet6" && $0 !~ / scope link /) { print $4 }"""
 
@@ -163,7 +196,7 @@ _INSPECT = (
     + _awk("config_key", CONFIG_KEY_AWK)
     + _awk("mask_dump", MASK_DUMP_AWK)
     + r"""
-i=$1 b=$2
+i=$1 b=$2 salt=${3:-}
 mark() { printf '%s %s\n' "$b" "$*"; }
 pub_of_file() {  # FILE: "ok PUBLIC" or "bad"
     if p=$(wg pubkey < "$1" 2>/dev/null); then printf 'ok %s\n' "$p"; else echo bad; fi
@@ -196,6 +229,18 @@ mark routes4
 ip -4 route show dev "$i" 2>/dev/null
 mark routes6
 ip -6 route show dev "$i" 2>/dev/null
+mark forwarding "$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo -)" "$(cat /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null || echo -)"
+mark psk_digests
+# A salted SHA-256 of each running preshared key (printf is the shell's own: no key in any argv).
+if [ -n "$salt" ] && command -v sha256sum >/dev/null 2>&1 && out=$(wg show "$i" preshared-keys 2>/dev/null); then
+    tab=$(printf '\t')
+    printf '%s\n' "$out" | while IFS="$tab" read -r pub psk; do
+        [ "$psk" = "(none)" ] || [ -z "$psk" ] && continue
+        h=$(printf '%s%s' "$salt" "$psk" | sha256sum 2>/dev/null) || continue
+        printf '%s\t%s\n' "$pub" "${h%% *}"
+    done
+fi
+out=
 mark end
 """
 )
@@ -271,7 +316,7 @@ _PUSH = (
     + _awk("addresses_awk", ADDRESSES_AWK)
     + _awk("routes_awk", ROUTES_AWK)
     + r"""
-i=$1 want=$2 mtu=$3 addrs=$4 routes=$5
+i=$1 want=$2 mtu=$3 addrs=$4 routes=$5 forward4=$6 forward6=$7
 conf=$d/$i.conf key=$d/$i.key
 [ -d "$d" ] || failed "$d does not exist (the key is generated first)"
 t=$(mktemp -d "$d/.skyplan-$i.XXXXXX" 2>"$e") || failed "creating a temporary folder in $d failed" "$e"
@@ -293,6 +338,14 @@ if ip link show dev "$i" >/dev/null 2>&1; then
     wg syncconf "$i" "$t/stripped" 2>"$e" || failed "wg syncconf of $i failed" "$e"
 else
     wg-quick up "$i" </dev/null >/dev/null 2>"$e" || failed "wg-quick up $i failed" "$e"
+fi
+# A transit hub forwards between its spokes. wg-quick up ran the config's PostUp line, which
+# does this; wg syncconf runs no PostUp, so the same fixed settings are made here either way.
+if [ -n "$forward4" ]; then
+    sysctl -q -w net.ipv4.ip_forward=1 2>"$e" || failed "turning on IPv4 forwarding (net.ipv4.ip_forward) failed" "$e"
+fi
+if [ -n "$forward6" ]; then
+    sysctl -q -w net.ipv6.conf.all.forwarding=1 2>"$e" || failed "turning on IPv6 forwarding (net.ipv6.conf.all.forwarding) failed" "$e"
 fi
 """
     + _RECONCILE
@@ -330,6 +383,26 @@ exit 0
 """
 )
 
+# The peers' preshared keys, from the running interface, else from the file: a first line that
+# says which, then lines of `PEER-PUBLIC-KEY TAB PSK`. The private key is not printed: `wg show <i> preshared-keys`
+# prints no private key, and the file's [Interface] section gives no output.
+_PRESHARED_KEYS = (
+    _PRELUDE
+    + _awk("peer_psks", PEER_PSKS_AWK)
+    + r"""
+i=$1
+if ip link show dev "$i" >/dev/null 2>&1 && wg show "$i" >/dev/null 2>&1; then
+    echo "preshared-keys live"
+    wg show "$i" preshared-keys 2>"$e" || failed "wg show $i preshared-keys failed" "$e"
+elif [ -f "$d/$i.conf" ]; then
+    echo "preshared-keys file"
+    awk "$peer_psks" < "$d/$i.conf" 2>"$e" || failed "reading the preshared keys of $d/$i.conf failed" "$e"
+else
+    echo "preshared-keys none"
+fi
+"""
+)
+
 _DUMP = (
     _PRELUDE
     + _awk("mask_dump", MASK_DUMP_AWK)
@@ -345,14 +418,18 @@ printf '%s\n' "$out" | awk "$mask_dump"
 # -- the calls --------------------------------------------------------------------------------------------
 
 
-def inspect(conns: Connections, gateway: Gateway, interface: str) -> LiveInterface:
+def inspect(conns: Connections, gateway: Gateway, interface: str, *, salt: str | None = None) -> LiveInterface:
     """What the gateway has: key file, config file and the running interface, secrets removed there.
 
-    Works whatever state the gateway is in: no files, a garbled key, the interface down.
+    Works whatever state the gateway is in: no files, a garbled key, the interface down. With
+    `salt` (hex), each running preshared key comes back as `psk_digest(salt, key)` only: the
+    same salt for every gateway of one refresh tells whether the ends of a peering agree.
     """
     _check_interface(gateway, interface)
+    if salt is not None and not _SALT.fullmatch(salt):
+        raise GatewayRequestError(gateway.address, "the salt is not 32 to 64 hex digits")
     boundary = "@@skyplan-" + secrets.token_hex(12)  # a line no file can be expected to hold
-    result = _run(conns, gateway, "inspecting " + interface, _INSPECT, [interface, boundary])
+    result = _run(conns, gateway, "inspecting " + interface, _INSPECT, [interface, boundary, salt or ""])
     try:
         return parse_inspection(result.stdout.decode("utf-8", errors="replace"), boundary, interface)
     except ValueError as exc:  # e.g. the connection ended mid-way: no reading rather than a wrong one
@@ -386,6 +463,7 @@ def push(
     mtu: int | None,
     routes: Iterable[str],
     public_key: str,
+    forward: Iterable[int] = (),
 ) -> None:
     """Write `config` (wg-quick text without a PrivateKey line) as /etc/wireguard/<interface>.conf
     with the gateway's key put in there, and make the live interface match it.
@@ -395,6 +473,10 @@ def push(
     via the interface, besides the kernel's own). Both end with addresses, MTU and routes set
     and a check that the live public key is `public_key`. A key file whose public key is not
     `public_key`, or a config that `wg-quick strip` refuses, changes nothing at all.
+
+    `forward`: the IP versions (4, 6) the host is to forward, a transit hub's; the host's fixed
+    sysctl switches for them are turned on (never off: the host may forward for others too).
+    The config may hold PresharedKey lines: they travel on stdin like the rest of it.
     """
     _check_interface(gateway, interface)
     _check_public_key(gateway, public_key, "public_key")
@@ -403,12 +485,16 @@ def push(
     wanted_routes = _route_words(gateway, routes)
     if mtu is not None and (isinstance(mtu, bool) or not isinstance(mtu, int) or not 68 <= mtu <= 65535):
         raise GatewayRequestError(gateway.address, f"MTU {mtu!r} is not between 68 and 65535")
+    versions = set(forward)
+    if not versions <= {4, 6}:
+        raise GatewayRequestError(gateway.address, f"forwarding of {sorted(versions, key=str)!r} is not IP versions 4 and 6")
+    flags = ["1" if 4 in versions else "", "1" if 6 in versions else ""]
     _run(
         conns,
         gateway,
         f"pushing {interface}",
         _PUSH,
-        [interface, public_key, "" if mtu is None else str(mtu), " ".join(wanted_addresses), " ".join(wanted_routes)],
+        [interface, public_key, "" if mtu is None else str(mtu), " ".join(wanted_addresses), " ".join(wanted_routes), *flags],
         stdin=config.encode("utf-8"),
     )
 
@@ -421,6 +507,45 @@ def teardown(conns: Connections, gateway: Gateway, interface: str) -> None:
     """
     _check_interface(gateway, interface)
     _run(conns, gateway, f"removing {interface}", _TEARDOWN, [interface])
+
+
+def psk_digest(salt: str, psk: str) -> str:
+    """What inspect gives for preshared key `psk` with `salt`: hex SHA-256 of the two, as text."""
+    return hashlib.sha256((salt + psk).encode("ascii")).hexdigest()
+
+
+def new_salt() -> str:
+    return secrets.token_hex(16)
+
+
+_SALT = re.compile(r"[0-9a-f]{32,64}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def preshared_keys(conns: Connections, gateway: Gateway, interface: str) -> dict[str, str]:
+    """The preshared key of each of the interface's peers that has one, by the peer's public key:
+    from the running interface, else from the config file; {} when there is neither.
+
+    Secret values: they are for skyplan's memory only (to give a peering's other end the same
+    key), never for output, a file or an exception. Anything not shaped as a key is left out.
+    """
+    _check_interface(gateway, interface)
+    result = _run(conns, gateway, f"reading the preshared keys of {interface}", _PRESHARED_KEYS, [interface])
+    head, _, rest = result.stdout.decode("ascii", errors="replace").partition("\n")
+    if head not in ("preshared-keys live", "preshared-keys file", "preshared-keys none"):
+        # e.g. the connection ended first: no answer, rather than "no keys" (which would rotate them)
+        raise RemoteCommandError(gateway.address, f"reading the preshared keys of {interface} gave no answer", _masked(result))
+    return parse_preshared_keys(rest)
+
+
+def parse_preshared_keys(text: str) -> dict[str, str]:
+    """`PUBLIC TAB PSK` lines (wg show <i> preshared-keys) -> {public: psk}; "(none)" is no key."""
+    found = {}
+    for line in text.split("\n"):
+        public, tab, psk = line.strip().partition("\t")
+        if tab and keys.is_canonical(public) and keys.is_canonical(psk):
+            found[public] = psk
+    return found
 
 
 def dump(conns: Connections, gateway: Gateway, interface: str) -> str:
@@ -474,7 +599,26 @@ def parse_inspection(text: str, boundary: str, interface: str = "wgsky0") -> Liv
         mtu=_mtu(link),
         routes=tuple(sorted(parse_routes("\n".join(sections.get("routes4", [])), 4) + parse_routes("\n".join(sections.get("routes6", [])), 6))),
         config_problem=config_problem,
+        forwarding=_forwarding(heads.get("forwarding", "")),
+        psk_digests=_digests(sections.get("psk_digests", [])),
     )
+
+
+def _digests(lines: list[str]) -> dict[str, str]:
+    found = {}
+    for line in lines:
+        public, _, digest = line.partition("\t")
+        if keys.is_canonical(public) and _DIGEST.fullmatch(digest):
+            found[public] = digest
+    return found
+
+
+def _forwarding(head: str) -> Forwarding:
+    """`V4 V6` as /proc/sys prints them ("1", "0"; "-" where it could not be read)."""
+    words = head.split()
+    flags = [None if word not in ("0", "1") else word == "1" for word in words[:2]]
+    flags += [None] * (2 - len(flags))
+    return Forwarding(*flags)
 
 
 def parse_dump(text: str) -> tuple[str | None, int | None, dict[str, LivePeer]]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from .netns import WIREGUARD_GO_ENV, Lab, LabError, _alive, _is_zombie, _namespace_pids, _run, _stop, missing_prerequisites
 
 SSHD = "/usr/sbin/sshd"
+NFT = "/usr/sbin/nft"
 CONTROLLER = "controller"
 SSHD_START_TIMEOUT = 10.0
 ALTERNATE_PORT = 2222  # every sshd also listens here
@@ -179,6 +180,43 @@ class GatewayLab(Lab):
         """`path` (absolute) as `gateway` sees it, in its own mount namespace, read without SSH."""
         return Path(f"/proc/{self._holder(gateway).pid}/root") / path.lstrip("/")
 
+    # -- what topology tests look at ------------------------------------------------------------------
+
+    def preshared_keys(self, gateway: str, interface: str = "wgsky0") -> dict[str, Secret | None]:
+        """peer public key -> its preshared key on `gateway`'s running interface (None: none),
+        read in the lab without SSH. The values are Secret: they never show in a failed assert."""
+        found: dict[str, Secret | None] = {}
+        for line in self.run(gateway, ["wg", "show", interface, "preshared-keys"]).stdout.splitlines():
+            public, _, psk = line.partition("\t")
+            found[public] = None if psk == "(none)" else Secret(psk)
+        return found
+
+    def forwarding(self, gateway: str) -> tuple[str, str]:
+        """`gateway`'s net.ipv4.ip_forward and net.ipv6.conf.all.forwarding ("0" or "1")."""
+        done = self.run(gateway, ["sysctl", "-n", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"])
+        ipv4, ipv6 = done.stdout.split()
+        return ipv4, ipv6
+
+    def dial_out_only(self, gateway: str, port: int = 51820) -> None:
+        """Let nobody dial `gateway`'s WireGuard port, as a NAT in front of it would: a stateful
+        firewall in its namespace drops new inbound UDP to `port`; the answers to what it sends
+        out still come in. SSH (TCP) is left alone."""
+        rules = (
+            "table inet skyplan_nat {\n"
+            "  chain input {\n"
+            "    type filter hook input priority 0; policy accept;\n"
+            f"    udp dport {port} ct state new drop\n"
+            "  }\n"
+            "}\n"
+        )
+        path = self.workdir / gateway / "dial-out-only.nft"
+        path.write_text(rules)
+        self.run(gateway, [NFT, "-f", str(path)])
+
+    def add_host(self, gateway: str, address: str) -> None:
+        """An address of one of `gateway`'s subnets on its loopback, so that pings to it answer."""
+        self.run(gateway, ["ip", "address", "add", address, "dev", "lo"])
+
     # -- between tests that share one lab ---------------------------------------------------------
 
     def write_known_hosts(self) -> None:
@@ -217,6 +255,13 @@ class GatewayLab(Lab):
             if not self.sshd_running(gateway):
                 self.start_sshd(gateway)
             self.wipe(gateway)
+
+
+class Secret(str):
+    """A key read from a gateway: compared and searched for, never shown (repr hides it)."""
+
+    def __repr__(self) -> str:
+        return "Secret(...)"
 
 
 def _keygen(path: Path) -> None:

@@ -509,3 +509,56 @@ def _ppid(pid: int) -> int:
         return int(re.search(r"^PPid:\s+(\d+)", Path(f"/proc/{pid}/status").read_text(), re.M).group(1))
     except (OSError, AttributeError):
         return -1
+
+
+def test_preshared_keys_are_read_from_the_interface_or_else_the_file_and_nothing_else(net: Net, conns: Connections) -> None:
+    public = net.keys(conns, "a", "b", "c")
+    psk = net.lab.run("a", ["wg", "genpsk"]).stdout.strip().encode()
+    net.push(conns, "a", ["b", "c"], public, psk=psk)  # the config gives both peers the same key
+    assert remote.preshared_keys(conns, net.gateway("a"), net.interface) == {public["b"]: psk.decode(), public["c"]: psk.decode()}
+    # Changed on the live interface only: what runs is what counts while it runs.
+    other = net.lab.run("a", ["wg", "genpsk"]).stdout.strip()
+    net.lab.run("a", ["sh", "-c", f"wg set {net.interface} peer {public['c']} preshared-key /dev/stdin <<EOF\n{other}\nEOF"])
+    assert remote.preshared_keys(conns, net.gateway("a"), net.interface) == {public["b"]: psk.decode(), public["c"]: other}
+    # Down: the file says, and nothing of its [Interface] section (the private key) comes back.
+    net.lab.run("a", ["ip", "link", "del", net.interface])
+    result = conns.run(net.gateway("a"), ["sh", "-c", remote._PRESHARED_KEYS, "sh", net.interface])
+    assert result.exit_code == 0 and net.private_key("a") not in result.stdout
+    assert remote.preshared_keys(conns, net.gateway("a"), net.interface) == {public["b"]: psk.decode(), public["c"]: psk.decode()}
+    assert remote.preshared_keys(conns, net.gateway("b"), net.interface) == {}  # neither interface nor file
+
+
+def test_a_transit_hub_push_turns_on_forwarding_whichever_way_the_interface_comes_up(net: Net, conns: Connections) -> None:
+    public = net.keys(conns, "a", "b")
+    sysctl = ["sysctl", "-n", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"]
+    try:
+        net.lab.run("a", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0"])
+        net.push(conns, "a", ["b"], public)  # not a hub: left as it is
+        assert net.lab.run("a", sysctl).stdout.split() == ["0", "0"]
+        assert remote.inspect(conns, net.gateway("a"), net.interface).forwarding == remote.Forwarding(False, False)
+        # Up already: wg syncconf, which runs no PostUp; the push script turns it on itself.
+        config = net.config("a", {"b": net.allowed_ips("b")}, public)
+        remote.push(conns, net.gateway("a"), net.interface, config, addresses=[f"{net.overlay('a')}/24"], mtu=None,
+                    routes=net.allowed_ips("b"), public_key=public["a"], forward={4})  # fmt: skip
+        assert net.lab.run("a", sysctl).stdout.split() == ["1", "0"]
+        assert remote.inspect(conns, net.gateway("a"), net.interface).forwarding == remote.Forwarding(True, False)
+        # Down, then pushed: wg-quick up, and forwarding on for both versions.
+        net.lab.run("a", ["ip", "link", "del", net.interface])
+        net.lab.run("a", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
+        remote.push(conns, net.gateway("a"), net.interface, config, addresses=[f"{net.overlay('a')}/24"], mtu=None,
+                    routes=net.allowed_ips("b"), public_key=public["a"], forward={4, 6})  # fmt: skip
+        assert net.lab.run("a", sysctl).stdout.split() == ["1", "1"]
+    finally:
+        net.lab.run("a", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0"], check=False)
+
+
+def test_inspect_digests_each_running_preshared_key_with_the_salt_given(net: Net, conns: Connections) -> None:
+    public = net.keys(conns, "a", "b", "c")
+    psk = net.lab.run("a", ["wg", "genpsk"]).stdout.strip().encode()
+    net.push(conns, "a", ["b", "c"], public)
+    net.lab.run("a", ["sh", "-c", f"wg set {net.interface} peer {public['b']} preshared-key /dev/stdin <<EOF\n{psk.decode()}\nEOF"])
+    salt = remote.new_salt()
+    seen = remote.inspect(conns, net.gateway("a"), net.interface, salt=salt)
+    assert seen.psk_digests == {public["b"]: remote.psk_digest(salt, psk.decode())}  # c has none
+    assert psk.decode() not in repr(seen)
+    assert remote.inspect(conns, net.gateway("a"), net.interface).psk_digests == {}  # no salt, no digests

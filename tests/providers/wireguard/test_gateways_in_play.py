@@ -63,3 +63,34 @@ def test_local_clusters_are_not_gateways() -> None:
     new = link("l", "x")
     request = ApplyRequest([Change(local.address, "create", None, local), Change(new.address, "create", None, new)], world(local, new))
     assert reached(request) == [("x", "gw-x")]
+
+
+def transit_link(hub: str, spoke: str) -> ResourceView:
+    return ResourceView("link", f"m.{hub}.{spoke}", {"source": hub, "target": spoke, "transit_hub": hub})
+
+
+TRANSIT = [transit_link("h", "s1"), transit_link("h", "s2"), transit_link("h", "s3")]
+
+
+def transit_world(*extra: ResourceView, without: tuple[str, ...] = ()) -> dict[str, ResourceView]:
+    views = [*CLUSTERS.values(), *TRANSIT, LINKS[3], *extra]
+    return {v.address: v for v in views if v.address not in without}
+
+
+def test_a_changed_transit_spoke_reaches_the_other_spokes_whose_files_route_its_networks() -> None:
+    before = CLUSTERS["s1"]
+    after = before._replace(attributes={**before.attributes, "subnets": ["10.1.0.0/16"]})
+    request = ApplyRequest([Change(after.address, "update", before, after)], {**transit_world(), after.address: after})
+    assert [name for name, _ in reached(request)] == ["h", "s1", "s2", "s3"]
+    # Without transit, the other spokes' files do not hold s1's networks: not reached.
+    plain = ApplyRequest([Change(after.address, "update", before, after)], {**world(), after.address: after})
+    assert [name for name, _ in reached(plain)] == ["h", "s1"]
+
+
+def test_a_new_transit_link_reaches_the_whole_group_and_one_that_goes_the_group_it_left() -> None:
+    new = transit_link("h", "x")
+    request = ApplyRequest([Change(new.address, "create", None, new)], transit_world(new))
+    assert [name for name, _ in reached(request)] == ["h", "s1", "s2", "s3", "x"]
+    gone = TRANSIT[2]
+    request = ApplyRequest([Change(gone.address, "delete", gone, None)], transit_world(without=(gone.address,)))
+    assert [name for name, _ in reached(request)] == ["h", "s1", "s2", "s3"]

@@ -127,7 +127,7 @@ def test_the_address_and_route_filters_keep_what_skyplan_manages() -> None:
 def inspection(**sections: str) -> str:
     heads = {"key": "none", "config_key": "none", "config": "none"}
     parts = []
-    for name in ("key", "config_key", "config", "link", "dump", "addresses", "routes4", "routes6", "end"):
+    for name in ("key", "config_key", "config", "link", "dump", "addresses", "routes4", "routes6", "forwarding", "psk_digests", "end"):
         head, _, body = sections.get(name, heads.get(name, "")).partition("\n")
         parts.append(f"{B} {name}" + (f" {head}" if head else "") + "\n" + body)
     return "".join(parts)
@@ -235,7 +235,7 @@ def test_push_sends_the_config_on_stdin_and_routes_as_ip_prints_them() -> None:
                 routes=["100.96.0.2/32", "10.2.0.0/16", "10.2.0.0/16", "fd00::2/128", "fd00:2::/64"], public_key=PUBLIC)  # fmt: skip
     ((argv, stdin),) = conns.calls
     assert argv[:2] == ["sh", "-c"] and argv[3] == "sh"
-    assert argv[4:] == ["wgsky0", PUBLIC, "1380", "100.96.0.1/16 fd00::1/64", "100.96.0.2 10.2.0.0/16 fd00::2 fd00:2::/64"]
+    assert argv[4:] == ["wgsky0", PUBLIC, "1380", "100.96.0.1/16 fd00::1/64", "100.96.0.2 10.2.0.0/16 fd00::2 fd00:2::/64", "", ""]
     assert stdin == GOOD.encode()
 
 
@@ -270,3 +270,119 @@ def test_ensure_key_checks_what_comes_back() -> None:
     assert conns.calls[0][0][4:] == ["wgsky0", PEER] and conns.calls[0][1] is None
     with pytest.raises(remote.GatewayRequestError):
         remote.ensure_key(RecordingConnections(), GW, "wgsky0", replacing="not a key")
+
+
+# -- preshared keys: read into memory only, from the interface or the file ------------------------------------
+
+PSK2 = keys.generate()
+
+# (a config file's text) -> what the host-side reader prints: `PUBLIC TAB PSK` of each [Peer] with both
+PEER_PSK_CASES = {
+    "two peers, one without a preshared key": (
+        f"[Interface]\nPrivateKey = {PRIVATE}\n\n[Peer]\nPublicKey = {PEER}\nPresharedKey = {PSK}\n\n[Peer]\nPublicKey = {PEER2}\n",
+        [(PEER, PSK)],
+    ),
+    "any spelling, spaces and comments": (
+        f"[interface]\n privatekey={PRIVATE}\n[PEER]  # b\n  presharedkey={PSK}   # after the key line\npublic key = {PEER}\n",
+        [(PEER, PSK)],
+    ),
+    "a PresharedKey in the Interface section is not a peer's": (
+        f"[Interface]\nPresharedKey = {PRIVATE}\nPublicKey = {PEER2}\n[Peer]\nPublicKey = {PEER}\nPresharedKey = {PSK2}\n",
+        [(PEER, PSK2)],
+    ),
+    "an unknown section ends the peer": (
+        f"[Peer]\nPublicKey = {PEER}\n[Other]\nPresharedKey = {PSK}\n[Peer]\nPublicKey = {PEER2}\nPresharedKey = {PSK2}\n",
+        [(PEER2, PSK2)],
+    ),
+    "a file with no peers": (f"[Interface]\nPrivateKey = {PRIVATE}\nAddress = 100.96.0.1/32\n", []),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PEER_PSK_CASES))
+def test_the_preshared_key_reader_prints_peers_only_never_the_private_key(case: str) -> None:
+    text, expected = PEER_PSK_CASES[case]
+    done = awk(remote.PEER_PSKS_AWK, text)
+    assert done.returncode == 0, done.stderr
+    assert PRIVATE not in done.stdout
+    assert done.stdout == "".join(f"{public}\t{psk}\n" for public, psk in expected)
+    assert remote.parse_preshared_keys(done.stdout) == dict(expected)
+
+
+def test_preshared_keys_as_wg_show_prints_them_and_anything_else_left_out() -> None:
+    text = f"{PEER}\t{PSK}\n{PEER2}\t(none)\nnot a key\t{PSK2}\n{PUBLIC}\t{PSK2[:-2]}x=\n\n"
+    assert remote.parse_preshared_keys(text) == {PEER: PSK}
+
+
+def test_preshared_keys_asks_with_the_interface_only_and_keeps_the_values_out_of_errors() -> None:
+    conns = RecordingConnections(Result(0, f"preshared-keys live\n{PEER}\t{PSK}\n{PEER2}\t(none)\n".encode(), b""))
+    assert remote.preshared_keys(conns, GW, "wgsky0") == {PEER: PSK}
+    ((argv, stdin),) = conns.calls
+    assert argv[:2] == ["sh", "-c"] and argv[3:] == ["sh", "wgsky0"] and stdin is None
+    assert remote.preshared_keys(RecordingConnections(Result(0, b"preshared-keys none\n", b"")), GW, "wgsky0") == {}
+    # Cut short (no first line): an error, never "no keys", which would have them rotated.
+    for stdout in (b"", f"{PEER}\t{PSK}\n".encode()):
+        with pytest.raises(RemoteCommandError, match="gave no answer") as failed:
+            remote.preshared_keys(RecordingConnections(Result(0, stdout, b"")), GW, "wgsky0")
+        assert PSK not in str(failed.value) and failed.value.result.stdout == b""
+    with pytest.raises(RemoteCommandError) as failed:
+        remote.preshared_keys(RecordingConnections(Result(97, f"{PEER}\t{PSK}\n".encode(), f"wg show failed\n{PSK}\n".encode())), GW, "wgsky0")
+    assert PSK not in str(failed.value) and PSK.encode() not in failed.value.result.stderr + failed.value.result.stdout
+    with pytest.raises(remote.GatewayRequestError):
+        remote.preshared_keys(RecordingConnections(), GW, "wg0; reboot")
+
+
+# -- a transit hub's forwarding ---------------------------------------------------------------------------------
+
+# forward= -> the two flags the push script gets after the routes
+FORWARD_CASES = {"not a hub": ((), ["", ""]), "IPv4": ((4,), ["1", ""]), "IPv6 only": ([6], ["", "1"]), "both": ({4, 6}, ["1", "1"])}
+
+
+@pytest.mark.parametrize("case", sorted(FORWARD_CASES))
+def test_push_says_which_forwarding_to_turn_on(case: str) -> None:
+    forward, flags = FORWARD_CASES[case]
+    conns = RecordingConnections(Result(0, b"", b""))
+    remote.push(conns, GW, "wgsky0", GOOD, addresses=["100.96.0.1/32"], mtu=None, routes=[], public_key=PUBLIC, forward=forward)
+    ((argv, _),) = conns.calls
+    assert argv[4:] == ["wgsky0", PUBLIC, "", "100.96.0.1/32", "", *flags]
+
+
+def test_push_refuses_forwarding_of_anything_but_ip_versions() -> None:
+    conns = RecordingConnections()
+    with pytest.raises(remote.GatewayRequestError, match="IP versions"):
+        remote.push(conns, GW, "wgsky0", GOOD, addresses=[], mtu=None, routes=[], public_key=PUBLIC, forward=["4; reboot"])
+    assert conns.calls == []
+
+
+def test_the_push_script_sets_only_fixed_forwarding_switches() -> None:
+    # The sysctl names are literals of the script, never values sent to it.
+    assert 'sysctl -q -w net.ipv4.ip_forward=1 2>"$e"' in remote._PUSH
+    assert 'sysctl -q -w net.ipv6.conf.all.forwarding=1 2>"$e"' in remote._PUSH
+    assert remote._PUSH.index("ip_forward=1") > remote._PUSH.index("wg syncconf")
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [("1 0", remote.Forwarding(True, False)), ("0 1", remote.Forwarding(False, True)), ("- 1", remote.Forwarding(None, True)), ("", remote.Forwarding())],
+)
+def test_inspect_output_says_whether_the_host_forwards(head: str, expected: remote.Forwarding) -> None:
+    assert remote.parse_inspection(inspection(forwarding=head), B).forwarding == expected
+
+
+def test_inspect_output_gives_preshared_keys_as_digests_only() -> None:
+    salt = remote.new_salt()
+    good = remote.psk_digest(salt, PSK)
+    body = f"\n{PEER}\t{good}\n{PEER2}\t{PSK}\nnot a key\t{good}\n{PUBLIC}\t{good.upper()}\n"
+    seen = remote.parse_inspection(inspection(psk_digests=body), B)
+    assert seen.psk_digests == {PEER: good}
+    assert remote.psk_digest(salt, PSK) != remote.psk_digest(remote.new_salt(), PSK)  # one salt per refresh
+
+
+def test_inspect_sends_the_salt_and_refuses_one_that_is_not_hex() -> None:
+    conns = RecordingConnections(Result(0, b"", b""))
+    with pytest.raises(RemoteCommandError):  # the empty answer is cut short; what was sent is the point
+        remote.inspect(conns, GW, "wgsky0", salt="ab" * 16)
+    ((argv, _),) = conns.calls
+    assert argv[6] == "ab" * 16
+    for salt in ("", "x" * 32, "ab" * 16 + " ; reboot", "AB" * 16):
+        with pytest.raises(remote.GatewayRequestError):
+            remote.inspect(RecordingConnections(), GW, "wgsky0", salt=salt)
