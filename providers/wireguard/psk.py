@@ -79,6 +79,14 @@ def read(file: Path, within: Path) -> str | None:
 
 def _private(file: Path):
     def accept(info: os.stat_result) -> None:
+        if info.st_nlink != 1:
+            # skyplan writes each key by rename, so its files have one name. A second name is
+            # another file's content under this one: a private key, say, which has a preshared
+            # key's shape and would end up in both ends' configs.
+            raise PresharedKeyError(
+                f"preshared key file {file} has other names (hard links): it may be another secret file. "
+                "Delete it to have a new one generated"
+            )
         if info.st_uid != os.geteuid() or info.st_mode & 0o077:
             whose = "is not yours" if info.st_uid != os.geteuid() else f"is readable by others (mode {info.st_mode & 0o777:04o})"
             raise PresharedKeyError(
