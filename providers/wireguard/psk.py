@@ -54,8 +54,9 @@ def is_key(text: str) -> bool:
         raw = base64.b64decode(text, validate=True)
     except binascii.Error:
         return False
-    # Canonical only: wg refuses a key whose unused bits are not zero.
-    return len(raw) == 32 and base64.b64encode(raw).decode("ascii") == text
+    # Canonical only: wg refuses a key whose unused bits are not zero. All zeros is what
+    # WireGuard uses when there is no preshared key (and conf.PSK_PLACEHOLDER): no key at all.
+    return len(raw) == 32 and raw != bytes(32) and base64.b64encode(raw).decode("ascii") == text
 
 
 def read(file: Path, within: Path) -> str | None:
