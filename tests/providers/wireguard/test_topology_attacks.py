@@ -314,3 +314,60 @@ def test_plan_json_of_a_rotation_names_no_key(workspace, skyplan) -> None:
     skyplan("plan", "--replace", "link.stores.hub.a", "--out", "r.plan")
     shown = json.loads(skyplan("show", "--json", "r.plan").output)
     assert_no_piece_of(values, json.dumps(shown))
+
+
+def test_an_all_zero_key_file_is_no_key_and_is_refused_naming_the_file(workspace, skyplan) -> None:
+    """32 zero bytes is what WireGuard uses when a peer has no preshared key: planted, it would
+    leave the peering without one while its configs say it has one."""
+    write(workspace)
+    _planted(workspace, "a+hub.psk", (conf.PSK_PLACEHOLDER + "\n").encode())
+    result = skyplan("apply", "--auto-approve")
+    assert result.exit_code == 1 and "a+hub.psk does not hold a WireGuard preshared key" in result.output, result.output
+    assert not (workspace / "wireguard/a/wgsky0.conf").exists()
+    assert not psk.is_key(base64.b64encode(bytes(32)).decode())
+
+
+def test_a_gateway_answering_an_all_zero_key_is_taken_as_holding_none() -> None:
+    from skyplan_wireguard import remote
+
+    peer = keys.public_key(keys.generate())
+    assert remote.parse_preshared_keys(f"{peer}\t{conf.PSK_PLACEHOLDER}\n") == {}
+    real = psk.generate()
+    assert remote.parse_preshared_keys(f"{peer}\t{real}\n") == {peer: real}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket"])
+def test_a_special_file_in_place_of_a_key_file_is_refused_without_blocking(workspace, skyplan, kind) -> None:
+    import socket
+
+    write(workspace)
+    folder = workspace / ".skyplan/keys"
+    folder.mkdir(parents=True, mode=0o700)
+    place = folder / "a+hub.psk"
+    if kind == "fifo":
+        os.mkfifo(place, 0o600)
+    else:
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(place))
+    result = skyplan("apply", "--auto-approve")
+    assert result.exit_code == 1 and "a+hub.psk" in result.output and "Traceback" not in result.output, result.output
+    assert not (workspace / "wireguard/a/wgsky0.conf").exists()
+
+
+def test_a_rename_onto_a_planted_link_moves_nothing_outside(workspace, skyplan) -> None:
+    write(workspace)
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    folder = workspace / ".skyplan/keys"
+    key = (folder / "b+hub.psk").read_text()
+    outside = workspace.parent / f"{workspace.name}-outside.psk"
+    outside.write_text(psk.generate() + "\n")
+    outside.chmod(0o600)
+    before = outside.read_text()
+    (folder / "c+hub.psk").symlink_to(outside)
+    write(workspace, nat="c", moved="moved:\n  - {from: cluster.b, to: cluster.c}\n")
+    result = skyplan("apply", "--auto-approve")
+    assert result.exit_code == 1 and "c+hub.psk" in result.output, result.output
+    assert outside.read_text() == before and (folder / "c+hub.psk").is_symlink()
+    assert (folder / "b+hub.psk").read_text() == key
+    for config in (workspace / "wireguard").rglob("*.conf"):
+        assert before.strip() not in config.read_text()
