@@ -168,6 +168,7 @@ def test_a_planted_file_under_another_name_is_neither_taken_nor_deleted(workspac
     assert "No changes." in skyplan("plan").output
     assert skyplan("destroy", "--auto-approve").exit_code == 0
     assert planted.read_text() == known + "\n"  # not skyplan's file: not deleted either
+    assert sorted(p.name for p in planted.parent.iterdir()) == [name], "a key of skyplan's outlived destroy"
 
 
 def test_a_stored_key_made_readable_by_others_stops_plan_and_apply(workspace, skyplan) -> None:
@@ -371,3 +372,20 @@ def test_a_rename_onto_a_planted_link_moves_nothing_outside(workspace, skyplan) 
     assert (folder / "b+hub.psk").read_text() == key
     for config in (workspace / "wireguard").rglob("*.conf"):
         assert before.strip() not in config.read_text()
+
+
+def test_destroy_removes_nothing_through_a_key_file_replaced_by_a_link(workspace, skyplan) -> None:
+    write(workspace)
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    folder = workspace / ".skyplan/keys"
+    outside = workspace.parent / f"{workspace.name}-precious"
+    outside.write_text("precious\n")
+    (folder / "a+hub.psk").unlink()
+    (folder / "a+hub.psk").symlink_to(outside)
+    result = skyplan("destroy", "--auto-approve")
+    assert "Traceback" not in result.output
+    assert outside.read_text() == "precious\n" and (folder / "a+hub.psk").is_symlink()
+    assert result.exit_code == 1 and "a+hub.psk" in result.output, result.output
+    (folder / "a+hub.psk").unlink()
+    assert skyplan("destroy", "--auto-approve").exit_code == 0
+    assert not list(folder.glob("*.psk"))
