@@ -85,8 +85,8 @@ def _private(file: Path):
             # another file's content under this one: a private key, say, which has a preshared
             # key's shape and would end up in both ends' configs.
             raise PresharedKeyError(
-                f"preshared key file {file} has other names (hard links): it may be another secret file. "
-                "Delete it to have a new one generated"
+                f"preshared key file {file} has other names (hard links), so it may be another secret file. "
+                "If it is this peering's key, copy it to a file of its own in its place; else delete it to have a new one generated"
             )
         if info.st_uid != os.geteuid() or info.st_mode & 0o077:
             whose = "is not yours" if info.st_uid != os.geteuid() else f"is readable by others (mode {info.st_mode & 0o777:04o})"
