@@ -210,6 +210,21 @@ def write_atomic(path: os.PathLike | str, data: bytes, mode: int = 0o600, within
         os.fsync(parent)
 
 
+def write_new(path: os.PathLike | str, data: bytes, mode: int = 0o600, within: os.PathLike | str | None = None) -> None:
+    """Write a file that must not exist yet, atomically: staged, synced, then linked into place,
+    which fails (FileExistsError) rather than replace anything, even one created meanwhile."""
+    text, name, anchor = _parent_of(path, within)
+    with folder(os.path.dirname(text), anchor) as parent:
+        temporary = _stage(parent, name, data, mode)
+        try:
+            os.link(temporary, name, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), text) from None
+        finally:
+            os.unlink(temporary, dir_fd=parent)
+        os.fsync(parent)
+
+
 def _stage(parent: int, name: str, data: bytes, mode: int) -> str:
     """Write `data` to a new temporary file beside `name`, synced; return the temporary's name."""
     while True:

@@ -67,6 +67,10 @@ class ProviderError(SkyplanError):
     """A provider is missing, misconfigured, or failed outside of a single resource."""
 
 
+class ConfigImportError(SkyplanError):
+    """Existing configuration files cannot be imported (`skyplan import`); nothing was written."""
+
+
 class ApplyError(SkyplanError):
     """Some resources failed during apply; the state records what happened."""
 

@@ -22,6 +22,7 @@ CONFIGS = {
     "basic": ("links.yaml", [], 5, 2),
     "full-mesh": ("links.yaml", [], 21, 15),
     "hub-and-spoke": ("links.yaml", [], 11, 5),
+    "hub-nat": ("links.yaml", [], 7, 3),
     "skyshift-manifests": ("links.yaml", [], 3, 1),
     "templated": ("links.yaml.j2", ["--var-file", "regions.yaml", "--var", "env=staging"], 6, 3),
 }

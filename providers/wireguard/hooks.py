@@ -12,6 +12,7 @@ import os
 import shlex
 import signal
 import subprocess
+import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -124,6 +125,8 @@ def run(argv: list[str], timeout: float | None = None) -> tuple[bool, str, str]:
         return False, "", f"command not executable: {argv[0]}"
     except OSError as exc:  # an argument too long for exec, say
         return False, "", f"command could not be started: {argv[0]}: {exc.strerror or exc}"
+    with _running_lock:
+        _running.add(process)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -137,12 +140,30 @@ def run(argv: list[str], timeout: float | None = None) -> tuple[bool, str, str]:
         _kill_group(process)
         process.wait()
         raise
+    finally:
+        with _running_lock:
+            _running.discard(process)
     if process.returncode != 0:
         # stderr only, and keys masked: a status probe's stdout is `wg show dump`, which holds
         # the private key, and reasons end up in the state and in `skyctl get -o json`.
         detail = quoted_stderr(stderr) or "nothing on stderr"
         return False, stdout, f"`{shlex.join(argv)}` exited with {process.returncode}: {detail}"
     return True, stdout, ""
+
+
+# Commands running now, in any thread: in a session of their own, a Ctrl-C at the terminal does
+# not reach them, so an apply that stops early ends them itself (kill_running).
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+
+
+def kill_running() -> None:
+    """End every command that is still running, with what it started."""
+    with _running_lock:
+        processes = list(_running)
+    for process in processes:
+        if process.poll() is None:
+            _kill_group(process)
 
 
 def _kill_group(process: subprocess.Popen) -> None:

@@ -13,6 +13,8 @@ from skyplan.sdk import (
     ApplyRequest,
     Diagnostic,
     Display,
+    ImportRequest,
+    ImportResponse,
     PlanRequest,
     PlanResponse,
     Provider,
@@ -55,6 +57,14 @@ class WireGuardProvider(Provider):
     }
 
     settings: WireGuardSettings
+    # `skyplan import`: wg-quick files that another tool wrote become clusters and links (importer.py).
+    can_import = True
+
+    @classmethod
+    def import_configs(cls, request: ImportRequest) -> ImportResponse:
+        from skyplan_wireguard import importer
+
+        return importer.import_configs(request)
 
     # -- upgrade -------------------------------------------------------------------------------
 
@@ -862,10 +872,16 @@ class _HookRuns:
     def __enter__(self) -> _HookRuns:
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            # An apply stopped early (Ctrl-C) starts no hook it has not started yet.
-            self._pool.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, kind, *exc) -> None:
+        if self._pool is None:
+            return
+        # An apply stopped early (Ctrl-C) starts no hook it has not started yet, and ends those
+        # still running rather than wait for them.
+        for future in self._futures.values():
+            future.cancel()
+        if kind is not None:
+            hooks.kill_running()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _GatewayWork:

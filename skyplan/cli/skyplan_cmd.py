@@ -260,7 +260,8 @@ def _names_a_plan(path: Path) -> bool:
 # Commands defined in their own modules; their heavy imports happen only when they run.
 from skyplan.cli.authoring_cmd import fmt, schema  # noqa: E402
 from skyplan.cli.graph_cmd import graph  # noqa: E402
+from skyplan.cli.import_cmd import import_  # noqa: E402
 from skyplan.cli.state_cmd import force_unlock, state_group  # noqa: E402
 
-for _command in (fmt, schema, state_group, force_unlock, graph):
+for _command in (fmt, schema, state_group, force_unlock, graph, import_):
     main.add_command(_command)

@@ -41,7 +41,7 @@ class Diagnostic:
         if self.file is not None:
             where = self.file
             if self.line is not None:
-                where += f":{self.line}:{self.column}"
+                where += f":{self.line}" + (f":{self.column}" if self.column is not None else "")
             where += ": "
         prefix = "warning: " if self.severity == "warning" else ""
         return f"{where}{prefix}{self.message}"

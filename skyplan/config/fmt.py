@@ -124,6 +124,68 @@ def format_text(text: str, *, display: str = "links.yaml", provider_fields: Prov
     return result
 
 
+def render_canonical(data: Mapping[str, Any], layout: Layout | None, header: str = "") -> str:
+    """Plain data (mappings, lists, strings, numbers, booleans) as text already in the canonical
+    layout: what `format_text` of it returns, without its round trip through ruamel.yaml, which
+    costs seconds for a file of thousands of links (`skyplan import` of a large mesh)."""
+    out = [line for line in header.split("\n") if line] if header else []
+    _render_mapping(data, layout, 0, out)
+    return "\n".join(out) + "\n"
+
+
+def _render_mapping(data: Mapping[str, Any], layout: Layout | None, indent: int, out: list[str], first: str = "") -> None:
+    keys = _ordered(list(data), layout.keys) if layout is not None and layout.keys else list(data)
+    pad = " " * indent
+    for index, key in enumerate(keys):
+        value = data[key]
+        lead = first if index == 0 and first else pad
+        child = layout.children.get(key) if layout is not None else None
+        if isinstance(value, Mapping) and value:
+            out.append(f"{lead}{_scalar(key)}:")
+            _render_mapping(value, child, indent + 2, out)
+        elif isinstance(value, list | tuple) and value and any(isinstance(v, Mapping | list | tuple) for v in value):
+            out.append(f"{lead}{_scalar(key)}:")
+            for item in value:
+                _render_mapping(item, child.items if child is not None else None, indent + 4, out, first=" " * (indent + 2) + "- ")
+        elif isinstance(value, list | tuple):
+            flow = f"{lead}{_scalar(key)}: [{', '.join(_scalar(v, flow=True) for v in value)}]"
+            if len(flow) <= FLOW_LIST_WIDTH or not value:
+                out.append(flow)
+            else:
+                out.append(f"{lead}{_scalar(key)}:")
+                out.extend(f"{pad}  - {_scalar(v)}" for v in value)
+        else:
+            out.append(f"{lead}{_scalar(key)}: {_scalar(value)}")
+
+
+# What YAML (1.1 or 1.2) would read as something other than a string, written plainly: numbers in
+# any base, sexagesimals, floats, infinities, dates, booleans and nulls. Such text is quoted.
+_NOT_A_STRING = re.compile(
+    r"[-+]?(0|[1-9][0-9_]*|0[0-7_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|0b[01_]+)"
+    r"|[-+]?([0-9][0-9_]*)?\.[0-9_]*([eE][-+]?[0-9]+)?"
+    r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+    r"|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?"
+    r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
+    r"|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}.*"
+    r"|(?i:true|false|yes|no|on|off|y|n|null|~|=|<<)"
+)
+_PLAIN = re.compile(r"[A-Za-z0-9_/+][A-Za-z0-9_./+=:-]*")
+
+
+def _scalar(value: Any, flow: bool = False) -> str:
+    """`value` as a YAML scalar; `flow`: inside [...], where a plain ':' is not always read back."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    if _PLAIN.fullmatch(text) and not text.endswith(":") and not (flow and ":" in text) and not _NOT_A_STRING.fullmatch(text):
+        return text
+    return json.dumps(text, ensure_ascii=False)  # a YAML double-quoted scalar
+
+
 # -- reading: where the comments are, and what they belong to -------------------------------------
 
 

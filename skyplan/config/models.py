@@ -7,13 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from skyplan.sdk.registry import DEFAULT_PROVIDER
-
-# Shared by clusters and links, by skyctl, and by the JSON Schema.
-NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"
-NAME_RULE = (
-    "1 to 63 characters of letters, digits, '-', '_' and '.', "
-    "starting and ending with a letter or digit"
-)
+from skyplan.sdk.resources import NAME_PATTERN, NAME_RULE  # noqa: F401 - the SDK holds the name rule; rules.py and skyctl take it from here
 
 
 class Spec(BaseModel):

@@ -41,6 +41,8 @@ def render_diagnostics(diagnostics: list[Diagnostic], style: Style = PLAIN) -> s
     for d in diagnostics:
         label = style("Error:", "red", "bold") if d.severity == "error" else style("Warning:", "yellow", "bold")
         where = f"{d.file}:{d.line}:{d.column}: " if d.line is not None else (f"{d.file}: " if d.file else "")
+        if d.line is not None and d.column is None:
+            where = f"{d.file}:{d.line}: "  # a file of lines, not of columns (a config that import reads)
         lines.append(f"{label} {where}{one_line(d.message)}")
     return "\n".join(lines) + ("\n" if lines else "")
 

@@ -200,6 +200,41 @@ class Display:
     missing: str = "<pending>"
 
 
+@dataclass(frozen=True)
+class ImportSource:
+    """One existing configuration file to adopt (`skyplan import`), as the user named it."""
+
+    display: str  # the path as given on the command line: messages name the file so
+    text: str
+    name: str  # the resource name the core chose for it (the file's stem, or its folder's name)
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    sources: list[ImportSource]
+    settings: dict[str, Any] = field(default_factory=dict)  # provider settings the user chose (address_pool)
+    # Where the key material goes: None for a preview, which writes nothing.
+    write_to: WorkspacePaths | None = None
+
+
+@dataclass(frozen=True)
+class ImportResponse:
+    """What the files amount to, as links.yaml data, and what of them cannot be carried.
+
+    `document` holds the `provider`, `clusters` and `links` sections, plain data; `computed`
+    the computed values of each resource (address -> values) as a state records them. `skipped`
+    names, per file and line, what the files hold that the configuration cannot say (warnings).
+    Errors in `diagnostics` stop the import: nothing is written. With `write_to`, the provider has
+    written its secrets there (`written`, every new file), each new and never over another.
+    """
+
+    document: dict[str, Any] = field(default_factory=dict)
+    computed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: list[Diagnostic] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+
+
 # -- the provider ---------------------------------------------------------------------------------
 
 
@@ -277,3 +312,12 @@ class Provider(ABC):
     @abstractmethod
     def status(self, request: StatusRequest) -> StatusResponse:
         """Live status of resources (handshakes), as far as the provider can observe it."""
+
+    # An optional capability: adopting configuration files that another tool wrote. A class
+    # method, because it makes the settings an instance would be built with.
+    can_import: ClassVar[bool] = False
+
+    @classmethod
+    def import_configs(cls, request: ImportRequest) -> ImportResponse:
+        """The configuration and computed values that `request`'s files amount to (`skyplan import`)."""
+        return ImportResponse(diagnostics=[Diagnostic(f"provider '{cls.name}' cannot import configuration files")])

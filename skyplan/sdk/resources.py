@@ -8,6 +8,14 @@ from typing import Any, Literal, NamedTuple
 ResourceType = Literal["cluster", "link"]
 RESOURCE_TYPES: tuple[ResourceType, ...] = ("cluster", "link")
 
+# The name rule of clusters and links: links.yaml, skyctl and the JSON Schema check it, and a
+# provider that names resources (import) makes names that pass it.
+NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"
+NAME_RULE = (
+    "1 to 63 characters of letters, digits, '-', '_' and '.', "
+    "starting and ending with a letter or digit"
+)
+
 
 def address_problem(text: str) -> str | None:
     """Why `text` is not a resource address (cluster.NAME or link.NAME), or None if it is one."""

@@ -170,3 +170,37 @@ def _alive(pid: int) -> bool:
             return stat.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_ctrl_c_during_hooks_ends_them_and_apply_stops(workspace):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # Hooks run in sessions of their own, which a Ctrl-C at the terminal does not reach: the
+    # apply that gets it must end them itself rather than wait out hook_timeout.
+    hook = "sleep 600 & echo $! > \"$0.pid\"; wait"
+    provider = f"hook_timeout: 10m\non_change: [sh, -c, '{hook}', '{{{{ cluster }}}}']"
+    (workspace / "links.yaml").write_text(links_yaml(TWO, LINK, provider=provider))
+    apply = subprocess.Popen(
+        [sys.executable, "-m", "skyplan", "apply", "--auto-approve"],
+        cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    pids = [workspace / "a.pid", workspace / "b.pid"]
+    for _ in range(600):
+        if all(p.exists() and p.read_text().strip() for p in pids):
+            break
+        time.sleep(0.05)
+    else:
+        apply.kill()
+        raise AssertionError(f"the hooks never started: {apply.communicate()[0]}")
+    apply.send_signal(signal.SIGINT)
+    try:
+        output, _ = apply.communicate(timeout=60)  # far less than the hooks' 10 minutes
+    except subprocess.TimeoutExpired:
+        apply.kill()
+        raise AssertionError("apply waited for its hooks after Ctrl-C") from None
+    assert apply.returncode != 0 and "Traceback" not in output, output
+    for p in pids:
+        assert not _alive(int(p.read_text())), f"{p.name}: the hook's sleep outlived the apply"
