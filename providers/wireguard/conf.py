@@ -185,6 +185,10 @@ _PARSED = {
     False: {"publickey", "endpoint", "allowedips", "persistentkeepalive", "presharedkey"},  # [Peer]
 }
 _ENDPOINT = re.compile(r"(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}")
+# The blanks wg-quick trims around keys and values (bash's [[:space:]] in the C locale). Python's
+# strip() also takes no-break and other Unicode spaces, which wg-quick keeps: a forwarding line
+# padded with one would read as skyplan's own, yet wg-quick would run other text.
+_BLANKS = " \t\n\r\f\v"
 
 
 def parse(text: str, preshared_keys: Mapping[str, str] | None = None) -> ParsedConf:
@@ -202,7 +206,7 @@ def parse(text: str, preshared_keys: Mapping[str, str] | None = None) -> ParsedC
     section: dict | None = None
     section_name = "outside sections"
     for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw.split("#", 1)[0].strip()
+        line = raw.split("#", 1)[0].strip(_BLANKS)
         if not line:
             continue
         lowered = line.lower()
@@ -215,16 +219,16 @@ def parse(text: str, preshared_keys: Mapping[str, str] | None = None) -> ParsedC
             section_name = f"Peer {len(peers)}"
             continue
         key, sep, value = lowered.partition("=")
-        key = key.strip()
+        key = key.strip(_BLANKS)
         if section is interface and sep and key == "postup" and "forward" not in interface:
-            command = line.partition("=")[2].strip()
+            command = line.partition("=")[2].strip(_BLANKS)
             if command in _FORWARD_LINES:
                 interface["forward"] = (_FORWARD_LINES[command], number)
                 continue
         if section is not None and sep and key in _PARSED[section is interface]:
-            value = line.partition("=")[2].strip()
+            value = line.partition("=")[2].strip(_BLANKS)
             if key in ("allowedips", "address"):
-                section.setdefault(key, []).extend((v.strip(), number) for v in value.split(",") if v.strip())
+                section.setdefault(key, []).extend((v.strip(_BLANKS), number) for v in value.split(",") if v.strip(_BLANKS))
             else:
                 section[key] = (value, number)
             continue

@@ -54,8 +54,9 @@ def is_key(text: str) -> bool:
         raw = base64.b64decode(text, validate=True)
     except binascii.Error:
         return False
-    # Canonical only: wg refuses a key whose unused bits are not zero.
-    return len(raw) == 32 and base64.b64encode(raw).decode("ascii") == text
+    # Canonical only: wg refuses a key whose unused bits are not zero. All zeros is what
+    # WireGuard uses when there is no preshared key (and conf.PSK_PLACEHOLDER): no key at all.
+    return len(raw) == 32 and raw != bytes(32) and base64.b64encode(raw).decode("ascii") == text
 
 
 def read(file: Path, within: Path) -> str | None:
@@ -79,6 +80,14 @@ def read(file: Path, within: Path) -> str | None:
 
 def _private(file: Path):
     def accept(info: os.stat_result) -> None:
+        if info.st_nlink != 1:
+            # skyplan writes each key by rename, so its files have one name. A second name is
+            # another file's content under this one: a private key, say, which has a preshared
+            # key's shape and would end up in both ends' configs.
+            raise PresharedKeyError(
+                f"preshared key file {file} has other names (hard links), so it may be another secret file. "
+                "If it is this peering's key, copy it to a file of its own in its place; else delete it to have a new one generated"
+            )
         if info.st_uid != os.geteuid() or info.st_mode & 0o077:
             whose = "is not yours" if info.st_uid != os.geteuid() else f"is readable by others (mode {info.st_mode & 0o777:04o})"
             raise PresharedKeyError(

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from skyplan_wireguard import keys
+from skyplan_wireguard.psk import is_key as is_preshared_key
 from skyplan_wireguard.settings import INTERFACE_PATTERN
 from skyplan_wireguard.ssh import Connections, Gateway, GatewayError, RemoteCommandError, Result
 
@@ -543,7 +544,7 @@ def parse_preshared_keys(text: str) -> dict[str, str]:
     found = {}
     for line in text.split("\n"):
         public, tab, psk = line.strip().partition("\t")
-        if tab and keys.is_canonical(public) and keys.is_canonical(psk):
+        if tab and keys.is_canonical(public) and is_preshared_key(psk):
             found[public] = psk
     return found
 
