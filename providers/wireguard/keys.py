@@ -66,6 +66,14 @@ def read(path: Path, within: Path | None = None, *, adopting: bool = False) -> s
         raise KeyFileError(f"key file {path} does not hold a WireGuard private key") from None
     if not is_canonical(text):
         raise KeyFileError(f"key file {path} does not hold a WireGuard private key")
+    from skyplan.sdk import repository
+
+    if repository.tracked(path):
+        raise KeyFileError(
+            f"key file {path} is tracked by git: a key that a repository holds came from a commit, and whoever "
+            f"wrote that commit knows it. It is not used: remove it from the repository (git rm --cached) and "
+            f"give the cluster a new key with --replace cluster.{path.stem}"
+        )
     return text
 
 

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from skyplan.sdk import UnsafePathError, atomic
+from skyplan.sdk import UnsafePathError, atomic, repository
 
 Pair = frozenset  # frozenset({a, b}) of two cluster names
 
@@ -75,6 +75,12 @@ def read(file: Path, within: Path) -> str | None:
         text = ""  # never quote the bytes: a file in the key's place may hold anything
     if not is_key(text):
         raise PresharedKeyError(f"preshared key file {file} does not hold a WireGuard preshared key")
+    if repository.tracked(file):
+        raise PresharedKeyError(
+            f"preshared key file {file} is tracked by git: a key that a repository holds came from a commit, "
+            "and whoever wrote that commit knows it. It is not used: remove it from the repository "
+            "(git rm --cached) and delete it, to have a new one generated"
+        )
     return text
 
 

@@ -8,7 +8,7 @@ follow a symlink (`atomic`), network parsing, redaction of secrets. Template ren
 sandbox lives in `skyplan.sdk.templates`, apart, because it imports jinja2.
 """
 
-from skyplan import atomic
+from skyplan import atomic, repository
 from skyplan.config.diagnostics import Diagnostic, Severity, errors_in
 from skyplan.config.gateway import GATEWAY_RULE, GatewayAddress, parse_gateway
 from skyplan.config.network import ZONE_REASON, parse_endpoint, parse_network
