@@ -77,11 +77,19 @@ def read(path: Path, within: Path | None = None, *, adopting: bool = False) -> s
     return text
 
 
+def not_private(info: os.stat_result) -> str | None:
+    """Why a key file with this stat is no secret of this user's, or None if it is one."""
+    if info.st_uid != os.geteuid():
+        return "is not yours"
+    if info.st_mode & 0o077:
+        return f"is readable by others (mode {info.st_mode & 0o777:04o})"
+    return None
+
+
 def _private(path: Path):
     def accept(info: os.stat_result) -> None:
-        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
-            mode = info.st_mode & 0o777
-            whose = "is not yours" if info.st_uid != os.geteuid() else f"is readable by others (mode {mode:04o})"
+        whose = not_private(info)
+        if whose:
             raise KeyFileError(
                 f"key file {path} {whose}, and no cluster of the state uses it: skyplan adopts a key file it did "
                 "not write only when it is private to you (0600), since a file from the repository or another "

@@ -10,13 +10,13 @@ finds it and uses it again.
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from skyplan.sdk import UnsafePathError, atomic, repository
+from skyplan_wireguard import keys
 
 Pair = frozenset  # frozenset({a, b}) of two cluster names
 
@@ -47,16 +47,13 @@ def generate() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
+# All zeros is what WireGuard uses when there is no preshared key (and conf.PSK_PLACEHOLDER).
+_NO_KEY = base64.b64encode(bytes(32)).decode("ascii")
+
+
 def is_key(text: str) -> bool:
-    if len(text) != 44 or not text.endswith("="):
-        return False
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except binascii.Error:
-        return False
-    # Canonical only: wg refuses a key whose unused bits are not zero. All zeros is what
-    # WireGuard uses when there is no preshared key (and conf.PSK_PLACEHOLDER): no key at all.
-    return len(raw) == 32 and raw != bytes(32) and base64.b64encode(raw).decode("ascii") == text
+    # Canonical only, as wg takes keys; all zeros is no key at all.
+    return keys.is_canonical(text) and text != _NO_KEY
 
 
 def read(file: Path, within: Path) -> str | None:
@@ -94,8 +91,8 @@ def _private(file: Path):
                 f"preshared key file {file} has other names (hard links), so it may be another secret file. "
                 "If it is this peering's key, copy it to a file of its own in its place; else delete it to have a new one generated"
             )
-        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
-            whose = "is not yours" if info.st_uid != os.geteuid() else f"is readable by others (mode {info.st_mode & 0o777:04o})"
+        whose = keys.not_private(info)
+        if whose:
             raise PresharedKeyError(
                 f"preshared key file {file} {whose}: a key that is not private to you is no secret. "
                 "Delete it to have a new one generated"
