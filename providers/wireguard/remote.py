@@ -403,6 +403,40 @@ fi
 """
 )
 
+# For `skyplan import --gateway`: the running interface's private key into the key file that
+# apply expects (`<interface>.key`), made on the host from its config file's PrivateKey, else from
+# the running interface itself. The key goes from a file to a file: it is in no argument and in
+# no output, and the file is made only if there is none (a hard link, as _ENSURE_KEY does).
+_ADOPT_KEY = (
+    _PRELUDE
+    + _awk("config_key", CONFIG_KEY_AWK)
+    + r"""
+i=$1 want=$2 k=$d/$i.key
+if [ -e "$k" ] || [ -L "$k" ]; then
+    p=$(wg pubkey < "$k" 2>/dev/null) || failed "the key file $k holds no valid WireGuard private key; nothing was changed"
+    [ "$p" = "$want" ] || failed "the key file $k is not the key of the running interface $i; nothing was changed"
+    printf 'kept %s\n' "$p"
+    exit 0
+fi
+[ -d "$d" ] || mkdir -m 700 "$d" 2>"$e" || failed "creating $d failed" "$e"
+t=$(mktemp "$d/.skyplan-$i.key.XXXXXX" 2>"$e") || failed "creating a file in $d failed" "$e"
+tmps="$tmps $t"
+p=
+if [ -f "$d/$i.conf" ] && awk "$config_key" < "$d/$i.conf" > "$t" 2>/dev/null; then
+    p=$(wg pubkey < "$t" 2>/dev/null) || p=
+fi
+if [ "$p" != "$want" ]; then
+    wg show "$i" private-key > "$t" 2>/dev/null || : > "$t"
+    p=$(wg pubkey < "$t" 2>/dev/null) || p=
+fi
+[ -n "$p" ] && [ "$p" = "$want" ] || failed "neither $d/$i.conf nor the running interface $i gave the private key of the interface's public key; nothing was changed"
+sync "$t" 2>/dev/null
+ln "$t" "$k" 2>"$e" || failed "creating $k failed" "$e"
+sync "$d" 2>/dev/null
+printf 'copied %s\n' "$p"
+"""
+)
+
 _DUMP = (
     _PRELUDE
     + _awk("mask_dump", MASK_DUMP_AWK)
@@ -451,6 +485,19 @@ def ensure_key(conns: Connections, gateway: Gateway, interface: str, *, replacin
     if not keys.is_canonical(public):
         raise RemoteCommandError(gateway.address, f"the key of {interface} gave no valid public key", _masked(result))
     return public
+
+
+def adopt_key(conns: Connections, gateway: Gateway, interface: str, public_key: str) -> bool:
+    """Make sure /etc/wireguard/<interface>.key holds the running interface's key (public key
+    `public_key`), copying it there on the host when only the config file or the interface has
+    it; True if it was copied. Nothing of the key leaves the host."""
+    _check_interface(gateway, interface)
+    _check_public_key(gateway, public_key, "the running interface's public key")
+    result = _run(conns, gateway, f"keeping the key of {interface}", _ADOPT_KEY, [interface, public_key])
+    status, _, public = result.stdout.decode("ascii", errors="replace").strip().partition(" ")
+    if status not in ("kept", "copied") or public != public_key:
+        raise RemoteCommandError(gateway.address, f"keeping the key of {interface} gave no answer", _masked(result))
+    return status == "copied"
 
 
 def push(

@@ -28,11 +28,15 @@ def render_not_carried(skipped: list[Diagnostic]) -> list[str]:
 
 def render_preview(preview: ImportPreview, style: Style = PLAIN) -> str:
     document = preview.response.document
-    sources = {source.name: source.display for source in preview.sources}
-    lines = [f"skyplan import adopts {len(preview.sources)} file{'s' if len(preview.sources) != 1 else ''}:", ""]
+    sources = {source.name: f"from {source.display}" for source in preview.sources}
+    sources.update({host.name: f"from gateway {host.address}: its keys stay there" for host in preview.hosts})
+    what = [f"{len(preview.sources)} file{'s' if len(preview.sources) != 1 else ''}"] if preview.sources or not preview.hosts else []
+    if preview.hosts:
+        what.append(f"{len(preview.hosts)} gateway{'s' if len(preview.hosts) != 1 else ''}")
+    lines = [f"skyplan import adopts {' and '.join(what)}:", ""]
     for cluster in document.get("clusters", []):
         name = cluster["name"]
-        origin = f"from {sources[name]}" if name in sources else "external peer: its keys and config stay where they are"
+        origin = sources.get(name, "external peer: its keys and config stay where they are")
         lines.append(f"  {style('+', 'green')} cluster.{name}  ({one_line(origin)})")
     for link in document.get("links", []):
         lines.append(f"  {style('+', 'green')} link.{link['name']}  ({link['source']} <-> {link['target']})")
