@@ -12,7 +12,7 @@ a salted digest, so that two ends can be compared without either key travelling.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from skyplan.sdk import Diagnostic, ImportHost, ResourceView, parse_endpoint
@@ -108,7 +108,8 @@ def _reading(host: ImportHost, interface: str, live) -> tuple[HostReading | None
     found: list[Diagnostic] = []
     sections = wgquick.sections(live.config_text or "", where, found)
     if found:
-        return None, found
+        return None, [_relocated(d, live.config_key_lines) for d in found]
+    sections = [_relocated_section(section, live.config_key_lines) for section in sections]
     interface_sections = [s for s in sections if s.kind == "Interface"]
     head = interface_sections[0] if interface_sections else None
     in_file: dict[str, wgquick.Section] = {}
@@ -119,6 +120,8 @@ def _reading(host: ImportHost, interface: str, live) -> tuple[HostReading | None
 
     skipped: list[Diagnostic] = []
     peers = []
+    if live.public_key in live.peers:
+        return fail(f"{name}: the running interface {interface} has a peer with its own public key")
     for key in sorted(live.peers, key=lambda k: (in_file[k].line if k in in_file else 1 << 30, k)):
         peer = live.peers[key]
         section = in_file.get(key)
@@ -194,7 +197,42 @@ def _reading(host: ImportHost, interface: str, live) -> tuple[HostReading | None
         gateway=host.address,
         notes=tuple(skipped),
     )
+    if live.key_public is None:
+        skipped.append(
+            Diagnostic(
+                f"{name} keeps the key of {interface} in no key file: import has the host copy it into {key_file} "
+                "(private to root), where apply looks for it; the key itself is never read",
+                severity="warning", file=where, line=live.config_key_lines[-1] if live.config_key_lines else None,
+            )
+        )
+    parsed = replace(parsed, notes=tuple(skipped))
     return HostReading(host, parsed, adopt_key=live.key_public is None), []
+
+
+def _real_line(line: int | None, dropped: tuple[int, ...]) -> int | None:
+    """The line of the host's file that line `line` of its masked text is (PrivateKey lines dropped)."""
+    if line is None:
+        return None
+    real = line
+    for number in dropped:  # sorted
+        if number <= real:
+            real += 1
+    return real
+
+
+def _relocated(diagnostic: Diagnostic, dropped: tuple[int, ...]) -> Diagnostic:
+    return replace(diagnostic, line=_real_line(diagnostic.line, dropped))
+
+
+def _relocated_section(section: wgquick.Section, dropped: tuple[int, ...]) -> wgquick.Section:
+    if not dropped:
+        return section
+    return wgquick.Section(
+        section.kind,
+        _real_line(section.line, dropped),
+        [replace(d, line=_real_line(d.line, dropped)) for d in section.directives],
+        list(section.comments),
+    )
 
 
 def adopt_keys(conns, request, interface: str, readings: list[HostReading]) -> tuple[list[str], list[Diagnostic]]:

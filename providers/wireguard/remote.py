@@ -73,6 +73,8 @@ class LiveInterface:
     routes: tuple[str, ...]  # sorted destinations routed via the interface (main table, v4+v6)
     # something other than a file (a folder, a dangling symlink) is where the config goes
     config_problem: str | None = None
+    # the numbers of the config file's lines that config_text leaves out (its PrivateKey lines)
+    config_key_lines: tuple[int, ...] = ()
     # the host's forwarding switches (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding)
     forwarding: Forwarding = Forwarding()
     # peer public key -> psk_digest(salt, its running preshared key): whether two ends hold the
@@ -101,6 +103,12 @@ BEGIN { shape = ""; for (n = 0; n < 43; n++) shape = shape "[A-Za-z0-9+/]"; shap
     }
     gsub(shape, "(key)", line); print line
 }
+"""
+
+# The numbers of the lines MASK_CONFIG_AWK drops (numbers only), so that the controller can say
+# which line of the host's file it means.
+KEY_LINES_AWK = r"""
+{ s = $0; sub(/#.*/, "", s); gsub(/[[:space:]]/, "", s); if (index(tolower(s), "privatekey=") == 1) print NR }
 """
 
 # The value of the last PrivateKey line of [Interface], for `wg pubkey` on the host.
@@ -195,6 +203,7 @@ _INSPECT = (
     + _awk("mask_config", MASK_CONFIG_AWK)
     + _awk("config_key", CONFIG_KEY_AWK)
     + _awk("mask_dump", MASK_DUMP_AWK)
+    + _awk("key_lines", KEY_LINES_AWK)
     + r"""
 i=$1 b=$2 salt=${3:-}
 mark() { printf '%s %s\n' "$b" "$*"; }
@@ -211,6 +220,8 @@ if [ -f "$d/$i.conf" ]; then
     v=
     mark config file
     awk "$mask_config" < "$d/$i.conf" 2>/dev/null
+    mark key_lines
+    awk "$key_lines" < "$d/$i.conf" 2>/dev/null
 elif [ -e "$d/$i.conf" ] || [ -L "$d/$i.conf" ]; then
     mark config_key none
     mark config other
@@ -648,6 +659,7 @@ def parse_inspection(text: str, boundary: str, interface: str = "wgsky0") -> Liv
         config_problem=config_problem,
         forwarding=_forwarding(heads.get("forwarding", "")),
         psk_digests=_digests(sections.get("psk_digests", [])),
+        config_key_lines=tuple(sorted({n for n in (_number(x.strip(), 10**7) for x in sections.get("key_lines", [])) if n})),
     )
 
 

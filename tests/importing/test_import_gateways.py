@@ -64,6 +64,8 @@ class Host:
         out = [f"{boundary} key " + (f"ok {self.public}" if self.key_file else "none")]
         out.append(f"{boundary} config_key " + ("none" if self.key_file else f"ok {self.public}"))
         out += [f"{boundary} config file", *self.masked_config().split("\n")[:-1]]
+        out.append(f"{boundary} key_lines")
+        out += [str(n) for n, line in enumerate(self.config().split("\n"), start=1) if line.startswith("PrivateKey")]
         out.append(f"{boundary} link")
         if self.up:
             out.append("5: wg0: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1420 qdisc noqueue state UNKNOWN")
@@ -199,6 +201,34 @@ def test_gateways_become_clusters_whose_keys_stay_on_them(skyplan, workspace: Pa
     assert hosts.stdin_seen == []  # nothing was sent to a host either
 
 
+def test_lines_are_those_of_the_host_s_file_and_the_key_copy_is_announced(skyplan, workspace: Path, hosts: Hosts) -> None:
+    mesh(hosts, ["a", "b"], a={"config_lines": ["DNS = 10.0.0.53", "PostUp = echo up"]})
+    result = skyplan("import", *gateway_args(["a", "b"]))
+    assert result.exit_code == 0, result.output
+    # [Interface] 1, Address 2, ListenPort 3, PrivateKey 4 (dropped on the host), DNS 5, PostUp 6.
+    assert "ssh://root@192.0.2.1:/etc/wireguard/wg0.conf:5: DNS is not carried" in result.output
+    assert "ssh://root@192.0.2.1:/etc/wireguard/wg0.conf:6: PostUp is not carried" in result.output
+    assert "ssh://root@192.0.2.1:/etc/wireguard/wg0.conf:4: warning: " not in result.output
+    assert (
+        "ssh://root@192.0.2.1:/etc/wireguard/wg0.conf:4: gateway ssh://root@192.0.2.1 keeps the key of wg0 in no key file: "
+        "import has the host copy it into /etc/wireguard/wg0.key"
+    ) in result.output
+    assert all(op == "inspect" for _, op in hosts.calls)
+
+
+def test_a_peering_of_a_gateway_and_an_external_peer_keeps_its_preshared_key_on_the_gateway(skyplan, workspace: Path, hosts: Hosts) -> None:
+    made = mesh(hosts, ["a", "b"])
+    partner = keys.public_key(keys.generate())
+    made["a"].peers.append({"public": partner, "allowed": ["10.77.0.9/32"], "endpoint": "198.51.100.7:51820", "psk": psk.generate(), "comment": "partner"})
+    result = skyplan("import", *gateway_args(["a", "b"]), "--auto-approve")
+    assert result.exit_code == 0, result.output
+    config = (workspace / "links.yaml").read_text()
+    assert f'public_key: "{partner}"' in config or f"public_key: {partner}" in config
+    assert "name: a.partner\n    source: a\n    target: partner\n    preshared_key: true" in config
+    assert not list((workspace / ".skyplan" / "keys").glob("*.psk")) if (workspace / ".skyplan" / "keys").exists() else True
+    assert_nothing_secret(workspace, result.output, secrets_of(made))
+
+
 def test_a_conf_file_and_a_gateway_in_one_import_keep_their_preshared_key(skyplan, workspace: Path, hosts: Hosts) -> None:
     made = mesh(hosts, ["gw", "laptop"], psk_pair=("gw", "laptop"))
     hosts.hosts.pop("192.0.2.2")  # the laptop is a file, not a host
@@ -291,7 +321,8 @@ def test_a_hostile_host_s_output_is_never_echoed_and_stops_the_import(skyplan, w
     hosts.lies[("192.0.2.2", "inspect")] = hostile
     result = skyplan("import", *gateway_args(["a", "b"]), "--auto-approve")
     assert result.exit_code == 1
-    assert "ssh://root@192.0.2.2:/etc/wireguard/wg0.conf:4: this line is not a wg-quick directive" in result.output
+    # Located in the host's file as it is there (its PrivateKey line, line 4, never left it).
+    assert "ssh://root@192.0.2.2:/etc/wireguard/wg0.conf:5: this line is not a wg-quick directive" in result.output
     assert ESC not in result.output and "\x07" not in result.output and "owned" not in result.output
     assert made["a"].private not in result.output
     assert tree(workspace) == {}
