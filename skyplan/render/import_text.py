@@ -65,7 +65,8 @@ def render_written(preview: ImportPreview, serial: int, written: list[Path], sty
     return (
         style("Import complete!", "green", "bold")
         + f" {one_line(preview.out_display)}: {clusters} cluster{'s' if clusters != 1 else ''}, {links} link{'s' if links != 1 else ''};"
-        f" the state records them (serial {serial}); {len(written)} key file{'s' if len(written) != 1 else ''} in the key store.\n"
-        "Next: `skyplan plan` adds and replaces nothing; it updates each cluster whose config skyplan has not written\n"
+        f" the state records them (serial {serial}); {len(written)} key file{'s' if len(written) != 1 else ''} in the key store"
+        + (f"; {len(preview.hosts)} gateway{'s' if len(preview.hosts) != 1 else ''} keep their own keys.\n" if preview.hosts else ".\n")
+        + "Next: `skyplan plan` adds and replaces nothing; it updates each cluster whose config skyplan has not written\n"
         "yet (refresh finds no file of its own), and `skyplan apply` writes them, equivalent to the files imported.\n"
     )

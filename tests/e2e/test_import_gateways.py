@@ -2,11 +2,13 @@
 
 Three gateways (`a`, `b`, `c`), each a network and mount namespace with its own sshd, are set up
 the way people set hosts up by hand: a wg-quick file in /etc/wireguard and `wg-quick up wg0`, a
-full mesh with a preshared key on the a-b peering; a and b keep their key only in the file's
-PrivateKey line, c in a key file that a PostUp line loads. The import reads them through the
-lab's ssh config (known_hosts strict); the plan after it adds and replaces nothing; apply writes
-skyplan's files without dropping a session: the handshakes are the ones from before, the tunnels
-still carry pings, and no private or preshared key ever reached the controller's disk.
+full mesh with a preshared key on the a-b peering. a keeps its key only in the file's PrivateKey
+line; b in a file of another name that a PostUp line loads (so only the running interface has it
+where skyplan looks); c in /etc/wireguard/wg0.key, where skyplan's apply expects it. The import
+reads them through the lab's ssh config (known_hosts strict); the plan after it adds and replaces
+nothing; apply writes skyplan's files without dropping a session: the handshakes are the ones
+from before, the tunnels still carry pings, and no private or preshared key ever reached the
+controller's disk.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.e2e
 
 HOSTS = ("a", "b", "c")
 OVERLAY = {"a": "10.77.0.1", "b": "10.77.0.2", "c": "10.77.0.3"}
+KEY_FILES = {"b": "/etc/wireguard/secret-of-b", "c": "/etc/wireguard/wg0.key"}
 SUBNETS = {"a": "10.61.0.0/16", "b": "10.62.0.0/16", "c": "10.63.0.0/16"}
 
 
@@ -50,10 +53,10 @@ class Secrets:
 def hand_written(lab: GatewayLab, host: str, secrets: Secrets) -> str:
     """host's wg-quick file as a person writes it: /24 addresses, comments naming the peers."""
     lines = ["[Interface]", f"# {host}, set up by hand", f"Address = {OVERLAY[host]}/24", "ListenPort = 51820"]
-    if host == "c":
-        lines.append("PostUp = wg set %i private-key /etc/wireguard/wg0.key")
-    else:
+    if host == "a":
         lines.append(f"PrivateKey = {secrets.private[host]}")
+    else:
+        lines.append(f"PostUp = wg set %i private-key {KEY_FILES[host]}")
     for peer in HOSTS:
         if peer == host:
             continue
@@ -87,8 +90,8 @@ def bring_up_by_hand(lab: GatewayLab, secrets: Secrets) -> None:
     for host in HOSTS:
         lab.path_on(host, "/etc/wireguard/wg0.conf").write_text(hand_written(lab, host, secrets))
         lab.path_on(host, "/etc/wireguard/wg0.conf").chmod(0o600)
-        if host == "c":
-            key = lab.path_on(host, "/etc/wireguard/wg0.key")
+        if host in KEY_FILES:
+            key = lab.path_on(host, KEY_FILES[host])
             key.write_text(secrets.private[host] + "\n")
             key.chmod(0o600)
         lab.run(host, ["wg-quick", "up", "wg0"], env=WIREGUARD_GO_ENV)
@@ -147,6 +150,8 @@ def test_hand_made_gateways_are_adopted_and_apply_keeps_their_sessions(lab: Gate
     shown = skyplan("import", *GATEWAYS, "--ssh-config", "ssh_config")
     assert "from gateway a: its keys stay there" in shown
     assert "a:/etc/wireguard/wg0.conf" in shown and "PostUp is not carried" in shown
+    for host in ("a", "b"):
+        assert f"gateway {host} keeps the key of wg0 in no key file: import has the host copy it" in shown
     assert not (workspace / "links.yaml").exists()  # a preview writes nothing, anywhere
     assert not lab.path_on("a", "/etc/wireguard/wg0.key").exists()
 
@@ -157,8 +162,8 @@ def test_hand_made_gateways_are_adopted_and_apply_keeps_their_sessions(lab: Gate
         assert f"gateway: {host}\n" in config and f"address: {OVERLAY[host]}\n" in config
     assert "interface: wg0" in config and "config: ssh_config" in config
     assert "preshared_key: true" in config  # the a-b link, its key left on a and b
-    # The hosts whose key was only in the file now have it in the key file apply expects,
-    # private to root; c's own key file was left as it was.
+    # a's key (from its file) and b's (from its running interface) are now in the key file that
+    # apply expects, private to root; c's own key file was left as it was.
     for host in HOSTS:
         key_file = lab.path_on(host, "/etc/wireguard/wg0.key")
         assert key_file.read_text().strip() == secrets.private[host]
@@ -211,4 +216,4 @@ def test_a_missing_interface_and_a_refused_host_key_name_the_gateway_and_write_n
     assert "gateway b: host key not accepted" in output and "Traceback" not in output
     assert not (workspace / "links.yaml").exists() and not (workspace / ".skyplan").exists()
     for host in HOSTS:
-        assert not (host != "c" and lab.path_on(host, "/etc/wireguard/wg0.key").exists())
+        assert (host == "c") == lab.path_on(host, "/etc/wireguard/wg0.key").exists()
