@@ -8,14 +8,17 @@ beyond its overlay address). Where the files disagree in a way skyplan cannot wr
 endpoints, two preshared keys for one peering, one address for two clusters) import stops with a
 located error; what the files hold that skyplan does not write (PostUp, DNS, a route to the whole
 overlay through one peer, …) is named per file and line and left behind.
+
+Live hosts (`--gateway`, gateway_import.py) take part as files do, read where they run: their
+private keys stay there, and so do preshared keys between them (compared by salted digest).
 """
 
 from __future__ import annotations
 
 import hashlib
-import secrets
 import ipaddress
 import re
+import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +33,11 @@ from skyplan.sdk import (
     atomic,
     parse_endpoint,
 )
-from skyplan_wireguard import addresses, psk, wgquick
+from skyplan_wireguard import addresses, gateway_import, psk, wgquick
 from skyplan_wireguard.settings import INTERFACE_PATTERN, WireGuardSettings
 
 _NAME = re.compile(NAME_PATTERN)
 _INTERFACE = re.compile(INTERFACE_PATTERN)
-# How a host's preshared keys are known (gateway_import.py): by digest, or not at all.
-_DIGEST, _UNKNOWN = "sha256:", "unknown:"
 # What a cluster that only dials out keeps its NAT mapping alive with, when its file sets nothing.
 NAT_KEEPALIVE = 25
 
@@ -78,6 +79,7 @@ class _Import:
         self.skipped: list[Diagnostic] = []
         # One salt for every host of this import: equal digests are equal preshared keys.
         self.salt = secrets.token_hex(16)
+        self.hosts: list[gateway_import.HostReading] = []
 
     def _interface(self, files: list[tuple[str, wgquick.WgQuickFile]]) -> str:
         """The interface every cluster has: --interface, else the files' shared name, else
@@ -93,9 +95,7 @@ class _Import:
     def _adopt_keys(self, conns, written: list[Path]) -> None:
         """The hosts' key files, made on each host from the key it runs; the local files go again
         if any host fails."""
-        from skyplan_wireguard import gateway_import
-
-        copied, problems = gateway_import.adopt_keys(conns, self.request, self._interface([]), self.hosts)
+        copied, problems = gateway_import.adopt_keys(conns, self.request, self.interface, self.hosts)
         self.errors.extend(problems)
         if problems:
             _remove_all(written, self.request.write_to.root)
@@ -118,7 +118,7 @@ class _Import:
     def run(self) -> ImportResponse:
         if not self.request.hosts:
             return self._run(None)
-        from skyplan_wireguard import remote, ssh
+        from skyplan_wireguard import ssh
 
         with ssh.Connections() as conns:
             return self._run(conns)
@@ -130,11 +130,9 @@ class _Import:
             self.errors.extend(problems)
             if parsed is not None:
                 files.append((source.name, parsed))
-        self.hosts: list = []
         if self.request.hosts:
-            from skyplan_wireguard import gateway_import
-
-            self.hosts, problems = gateway_import.read_hosts(conns, self.request, self._interface(files), self.salt)
+            self.interface = self._interface(files)
+            self.hosts, problems = gateway_import.read_hosts(conns, self.request, self.interface, self.salt)
             self.errors.extend(problems)
             for reading in self.hosts:
                 files.append((reading.host.name, reading.parsed))
@@ -458,7 +456,7 @@ class _Import:
             a, b = sorted(pair)
             found = by_pair[pair]
             keys = {e.owner: self._psk_token(clusters[e.owner], e.section.preshared_key) for e in found}
-            unknown = [e for e in found if (keys[e.owner] or "").startswith(_UNKNOWN)]
+            unknown = [e for e in found if (keys[e.owner] or "").startswith(gateway_import.UNKNOWN)]
             if unknown:
                 self.error(
                     clusters[unknown[0].owner].file.display, unknown[0].section.line,
@@ -497,7 +495,7 @@ class _Import:
             return value
         from skyplan_wireguard import remote
 
-        return _DIGEST + remote.psk_digest(self.salt, value)
+        return gateway_import.DIGEST + remote.psk_digest(self.salt, value)
 
     # -- results ---------------------------------------------------------------------------------
 
