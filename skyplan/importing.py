@@ -20,7 +20,7 @@ from typing import Any
 
 from skyplan.config.diagnostics import Diagnostic
 from skyplan.errors import ConfigError, ConfigImportError, StateError, UnsafePathError
-from skyplan.sdk import ImportRequest, ImportResponse, ImportSource, Provider, WorkspacePaths, provider_class
+from skyplan.sdk import ImportHost, ImportRequest, ImportResponse, ImportSource, Provider, WorkspacePaths, provider_class
 from skyplan.sdk.registry import DEFAULT_PROVIDER
 
 # A configuration file of one interface is a few kilobytes; a huge one is refused unread.
@@ -39,6 +39,7 @@ class ImportPreview:
     response: ImportResponse
     provider: type[Provider]
     loaded: Any  # the configuration `text` loads as (config/loader.py's LoadedConfig)
+    hosts: tuple[ImportHost, ...] = ()
 
     @property
     def resources(self) -> list[str]:
@@ -92,12 +93,48 @@ def _fail(display: str, message: str) -> ConfigImportError:
     return ConfigImportError(diagnostics=[Diagnostic(message, file=display)])
 
 
-def preview(confs: list[str], out: str, settings: dict) -> ImportPreview:
-    """What importing `confs` into `out` would write; ConfigImportError with every problem if it cannot."""
+def host_of(text: str) -> tuple[ImportHost | None, Diagnostic | None]:
+    """`--gateway [NAME=]GATEWAY`: the host, named NAME or after its host name or alias."""
+    from skyplan.config.gateway import GATEWAY_RULE, parse_gateway
+    from skyplan.config.rules import name_problem
+
+    name, sep, address = text.partition("=")
+    if not sep or "://" in name:
+        name, address = "", text
+    try:
+        parsed = parse_gateway(address)
+    except ValueError as exc:
+        return None, Diagnostic(f"{exc} (want [NAME=]{GATEWAY_RULE})", file=f"--gateway {_shown(text)}")
+    if not name:
+        name = parsed.host.rstrip(".")
+        if name_problem(name):
+            return None, Diagnostic(f"'{name}' is no cluster name: name it, as --gateway NAME={address}", file=f"--gateway {address}")
+    problem = name_problem(name)
+    if problem:
+        return None, Diagnostic(f"cluster name '{_shown(name)}' is not valid: {problem}", file=f"--gateway {_shown(text)}")
+    return ImportHost(address=address, name=name), None
+
+
+def _shown(text: str) -> str:
+    from skyplan.render.errors import one_line
+
+    return one_line(text)[:200]
+
+
+def preview(confs: list[str], out: str, settings: dict, gateways: list[str] = ()) -> ImportPreview:
+    """What importing `confs` and the live `gateways` into `out` would write; ConfigImportError
+    with every problem if it cannot."""
     from skyplan.config.rules import name_problem
 
     paths = [Path(c) for c in confs]
     problems: list[Diagnostic] = []
+    hosts: list[ImportHost] = []
+    for text in gateways:
+        host, problem = host_of(text)
+        if problem is not None:
+            problems.append(problem)
+        else:
+            hosts.append(host)
     sources: list[ImportSource] = []
     for path, display, name in zip(paths, confs, cluster_names(paths)):
         problem = name_problem(name)
@@ -111,10 +148,10 @@ def preview(confs: list[str], out: str, settings: dict) -> ImportPreview:
         except ConfigImportError as exc:
             problems.extend(exc.diagnostics)
     seen: dict[str, str] = {}
-    for source in sources:
-        if source.name in seen:
-            problems.append(Diagnostic(f"names cluster '{source.name}', as {seen[source.name]} does; rename one", file=source.display))
-        seen.setdefault(source.name, source.display)
+    for name, display in [(s.name, s.display) for s in sources] + [(h.name, f"--gateway {h.address}") for h in hosts]:
+        if name in seen:
+            problems.append(Diagnostic(f"names cluster '{name}', as {seen[name]} does; rename one", file=display))
+        seen.setdefault(name, display)
     out_path = Path(out)
     _refuse_existing(out_path, out, problems)
     if problems:
@@ -123,13 +160,14 @@ def preview(confs: list[str], out: str, settings: dict) -> ImportPreview:
     provider = provider_class(DEFAULT_PROVIDER)
     if not provider.can_import:
         raise ConfigImportError(f"provider '{provider.name}' cannot import configuration files")
-    response = provider.import_configs(ImportRequest(sources=sources, settings=settings))
+    root = WorkspacePaths.for_config(out_path).root
+    response = provider.import_configs(ImportRequest(sources=sources, settings=settings, hosts=hosts, root=root))
     if response.diagnostics:
         raise ConfigImportError(diagnostics=response.diagnostics)
     text = render_document(response.document, out)
     loaded = _check(text, out_path, out)
     _refuse_a_used_state(out_path)
-    return ImportPreview(out_path, out, text, sources, response, provider, loaded)
+    return ImportPreview(out_path, out, text, sources, response, provider, loaded, tuple(hosts))
 
 
 def _refuse_a_used_state(out_path: Path) -> None:
@@ -207,9 +245,15 @@ def write(plan: ImportPreview, settings: dict, lock_timeout: float = 0.0) -> tup
             _refuse_existing(plan.out, plan.out_display, problems)
             if problems:
                 raise ConfigImportError(diagnostics=problems)
-            response = plan.provider.import_configs(ImportRequest(sources=plan.sources, settings=settings, write_to=paths))
+            response = plan.provider.import_configs(
+                ImportRequest(sources=plan.sources, settings=settings, write_to=paths, hosts=list(plan.hosts), root=paths.root)
+            )
             if response.diagnostics:
                 raise ConfigImportError(diagnostics=response.diagnostics)
+            if (response.document, response.computed) != (plan.response.document, plan.response.computed):
+                # A live host read again is not what the preview showed (a peer came or went).
+                _remove(response.written, paths.root)
+                raise ConfigImportError("what the gateways run changed while the import was asked for; nothing was written: run it again")
             try:
                 from skyplan import atomic
 

@@ -8,6 +8,9 @@ beyond its overlay address). Where the files disagree in a way skyplan cannot wr
 endpoints, two preshared keys for one peering, one address for two clusters) import stops with a
 located error; what the files hold that skyplan does not write (PostUp, DNS, a route to the whole
 overlay through one peer, …) is named per file and line and left behind.
+
+Live hosts (`--gateway`, gateway_import.py) take part as files do, read where they run: their
+private keys stay there, and so do preshared keys between them (compared by salted digest).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +33,7 @@ from skyplan.sdk import (
     atomic,
     parse_endpoint,
 )
-from skyplan_wireguard import addresses, psk, wgquick
+from skyplan_wireguard import addresses, gateway_import, psk, wgquick
 from skyplan_wireguard.settings import INTERFACE_PATTERN, WireGuardSettings
 
 _NAME = re.compile(NAME_PATTERN)
@@ -73,6 +77,35 @@ class _Import:
         self.request = request
         self.errors: list[Diagnostic] = []
         self.skipped: list[Diagnostic] = []
+        # One salt for every host of this import: equal digests are equal preshared keys.
+        self.salt = secrets.token_hex(16)
+        self.hosts: list[gateway_import.HostReading] = []
+
+    def _interface(self, files: list[tuple[str, wgquick.WgQuickFile]]) -> str:
+        """The interface every cluster has: --interface, else the files' shared name, else
+        wg-quick's usual wg0 (a hand-made host's) when hosts are read, else skyplan's default."""
+        given = self.request.settings.get("interface")
+        if given is not None:
+            return given
+        named = _interface_name(files)
+        if named is not None:
+            return named
+        return "wg0" if self.request.hosts else WireGuardSettings().interface
+
+    def _adopt_keys(self, conns, written: list[Path]) -> None:
+        """The hosts' key files, made on each host from the key it runs; the local files go again
+        if any host fails."""
+        copied, problems = gateway_import.adopt_keys(conns, self.request, self.interface, self.hosts)
+        self.errors.extend(problems)
+        if problems:
+            _remove_all(written, self.request.write_to.root)
+            if copied:
+                self.errors.append(
+                    Diagnostic(
+                        "the key files made on " + ", ".join(copied) + " hold the key each interface runs; they are left there",
+                        severity="warning",
+                    )
+                )
 
     def error(self, display: str, line: int | None, message: str) -> None:
         self.errors.append(Diagnostic(message, file=display, line=line))
@@ -83,12 +116,27 @@ class _Import:
     # -- the whole run -------------------------------------------------------------------------
 
     def run(self) -> ImportResponse:
+        if not self.request.hosts:
+            return self._run(None)
+        from skyplan_wireguard import ssh
+
+        with ssh.Connections() as conns:
+            return self._run(conns)
+
+    def _run(self, conns) -> ImportResponse:
         files: list[tuple[str, wgquick.WgQuickFile]] = []
         for source in self.request.sources:
             parsed, problems = wgquick.read(source.text, source.display)
             self.errors.extend(problems)
             if parsed is not None:
                 files.append((source.name, parsed))
+        if self.request.hosts:
+            self.interface = self._interface(files)
+            self.hosts, problems = gateway_import.read_hosts(conns, self.request, self.interface, self.salt)
+            self.errors.extend(problems)
+            for reading in self.hosts:
+                files.append((reading.host.name, reading.parsed))
+                self.skipped.extend(reading.parsed.notes)
         if self.errors:
             return ImportResponse(diagnostics=self.errors)
         clusters = self._clusters(files)
@@ -112,6 +160,8 @@ class _Import:
         response = ImportResponse(document=document, computed=computed, skipped=self.skipped)
         if self.request.write_to is not None:
             written = self._write(self.request.write_to, clusters, links)
+            if not self.errors and self.hosts:
+                self._adopt_keys(conns, written)
             if self.errors:
                 return ImportResponse(diagnostics=self.errors)
             response = ImportResponse(document=document, computed=computed, skipped=self.skipped, written=written)
@@ -405,8 +455,15 @@ class _Import:
         for pair in sorted(by_pair, key=sorted):
             a, b = sorted(pair)
             found = by_pair[pair]
-            keys = {e.owner: e.section.preshared_key for e in found}
-            preshared = None
+            keys = {e.owner: self._psk_token(clusters[e.owner], e.section.preshared_key) for e in found}
+            unknown = [e for e in found if (keys[e.owner] or "").startswith(gateway_import.UNKNOWN)]
+            if unknown:
+                self.error(
+                    clusters[unknown[0].owner].file.display, unknown[0].section.line,
+                    f"[Peer] {unknown[0].peer}: its preshared key cannot be compared with the other end's without "
+                    "reading it (the host has no sha256sum); nothing of it was read",
+                )
+                continue
             if len(found) == 2:
                 here, there = found[0], found[1]
                 if keys[here.owner] != keys[there.owner]:
@@ -414,17 +471,31 @@ class _Import:
                     self.error(
                         clusters[there.owner].file.display, there.section.line,
                         f"[Peer] {there.peer}: the peering of '{a}' and '{b}' has {which} (the other is "
-                        f"{clusters[here.owner].file.display}:{here.section.line}); both ends must hold the same preshared key",
+                        f"{_at(clusters[here.owner].file.display, here.section.line)}); both ends must hold the same preshared key",
                     )
                     continue
-            preshared = next(iter(keys.values()))
+            # The value, where a file gave one; between hosts only its digest is known here.
+            values = [e.section.preshared_key for e in found if clusters[e.owner].file.gateway is None]
+            preshared = values[0] if values else None
+            wanted = any(keys.values())
             name = _link_name(a, b, used)
             used.add(name)
             link = {"name": name, "source": a, "target": b}
-            if preshared is not None:
+            if wanted:
                 link["preshared_key"] = True
             links.append({"spec": link, "psk": preshared})
         return links
+
+    def _psk_token(self, owner: _Cluster, value: str | None) -> str | None:
+        """A preshared key as the ends of a peering are compared: a host's comes as a digest
+        with this import's salt, so a file's value is digested the same way."""
+        if value is None or owner.file.gateway is not None:
+            return value
+        if not self.request.hosts:
+            return value
+        from skyplan_wireguard import remote
+
+        return gateway_import.DIGEST + remote.psk_digest(self.salt, value)
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -464,8 +535,8 @@ class _Import:
         mtus = {c.file.mtu for c in own}
         mtu = next(iter(mtus)) if len(mtus) == 1 else None
         provider: dict = {"name": "wireguard"}
-        interface = _interface_name(files)
-        if interface is not None and interface != defaults.interface:
+        interface = self._interface(files)
+        if interface != defaults.interface:
             provider["interface"] = interface
         provider["address_pool"] = str(pool)
         if listen_port != defaults.listen_port:
@@ -474,6 +545,9 @@ class _Import:
             provider["persistent_keepalive"] = keepalive
         if mtu is not None:
             provider["mtu"] = mtu
+        ssh_settings = self.request.settings.get("ssh")
+        if self.request.hosts and ssh_settings:
+            provider["ssh"] = dict(ssh_settings)
         entries = []
         for cluster in own:
             parsed = cluster.file
@@ -495,6 +569,8 @@ class _Import:
             if cluster.keepalive != keepalive:
                 item["persistent_keepalive"] = cluster.keepalive
             item["address"] = cluster.address
+            if parsed.gateway is not None:
+                item["gateway"] = parsed.gateway
             entries.append(item)
             for directive in parsed.not_carried:
                 self.skip(parsed.display, directive.line, f"{directive.key} is not carried: {wgquick.NOT_CARRIED[directive.key]}")
@@ -517,9 +593,11 @@ class _Import:
         """Private keys and preshared keys into the key store; each file new, 0600, in a 0700 folder."""
         files: list[tuple[Path, bytes, int]] = []
         for cluster in clusters.values():
-            if cluster.file is not None:
+            if cluster.file is not None and cluster.file.gateway is None:
                 files.append((paths.keys / f"{cluster.name}.key", (cluster.file.private_key + "\n").encode("ascii"), 0o600))
         for link in links:
+            # A peering between hosts (or a host and an external peer) keeps its key there: only
+            # a key some file gave (a local end's) has a value here.
             if link["psk"] is not None:
                 pair = psk.pair(link["spec"]["source"], link["spec"]["target"])
                 files.append((psk.path(paths.keys, pair), (link["psk"] + "\n").encode("ascii"), 0o600))
@@ -534,20 +612,24 @@ class _Import:
                 atomic.ensure_dir(paths.keys, 0o700, within)
         except (OSError, UnsafePathError) as exc:
             self.error(str(paths.keys), None, f"cannot be prepared for the keys: {getattr(exc, 'strerror', None) or exc}")
-        if self.errors:
+        if self.errors or not files:
             return []
         failures = atomic.write_many(files, within=within)
         written = [file for file, _, _ in files if file not in failures]
         if failures:
-            for file in written:
-                try:
-                    atomic.remove(file, within)
-                except (OSError, UnsafePathError):
-                    pass
+            _remove_all(written, within)
             for file, exc in failures.items():
                 self.error(str(file), None, f"cannot be written: {getattr(exc, 'strerror', None) or exc}")
             return []
         return written
+
+
+def _remove_all(files: list[Path], within: Path) -> None:
+    for file in files:
+        try:
+            atomic.remove(file, within)
+        except (OSError, UnsafePathError):
+            pass
 
 
 def import_configs(request: ImportRequest) -> ImportResponse:

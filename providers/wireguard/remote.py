@@ -74,6 +74,8 @@ class LiveInterface:
     routes: tuple[str, ...]  # sorted destinations routed via the interface (main table, v4+v6)
     # something other than a file (a folder, a dangling symlink) is where the config goes
     config_problem: str | None = None
+    # the numbers of the config file's lines that config_text leaves out (its PrivateKey lines)
+    config_key_lines: tuple[int, ...] = ()
     # the host's forwarding switches (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding)
     forwarding: Forwarding = Forwarding()
     # peer public key -> psk_digest(salt, its running preshared key): whether two ends hold the
@@ -102,6 +104,12 @@ BEGIN { shape = ""; for (n = 0; n < 43; n++) shape = shape "[A-Za-z0-9+/]"; shap
     }
     gsub(shape, "(key)", line); print line
 }
+"""
+
+# The numbers of the lines MASK_CONFIG_AWK drops (numbers only), so that the controller can say
+# which line of the host's file it means.
+KEY_LINES_AWK = r"""
+{ s = $0; sub(/#.*/, "", s); gsub(/[[:space:]]/, "", s); if (index(tolower(s), "privatekey=") == 1) print NR }
 """
 
 # The value of the last PrivateKey line of [Interface], for `wg pubkey` on the host.
@@ -196,6 +204,7 @@ _INSPECT = (
     + _awk("mask_config", MASK_CONFIG_AWK)
     + _awk("config_key", CONFIG_KEY_AWK)
     + _awk("mask_dump", MASK_DUMP_AWK)
+    + _awk("key_lines", KEY_LINES_AWK)
     + r"""
 i=$1 b=$2 salt=${3:-}
 mark() { printf '%s %s\n' "$b" "$*"; }
@@ -212,6 +221,8 @@ if [ -f "$d/$i.conf" ]; then
     v=
     mark config file
     awk "$mask_config" < "$d/$i.conf" 2>/dev/null
+    mark key_lines
+    awk "$key_lines" < "$d/$i.conf" 2>/dev/null
 elif [ -e "$d/$i.conf" ] || [ -L "$d/$i.conf" ]; then
     mark config_key none
     mark config other
@@ -404,6 +415,40 @@ fi
 """
 )
 
+# For `skyplan import --gateway`: the running interface's private key into the key file that
+# apply expects (`<interface>.key`), made on the host from its config file's PrivateKey, else from
+# the running interface itself. The key goes from a file to a file: it is in no argument and in
+# no output, and the file is made only if there is none (a hard link, as _ENSURE_KEY does).
+_ADOPT_KEY = (
+    _PRELUDE
+    + _awk("config_key", CONFIG_KEY_AWK)
+    + r"""
+i=$1 want=$2 k=$d/$i.key
+if [ -e "$k" ] || [ -L "$k" ]; then
+    p=$(wg pubkey < "$k" 2>/dev/null) || failed "the key file $k holds no valid WireGuard private key; nothing was changed"
+    [ "$p" = "$want" ] || failed "the key file $k is not the key of the running interface $i; nothing was changed"
+    printf 'kept %s\n' "$p"
+    exit 0
+fi
+[ -d "$d" ] || mkdir -m 700 "$d" 2>"$e" || failed "creating $d failed" "$e"
+t=$(mktemp "$d/.skyplan-$i.key.XXXXXX" 2>"$e") || failed "creating a file in $d failed" "$e"
+tmps="$tmps $t"
+p=
+if [ -f "$d/$i.conf" ] && awk "$config_key" < "$d/$i.conf" > "$t" 2>/dev/null; then
+    p=$(wg pubkey < "$t" 2>/dev/null) || p=
+fi
+if [ "$p" != "$want" ]; then
+    wg show "$i" private-key > "$t" 2>/dev/null || : > "$t"
+    p=$(wg pubkey < "$t" 2>/dev/null) || p=
+fi
+[ -n "$p" ] && [ "$p" = "$want" ] || failed "neither $d/$i.conf nor the running interface $i gave the private key of the interface's public key; nothing was changed"
+sync "$t" 2>/dev/null
+ln "$t" "$k" 2>"$e" || failed "creating $k failed" "$e"
+sync "$d" 2>/dev/null
+printf 'copied %s\n' "$p"
+"""
+)
+
 _DUMP = (
     _PRELUDE
     + _awk("mask_dump", MASK_DUMP_AWK)
@@ -452,6 +497,19 @@ def ensure_key(conns: Connections, gateway: Gateway, interface: str, *, replacin
     if not keys.is_canonical(public):
         raise RemoteCommandError(gateway.address, f"the key of {interface} gave no valid public key", _masked(result))
     return public
+
+
+def adopt_key(conns: Connections, gateway: Gateway, interface: str, public_key: str) -> bool:
+    """Make sure /etc/wireguard/<interface>.key holds the running interface's key (public key
+    `public_key`), copying it there on the host when only the config file or the interface has
+    it; True if it was copied. Nothing of the key leaves the host."""
+    _check_interface(gateway, interface)
+    _check_public_key(gateway, public_key, "the running interface's public key")
+    result = _run(conns, gateway, f"keeping the key of {interface}", _ADOPT_KEY, [interface, public_key])
+    status, _, public = result.stdout.decode("ascii", errors="replace").strip().partition(" ")
+    if status not in ("kept", "copied") or public != public_key:
+        raise RemoteCommandError(gateway.address, f"keeping the key of {interface} gave no answer", _masked(result))
+    return status == "copied"
 
 
 def push(
@@ -602,6 +660,7 @@ def parse_inspection(text: str, boundary: str, interface: str = "wgsky0") -> Liv
         config_problem=config_problem,
         forwarding=_forwarding(heads.get("forwarding", "")),
         psk_digests=_digests(sections.get("psk_digests", [])),
+        config_key_lines=tuple(sorted({n for n in (_number(x.strip(), 10**7) for x in sections.get("key_lines", [])) if n})),
     )
 
 

@@ -88,6 +88,10 @@ class WgQuickFile:
     peers: tuple[Peer, ...]
     not_carried: tuple[Directive, ...]  # DNS, PostUp, … in file order (values never shown)
     interface_line: int
+    # A live host's interface (gateway_import.py): its key stays there (private_key is ""), and
+    # its peers' preshared keys are digests. `notes`: what reading it could not carry as it is.
+    gateway: str | None = None
+    notes: tuple[Diagnostic, ...] = ()
 
     def __repr__(self) -> str:
         return f"WgQuickFile(display={self.display!r}, public_key={self.public_key!r})"

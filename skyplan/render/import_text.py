@@ -28,11 +28,15 @@ def render_not_carried(skipped: list[Diagnostic]) -> list[str]:
 
 def render_preview(preview: ImportPreview, style: Style = PLAIN) -> str:
     document = preview.response.document
-    sources = {source.name: source.display for source in preview.sources}
-    lines = [f"skyplan import adopts {len(preview.sources)} file{'s' if len(preview.sources) != 1 else ''}:", ""]
+    sources = {source.name: f"from {source.display}" for source in preview.sources}
+    sources.update({host.name: f"from gateway {host.address}: its keys stay there" for host in preview.hosts})
+    what = [f"{len(preview.sources)} file{'s' if len(preview.sources) != 1 else ''}"] if preview.sources or not preview.hosts else []
+    if preview.hosts:
+        what.append(f"{len(preview.hosts)} gateway{'s' if len(preview.hosts) != 1 else ''}")
+    lines = [f"skyplan import adopts {' and '.join(what)}:", ""]
     for cluster in document.get("clusters", []):
         name = cluster["name"]
-        origin = f"from {sources[name]}" if name in sources else "external peer: its keys and config stay where they are"
+        origin = sources.get(name, "external peer: its keys and config stay where they are")
         lines.append(f"  {style('+', 'green')} cluster.{name}  ({one_line(origin)})")
     for link in document.get("links", []):
         lines.append(f"  {style('+', 'green')} link.{link['name']}  ({link['source']} <-> {link['target']})")
@@ -61,7 +65,8 @@ def render_written(preview: ImportPreview, serial: int, written: list[Path], sty
     return (
         style("Import complete!", "green", "bold")
         + f" {one_line(preview.out_display)}: {clusters} cluster{'s' if clusters != 1 else ''}, {links} link{'s' if links != 1 else ''};"
-        f" the state records them (serial {serial}); {len(written)} key file{'s' if len(written) != 1 else ''} in the key store.\n"
-        "Next: `skyplan plan` adds and replaces nothing; it updates each cluster whose config skyplan has not written\n"
+        f" the state records them (serial {serial}); {len(written)} key file{'s' if len(written) != 1 else ''} in the key store"
+        + (f"; {len(preview.hosts)} gateway{'s' if len(preview.hosts) != 1 else ''} keep their own keys.\n" if preview.hosts else ".\n")
+        + "Next: `skyplan plan` adds and replaces nothing; it updates each cluster whose config skyplan has not written\n"
         "yet (refresh finds no file of its own), and `skyplan apply` writes them, equivalent to the files imported.\n"
     )

@@ -210,11 +210,22 @@ class ImportSource:
 
 
 @dataclass(frozen=True)
+class ImportHost:
+    """One live host to adopt (`skyplan import --gateway`): the provider reads it where it runs."""
+
+    address: str  # as the user gave it; it becomes the cluster's `gateway`
+    name: str  # the resource name the core chose for it
+
+
+@dataclass(frozen=True)
 class ImportRequest:
     sources: list[ImportSource]
     settings: dict[str, Any] = field(default_factory=dict)  # provider settings the user chose (address_pool)
     # Where the key material goes: None for a preview, which writes nothing.
     write_to: WorkspacePaths | None = None
+    hosts: list[ImportHost] = field(default_factory=list)
+    # The folder links.yaml goes in: relative paths of `settings` (an ssh config) start there.
+    root: Path | None = None
 
 
 @dataclass(frozen=True)
