@@ -22,6 +22,7 @@ import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from skyplan.sdk import (
     NAME_PATTERN,
@@ -332,12 +333,18 @@ class _Import:
         for entry in entries:
             by_peer.setdefault(entry.peer, []).append(entry)
         taken = {c.address: c.address_at for c in clusters.values() if c.address is not None}
+        # What each cluster's own file routes on to each of its peers: a network that another
+        # file routes to this cluster, and this cluster routes on to a third, is that third's
+        # (a hub forwarding for its spokes), not a subnet of this one.
+        onward: dict[str, list[tuple[str, Any]]] = {}
+        for entry in entries:
+            onward.setdefault(entry.owner, []).extend((entry.peer, network.network) for network, _ in entry.section.allowed_ips)
         for name, found in by_peer.items():
             cluster = clusters[name]
             if cluster.file is None:
                 self._external_address(cluster, found, clusters, pool, taken)
             self._endpoint(cluster, found, clusters)
-            self._subnets(cluster, found, clusters, pool)
+            self._subnets(cluster, found, clusters, pool, onward.get(name, []))
 
     def _external_address(self, cluster: _Cluster, found: list[_Entry], clusters, pool, taken: dict[str, str]) -> None:
         for entry in found:
@@ -385,7 +392,7 @@ class _Import:
                     f"(from {cluster.endpoint_at}) in every peer's config",
                 )
 
-    def _subnets(self, cluster: _Cluster, found: list[_Entry], clusters, pool) -> None:
+    def _subnets(self, cluster: _Cluster, found: list[_Entry], clusters, pool, onward) -> None:
         per_entry: list[tuple[_Entry, set[str]]] = []
         for entry in found:
             display = clusters[entry.owner].file.display
@@ -407,6 +414,15 @@ class _Import:
                         display, line,
                         f"AllowedIPs {whole} for '{cluster.name}' is not carried: it routes overlay addresses of other "
                         "clusters through this one (for that, declare a transit hub mesh: meshes topology hub, transit true)",
+                    )
+                    continue
+                through = sorted({peer for peer, there in onward if peer != entry.owner and there.version == whole.version and there.overlaps(whole)})
+                if through:
+                    self.skip(
+                        display, line,
+                        f"AllowedIPs {whole} for '{cluster.name}' is not carried: '{cluster.name}' routes it on to "
+                        f"'{through[0]}', whose network it is (for that, declare a transit hub mesh: meshes topology hub, "
+                        "transit true)",
                     )
                     continue
                 if whole.prefixlen != network.max_prefixlen and network.ip != whole.network_address:

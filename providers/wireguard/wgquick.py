@@ -227,6 +227,9 @@ def read(text: str, display: str) -> tuple[WgQuickFile | None, list[Diagnostic]]
     )
 
 
+_NO_PRESHARED_KEY = "A" * 43 + "="
+
+
 def _peer(section: Section, display: str, found: list[Diagnostic]) -> Peer | None:
     before = len(found)
     public = section.first("PublicKey")
@@ -264,7 +267,8 @@ def _peer(section: Section, display: str, found: list[Diagnostic]) -> Peer | Non
         endpoint=(endpoint.value, endpoint.line) if endpoint is not None else None,
         keepalive=keepalive,
         keepalive_line=keepalive_directive.line if keepalive_directive else None,
-        preshared_key=preshared.value if preshared is not None else None,
+        # All zeros is what wg itself means by no preshared key.
+        preshared_key=preshared.value if preshared is not None and preshared.value != _NO_PRESHARED_KEY else None,
         comments=tuple(section.comments),
     )
 

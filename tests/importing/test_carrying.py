@@ -205,3 +205,36 @@ PersistentKeepalive = 25
     assert {c["name"]: c["address"] for c in document["clusters"]} == {"a": "10.0.0.1", "b": "10.0.0.2"}
     assert "a.conf:3: Address 192.168.1.5/24 is not carried: skyplan gives each cluster one overlay address" in out
     assert "a.conf:4: Address fd00::1/64 is not carried" in out
+
+
+def test_configs_skyplan_wrote_for_a_transit_hub_import_without_the_routes_it_forwards(skyplan, workspace: Path) -> None:
+    # store-1's entry for the hub holds store-2's subnet, which the hub routes on to store-2: it
+    # is store-2's network, not the hub's (as read, the hub's subnets would overlap its spokes').
+    import shutil
+
+    source = workspace / "applied"
+    source.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[2] / "examples/hub-nat/links.yaml", source / "links.yaml")
+    assert skyplan("apply", "--auto-approve", str(source / "links.yaml")).exit_code == 0
+    confs = sorted(str(p.relative_to(workspace)) for p in source.glob("wireguard/*/wgsky0.conf"))
+    result = skyplan("import", *confs)
+    assert result.exit_code == 0, result.output
+    shown = result.output.split(" as import writes it:\n", 1)[1].rsplit("\nImport: ", 1)[0]
+    document = YAML(typ="safe").load("\n".join(line[2:] for line in shown.split("\n")))
+    subnets = {c["name"]: c.get("subnets") for c in document["clusters"]}
+    assert subnets["hub"] == ["10.0.0.0/16"], subnets
+    assert subnets["store-1"] == ["10.1.0.0/16"] and subnets["store-2"] == ["10.2.0.0/16"], subnets
+    assert re.search(r"AllowedIPs 10\.2\.0\.0/16 for 'hub' is not carried: 'hub' routes it on to 'store-2'", result.output)
+
+
+def test_an_all_zero_preshared_key_is_no_preshared_key(skyplan, workspace: Path) -> None:
+    # wg's own word for "none": imported as a peering without a key, never as a key file.
+    zero = "A" * 43 + "="
+    a = "[Interface]\nPrivateKey = {private:a}\nAddress = 10.0.0.1/32\nListenPort = 51820\n\n[Peer]\nPublicKey = {public:b}\nPresharedKey = " + zero + "\nEndpoint = 192.0.2.2:51820\nAllowedIPs = 10.0.0.2/32\n"
+    b = "[Interface]\nPrivateKey = {private:b}\nAddress = 10.0.0.2/32\nListenPort = 51820\n\n[Peer]\nPublicKey = {public:a}\nPresharedKey = " + zero + "\nEndpoint = 192.0.2.1:51820\nAllowedIPs = 10.0.0.1/32\n"
+    _, document, _ = _import(skyplan, workspace, {"a.conf": a, "b.conf": b})
+    assert [link.get("preshared_key") for link in document["links"]] == [None]
+    assert skyplan("import", "a.conf", "b.conf", "--auto-approve").exit_code == 0
+    assert not list(workspace.glob(".skyplan/keys/*.psk"))
+    plan = skyplan("plan")
+    assert plan.exit_code == 0 and "0 to add" in plan.output and "0 to destroy" in plan.output, plan.output
