@@ -88,6 +88,14 @@ def not_private(info: os.stat_result) -> str | None:
 
 def _private(path: Path):
     def accept(info: os.stat_result) -> None:
+        if info.st_nlink != 1:
+            # skyplan writes each key by rename, so its files have one name. A second name is
+            # another file under this one: another cluster's key, which two clusters would share.
+            raise KeyFileError(
+                f"key file {path} has other names (hard links), and no cluster of the state uses it: it may be "
+                "another cluster's key. If it is this cluster's key, copy it to a file of its own in its place; "
+                "else delete it to have a new key generated"
+            )
         whose = not_private(info)
         if whose:
             raise KeyFileError(

@@ -104,3 +104,18 @@ def test_keys_skyplan_wrote_in_a_checkout_are_used_as_ever(repository, skyplan):
     result = skyplan("plan")
     assert result.exit_code == 0 and "No changes." in result.output, result.output
     assert psk.read(workspace / ".skyplan/keys/a+b.psk", workspace) is not None
+
+
+def test_a_new_clusters_key_file_hard_linked_to_another_clusters_key_is_not_adopted(workspace, skyplan):
+    # Both 0600 and yours: only the second name tells that c would run with a's key.
+    (workspace / "links.yaml").write_text(links_yaml(TWO, LINK))
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    os.link(workspace / ".skyplan/keys/a.key", workspace / ".skyplan/keys/c.key")
+    (workspace / "links.yaml").write_text(links_yaml(THREE, [*LINK, ("a-c", "a", "c")]))
+
+    result = skyplan("apply", "--auto-approve")
+    assert result.exit_code == 1, result.output
+    assert "c.key has other names (hard links)" in result.output
+    assert not (workspace / "wireguard/c").exists()
+    a_public = keys.public_key((workspace / ".skyplan/keys/a.key").read_text().strip())
+    assert skyplan("state", "show", "cluster.c").output.count(a_public) == 0
