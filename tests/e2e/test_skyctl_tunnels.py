@@ -82,7 +82,10 @@ def test_skyctl_link_with_reload_hook_and_status(make_lab, tmp_path: Path, monke
     created = skyctl("create", "link", "myLink", "-s", SOURCE, "-t", TARGET)
     assert created.exit_code == 0, created.output
     assert created.output == "+ link.myLink\nCreated link myLink.\n"
-    assert lab.ping(SOURCE, overlay[TARGET]) and lab.ping(TARGET, overlay[SOURCE]), "the hook did not bring the link up"
+    # Both ends reload at once: a handshake that reaches an end a moment before its reload is
+    # dropped, and WireGuard tries again only after REKEY_TIMEOUT (5 s), as the gateway tests allow.
+    up = wait_for(lambda: lab.ping(SOURCE, overlay[TARGET], attempts=1) and lab.ping(TARGET, overlay[SOURCE], attempts=1), seconds=12)
+    assert up, "the hook did not bring the link up"
     assert wait_for(lambda: status_of("myLink") == "ACTIVE"), skyctl("get", "link", "myLink", "-o", "json").output
     listing = skyctl("get", "link").output.splitlines()
     assert listing[0].split() == ["NAME", "SOURCE", "TARGET", "STATUS", "AGE"]
