@@ -77,8 +77,13 @@ def read(path: Path, within: Path | None = None, *, adopting: bool = False) -> s
     return text
 
 
-def not_private(info: os.stat_result) -> str | None:
+def not_a_secret(info: os.stat_result) -> str | None:
     """Why a key file with this stat is no secret of this user's, or None if it is one."""
+    if info.st_nlink != 1:
+        # skyplan writes each key by rename, so its files have one name. A second name is another
+        # file under this one: another cluster's private key, say, which two clusters (or, having a
+        # preshared key's shape, both ends of a peering) would then share.
+        return "has other names (hard links), so it may be another secret file"
     if info.st_uid != os.geteuid():
         return "is not yours"
     if info.st_mode & 0o077:
@@ -88,20 +93,13 @@ def not_private(info: os.stat_result) -> str | None:
 
 def _private(path: Path):
     def accept(info: os.stat_result) -> None:
-        if info.st_nlink != 1:
-            # skyplan writes each key by rename, so its files have one name. A second name is
-            # another file under this one: another cluster's key, which two clusters would share.
+        why = not_a_secret(info)
+        if why:
             raise KeyFileError(
-                f"key file {path} has other names (hard links), and no cluster of the state uses it: it may be "
-                "another cluster's key. If it is this cluster's key, copy it to a file of its own in its place; "
-                "else delete it to have a new key generated"
-            )
-        whose = not_private(info)
-        if whose:
-            raise KeyFileError(
-                f"key file {path} {whose}, and no cluster of the state uses it: skyplan adopts a key file it did "
-                "not write only when it is private to you (0600), since a file from the repository or another "
-                "user is no secret. Delete it to have a new key generated, or chmod 600 it if it is your key"
+                f"key file {path} {why}, and no cluster of the state uses it: skyplan adopts a key file it did "
+                "not write only when it is yours alone (0600, one name), since a file from the repository, another "
+                "user or another key is no secret of this cluster's. Delete it to have a new key generated, or "
+                "give it a file of its own, 0600, if it is this cluster's key"
             )
 
     return accept

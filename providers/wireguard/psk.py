@@ -83,19 +83,11 @@ def read(file: Path, within: Path) -> str | None:
 
 def _private(file: Path):
     def accept(info: os.stat_result) -> None:
-        if info.st_nlink != 1:
-            # skyplan writes each key by rename, so its files have one name. A second name is
-            # another file's content under this one: a private key, say, which has a preshared
-            # key's shape and would end up in both ends' configs.
+        why = keys.not_a_secret(info)
+        if why:
             raise PresharedKeyError(
-                f"preshared key file {file} has other names (hard links), so it may be another secret file. "
-                "If it is this peering's key, copy it to a file of its own in its place; else delete it to have a new one generated"
-            )
-        whose = keys.not_private(info)
-        if whose:
-            raise PresharedKeyError(
-                f"preshared key file {file} {whose}: a key that is not private to you is no secret. "
-                "Delete it to have a new one generated"
+                f"preshared key file {file} {why}: a key that is not this peering's alone is no secret. If it is "
+                "this peering's key, give it a file of its own, 0600; else delete it to have a new one generated"
             )
 
     return accept
