@@ -15,6 +15,7 @@ from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from skyplan.construct import trusted
 from skyplan.plan.model import Action, Plan, ResourceChange, count_actions
 from skyplan.plan.moves import apply_moves
 from skyplan.sdk import Address, ApplyRequest, Change, Provider, ResourceResult, ResourceView
@@ -22,6 +23,7 @@ from skyplan.state.model import ResourceState, ResourceStatus, RunInfo, State, n
 from skyplan.state.store import LockInfo, StateStore
 
 CHECKPOINT_SECONDS = 1.0
+_new_resource = trusted(ResourceState)
 
 
 @dataclass
@@ -145,7 +147,7 @@ def _initial_status(now: str) -> ResourceStatus:
 
 def _intent(change: ResourceChange, have: ResourceState | None, now: str, version: int) -> ResourceState:
     if have is None:
-        return ResourceState.model_construct(
+        return _new_resource(
             type=change.type,
             name=change.name,
             managed_by=change.managed_by,
@@ -171,7 +173,7 @@ def _recorded(change: ResourceChange, have: ResourceState | None, result: Resour
     if change.action is Action.DELETE:
         return None
     fresh = change.action in (Action.CREATE, Action.REPLACE) or have.pending == "create"
-    return ResourceState.model_construct(
+    return _new_resource(
         type=change.type,
         name=change.name,
         managed_by=change.managed_by,

@@ -262,54 +262,110 @@ def _commit(parent: int, temporary: str, name: str, shown: str) -> None:
 def write_many(
     files: list[tuple[Path, bytes, int]], workers: int = 8, within: os.PathLike | str | None = None
 ) -> dict[Path, OSError | UnsafePathError]:
-    """Write several files atomically, each as `write_atomic` does, and return the failures.
+    """Write several files atomically, each as `write_atomic` does, and return the failures."""
+    with Batch(within, workers) as batch:
+        for path, data, mode in files:
+            batch.add(path, data, mode)
+        return batch.commit()
 
-    fsync dominates the cost of many small files; it releases the GIL, so the files are staged
-    and synced in parallel, then renamed, then each folder is synced once.
+
+class Batch:
+    """Many files written atomically, each as `write_atomic` does, staged while more are added.
+
+    The system calls of many small files (create, write, fsync) dominate their cost and release
+    the GIL, so a pool of threads stages each file as soon as it is added, while the caller
+    renders the next one. `commit` waits for them, renames every staged file into place, in the
+    order added, then syncs each folder once: no file is in place before its data is on disk,
+    and a file that could not be staged leaves what was there untouched.
+
+    `add(..., folder_mode=M)` also makes the file's folder with mode M when missing, tightens it
+    to M when wider, and removes temporaries a killed writer left in it (the caller holds the
+    lock that serialises writers): one walk to the folder, in the pool, not three in the caller.
     """
-    from concurrent.futures import ThreadPoolExecutor
 
-    failures: dict[Path, OSError | UnsafePathError] = {}
-    folders: dict[str, int] = {}
-    unreachable: dict[str, OSError | UnsafePathError] = {}  # folders that could not be opened
-    try:
-        for path, _, _ in files:
-            text, _, anchor = _parent_of(path, within)
-            head = os.path.dirname(text)
-            if head not in folders and head not in unreachable:
+    def __init__(self, within: os.PathLike | str | None = None, workers: int = 8) -> None:
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._within = within
+        self._pool = ThreadPoolExecutor(max_workers=workers)
+        self._lock = threading.Lock()
+        self._folders: dict[str, tuple[threading.Lock, list]] = {}  # head -> (its lock, [fd or error])
+        self._jobs: list[tuple[Path, object]] = []
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def add(self, path: Path, data: bytes, mode: int, folder_mode: int | None = None) -> None:
+        self._jobs.append((path, self._pool.submit(self._stage, path, data, mode, folder_mode)))
+
+    def _folder(self, head: str, anchor: os.PathLike | str, folder_mode: int | None) -> int:
+        import threading
+
+        with self._lock:
+            entry = self._folders.get(head)
+            if entry is None:
+                entry = self._folders[head] = (threading.Lock(), [])
+        lock, found = entry
+        with lock:  # the first file of a folder reaches it; the others wait for that
+            if not found:
                 try:
-                    folders[head] = open_folder(head, anchor)
+                    fd = open_folder(head, anchor, create=folder_mode)
+                    found.append(fd)
+                    if folder_mode is not None:
+                        if os.fstat(fd).st_mode & 0o777 & ~folder_mode:
+                            os.fchmod(fd, folder_mode)
+                        _remove_temporaries(fd, "*")
                 except (OSError, UnsafePathError) as exc:
-                    unreachable[head] = exc
+                    found[:] = [exc] if not found else [found[0], exc]
+        if isinstance(found[-1], BaseException):
+            raise found[-1]
+        return found[0]
 
-        def stage(item: tuple[Path, bytes, int]) -> str | OSError | UnsafePathError:
-            path, data, mode = item
+    def _stage(self, path: Path, data: bytes, mode: int, folder_mode: int | None) -> str | OSError | UnsafePathError:
+        text, name, anchor = _parent_of(path, self._within)
+        try:
+            parent = self._folder(os.path.dirname(text), anchor, folder_mode)
+        except (OSError, UnsafePathError) as exc:
+            return exc
+        try:
+            return _stage(parent, name, data, mode)
+        except OSError as exc:
+            return OSError(exc.errno, exc.strerror, text)
+
+    def commit(self) -> dict[Path, OSError | UnsafePathError]:
+        """Put every staged file in place; return the files that could not be written, and why."""
+        failures: dict[Path, OSError | UnsafePathError] = {}
+        touched = set()
+        for path, job in self._jobs:
+            temporary = job.result()  # type: ignore[attr-defined]
+            if not isinstance(temporary, str):
+                failures[path] = temporary
+                continue
             head, name = os.path.split(os.fspath(path))
-            if head in unreachable:
-                return unreachable[head]
+            parent = self._folders[head][1][0]
             try:
-                return _stage(folders[head], name, data, mode)
-            except OSError as exc:
-                return OSError(exc.errno, exc.strerror, os.fspath(path))
+                _commit(parent, temporary, name, os.fspath(path))
+                touched.add(parent)
+            except (OSError, UnsafePathError) as exc:
+                failures[path] = exc
+        self._jobs = []
+        list(self._pool.map(os.fsync, touched))
+        return failures
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            staged = list(pool.map(stage, files))
-            touched = set()
-            for (path, _, _), temporary in zip(files, staged):
-                if not isinstance(temporary, str):
-                    failures[path] = temporary
-                    continue
-                head, name = os.path.split(os.fspath(path))
-                try:
-                    _commit(folders[head], temporary, name, os.fspath(path))
-                    touched.add(folders[head])
-                except (OSError, UnsafePathError) as exc:
-                    failures[path] = exc
-            list(pool.map(os.fsync, touched))
-    finally:
-        for fd in folders.values():
-            os.close(fd)
-    return failures
+    def close(self) -> None:
+        """Wait for the pool, close every folder; files staged and never committed are removed."""
+        uncommitted = bool(self._jobs)
+        self._pool.shutdown(wait=True)
+        for _, found in self._folders.values():
+            if found and isinstance(found[0], int):
+                if uncommitted:
+                    _remove_temporaries(found[0], "*")
+                os.close(found[0])
+        self._folders.clear()
 
 
 # -- deleting ----------------------------------------------------------------------------------------
@@ -386,12 +442,16 @@ def remove_leftovers(path: os.PathLike | str, name: str = "*", within: os.PathLi
     except FileNotFoundError:
         return
     try:
-        pattern = f".{name}.*.tmp"
-        for entry in os.scandir(parent):
-            if fnmatch.fnmatchcase(entry.name, pattern):
-                try:
-                    os.unlink(entry.name, dir_fd=parent)  # a link there is removed itself, never followed
-                except (FileNotFoundError, IsADirectoryError, PermissionError):
-                    pass
+        _remove_temporaries(parent, name)
     finally:
         os.close(parent)
+
+
+def _remove_temporaries(parent: int, name: str) -> None:
+    pattern = f".{name}.*.tmp"
+    for entry in os.scandir(parent):
+        if fnmatch.fnmatchcase(entry.name, pattern):
+            try:
+                os.unlink(entry.name, dir_fd=parent)  # a link there is removed itself, never followed
+            except (FileNotFoundError, IsADirectoryError, PermissionError):
+                pass

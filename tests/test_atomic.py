@@ -241,3 +241,36 @@ def test_a_path_that_climbs_out_of_its_anchor_is_refused(root, outside):
     with pytest.raises(UnsafePathError, match="is outside"):
         atomic.remove(root / "wireguard" / ".." / ".." / outside.name / "secret", root)
     assert tree(outside) == before
+
+
+def test_a_batch_puts_nothing_in_place_before_commit_and_leaves_nothing_when_abandoned(root):
+    (root / "a").mkdir()
+    (root / "a" / "wgsky0.conf").write_bytes(b"old")
+    with atomic.Batch(root) as batch:
+        batch.add(root / "a" / "wgsky0.conf", b"new", 0o600)
+        batch.add(root / "b" / "wgsky0.conf", b"B", 0o600, folder_mode=0o700)
+        # Staged in the background: the old file stands until commit, however long that takes.
+        batch._jobs[-1][1].result()
+        assert (root / "a" / "wgsky0.conf").read_bytes() == b"old"
+        assert not (root / "b" / "wgsky0.conf").exists()
+    # Never committed (the run was cut short): the temporaries are gone, the old file stands.
+    assert sorted(p.name for p in (root / "a").iterdir()) == ["wgsky0.conf"]
+    assert list((root / "b").iterdir()) == []
+    assert (root / "a" / "wgsky0.conf").read_bytes() == b"old"
+
+
+def test_a_batch_makes_tightens_and_cleans_the_folders_it_is_asked_to(root, outside):
+    (root / "wide").mkdir(mode=0o755)
+    os.chmod(root / "wide", 0o755)
+    (root / "wide" / ".wgsky0.conf.0badc0de.tmp").write_bytes(b"left by a killed writer")
+    (root / "linked").symlink_to(outside)
+    before = tree(outside)
+    with atomic.Batch(root) as batch:
+        for name in ("new", "wide", "linked"):
+            batch.add(root / name / "wgsky0.conf", name.encode(), 0o600, folder_mode=0o700)
+        failures = batch.commit()
+    assert list(failures) == [root / "linked" / "wgsky0.conf"] and isinstance(failures[root / "linked" / "wgsky0.conf"], UnsafePathError)
+    assert mode(root / "new") == mode(root / "wide") == 0o700
+    assert sorted(p.name for p in (root / "wide").iterdir()) == ["wgsky0.conf"]
+    assert (root / "new" / "wgsky0.conf").read_bytes() == b"new" and mode(root / "new" / "wgsky0.conf") == 0o600
+    assert tree(outside) == before

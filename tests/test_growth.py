@@ -17,22 +17,22 @@ PAIRS = [(a[0], b[0]) for i, a in enumerate(CLUSTERS) for b in CLUSTERS[i + 1 :]
 
 def count_work(workspace, skyplan, monkeypatch, links: int) -> dict[str, int]:
     counts = {"renders": 0, "files": 0, "state_writes": 0}
-    render, write_many, write_state = conf.render, atomic.write_many, FileStateStore.write
+    render, add_file, write_state = conf.render, atomic.Batch.add, FileStateStore.write
 
     def counting_render(*args):
         counts["renders"] += 1
         return render(*args)
 
-    def counting_write_many(files, **kwargs):
-        counts["files"] += len(files)
-        return write_many(files, **kwargs)
+    def counting_add_file(batch, *args, **kwargs):
+        counts["files"] += 1
+        return add_file(batch, *args, **kwargs)
 
     def counting_write_state(self, state):
         counts["state_writes"] += 1
         return write_state(self, state)
 
     monkeypatch.setattr(conf, "render", counting_render)
-    monkeypatch.setattr(atomic, "write_many", counting_write_many)
+    monkeypatch.setattr(atomic.Batch, "add", counting_add_file)
     monkeypatch.setattr(FileStateStore, "write", counting_write_state)
     chosen = [(f"{a}-{b}", a, b) for a, b in PAIRS[:links]]
     (workspace / "links.yaml").write_text(links_yaml(CLUSTERS, chosen))

@@ -775,48 +775,54 @@ class WireGuardProvider(Provider):
         Subjects of a change are always written (a retry must reload them); other clusters only
         when their file would change.
         """
-        files: dict[Path, list[tuple[Path, bytes, int]]] = {}  # by the folder they are reached from
+        batches: dict[Path, atomic.Batch] = {}  # by the folder they are reached from
         owners: dict[Path, str] = {}
         seen = {} if seen is None else seen
-        for name in names:
-            if name in failed:
-                continue
-            missing = [p for p in peering.get(name, {}) if "public_key" not in clusters[p].computed]
-            if missing:
-                failed[name] = f"peer cluster '{missing[0]}' has no key yet"
-                continue
-            try:
-                private = private_keys.get(name)
-                if private is None:
-                    private = keys.read(self.key_path(name), self.within(self.key_path(name)))
-                    if private is None:
-                        raise keys.KeyFileError(
-                            f"key file {self.display(self.key_path(name))} is missing; run plan, which replaces the key"
-                        )
-                    # A peer's file written with a key its peers do not hold would break every tunnel.
-                    mismatch = self._key_mismatch(name, private, clusters[name].computed.get("public_key"))
-                    if mismatch:
-                        raise keys.KeyFileError(mismatch)
-                text = conf.render(self._cluster_conf(clusters[name], world, peering, seen, psks), private)
-                path = self.config_path(clusters[name])
-                within = self.within(path)
-                if name not in subjects and _current_text(path, within) == text:
+        try:
+            for name in names:
+                if name in failed:
                     continue
-                # 0700 like every folder on the way that skyplan makes: the file holds the private key.
-                atomic.ensure_dir(path.parent, 0o700, within)
-                atomic.remove_leftovers(path.parent, within=within)
-            except (OSError, UnsafePathError) as exc:
-                failed[name] = f"writing {self.display(path)}: {self.reason(exc, path)}"
-                continue
-            except (keys.KeyFileError, conf.UnsafeConfigError) as exc:
-                failed[name] = str(exc)
-                continue
-            files.setdefault(within, []).append((path, text.encode("utf-8"), 0o600))
-            owners[path] = name
-        for within, batch in files.items():
-            for path, exc in atomic.write_many(batch, within=within).items():
-                failed[owners[path]] = f"writing {self.display(path)}: {self.reason(exc, path)}"
-                del owners[path]
+                missing = [p for p in peering.get(name, {}) if "public_key" not in clusters[p].computed]
+                if missing:
+                    failed[name] = f"peer cluster '{missing[0]}' has no key yet"
+                    continue
+                try:
+                    private = private_keys.get(name)
+                    if private is None:
+                        private = keys.read(self.key_path(name), self.within(self.key_path(name)))
+                        if private is None:
+                            raise keys.KeyFileError(
+                                f"key file {self.display(self.key_path(name))} is missing; run plan, which replaces the key"
+                            )
+                        # A peer's file written with a key its peers do not hold would break every tunnel.
+                        mismatch = self._key_mismatch(name, private, clusters[name].computed.get("public_key"))
+                        if mismatch:
+                            raise keys.KeyFileError(mismatch)
+                    text = conf.render(self._cluster_conf(clusters[name], world, peering, seen, psks), private)
+                    path = self.config_path(clusters[name])
+                    within = self.within(path)
+                    if name not in subjects and _current_text(path, within) == text:
+                        continue
+                except (OSError, UnsafePathError) as exc:
+                    failed[name] = f"writing {self.display(path)}: {self.reason(exc, path)}"
+                    continue
+                except (keys.KeyFileError, conf.UnsafeConfigError) as exc:
+                    failed[name] = str(exc)
+                    continue
+                batch = batches.get(within)
+                if batch is None:
+                    batch = batches[within] = atomic.Batch(within)
+                # Staged in the background while the next file renders. Its folder is 0700 like
+                # every folder on the way that skyplan makes: the file holds the private key.
+                batch.add(path, text.encode("utf-8"), 0o600, folder_mode=0o700)
+                owners[path] = name
+            for batch in batches.values():
+                for path, exc in batch.commit().items():
+                    failed[owners[path]] = f"writing {self.display(path)}: {self.reason(exc, path)}"
+                    del owners[path]
+        finally:
+            for batch in batches.values():
+                batch.close()
         return set(owners.values())
 
     def _remove_cluster(self, cluster: ResourceView) -> str | None:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from skyplan.config.diagnostics import Diagnostic
+from skyplan.construct import trusted
 from skyplan.errors import PlanError
 from skyplan.plan.diff import attribute_changes, nested_changes
 from skyplan.plan.model import Action, AttributeChange, DesiredResource, Drift, Plan, PriorState, ResourceChange
@@ -16,6 +17,8 @@ from skyplan.state.model import Owner, ResourceState, State
 # A link is the peering of its two ends: other ends make another link, so they force a replace.
 _LINK_ENDS = frozenset({"source", "target"})
 _NOTE_LIMIT = 5
+
+_new_change = trusted(ResourceChange)
 
 
 def plan(
@@ -239,7 +242,7 @@ def _make(
     address, kind, name, action, owner, before, after, unknown, attribute_diff=(), reason=None,
     planned=None, token=None, known_computed=None,
 ) -> ResourceChange:
-    return ResourceChange.model_construct(
+    return _new_change(
         address=address,
         type=kind,
         name=name,

@@ -94,7 +94,8 @@ def _change_block(change: ResourceChange, style: Style) -> list[str]:
             lines.append(f"  # ({_text(change.reason)})")
     if change.action is Action.REPLACE and change.action_reason == "replace_by_request" and change.previous_address:
         lines.append(f"  # (moved from {_text(change.previous_address)})")
-    lines.append(f"{style(symbol, colour):>{3 + (len(style(symbol, colour)) - len(symbol))}} {change.type} \"{_text(change.name)}\" {{")
+    styled = style(symbol, colour)
+    lines.append(f"{styled:>{3 + (len(styled) - len(symbol))}} {change.type} \"{_text(change.name)}\" {{")
     rows: list[tuple[str, str, str, str]] = []  # symbol, name, value text, trailing comment
     if change.action is Action.CREATE:
         for key, value in sorted({**(change.after or {}), **change.planned}.items()):
@@ -120,14 +121,31 @@ def _change_block(change: ResourceChange, style: Style) -> list[str]:
         if hidden:
             rows.append(("", f"# ({hidden} unchanged attribute{'s' if hidden != 1 else ''} hidden)", "", ""))
     width = max((len(name) for sym, name, _, _ in rows if sym), default=0)
-    for sym, name, text, comment in sorted(rows, key=lambda r: (r[0] == "", r[1])):
+    rows.sort(key=_row_order)
+    symbols = _row_symbols(style)
+    for sym, name, text, comment in rows:
         if not sym:
             lines.append(f"        {name}")
             continue
-        sym_text = style(sym, {"+": "green", "-": "red", "~": "yellow"}[sym])
-        lines.append(f"      {sym_text} {name.ljust(width)} = {text}{comment}")
+        lines.append(f"      {symbols[sym]} {name.ljust(width)} = {text}{comment}")
     lines.append("    }")
     return lines
+
+
+def _row_order(row: tuple[str, str, str, str]) -> tuple[bool, str]:
+    return (row[0] == "", row[1])  # attributes by name, then the "hidden" note
+
+
+def _row_symbols(style: Style) -> dict[str, str]:
+    # Styled once per style, not once per row: a plan of a large fleet has 100,000 blocks.
+    found = _SYMBOLS.get(style.colour)
+    if found is None:
+        found = _SYMBOLS[style.colour] = {sym: style(sym, colour) for sym, colour in _ROW_COLOUR.items()}
+    return found
+
+
+_ROW_COLOUR = {"+": "green", "-": "red", "~": "yellow"}
+_SYMBOLS: dict[bool, dict[str, str]] = {}
 
 
 def _attribute_row(item: AttributeChange) -> tuple[str, str, str, str]:
@@ -144,8 +162,8 @@ def _drift_block(drift: Drift, style: Style) -> list[str]:
     lines.append(f"  {style('~', 'yellow')} {drift.type} \"{_text(drift.name)}\" {{")
     rows = [_attribute_row(c) for c in drift.changes]
     width = max((len(r[1]) for r in rows), default=0)
+    symbols = _row_symbols(style)
     for sym, name, text, _ in rows:
-        sym_text = style(sym, {"+": "green", "-": "red", "~": "yellow"}[sym])
-        lines.append(f"      {sym_text} {name.ljust(width)} = {text}")
+        lines.append(f"      {symbols[sym]} {name.ljust(width)} = {text}")
     lines.append("    }")
     return lines

@@ -60,8 +60,14 @@ def test_each_cluster_file_is_written_once_per_apply(workspace, skyplan, monkeyp
     links = [(f"l{i}-{j}", f"c{i}", f"c{j}") for i in range(6) for j in range(i + 1, 6)]
     (workspace / "links.yaml").write_text(links_yaml(clusters, links))
     written = []
-    original = atomic.write_many
-    monkeypatch.setattr(atomic, "write_many", lambda files, **kw: written.extend(p.parent.name for p, _, _ in files if p.suffix == ".conf") or original(files, **kw))
+    original = atomic.Batch.add
+
+    def add(batch, path, *args, **kw):
+        if path.suffix == ".conf":
+            written.append(path.parent.name)
+        return original(batch, path, *args, **kw)
+
+    monkeypatch.setattr(atomic.Batch, "add", add)
     assert skyplan("apply", "--auto-approve").exit_code == 0
     assert sorted(written) == [f"c{i}" for i in range(6)], "15 links, but one write per cluster"
     written.clear()

@@ -122,19 +122,19 @@ def test_a_key_follows_a_renamed_cluster(ws) -> None:
 def test_a_crash_after_the_key_is_written_leaves_a_key_that_the_retry_uses(ws, monkeypatch) -> None:
     from skyplan import atomic
 
-    original = atomic.write_many
+    original = atomic.Batch.commit
 
-    def no_configs(files, **kw):
-        if any(path.suffix == ".conf" for path, _, _ in files):
+    def no_configs(batch):
+        if any(path.suffix == ".conf" for path, _ in batch._jobs):
             raise SystemExit("killed")  # the run dies while the configs are being written
-        return original(files, **kw)
+        return original(batch)
 
-    monkeypatch.setattr(atomic, "write_many", no_configs)
+    monkeypatch.setattr(atomic.Batch, "commit", no_configs)
     with pytest.raises(SystemExit):
         ws.converge(layout())
     keys = stored(ws)
     assert sorted(keys) == ["a+h.psk", "b+h.psk"]
-    monkeypatch.setattr(atomic, "write_many", original)
+    monkeypatch.setattr(atomic.Batch, "commit", original)
     ws.state = {}
     assert all(r.ok for r in ws.converge(layout()).values())
     assert stored(ws) == keys

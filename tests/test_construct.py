@@ -1,0 +1,51 @@
+"""trusted(Model) builds what Model.model_construct builds: same values, order, fields-set, JSON."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, Field
+
+from skyplan.construct import trusted
+from skyplan.plan.model import Action, ResourceChange
+from skyplan.state.model import ResourceState, ResourceStatus
+
+STATUS = ResourceStatus(phase="INIT", since="2026-12-01T00:00:00Z")
+CASES = [
+    (ResourceState, dict(type="cluster", name="a", attributes={"subnets": ["10.0.0.0/24"]}, status=STATUS, created="x")),
+    (ResourceState, dict(name="a", type="link", attributes={"source": "a", "target": "b"}, status=STATUS, created="x",
+                         pending="create", schema_version=2, managed_by="skyctl")),
+    (ResourceState, dict(type="cluster", name="a", managed_by="file", attributes={}, computed={"address": "100.64.0.1"},
+                         status=STATUS, created="x", pending=None, moved_from=None, schema_version=0)),
+    (ResourceChange, dict(address="link.l", type="link", name="l", action=Action.CREATE, after={"source": "a", "target": "b"})),
+    (ResourceChange, dict(address="link.l", type="link", name="l", action=Action.DELETE, before={"source": "a"}, reason="gone",
+                          action_reason="delete_because_no_resource_config")),
+]
+
+
+@pytest.mark.parametrize(("model", "values"), CASES)
+def test_the_same_instance_as_model_construct(model, values) -> None:
+    built, expected = trusted(model)(**values), model.model_construct(**dict(values))
+    assert list(built.__dict__.items()) == list(expected.__dict__.items())  # order too: JSON follows it
+    assert built.model_fields_set == expected.model_fields_set
+    assert built.model_dump_json() == expected.model_dump_json()
+    assert built.model_dump_json(exclude_unset=True) == expected.model_dump_json(exclude_unset=True)
+    assert built == expected
+
+
+def test_default_factories_give_each_instance_its_own_value() -> None:
+    new = trusted(ResourceState)
+    one, two = (new(type="cluster", name=n, attributes={}, status=STATUS, created="x") for n in "ab")
+    assert one.computed == {} and one.computed is not two.computed
+
+
+def test_an_unknown_field_is_refused_rather_than_dropped() -> None:
+    with pytest.raises(TypeError, match="no field colour"):
+        trusted(ResourceState)(type="cluster", name="a", attributes={}, status=STATUS, created="x", colour="red")
+
+
+def test_a_model_with_aliases_is_refused() -> None:
+    class Aliased(BaseModel):
+        value: int = Field(alias="v")
+
+    with pytest.raises(TypeError, match="use model_construct"):
+        trusted(Aliased)
