@@ -274,3 +274,30 @@ def test_a_batch_makes_tightens_and_cleans_the_folders_it_is_asked_to(root, outs
     assert sorted(p.name for p in (root / "wide").iterdir()) == ["wgsky0.conf"]
     assert (root / "new" / "wgsky0.conf").read_bytes() == b"new" and mode(root / "new" / "wgsky0.conf") == 0o600
     assert tree(outside) == before
+
+
+@pytest.mark.parametrize("syncfs", [True, False])
+def test_a_large_batch_is_made_durable_once_or_file_by_file(root, monkeypatch, syncfs):
+    calls = {"syncfs": 0, "fsync": 0}
+    real_fsync = os.fsync
+
+    def fake_syncfs(fd):
+        calls["syncfs"] += 1
+        return 0
+
+    def counting_fsync(fd):
+        calls["fsync"] += 1
+        return real_fsync(fd)
+
+    atomic._syncfs_call.cache_clear()
+    monkeypatch.setattr(atomic, "_syncfs_call", lambda: fake_syncfs if syncfs else None)
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    files = [(root / f"c{i}" / "wgsky0.conf", f"{i}".encode(), 0o600) for i in range(atomic.SYNCFS_FROM)]
+    with atomic.Batch(root) as batch:
+        for path, data, mode_ in files:
+            batch.add(path, data, mode_, folder_mode=0o700)
+        assert batch.commit() == {}
+    assert all(path.read_bytes() == data for path, data, _ in files)
+    # Data before the renames, then the renames: twice for the whole file system, or each file
+    # and each folder on its own.
+    assert calls == ({"syncfs": 2, "fsync": 0} if syncfs else {"syncfs": 0, "fsync": 2 * len(files)})
