@@ -85,8 +85,9 @@ class _Refused(Exception):
         self.errno, self.strerror, self.symlink = exc.errno, exc.strerror, symlink
 
 
-def _step(parent: int, name: str, create: int | None) -> int:
-    """Open `name` in `parent` as a folder (making it if asked); close `parent` either way."""
+def _step(parent: int, name: str, create: int | None, keep_parent: bool = False) -> int:
+    """Open `name` in `parent` as a folder (making it if asked); close `parent` either way,
+    unless `keep_parent` (a folder kept open for many reads, see `kept_folders`)."""
     try:
         try:
             return os.open(name, _FOLDER, dir_fd=parent)
@@ -103,7 +104,8 @@ def _step(parent: int, name: str, create: int | None) -> int:
     except OSError as exc:
         raise _Refused(exc, _is_symlink(parent, name, exc)) from None
     finally:
-        os.close(parent)
+        if not keep_parent:
+            os.close(parent)
 
 
 def _is_symlink(parent: int, name: str, exc: OSError | None = None) -> bool:
@@ -133,6 +135,74 @@ def _parent_of(path: os.PathLike | str, within: os.PathLike | str | None) -> tup
     return text, name, head if within is None else within
 
 
+class _KeptFolders:
+    """Folder descriptors reached once and reused by every `read_bytes` of a `kept_folders` block."""
+
+    LIMIT = 256  # descriptors kept at most: a folder per cluster would run into the process's limit
+
+    def __init__(self) -> None:
+        self._fds: dict[tuple[str, str], int] = {}
+        self._held: set[int] = set()
+
+    def holds(self, fd: int) -> bool:
+        return fd in self._held
+
+    def reach(self, head: str, anchor: str) -> int:
+        """Folder `head` below `anchor`, from the nearest folder kept on the way; the folders
+        walked through are kept too, while there is room."""
+        anchor, parts = _split(head, anchor)
+        done = len(parts)
+        while done and (anchor, "/".join(parts[:done])) not in self._fds:
+            done -= 1
+        fd = self._fds.get((anchor, "/".join(parts[:done])))
+        if fd is None:
+            fd = os.open(anchor, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self._keep(anchor, "", fd)
+        for i in range(done, len(parts)):
+            kept = self.holds(fd)
+            try:
+                fd = _step(fd, parts[i], None, keep_parent=kept)
+            except _Refused as refused:
+                shown = os.path.join(anchor, *parts[: i + 1])
+                if refused.symlink:
+                    raise UnsafePathError(shown) from None
+                raise OSError(refused.errno, refused.strerror, shown) from None
+            self._keep(anchor, "/".join(parts[: i + 1]), fd)
+        return fd
+
+    def _keep(self, anchor: str, relative: str, fd: int) -> None:
+        if len(self._fds) < self.LIMIT:
+            self._fds[(anchor, relative)] = fd
+            self._held.add(fd)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        self._held.clear()
+
+
+_KEPT: list[_KeptFolders] = []
+
+
+@contextmanager
+def kept_folders() -> Iterator[None]:
+    """Within this block, `read_bytes` keeps the folders it reaches open and starts from them.
+
+    A refresh reads a key and a config of each of thousands of clusters from a few folders;
+    walking to each folder again, one component at a time, was most of its system calls. A kept
+    folder is the one reached, without symlinks, when it was first needed: one renamed or
+    replaced meanwhile is not followed to its new place, which is what one read does too.
+    """
+    kept = _KeptFolders()
+    _KEPT.append(kept)
+    try:
+        yield
+    finally:
+        _KEPT.remove(kept)
+        kept.close()
+
+
 def ensure_dir(path: os.PathLike | str, mode: int = 0o755, within: os.PathLike | str | None = None) -> None:
     """Make `path` (and missing parents) with `mode`; tighten an existing `path` to `mode` if wider."""
     with folder(path, within, create=mode) as fd:
@@ -154,8 +224,9 @@ def read_bytes(
     `accept` sees the opened file's status before anything is read, and may raise to refuse it.
     """
     text, name, anchor = _parent_of(path, within)
+    kept = _KEPT[-1] if _KEPT else None
     try:
-        parent = open_folder(os.path.dirname(text), anchor)
+        parent = open_folder(os.path.dirname(text), anchor) if kept is None else kept.reach(os.path.dirname(text), os.fspath(anchor))
     except FileNotFoundError:
         return None
     try:
@@ -168,7 +239,8 @@ def read_bytes(
                 raise UnsafePathError(text) from None
             raise OSError(exc.errno, exc.strerror, text) from None
     finally:
-        os.close(parent)
+        if kept is None or not kept.holds(parent):
+            os.close(parent)
     try:
         info = os.fstat(fd)
         kind = info.st_mode
@@ -180,6 +252,14 @@ def read_bytes(
             accept(info)
         chunks = []
         size = 0
+        if info.st_size and (limit is None or info.st_size <= limit):
+            # Most files are read whole by the first read, and no second one is needed to see
+            # the end: a refresh reads two files of every cluster.
+            first = os.read(fd, info.st_size)
+            if len(first) == info.st_size:
+                return first  # what the file held when opened; skyplan replaces files, never edits them
+            chunks.append(first)
+            size = len(first)
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
             size += len(chunk)

@@ -301,3 +301,35 @@ def test_a_large_batch_is_made_durable_once_or_file_by_file(root, monkeypatch, s
     # Data before the renames, then the renames: twice for the whole file system, or each file
     # and each folder on its own.
     assert calls == ({"syncfs": 2, "fsync": 0} if syncfs else {"syncfs": 0, "fsync": 2 * len(files)})
+
+
+def test_kept_folders_read_as_a_fresh_walk_does_and_still_refuse_links(root, outside):
+    (root / "keys").mkdir()
+    for i in range(3):
+        (root / "keys" / f"c{i}.key").write_bytes(f"key {i}".encode())
+        (root / "w" / f"c{i}").mkdir(parents=True)
+        (root / "w" / f"c{i}" / "wgsky0.conf").write_bytes(f"conf {i}".encode())
+    (root / "w" / "evil").symlink_to(outside)
+    opened = len(os.listdir("/proc/self/fd"))
+    with atomic.kept_folders():
+        for i in range(3):
+            assert atomic.read_bytes(root / "keys" / f"c{i}.key", root) == f"key {i}".encode()
+            assert atomic.read_bytes(root / "w" / f"c{i}" / "wgsky0.conf", root) == f"conf {i}".encode()
+        assert atomic.read_bytes(root / "w" / "gone" / "wgsky0.conf", root) is None
+        with pytest.raises(UnsafePathError):
+            atomic.read_bytes(root / "w" / "evil" / "secret", root)
+        # Reached once, kept for the next read: no walk from the anchor again.
+        assert len(os.listdir("/proc/self/fd")) > opened
+    assert len(os.listdir("/proc/self/fd")) == opened  # every kept folder closed after
+
+
+def test_kept_folders_keep_at_most_their_limit_open(root, monkeypatch):
+    monkeypatch.setattr(atomic._KeptFolders, "LIMIT", 4)
+    for i in range(10):
+        (root / f"c{i}").mkdir()
+        (root / f"c{i}" / "f").write_bytes(b"%d" % i)
+    opened = len(os.listdir("/proc/self/fd"))
+    with atomic.kept_folders():
+        assert [atomic.read_bytes(root / f"c{i}" / "f", root) for i in range(10)] == [b"%d" % i for i in range(10)]
+        assert len(os.listdir("/proc/self/fd")) <= opened + 4
+    assert len(os.listdir("/proc/self/fd")) == opened

@@ -193,6 +193,11 @@ class WireGuardProvider(Provider):
     # -- read ----------------------------------------------------------------------------------
 
     def read(self, request: ReadRequest) -> ReadResponse:
+        # Two files of every cluster, from a few folders: each folder is walked to once.
+        with atomic.kept_folders():
+            return self._read(request)
+
+    def _read(self, request: ReadRequest) -> ReadResponse:
         world = {view.address: view for view in request.resources}
         clusters = {view.name: view for view in request.resources if view.type == "cluster"}
         peering = self._peering(world)
