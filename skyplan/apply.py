@@ -101,7 +101,7 @@ def apply_plan(
     def take(change: ResourceChange, result: ResourceResult) -> None:
         reported.add(change.address)
         results.append(result)
-        _record(resources, change, result, now_iso())
+        _record(resources, change, result, _now())
         if on_result is not None:
             on_result(change, result)
 
@@ -129,6 +129,16 @@ def apply_plan(
     state = state.with_resources(resources, serial=state.serial + 1, interrupted=None)
     store.write(state)
     return ApplyOutcome(state, results)
+
+
+_clock: list = [None, ""]  # the second it is and its text: a large apply records thousands a second
+
+
+def _now() -> str:
+    second = int(time.time())
+    if second != _clock[0]:
+        _clock[:] = [second, now_iso()]
+    return _clock[1]
 
 
 def _record(resources: dict[str, ResourceState], change: ResourceChange, result: ResourceResult, now: str) -> None:

@@ -17,23 +17,33 @@ _setattr = object.__setattr__
 
 def trusted(cls: type[M]) -> Callable[..., M]:
     """A function of keyword values that returns the instance `cls.model_construct` would:
-    the same `__dict__` (in field order, defaults filled in), the same fields-set."""
+    the same `__dict__` (in field order, defaults filled in), the same fields-set. Only for
+    frozen models: instances of one shape of call share their fields-set."""
     fields = cls.__pydantic_fields__  # type: ignore[attr-defined]
     unsupported = [
         name for name, field in fields.items() if field.alias not in (None, name) or field.validation_alias is not None
     ]
-    if unsupported or cls.model_config.get("extra") == "allow" or cls.__pydantic_post_init__ or cls.__pydantic_root_model__:  # type: ignore[attr-defined]
+    if unsupported or not cls.model_config.get("frozen") or cls.model_config.get("extra") == "allow" or cls.__pydantic_post_init__ or cls.__pydantic_root_model__:  # type: ignore[attr-defined]
         raise TypeError(f"{cls.__name__} uses what trusted() does not reproduce: use model_construct")
     order = tuple(fields)
     known = frozenset(order)
     defaults = {name: field for name, field in fields.items() if not field.is_required()}
     new = cls.__new__
 
+    shapes: dict[tuple[str, ...], tuple[set[str], bool]] = {}  # the names a call gives -> fields-set, in order?
+
     def build(**values: Any) -> M:
-        given = set(values)
-        if not given <= known:
-            raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(given - known))}")
-        if len(given) != len(order):
+        names = tuple(values)
+        shape = shapes.get(names)
+        if shape is None:
+            unknown = set(names) - known
+            if unknown:
+                raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(unknown))}")
+            # One set per shape of call, shared: the models are frozen, and pydantic copies it
+            # (model_copy) rather than change it.
+            shape = shapes[names] = (set(names), names == order)
+        given, in_order = shape
+        if not in_order:
             filled: dict[str, Any] = {}
             for name in order:
                 if name in values:
@@ -41,8 +51,6 @@ def trusted(cls: type[M]) -> Callable[..., M]:
                 elif name in defaults:
                     filled[name] = defaults[name].get_default(call_default_factory=True, validated_data=filled)
             values = filled
-        elif tuple(values) != order:
-            values = {name: values[name] for name in order}
         instance = new(cls)
         _setattr(instance, "__dict__", values)
         _setattr(instance, "__pydantic_fields_set__", given)

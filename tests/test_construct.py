@@ -49,3 +49,11 @@ def test_a_model_with_aliases_is_refused() -> None:
 
     with pytest.raises(TypeError, match="use model_construct"):
         trusted(Aliased)
+
+
+def test_a_copy_with_changes_leaves_the_fields_set_of_its_siblings_alone() -> None:
+    new = trusted(ResourceState)
+    one, two = (new(type="cluster", name=n, attributes={}, status=STATUS, created="x") for n in "ab")
+    copied = one.model_copy(update={"pending": "update"})
+    assert "pending" in copied.model_fields_set
+    assert "pending" not in one.model_fields_set and "pending" not in two.model_fields_set

@@ -574,7 +574,7 @@ class WireGuardProvider(Provider):
     @staticmethod
     def _result(address: str, waits_on: set[str], failed: dict[str, str], clusters) -> ResourceResult:
         # Once each: both ends of a peering may fail for the same reason (its preshared key).
-        errors = list(dict.fromkeys(failed[name] for name in sorted(waits_on) if name in failed))
+        errors = list(dict.fromkeys(failed[name] for name in sorted(waits_on) if name in failed)) if failed else []
         computed = {}
         if address.startswith("cluster."):
             # A failed hook still leaves a key and an address behind: record them either way.

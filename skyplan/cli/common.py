@@ -243,6 +243,17 @@ def console():
     from skyplan.operations import Console
 
     # Looked up when called, so that a test may stand in for the terminal.
-    return Console(
-        show=lambda text: click.echo(text, nl=False), style=out_style(), can_ask=lambda: stdin_is_terminal(), ask=confirm
-    )
+    return Console(show=_show, style=out_style(), can_ask=lambda: stdin_is_terminal(), ask=confirm)
+
+
+def _show(text: str) -> None:
+    # Written and flushed directly: click.echo looks for a terminal, Jupyter and colour codes on
+    # every call, and apply prints a line per resource (20,100 for a full mesh of 200 clusters).
+    # Colour is already only there on a terminal (out_style). sys.stdout is looked up each time,
+    # so that a test may stand in for it.
+    stream = sys.stdout
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:  # a terminal that cannot show some character: click replaces it
+        click.echo(text, nl=False)
+    stream.flush()

@@ -174,6 +174,20 @@ def _change(
             reason=f"creating it failed: {have.status.reason}",
         )
 
+    if (
+        not forced
+        and reading is None
+        and have.pending is None
+        and have.status.phase != "FAILED"
+        and have.managed_by == want.managed_by
+        and have.attributes == want.attributes  # as attribute_changes compares them
+        and all(have.computed.get(key) == value for key, value in known.items())
+    ):
+        # Nothing to do, the common case of a large plan: what the steps below would conclude.
+        return _make(
+            address, kind, name, Action.NOOP, want.managed_by, before, want.attributes, [], planned=known,
+            known_computed=have.computed,
+        )
     force_new = _LINK_ENDS if kind == "link" and _ends(have.attributes) != _ends(want.attributes) else frozenset()
     # Arguments the provider cannot change in place; absent and None are the same value.
     fixed_changed = sorted(key for key in fixed or () if have.attributes.get(key) != want.attributes.get(key))
