@@ -2,8 +2,9 @@
 
 Crash safety comes from write-ahead intent. Before the provider acts, the state marks every
 resource it is about to touch as `pending` (as Pulumi records pending operations). Results are
-written as they arrive, at most one state write per checkpoint interval, and a last write at
-the end. A run killed at any point leaves either the old state or a state whose pending marks
+written as they arrive, each within a checkpoint interval of the next result (at most one state
+write per interval), and a last write at the end: the burst of results that ends a large local
+apply is written once, not once more at its first result. A run killed at any point leaves either the old state or a state whose pending marks
 tell the next plan exactly what to redo; providers act idempotently, so redoing converges.
 """
 
@@ -105,7 +106,7 @@ def apply_plan(
         if on_result is not None:
             on_result(change, result)
 
-    last_write = time.monotonic()
+    unwritten_since = None  # when the oldest result not yet in a written state arrived
     unreported = "the provider reported no result"
     try:
         for result in provider.apply(request):
@@ -113,10 +114,13 @@ def apply_plan(
             if change is None or change.address in reported:
                 continue  # not asked for, or already answered: the first answer stands
             take(change, result)
-            if time.monotonic() - last_write >= checkpoint_seconds:
+            now = time.monotonic()
+            if unwritten_since is None:
+                unwritten_since = now
+            if now - unwritten_since >= checkpoint_seconds:
                 state = state.with_resources(resources, serial=state.serial + 1)
                 store.write(state)
-                last_write = time.monotonic()
+                unwritten_since = None
     except KeyboardInterrupt:
         # Keep what finished; the rest stays pending for the next run to redo.
         store.write(state.with_resources(resources, serial=state.serial + 1))

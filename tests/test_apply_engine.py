@@ -169,6 +169,30 @@ def test_results_are_checkpointed_as_they_arrive() -> None:
     assert [w.serial for w in store.writes] == sorted({w.serial for w in store.writes})
 
 
+def test_a_burst_of_results_is_written_once_and_a_result_waits_at_most_one_interval(monkeypatch) -> None:
+    import skyplan.apply as engine
+
+    clock = [100.0]
+    monkeypatch.setattr(engine.time, "monotonic", lambda: clock[0])
+
+    def burst(request):
+        clock[0] += 5.0  # the provider worked for a while, then every result comes at once
+        yield from map(_ok, ADDRESSES)
+
+    _, store, _ = _run(burst)
+    assert len(store.writes) == 2  # the intent and the final state: no checkpoint of one result
+
+    def trickle(request):
+        for address, arrives in zip(ADDRESSES, (0.0, 0.5, 1.2)):
+            clock[0] = 200.0 + arrives
+            yield _ok(address)
+
+    _, store, _ = _run(trickle)
+    # The first result has waited 1.2 s when the third arrives: both are written then.
+    assert len(store.writes) == 3
+    assert [r.pending for r in sorted(store.writes[1].resources, key=lambda r: r.address)] == [None, None, None]
+
+
 def test_the_request_is_in_dependency_order_with_the_world_after() -> None:
     provider = FakeProvider(lambda request: map(_ok, ADDRESSES))
     apply_plan(PLAN, None, MemoryStateStore(), provider)
