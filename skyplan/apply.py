@@ -91,10 +91,8 @@ def apply_plan(
     state = state.with_resources(resources, serial=state.serial + 1, interrupted=run)
     store.write(state)
 
-    request = ApplyRequest(
-        changes=[_provider_change(c, resources.get(c.address), original) for c in changes],
-        world=_world_after(changes, resources),
-    )
+    provider_changes = [_provider_change(c, resources.get(c.address), original) for c in changes]
+    request = ApplyRequest(changes=provider_changes, world=_world_after(provider_changes, resources))
     by_address = {c.address: c for c in changes}
     results: list[ResourceResult] = []
     reported: set[str] = set()
@@ -223,12 +221,12 @@ def _computed(change: ResourceChange, have: ResourceState | None) -> dict:
     return {**recorded, **change.planned} if change.planned else recorded
 
 
-def _world_after(changes: list[ResourceChange], recorded: dict[str, ResourceState]) -> dict[str, ResourceView]:
+def _world_after(changes: list[Change], recorded: dict[str, ResourceState]) -> dict[str, ResourceView]:
+    # Each resource a change leaves is as the change shows it to the provider (the same view).
     world = {address: _view(r) for address, r in recorded.items() if r.pending != "create"}
     for change in changes:
-        if change.action is Action.DELETE:
+        if change.after is None:
             world.pop(change.address, None)
         else:
-            have = recorded.get(change.address)
-            world[change.address] = ResourceView(change.type, change.name, dict(change.after or {}), _computed(change, have))
+            world[change.address] = change.after
     return world

@@ -18,6 +18,7 @@ import fnmatch
 import os
 import secrets
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -182,7 +183,14 @@ class _KeptFolders:
         self._held.clear()
 
 
-_KEPT: list[_KeptFolders] = []
+class _Kept(threading.local):
+    """The kept folders of this thread's open `kept_folders` blocks (others keep their own)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[_KeptFolders] = []
+
+
+_KEPT = _Kept()
 
 
 @contextmanager
@@ -195,11 +203,11 @@ def kept_folders() -> Iterator[None]:
     replaced meanwhile is not followed to its new place, which is what one read does too.
     """
     kept = _KeptFolders()
-    _KEPT.append(kept)
+    _KEPT.blocks.append(kept)
     try:
         yield
     finally:
-        _KEPT.remove(kept)
+        _KEPT.blocks.remove(kept)
         kept.close()
 
 
@@ -224,7 +232,8 @@ def read_bytes(
     `accept` sees the opened file's status before anything is read, and may raise to refuse it.
     """
     text, name, anchor = _parent_of(path, within)
-    kept = _KEPT[-1] if _KEPT else None
+    blocks = _KEPT.blocks
+    kept = blocks[-1] if blocks else None
     try:
         parent = open_folder(os.path.dirname(text), anchor) if kept is None else kept.reach(os.path.dirname(text), os.fspath(anchor))
     except FileNotFoundError:
@@ -371,7 +380,6 @@ class Batch:
     """
 
     def __init__(self, within: os.PathLike | str | None = None, workers: int = 4) -> None:
-        import threading
         from concurrent.futures import ThreadPoolExecutor
 
         self._within = within
@@ -390,8 +398,6 @@ class Batch:
         self._jobs.append((path, self._pool.submit(self._stage, path, data, mode, folder_mode)))
 
     def _folder(self, head: str, anchor: os.PathLike | str, folder_mode: int | None) -> int:
-        import threading
-
         with self._lock:
             entry = self._folders.get(head)
             if entry is None:

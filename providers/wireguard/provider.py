@@ -470,7 +470,8 @@ class WireGuardProvider(Provider):
                 yield ResourceResult(change.address, ok=True) if error is None else ResourceResult.failed(change.address, str(error))
 
         stale_keys: list[Path] = []  # key files of clusters that moved and got a new key
-        private_keys = self._keys_for(request, failed, stale_keys)
+        with atomic.kept_folders():  # a key file looked for per cluster, all in one folder
+            private_keys = self._keys_for(request, failed, stale_keys)
         public_keys = gateway_work.keys(request, failed)
 
         pools = {name: view.attributes["address_pool"] for name, view in clusters.items()}
@@ -533,7 +534,8 @@ class WireGuardProvider(Provider):
         psks = self._preshared_keys(request, wanted_psks, clusters, touched, failed)
 
         # A peer whose file comes out the same is neither rewritten nor reloaded.
-        rewritten = self._write_configs(sorted(touched - live - external), subjects, clusters, world, peering, private_keys, failed, seen, psks)
+        with atomic.kept_folders():  # peers' keys and files, read to see whether theirs change
+            rewritten = self._write_configs(sorted(touched - live - external), subjects, clusters, world, peering, private_keys, failed, seen, psks)
         # A cluster replaced onto another host, or renamed on its own, leaves nothing where it lived
         # before; first, so that the old interface frees its port for the new one.
         stale_paths += gateway_work.leave_old_homes(request, failed)
