@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 
 def usable_count(pool: str) -> int:
     network = ipaddress.ip_network(pool)
     first, last = _bounds(network)
     return max(0, last - first + 1)
+
+
+@lru_cache(maxsize=64)
+def _pool(text: str):
+    # Parsed once per pool, not once per cluster: every cluster of a workspace names the same one.
+    network = ipaddress.ip_network(text)
+    return (network, *_bounds(network))
 
 
 def _bounds(network) -> tuple[int, int]:
@@ -34,9 +42,8 @@ def allocate(pools: dict[str, str], previous: dict[str, str | None], pinned: dic
     for name in sorted(pinned or {}):
         if name not in pools:
             continue
-        network = ipaddress.ip_network(pools[name])
+        network, first, last = _pool(pools[name])
         address = ipaddress.ip_address(pinned[name])
-        first, last = _bounds(network)
         if address.version != network.version or not first <= int(address) <= last:
             raise ValueError(f"cluster '{name}': pinned address {address} is not a usable address of the pool {network}")
         if int(address) in taken:
@@ -47,9 +54,8 @@ def allocate(pools: dict[str, str], previous: dict[str, str | None], pinned: dic
         old = previous.get(name)
         if old is None or name in result:
             continue
-        network = ipaddress.ip_network(pools[name])
+        network, first, last = _pool(pools[name])
         address = ipaddress.ip_address(old)
-        first, last = _bounds(network)
         if address.version == network.version and first <= int(address) <= last and int(address) not in taken:
             taken.add(int(address))
             result[name] = str(address)
@@ -57,8 +63,7 @@ def allocate(pools: dict[str, str], previous: dict[str, str | None], pinned: dic
     for name in sorted(pools):
         if name in result:
             continue
-        network = ipaddress.ip_network(pools[name])
-        first, last = _bounds(network)
+        network, first, last = _pool(pools[name])
         candidate = cursors.get(pools[name], first)
         while candidate in taken:
             candidate += 1
