@@ -96,9 +96,17 @@ def test_random_sigkills_during_apply_always_converge(tmp_path: Path):
             text=True,
             env=_env(),
         )
-        time.sleep(rng.uniform(0.3, 1.2))
+        # Killed a random moment after the plan is shown, when the apply has begun: on a busy
+        # machine a fixed delay from the start may end the process before it applies anything.
+        shown = []
+        for line in process.stdout:
+            shown.append(line)
+            if line.startswith("Plan:"):
+                break
+        time.sleep(rng.uniform(0.0, 0.6))
         process.kill()
         output, _ = process.communicate()
+        output = "".join(shown) + output
         if "Creation complete" in output or "Destruction complete" in output or "Modifications complete" in output:
             killed_mid_apply += 1
 
