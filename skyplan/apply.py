@@ -89,7 +89,8 @@ def apply_plan(
     for change in changes:
         resources[change.address] = _intent(change, resources.get(change.address), started, version)
     state = state.with_resources(resources, serial=state.serial + 1, interrupted=run)
-    store.write(state)
+    interval = _Interval(checkpoint_seconds)
+    interval.time(store.write, state)
 
     provider_changes = [_provider_change(c, resources.get(c.address), original) for c in changes]
     request = ApplyRequest(changes=provider_changes, world=_world_after(provider_changes, resources))
@@ -115,9 +116,9 @@ def apply_plan(
             now = time.monotonic()
             if unwritten_since is None:
                 unwritten_since = now
-            if now - unwritten_since >= checkpoint_seconds:
+            if now - unwritten_since >= interval.seconds:
                 state = state.with_resources(resources, serial=state.serial + 1)
-                store.write(state)
+                interval.time(store.write, state)
                 unwritten_since = None
     except KeyboardInterrupt:
         # Keep what finished; the rest stays pending for the next run to redo.
@@ -131,6 +132,23 @@ def apply_plan(
     state = state.with_resources(resources, serial=state.serial + 1, interrupted=None)
     store.write(state)
     return ApplyOutcome(state, results)
+
+
+class _Interval:
+    """The time between checkpoints: `checkpoint_seconds`, or longer where writing the state takes
+    long (a large fleet's state, a distant database), so that writing the state takes at most a
+    fifth of an apply's time, not most of it."""
+
+    SHARE = 4  # an interval at least this many times the last write
+
+    def __init__(self, seconds: float) -> None:
+        self.least = self.seconds = seconds
+
+    def time(self, write: Callable[[State], None], state: State) -> None:
+        started = time.monotonic()
+        write(state)
+        if self.least > 0:  # 0: after every result, however long a write takes
+            self.seconds = max(self.least, self.SHARE * (time.monotonic() - started))
 
 
 _clock: list = [None, ""]  # the second it is and its text: a large apply records thousands a second

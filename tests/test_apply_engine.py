@@ -193,6 +193,33 @@ def test_a_burst_of_results_is_written_once_and_a_result_waits_at_most_one_inter
     assert [r.pending for r in sorted(store.writes[1].resources, key=lambda r: r.address)] == [None, None, None]
 
 
+def test_checkpoints_are_further_apart_when_writing_the_state_takes_long(monkeypatch) -> None:
+    import skyplan.apply as engine
+
+    clock = [100.0]
+    monkeypatch.setattr(engine.time, "monotonic", lambda: clock[0])
+
+    class SlowStore(MemoryStateStore):
+        def write(self, state):
+            clock[0] += 0.5  # a state that takes half a second to write
+            super().write(state)
+
+    def trickle(request):
+        for address in ADDRESSES:
+            clock[0] += 0.6  # a result every 0.6 s: the third comes 1.2 s after the first
+            yield _ok(address)
+
+    store = SlowStore()
+    apply_plan(PLAN, None, store, FakeProvider(trickle), checkpoint_seconds=1.0)
+    # With writes of 0.5 s, checkpoints are 2 s apart: the three results (1.2 s) are written by
+    # the final write alone, after the intent. At a 1 s interval the third would have been a checkpoint.
+    assert len(store.writes) == 2
+    monkeypatch.setattr(engine._Interval, "SHARE", 0)
+    store = SlowStore()
+    apply_plan(PLAN, None, store, FakeProvider(trickle), checkpoint_seconds=1.0)
+    assert len(store.writes) == 3
+
+
 def test_the_request_is_in_dependency_order_with_the_world_after() -> None:
     provider = FakeProvider(lambda request: map(_ok, ADDRESSES))
     apply_plan(PLAN, None, MemoryStateStore(), provider)

@@ -79,6 +79,8 @@ def one_line(change: ResourceChange) -> str:
 
 
 def _change_block(change: ResourceChange, style: Style) -> list[str]:
+    if change.action is Action.CREATE and not change.reason and not change.previous_address:
+        return _create_block(change, style)
     symbol = change.action.value
     colour = _COLOUR[change.action]
     if change.action is Action.NOOP:
@@ -130,6 +132,38 @@ def _change_block(change: ResourceChange, style: Style) -> list[str]:
         lines.append(f"      {symbols[sym]} {name.ljust(width)} = {text}{comment}")
     lines.append("    }")
     return lines
+
+
+def _create_block(change: ResourceChange, style: Style) -> list[str]:
+    # The block of most plans' changes (a fleet's first apply shows 110,000 of them), built
+    # without the general block's bookkeeping: the same lines (tests compare the two).
+    plus = _row_symbols(style)["+"]
+    rows = [(_key_text(key), literal(value)) for key, value in sorted({**(change.after or {}), **change.planned}.items()) if value is not None]
+    rows += [(_key_text(key), KNOWN_AFTER_APPLY) for key in change.after_unknown]
+    rows.sort(key=_first)  # stable, by the name shown, as the general block orders its rows
+    width = max((len(name) for name, _ in rows), default=0)
+    styled = style("+", "green")
+    lines = [f"  # {_text(change.address)} will be created", f"{styled:>{3 + (len(styled) - 1)}} {change.type} \"{_text(change.name)}\" {{"]
+    lines += [f"      {plus} {name.ljust(width)} = {text}" for name, text in rows]
+    lines.append("    }")
+    return lines
+
+
+def _first(row: tuple[str, str]) -> str:
+    return row[0]
+
+
+_KEY_TEXTS: dict[str, str] = {}
+
+
+def _key_text(key: str) -> str:
+    # Attribute names repeat across every block of a plan: escaped once each.
+    found = _KEY_TEXTS.get(key)
+    if found is None:
+        found = _text(key)
+        if len(_KEY_TEXTS) < 1024:  # names a hostile plan file makes up are not all kept
+            _KEY_TEXTS[key] = found
+    return found
 
 
 def _row_order(row: tuple[str, str, str, str]) -> tuple[bool, str]:
