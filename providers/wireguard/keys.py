@@ -24,6 +24,18 @@ def generate() -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+def generate_pair() -> tuple[str, str]:
+    """A new private key and its public key: derived from the key object at hand, which costs
+    as much again as making the key when done later from its text."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+    key = X25519PrivateKey.generate()
+    private = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.b64encode(private).decode("ascii"), base64.b64encode(public).decode("ascii")
+
+
 def public_key(private: str) -> str:
     # Imported here: `skyctl get` loads this module but never needs the library.
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey

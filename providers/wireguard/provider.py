@@ -470,8 +470,9 @@ class WireGuardProvider(Provider):
                 yield ResourceResult(change.address, ok=True) if error is None else ResourceResult.failed(change.address, str(error))
 
         stale_keys: list[Path] = []  # key files of clusters that moved and got a new key
+        new_public: dict[str, str] = {}  # of keys made now: known without deriving them again
         with atomic.kept_folders():  # a key file looked for per cluster, all in one folder
-            private_keys = self._keys_for(request, failed, stale_keys)
+            private_keys = self._keys_for(request, failed, stale_keys, new_public)
         public_keys = gateway_work.keys(request, failed)
 
         pools = {name: view.attributes["address_pool"] for name, view in clusters.items()}
@@ -482,7 +483,7 @@ class WireGuardProvider(Provider):
             computed = dict(view.computed)
             computed["address"] = assigned[name]
             if name in private_keys:
-                computed["public_key"] = keys.public_key(private_keys[name])
+                computed["public_key"] = new_public.get(name) or keys.public_key(private_keys[name])
             elif name in public_keys:
                 computed["public_key"] = public_keys[name]
             elif is_external(view):
@@ -585,12 +586,13 @@ class WireGuardProvider(Provider):
             return ResourceResult.failed(address, *errors, computed=computed)
         return ResourceResult(address, ok=True, computed=computed)
 
-    def _keys_for(self, request: ApplyRequest, failed: dict[str, str], stale_keys: list[Path]) -> dict[str, str]:
+    def _keys_for(self, request: ApplyRequest, failed: dict[str, str], stale_keys: list[Path], new_public: dict[str, str]) -> dict[str, str]:
         """The private key of every cluster this apply creates, updates or replaces.
 
         An existing key file is reused (a retry after a crash never changes keys); new keys are
         written together, before any config that holds them. A moved cluster's key file follows
         it to the new name. A key file that is not the key the state records is never taken.
+        `new_public` receives the public key of each key made now.
         """
         try:
             atomic.remove_leftovers(self.paths.keys, within=self.within(self.paths.keys))
@@ -633,7 +635,7 @@ class WireGuardProvider(Provider):
             if existing is not None:
                 private_keys[name] = existing  # also a key left by an interrupted create: reused
             elif change.action in ("create", "replace"):
-                new[name] = keys.generate()
+                new[name], new_public[name] = keys.generate_pair()
             else:
                 # Only a plan may replace a key, and it says so (-/+): never an update, silently.
                 failed[name] = (

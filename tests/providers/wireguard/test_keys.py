@@ -99,3 +99,11 @@ def test_a_key_file_that_is_not_ascii_is_named_never_quoted(tmp_path):
     with pytest.raises(keys.KeyFileError) as raised:
         keys.read(tmp_path / "a.key", tmp_path)
     assert "secr" not in str(raised.value) and "does not hold a WireGuard private key" in str(raised.value)
+
+
+def test_a_generated_pair_is_a_key_and_its_own_public_key() -> None:
+    pairs = {keys.generate_pair() for _ in range(20)}
+    assert len(pairs) == 20
+    for private, public in pairs:
+        assert keys.is_canonical(private) and keys.is_canonical(public)
+        assert keys.public_key(private) == public
