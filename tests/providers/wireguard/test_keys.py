@@ -106,4 +106,4 @@ def test_a_generated_pair_is_a_key_and_its_own_public_key() -> None:
     assert len(pairs) == 20
     for private, public in pairs:
         assert keys.is_canonical(private) and keys.is_canonical(public)
-        assert keys.public_key(private) == public
+        assert keys.public_key(private) == public == wg("pubkey", input=private)
