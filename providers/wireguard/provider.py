@@ -84,10 +84,10 @@ class WireGuardProvider(Provider):
 
     def config_path(self, cluster: ResourceView) -> Path:
         attributes = cluster.attributes
-        return _output_base(self.paths.root, attributes["output_dir"]) / cluster.name / f"{attributes['interface']}.conf"
+        return _config_path(self.paths.root, attributes["output_dir"], cluster.name, attributes["interface"])
 
     def key_path(self, name: str) -> Path:
-        return self.paths.keys / f"{name}.key"
+        return _key_path(self.paths.data, name)
 
     def within(self, path: Path) -> Path:
         """The folder that config or key file `path` is reached from, following no symlink below it:
@@ -1163,6 +1163,18 @@ def _world_before(request: ApplyRequest) -> dict[str, ResourceView]:
 
 
 @lru_cache(maxsize=64)
+# Paths are asked for several times per cluster (read, write, messages) and pathlib builds each
+# anew: remembered, for the 10,000 clusters of a large fleet.
+@lru_cache(maxsize=1 << 16)
+def _config_path(root: Path, output_dir: str, name: str, interface: str) -> Path:
+    return _output_base(root, output_dir) / name / f"{interface}.conf"
+
+
+@lru_cache(maxsize=1 << 16)
+def _key_path(data: Path, name: str) -> Path:
+    return data / "keys" / f"{name}.key"
+
+
 def _output_base(root: Path, output_dir: str) -> Path:
     # Normalised, as atomic.py reaches files: `a/../b` is `b`, whatever `a` is.
     return Path(os.path.normpath(root / output_dir))
