@@ -2,9 +2,9 @@
 
 Crash safety comes from write-ahead intent. Before the provider acts, the state marks every
 resource it is about to touch as `pending` (as Pulumi records pending operations). Results are
-written as they arrive, each within a checkpoint interval of the next result (at most one state
-write per interval), and a last write at the end: the burst of results that ends a large local
-apply is written once, not once more at its first result. A run killed at any point leaves either the old state or a state whose pending marks
+written as they arrive, at most one state write per checkpoint interval (which grows with the
+time a write takes, so that a large fleet's state is not being rewritten most of the time), and a
+last write at the end. A run killed at any point leaves either the old state or a state whose pending marks
 tell the next plan exactly what to redo; providers act idempotently, so redoing converges.
 """
 
@@ -105,7 +105,6 @@ def apply_plan(
         if on_result is not None:
             on_result(change, result)
 
-    unwritten_since = None  # when the oldest result not yet in a written state arrived
     unreported = "the provider reported no result"
     try:
         for result in provider.apply(request):
@@ -113,13 +112,11 @@ def apply_plan(
             if change is None or change.address in reported:
                 continue  # not asked for, or already answered: the first answer stands
             take(change, result)
-            now = time.monotonic()
-            if unwritten_since is None:
-                unwritten_since = now
-            if now - unwritten_since >= interval.seconds:
+            # A result that comes an interval after the last write is written at once: while a
+            # slow provider works on the next change, what it finished is already on disk.
+            if time.monotonic() - interval.last_write >= interval.seconds:
                 state = state.with_resources(resources, serial=state.serial + 1)
                 interval.time(store.write, state)
-                unwritten_since = None
     except KeyboardInterrupt:
         # Keep what finished; the rest stays pending for the next run to redo.
         store.write(state.with_resources(resources, serial=state.serial + 1))
@@ -143,12 +140,14 @@ class _Interval:
 
     def __init__(self, seconds: float) -> None:
         self.least = self.seconds = seconds
+        self.last_write = time.monotonic()
 
     def time(self, write: Callable[[State], None], state: State) -> None:
         started = time.monotonic()
         write(state)
+        self.last_write = time.monotonic()
         if self.least > 0:  # 0: after every result, however long a write takes
-            self.seconds = max(self.least, self.SHARE * (time.monotonic() - started))
+            self.seconds = max(self.least, self.SHARE * (self.last_write - started))
 
 
 _clock: list = [None, ""]  # the second it is and its text: a large apply records thousands a second

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import fnmatch
 import os
+import re
 import secrets
 import stat
 import threading
@@ -440,11 +441,13 @@ class Batch:
                 staged.append((path, self._folders[head][1][0], temporary, name))
             else:
                 failures[path] = temporary
-        whole = len(staged) >= SYNCFS_FROM and _syncfs(staged[0][1])
-        if not whole:
-            for (path, _, _, _), error in zip(staged, self._pool.map(_sync_staged, staged)):
-                if error is not None:
-                    failures[path] = error
+        # Each file system once (an output_dir may be a mount of its own), or each file.
+        devices = _devices({parent for _, parent, _, _ in staged}) if len(staged) >= SYNCFS_FROM else {}
+        whole = {device for device, fd in _one_folder_each(devices).items() if _syncfs(fd)}
+        alone = [item for item in staged if devices.get(item[1]) not in whole]
+        for (path, _, _, _), error in zip(alone, self._pool.map(_sync_staged, alone)):
+            if error is not None:
+                failures[path] = error
         touched = set()
         for path, parent, temporary, name in staged:
             if path in failures:
@@ -456,8 +459,9 @@ class Batch:
             except (OSError, UnsafePathError) as exc:
                 failures[path] = exc
         self._jobs = []
-        if not (whole and _syncfs(staged[0][1])):
-            list(self._pool.map(os.fsync, touched))
+        touched_devices = {fd: devices[fd] for fd in touched if devices.get(fd) in whole}
+        synced_again = {device for device, fd in _one_folder_each(touched_devices).items() if _syncfs(fd)}
+        list(self._pool.map(os.fsync, [fd for fd in touched if devices.get(fd) not in synced_again]))
         return failures
 
     def close(self) -> None:
@@ -475,6 +479,16 @@ class Batch:
 SYNCFS_FROM = 16  # files in one batch from which one syncfs is cheaper than a fsync each
 
 
+def _devices(folders: set[int]) -> dict[int, int]:
+    """The file system (st_dev) of each folder descriptor."""
+    return {fd: os.fstat(fd).st_dev for fd in folders}
+
+
+def _one_folder_each(devices: dict[int, int]) -> dict[int, int]:
+    """One folder descriptor per file system: st_dev -> fd."""
+    return {device: fd for fd, device in sorted(devices.items())}
+
+
 def _syncfs(fd: int) -> bool:
     """syncfs(2) of the file system holding `fd`; False when it is not there or fails (then the
     caller syncs file by file, which reports the error where it belongs)."""
@@ -484,7 +498,10 @@ def _syncfs(fd: int) -> bool:
 
 @lru_cache(maxsize=1)
 def _syncfs_call():
-    # Python has no os.syncfs; glibc has had it since 2.14 (Linux 2.6.39).
+    # Python has no os.syncfs; glibc has had it since 2.14. Before Linux 5.8 syncfs returns 0
+    # even when writing some data back failed, which a fsync would report: not used there.
+    if _kernel_version() < (5, 8):
+        return None
     import ctypes
 
     try:
@@ -493,10 +510,18 @@ def _syncfs_call():
         return None
 
 
+def _kernel_version() -> tuple[int, int]:
+    if not hasattr(os, "uname") or os.uname().sysname != "Linux":
+        return (0, 0)
+    found = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
 def _sync_staged(item: tuple[Path, int, str, str]) -> OSError | None:
     path, parent, temporary, _ = item
     try:
-        fd = os.open(temporary, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        # O_NONBLOCK: a FIFO swapped in for the temporary must not hang the run; fsync refuses it.
+        fd = os.open(temporary, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent)
         try:
             os.fsync(fd)
         finally:

@@ -169,28 +169,24 @@ def test_results_are_checkpointed_as_they_arrive() -> None:
     assert [w.serial for w in store.writes] == sorted({w.serial for w in store.writes})
 
 
-def test_a_burst_of_results_is_written_once_and_a_result_waits_at_most_one_interval(monkeypatch) -> None:
+def test_what_a_slow_provider_finished_is_on_disk_while_it_works_on_the_next(monkeypatch) -> None:
     import skyplan.apply as engine
 
     clock = [100.0]
     monkeypatch.setattr(engine.time, "monotonic", lambda: clock[0])
+    store = MemoryStateStore()
+    on_disk_before = {}
 
-    def burst(request):
-        clock[0] += 5.0  # the provider worked for a while, then every result comes at once
-        yield from map(_ok, ADDRESSES)
-
-    _, store, _ = _run(burst)
-    assert len(store.writes) == 2  # the intent and the final state: no checkpoint of one result
-
-    def trickle(request):
-        for address, arrives in zip(ADDRESSES, (0.0, 0.5, 1.2)):
-            clock[0] = 200.0 + arrives
+    def slow(request):
+        for address in ADDRESSES:
+            clock[0] += 5.0  # each change takes 5 s (a gateway, a reload)
+            on_disk_before[address] = {r.address: r.pending for r in store.writes[-1].resources}
             yield _ok(address)
 
-    _, store, _ = _run(trickle)
-    # The first result has waited 1.2 s when the third arrives: both are written then.
-    assert len(store.writes) == 3
-    assert [r.pending for r in sorted(store.writes[1].resources, key=lambda r: r.address)] == [None, None, None]
+    apply_plan(PLAN, None, store, FakeProvider(slow))
+    # While the provider worked on the link, both clusters were recorded done (not pending).
+    assert on_disk_before["link.ab"] == {"cluster.a": None, "cluster.b": None, "link.ab": "create"}
+    assert len(store.writes) == 1 + len(ADDRESSES) + 1
 
 
 def test_checkpoints_are_further_apart_when_writing_the_state_takes_long(monkeypatch) -> None:

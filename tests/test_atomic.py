@@ -333,3 +333,33 @@ def test_kept_folders_keep_at_most_their_limit_open(root, monkeypatch):
         assert [atomic.read_bytes(root / f"c{i}" / "f", root) for i in range(10)] == [b"%d" % i for i in range(10)]
         assert len(os.listdir("/proc/self/fd")) <= opened + 4
     assert len(os.listdir("/proc/self/fd")) == opened
+
+
+def test_a_batch_across_file_systems_syncs_each_of_them(root, monkeypatch):
+    synced = []
+    atomic._syncfs_call.cache_clear()
+    monkeypatch.setattr(atomic, "_syncfs_call", lambda: lambda fd: synced.append(devices[fd]) or 0)
+    real_devices = atomic._devices
+    devices: dict[int, int] = {}
+
+    def two_file_systems(folders):
+        found = real_devices(folders)
+        # Every other folder on a second file system, as an output_dir that is a mount would be.
+        devices.update({fd: i % 2 for i, fd in enumerate(sorted(found))})
+        return dict(devices)
+
+    monkeypatch.setattr(atomic, "_devices", two_file_systems)
+    with atomic.Batch(root) as batch:
+        for i in range(atomic.SYNCFS_FROM):
+            batch.add(root / f"c{i}" / "wgsky0.conf", b"x", 0o600, folder_mode=0o700)
+        assert batch.commit() == {}
+    assert sorted(synced) == [0, 0, 1, 1]  # each file system before the renames and after
+
+
+def test_syncfs_is_not_trusted_on_kernels_that_do_not_report_its_errors(monkeypatch):
+    atomic._syncfs_call.cache_clear()
+    monkeypatch.setattr(atomic, "_kernel_version", lambda: (5, 4))
+    try:
+        assert atomic._syncfs_call() is None
+    finally:
+        atomic._syncfs_call.cache_clear()

@@ -16,7 +16,7 @@ def literal(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, str):
-        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        if type(value) is str and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
             return f'"{value}"'  # what json.dumps gives for it, without its call: plans show thousands
         return json.dumps(value)
     if isinstance(value, list):
