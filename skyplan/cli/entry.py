@@ -12,8 +12,26 @@ def _tune_collector() -> None:
     gc.set_threshold(200_000, 20, 20)
 
 
+def _allow_open_files() -> None:
+    # An apply writes a config per cluster and keeps each cluster's folder open from staging to
+    # commit (skyplan/atomic.py Batch): a fleet of 10,000 clusters needs more descriptors than
+    # the common soft limit of 1,024. The hard limit is the system's word; up to it is ours.
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1 << 16 if hard == resource.RLIM_INFINITY else min(hard, 1 << 16)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            pass  # as it was: the files beyond the limit fail, each with its reason
+
+
 def skyplan() -> None:
     _tune_collector()
+    _allow_open_files()
     from skyplan.cli.skyplan_cmd import main
 
     main(prog_name="skyplan")
@@ -21,6 +39,7 @@ def skyplan() -> None:
 
 def skyctl() -> None:
     _tune_collector()
+    _allow_open_files()
     from skyplan.cli.skyctl_cmd import main
 
     main(prog_name="skyctl")
