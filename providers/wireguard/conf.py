@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 from functools import lru_cache
 
 from skyplan_wireguard import keys
@@ -16,8 +17,10 @@ from skyplan_wireguard import keys
 PSK_PLACEHOLDER = "A" * 43 + "="
 
 
-@dataclass(frozen=True)
-class PeerConf:
+class PeerConf(NamedTuple):
+    """One [Peer] section. A named tuple, not a dataclass: a full mesh of 200 clusters makes
+    39,800 of them per apply, and a frozen dataclass costs ten times as much to build."""
+
     cluster: str
     links: tuple[str, ...]
     public_key: str

@@ -298,7 +298,7 @@ def masked_render(cluster_conf: conf.ClusterConf) -> str:
     """`cluster_conf` rendered as a gateway's file reads through inspect: no PrivateKey line and
     every PresharedKey "(hidden)", whatever the key's value (known, or PSK_PLACEHOLDER)."""
     peers = tuple(
-        replace(peer, preshared_key=_HIDDEN_STAND_IN) if peer.preshared_key is not None else peer for peer in cluster_conf.peers
+        peer._replace(preshared_key=_HIDDEN_STAND_IN) if peer.preshared_key is not None else peer for peer in cluster_conf.peers
     )
     text = conf.render(replace(cluster_conf, peers=peers), None)
     if _PSK_LINE not in text:

@@ -140,7 +140,7 @@ def test_a_key_replaced_on_the_host_stops_the_plan_unless_a_replace_was_under_wa
 # -- preshared keys: compared by presence, on the running interface and in the file ------------------------
 
 # b's peering wants a preshared key (its value is not at hand on refresh: the stand-in).
-WITH_PSK = replace(EXPECTED, peers=(replace(PEERS[0], preshared_key=conf.PSK_PLACEHOLDER), PEERS[1]))
+WITH_PSK = replace(EXPECTED, peers=(PEERS[0]._replace(preshared_key=conf.PSK_PLACEHOLDER), PEERS[1]))
 HIDDEN_FILE = gateways.masked_render(WITH_PSK)  # what inspect shows of the file as written
 PSK_APPLIED = replace(
     AS_APPLIED,
@@ -178,7 +178,7 @@ def test_preshared_key_presence(case):
 
 
 def test_the_file_as_the_host_shows_it_hides_every_preshared_key_whatever_its_value():
-    known = replace(WITH_PSK, peers=(replace(WITH_PSK.peers[0], preshared_key=keys.generate()), PEERS[1]))
+    known = replace(WITH_PSK, peers=(WITH_PSK.peers[0]._replace(preshared_key=keys.generate()), PEERS[1]))
     assert gateways.masked_render(known) == gateways.masked_render(WITH_PSK) == HIDDEN_FILE
     assert HIDDEN_FILE.count("PresharedKey = (hidden)\n") == 1 and conf.PSK_PLACEHOLDER not in HIDDEN_FILE
     assert gateways.masked_render(EXPECTED) == conf.render(EXPECTED, None)
@@ -188,7 +188,7 @@ def test_the_file_as_the_host_shows_it_hides_every_preshared_key_whatever_its_va
 
 HUB = replace(EXPECTED, forward=True)
 HUB_APPLIED = replace(AS_APPLIED, config_text=conf.render(HUB, None), forwarding=Forwarding(True, False))
-IPV6_HUB = replace(HUB, peers=(replace(PEERS[0], allowed_ips=("100.96.0.2/32", "fd00:2::/64")), PEERS[1]))
+IPV6_HUB = replace(HUB, peers=(PEERS[0]._replace(allowed_ips=("100.96.0.2/32", "fd00:2::/64")), PEERS[1]))
 
 # (expected conf, what the gateway shows) -> the interface's drift: {key: (field, found)}
 FORWARD_CASES = {
@@ -229,7 +229,7 @@ def test_forwarded_versions_follow_the_hubs_postup_line():
 
 
 def test_a_nat_d_peer_has_no_endpoint_and_wherever_it_dials_from_is_no_drift():
-    behind_nat = replace(EXPECTED, peers=(replace(PEERS[0], endpoint=None), PEERS[1]))
+    behind_nat = replace(EXPECTED, peers=(PEERS[0]._replace(endpoint=None), PEERS[1]))
     dialled_in = {**AS_APPLIED.peers, B_KEY: replace(AS_APPLIED.peers[B_KEY], endpoint="198.51.100.7:40123")}
     live = replace(AS_APPLIED, config_text=conf.render(behind_nat, None), peers=dialled_in)
     assert "Endpoint = 192.0.2.2" not in live.config_text
