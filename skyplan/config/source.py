@@ -115,38 +115,200 @@ def parse(text: str, path: Path, display: str, *, yaml: Any = None) -> Source:
         raise _fail(display, f"YAML: {str(exc).splitlines()[0]}") from None
     except RecursionError:
         raise _fail(display, f"YAML: {_TOO_DEEP}") from None
+    except AssertionError as exc:  # ruamel asserts on some directives (`%YAML 1.29`)
+        raise _fail(display, f"YAML: {str(exc).splitlines()[0] if str(exc) else 'invalid YAML'}") from None
     return source
 
 
 def parse_fast(text: str, path: Path, display: str) -> Source | None:
-    """Plain data through libyaml, without positions: None at the first sign of trouble.
+    """Plain data straight from libyaml's events, without positions: None at the first sign of trouble.
 
     Valid files, the common case, load several times faster this way; anything this path does
-    not accept is parsed again by `parse`, which keeps positions for the messages.
+    not accept is parsed again by `parse`, which keeps positions for the messages. What it
+    accepts, it reads exactly as `parse` does (tests/config/test_fast_path.py compares the two
+    over every file and case of the suite).
     """
-    from ruamel.yaml import YAML
-
     if "\x00" in text or "%YAML" in text:
         return None  # odd bytes and version directives: leave them to the careful path
     if "\\u" in text or "\\U" in text or (not text.isascii() and SURROGATE.search(text)):
         return None  # what may hold a lone surrogate is checked, with positions, on the careful path
+    if "\t" in text:
+        return None  # libyaml takes tabs where ruamel's scanner refuses them (`key:\tvalue`)
     try:
-        yaml = YAML(typ="safe", pure=False)
-        yaml.Resolver = _yaml12_resolver()
-        yaml.allow_duplicate_keys = False
-        documents = list(yaml.load_all(text))
-    except Exception:  # noqa: BLE001 - every failure is reported by the slow path instead
+        documents = _FastBuilder(text).documents()
+    except Exception:  # noqa: BLE001 - every failure, libyaml's included, is reported by the slow path instead
+        return None
+    if documents is None:
         return None
     source = Source(path=path, display=display)
-    for index, data in enumerate(documents):
-        try:
-            _check_expansion(data, display, (1, 1))
-        except ConfigError:
-            return None
-        if not _is_plain(data, 0):
-            return None
-        source.documents.append(Document(index, data, None, (1, 1)))
+    source.documents = [Document(index, data, None, (1, 1)) for index, data in enumerate(documents)]
     return source
+
+
+class _Decline(Exception):
+    """The fast path leaves this input to `parse`."""
+
+
+class _FastBuilder:
+    """Plain dicts, lists and scalars from libyaml's event stream, refusing what is unusual.
+
+    ruamel's pure-Python composer and constructor cost most of loading a large file; links.yaml
+    uses a small part of YAML, which is built here directly: untagged scalars resolved with
+    ruamel's own YAML 1.2 patterns and constructors, mappings with string keys, lists, and
+    aliases to finished nodes. Anything else (a tag, a %TAG directive, a duplicate or non-string
+    key, a merge key `<<`, a timestamp, nesting beyond MAX_DEPTH, an integer beyond 64 bits, a
+    reused anchor, more than MAX_EXPANDED_NODES values) declines, and `parse` decides.
+    """
+
+    def __init__(self, text: str):
+        import _ruamel_yaml  # ruamel.yaml.clib: libyaml's parser, a dependency of ruamel.yaml's C loader
+
+        self._text = text
+        self._events = _ruamel_yaml.CParser(text)
+        self._scalars: dict[str, Any] = {}  # plain scalar text -> its value: most repeat (keys, names)
+        resolver, self._construct = _yaml12_scalars()
+        self._patterns = resolver.versioned_resolver
+
+    def documents(self) -> list[Any] | None:
+        from ruamel.yaml import events as ev
+
+        get = self._events.get_event
+        try:
+            found = []
+            event = get()  # StreamStartEvent
+            while True:
+                event = get()
+                if type(event) is ev.StreamEndEvent:
+                    return found
+                if event.version is not None or event.tags:  # DocumentStartEvent: %YAML, %TAG
+                    return None
+                found.append(self._document(get, ev))
+        except _Decline:
+            return None
+        finally:
+            self._events.dispose()
+
+    def _document(self, get: Any, ev: Any) -> Any:
+        """One document's data; leaves the DocumentEndEvent consumed."""
+        scalar_event, alias_event = ev.ScalarEvent, ev.AliasEvent
+        mapping_start, sequence_start = ev.MappingStartEvent, ev.SequenceStartEvent
+        scalars, resolve = self._scalars, self._resolve
+        anchors: dict[str, Any] = {}
+        open_ids: set[int] = set()  # collections not yet closed: an alias to one is recursive
+        stack: list[Any] = []  # the open collections, innermost last
+        keys: list[Any] = []  # per open collection: the mapping key awaiting its value, or _KEY
+        nodes = 0
+        aliased = False
+        root: Any = None
+        while True:
+            event = get()
+            kind = type(event)
+            if kind is scalar_event:
+                if event.tag is not None:
+                    raise _Decline
+                if event.implicit[0]:  # plain: resolved by its text
+                    value = scalars.get(event.value, _KEY)
+                    if value is _KEY:
+                        value = scalars[event.value] = resolve(event.value)
+                else:  # quoted, literal or folded: a string whatever it says
+                    value = event.value
+                    if event.style in _BLOCK and not self._plain_header(event.start_mark.index):
+                        raise _Decline
+                container = None
+            elif kind is mapping_start or kind is sequence_start:
+                if event.tag is not None:
+                    raise _Decline
+                value = container = {} if kind is mapping_start else []
+            elif kind is alias_event:
+                if event.anchor not in anchors or not self._whole_name(event.start_mark.index, "*", event.anchor):
+                    raise _Decline  # undefined: the careful path names it
+                value = anchors[event.anchor]
+                if id(value) in open_ids:
+                    raise _Decline  # inside its own anchor: recursive
+                aliased = True
+                container = None
+            elif kind is ev.MappingEndEvent or kind is ev.SequenceEndEvent:
+                open_ids.discard(id(stack.pop()))
+                keys.pop()
+                continue
+            else:  # DocumentEndEvent: libyaml sends nothing else inside a document
+                if aliased:
+                    _check_expansion(root, "", (1, 1))  # a ConfigError declines, as any exception
+                return root
+            nodes += 1
+            if nodes > MAX_EXPANDED_NODES or len(stack) > MAX_DEPTH:
+                raise _Decline
+            anchor = getattr(event, "anchor", None) if kind is not alias_event else None
+            if anchor is not None:
+                if anchor in anchors or not self._whole_name(event.start_mark.index, "&", anchor):
+                    raise _Decline  # reused (ruamel warns about it), or read differently
+                anchors[anchor] = value
+            if not stack:
+                root = value
+            else:
+                parent = stack[-1]
+                if type(parent) is list:
+                    parent.append(value)
+                elif keys[-1] is _KEY:  # this node is a key
+                    if type(value) is not str or value in parent:
+                        raise _Decline  # a non-string key (a merge key `<<` too) or a duplicate
+                    keys[-1] = value
+                else:
+                    parent[keys[-1]] = value
+                    keys[-1] = _KEY
+            if container is not None:
+                stack.append(container)
+                keys.append(_KEY)
+                open_ids.add(id(container))
+
+    def _whole_name(self, index: int, indicator: str, name: str) -> bool:
+        # libyaml ends an anchor's name at the first character not in [-_0-9A-Za-z], ruamel only
+        # at a space or a flow indicator (`&x:a` is anchor 'x' to one, 'x:a' to the other).
+        end = index + 1 + len(name)
+        text = self._text
+        return text.startswith(indicator + name, index) and (end == len(text) or text[end] in " \r\n,[]{}")
+
+    def _plain_header(self, index: int) -> bool:
+        # libyaml takes a block scalar header that ruamel refuses (`|#comment`).
+        end = self._text.find("\n", index)
+        return _BLOCK_HEADER.match(self._text, index, len(self._text) if end < 0 else end) is not None
+
+    def _resolve(self, text: str) -> Any:
+        """A plain scalar's value, as ruamel's YAML 1.2 resolver and safe constructor make it."""
+        for tag, pattern in self._patterns.get(text[0] if text else "", ()):
+            if pattern.match(text):
+                break
+        else:
+            return text
+        if tag not in _CONSTRUCTED:
+            raise _Decline  # timestamps, merge keys, `=`: rare in links.yaml, and typed apart by `parse`
+        value = self._construct(tag, text)
+        if type(value) is int and not -(2**63) <= value < 2**63:
+            raise _Decline  # beyond 64 bits: refused, with its position, by `parse`
+        return value
+
+
+_BLOCK = ("|", ">")
+_BLOCK_HEADER = re.compile(r"[|>][-+1-9]{0,2}(?: +(?:#.*)?)?\r?$")
+_KEY = object()  # marks "the next node is a key" (and a cache miss)
+_CONSTRUCTED = {f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float")}
+
+
+@lru_cache(maxsize=1)
+def _yaml12_scalars() -> tuple[Any, Any]:
+    """ruamel's YAML 1.2 resolver, and a function making a plain scalar's value as ruamel's safe
+    constructor does: its own patterns and code, so both paths read `0o17` or `.inf` alike."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.nodes import ScalarNode
+
+    yaml = YAML(typ="safe", pure=False)
+    yaml.Resolver = _yaml12_resolver()
+    constructor = yaml.constructor
+
+    def construct(tag: str, text: str) -> Any:
+        return constructor.construct_non_recursive_object(ScalarNode(tag, text))
+
+    return yaml.resolver, construct
 
 
 @lru_cache(maxsize=1)
@@ -182,18 +344,6 @@ def _yaml12_resolver() -> type:
             return self.DEFAULT_SCALAR_TAG
 
     return Yaml12Resolver
-
-
-def _is_plain(node: Any, depth: int) -> bool:
-    if depth > MAX_DEPTH:
-        return False
-    if isinstance(node, dict):
-        return all(isinstance(k, str) and _is_plain(v, depth + 1) for k, v in node.items())
-    if isinstance(node, list):
-        return all(_is_plain(v, depth + 1) for v in node)
-    if isinstance(node, int) and not isinstance(node, bool):
-        return -(2**63) <= node < 2**63  # beyond 64 bits: refused, with its position, by `parse`
-    return node is None or isinstance(node, str | float | bool | datetime.date)
 
 
 def _depth_limited_scanner() -> type:
