@@ -19,6 +19,7 @@ MAX_EXPANDED_NODES = 2_000_000
 MAX_DEPTH = 64
 # A lone surrogate: not a character, and not encodable in UTF-8 (state, plans and paths are).
 SURROGATE = re.compile(r"[\ud800-\udfff]")
+_NOT_FAST = re.compile(r"[\ud800-\udfff\x85\u2028\u2029\ufeff]")
 _TOO_DEEP = f"nested too deeply (more than {MAX_DEPTH} levels)"
 
 Position = tuple[int, int]
@@ -117,6 +118,13 @@ def parse(text: str, path: Path, display: str, *, yaml: Any = None) -> Source:
         raise _fail(display, f"YAML: {_TOO_DEEP}") from None
     except AssertionError as exc:  # ruamel asserts on some directives (`%YAML 1.29`)
         raise _fail(display, f"YAML: {str(exc).splitlines()[0] if str(exc) else 'invalid YAML'}") from None
+    except KeyError:  # and looks up rules for a version it read but does not know
+        raise _fail(display, "YAML: unsupported %YAML version; skyplan reads YAML 1.1 and 1.2") from None
+    except NotImplementedError:  # ruamel gives up on some comments ("overlap in comment")
+        raise _fail(
+            display,
+            "YAML: cannot read a comment between a key and its value on the next line, before blank lines; move the comment",
+        ) from None
     return source
 
 
@@ -130,10 +138,14 @@ def parse_fast(text: str, path: Path, display: str) -> Source | None:
     """
     if "\x00" in text or "%YAML" in text:
         return None  # odd bytes and version directives: leave them to the careful path
-    if "\\u" in text or "\\U" in text or (not text.isascii() and SURROGATE.search(text)):
-        return None  # what may hold a lone surrogate is checked, with positions, on the careful path
-    if "\t" in text:
-        return None  # libyaml takes tabs where ruamel's scanner refuses them (`key:\tvalue`)
+    if "\\u" in text or "\\U" in text or (not text.isascii() and _NOT_FAST.search(text)):
+        # What may hold a lone surrogate is checked, with positions, on the careful path; and
+        # libyaml takes NEL, LS, PS (YAML 1.1's line breaks) and a BOM where ruamel does not.
+        return None
+    if "\t" in text or text.startswith("...") or "\n..." in text:
+        # libyaml takes tabs where ruamel's scanner refuses them (`key:\tvalue`), and a document
+        # end marker (`...`) where no document is open.
+        return None
     try:
         documents = _FastBuilder(text).documents()
     except Exception:  # noqa: BLE001 - every failure, libyaml's included, is reported by the slow path instead
@@ -210,10 +222,12 @@ class _FastBuilder:
                     value = scalars.get(event.value, _KEY)
                     if value is _KEY:
                         value = scalars[event.value] = resolve(event.value)
-                else:  # quoted, literal or folded: a string whatever it says
+                elif event.style in _BLOCK:
+                    # libyaml and ruamel disagree on some block scalars (`|#c`, a first line
+                    # indented less than a blank one before it); no setting is multi-line text.
+                    raise _Decline
+                else:  # quoted: a string whatever it says
                     value = event.value
-                    if event.style in _BLOCK and not self._plain_header(event.start_mark.index):
-                        raise _Decline
                 container = None
             elif kind is mapping_start or kind is sequence_start:
                 if event.tag is not None:
@@ -268,11 +282,6 @@ class _FastBuilder:
         text = self._text
         return text.startswith(indicator + name, index) and (end == len(text) or text[end] in " \r\n,[]{}")
 
-    def _plain_header(self, index: int) -> bool:
-        # libyaml takes a block scalar header that ruamel refuses (`|#comment`).
-        end = self._text.find("\n", index)
-        return _BLOCK_HEADER.match(self._text, index, len(self._text) if end < 0 else end) is not None
-
     def _resolve(self, text: str) -> Any:
         """A plain scalar's value, as ruamel's YAML 1.2 resolver and safe constructor make it."""
         for tag, pattern in self._patterns.get(text[0] if text else "", ()):
@@ -289,7 +298,6 @@ class _FastBuilder:
 
 
 _BLOCK = ("|", ">")
-_BLOCK_HEADER = re.compile(r"[|>][-+1-9]{0,2}(?: +(?:#.*)?)?\r?$")
 _KEY = object()  # marks "the next node is a key" (and a cache miss)
 _CONSTRUCTED = {f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float")}
 
@@ -416,7 +424,7 @@ def _reporting_constructor() -> type:
         def construct_non_recursive_object(self, node: Any, tag: Any = None) -> Any:
             try:
                 data = super().construct_non_recursive_object(node, tag)
-            except (ValueError, OverflowError, KeyError):
+            except (ValueError, OverflowError, KeyError, IndexError):  # IndexError: an empty `!!int`
                 raise self._unreadable(node, tag, "") from None
             if isinstance(data, int) and data.bit_length() > 64:
                 raise self._unreadable(node, tag, ": more than 64 bits")
@@ -480,6 +488,7 @@ def _check_expansion(tree: Any, display: str, position: Position) -> None:
 
 
 def _plain(node: Any, depth: int, display: str, position: Position) -> Any:
+    from ruamel.yaml.scalarbool import ScalarBoolean
     if depth > MAX_DEPTH:
         raise ConfigError([Diagnostic(f"YAML: {_TOO_DEEP}").located(display, position)])
     if isinstance(node, dict):
@@ -490,6 +499,8 @@ def _plain(node: Any, depth: int, display: str, position: Position) -> Any:
         return [_plain(v, depth + 1, display, here) for v in node]
     if isinstance(node, bool) or node is None:
         return node
+    if isinstance(node, ScalarBoolean):  # an anchored `&a true`: ruamel's int subclass
+        return bool(node)
     if isinstance(node, int):
         return int(node)
     if isinstance(node, float):
