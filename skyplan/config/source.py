@@ -133,7 +133,7 @@ def parse_fast(text: str, path: Path, display: str) -> Source | None:
 
     Valid files, the common case, load several times faster this way; anything this path does
     not accept is parsed again by `parse`, which keeps positions for the messages. What it
-    accepts, it reads exactly as `parse` does (tests/config/test_fast_path.py compares the two
+    accepts, it reads exactly as `parse` does (tests/config/test_fast_parity.py compares the two
     over every file and case of the suite).
     """
     if "\x00" in text or "%YAML" in text:
@@ -252,7 +252,7 @@ class _FastBuilder:
             nodes += 1
             if nodes > MAX_EXPANDED_NODES or len(stack) > MAX_DEPTH:
                 raise _Decline
-            anchor = getattr(event, "anchor", None) if kind is not alias_event else None
+            anchor = event.anchor if container is not None or kind is scalar_event else None
             if anchor is not None:
                 if anchor in anchors or not self._whole_name(event.start_mark.index, "&", anchor):
                     raise _Decline  # reused (ruamel warns about it), or read differently
