@@ -263,3 +263,61 @@ def test_dates_never_come_through_the_fast_path():
     # The careful path keeps unquoted dates as dates (so type errors name them); the fast one declines.
     assert source.parse_fast("a: 2026-11-24\n", P, "x.yaml") is None
     assert isinstance(source.parse("a: 2026-11-24\n", P, "x.yaml").documents[0].data["a"], datetime.date)
+
+
+# -- whole loads: the same configuration or the same located errors, with or without the fast path --
+
+VALID = """\
+version: 1
+provider: {name: wireguard, output_dir: wireguard, interface: wgsky0, address_pool: 100.64.0.0/10}
+clusters:
+  - {name: a, endpoint: "192.0.2.1:51820", subnets: &nets [10.1.0.0/16]}
+  - name: b
+    endpoint: 192.0.2.2:51820
+    subnets: [10.2.0.0/16]
+links:
+  - {name: ab, source: a, target: b}
+"""
+LOADS = {
+    "valid": VALID,
+    "valid, with an alias": VALID.replace("[10.2.0.0/16]", "[10.2.0.0/16]\n    public_key: null"),
+    "overlap through an alias": VALID.replace("subnets: [10.2.0.0/16]", "subnets: *nets"),
+    "duplicate key": VALID + "links: []\n",
+    "tagged value": VALID.replace("name: ab", "name: !!str ab"),
+    "merge key": VALID.replace("  - name: b\n", "  - <<: {subnets: [10.3.0.0/16]}\n    name: b\n").replace(
+        "    subnets: [10.2.0.0/16]\n", ""),
+    "integer name": VALID.replace("name: ab", "name: 12"),
+    "huge port": VALID.replace(":51820\"", ":" + "9" * 40 + "\""),
+    "date": VALID.replace("name: ab", "name: 2026-01-01"),
+    "bad subnet": VALID.replace("10.2.0.0/16", "10.2.0.1/16"),
+} | {f"attack: {name}": text for name, text in ATTACKS.items()} | {
+    f"case: {case['id']}": case["file"] for case in YAML(typ="safe").load((ROOT / "tests/config/validation_cases.yaml").read_text())
+    if isinstance(case.get("file"), str)
+}
+
+
+def _load(path: Path):
+    from skyplan.config.loader import load_config
+
+    try:
+        loaded = load_config(path, display="links.yaml")
+    except ConfigError as exc:
+        return "refused", [str(d) for d in exc.diagnostics]
+    return "loaded", loaded.config.model_dump(), loaded.settings.model_dump(), [str(d) for d in loaded.diagnostics]
+
+
+def test_a_load_ends_the_same_with_or_without_the_fast_path(tmp_path, monkeypatch):
+    path = tmp_path / "links.yaml"
+    for label, text in LOADS.items():
+        path.write_text(text, errors="surrogatepass")
+        with_fast = _load(path)
+        with monkeypatch.context() as patched:
+            patched.setattr(source, "parse_fast", lambda *args: None)
+            careful = _load(path)
+        assert with_fast == careful, label
+    for label in ("valid", "valid, with an alias", "overlap through an alias"):
+        assert source.parse_fast(LOADS[label], P, "x.yaml") is not None, label  # the fast path was tried
+    path.write_text(LOADS["valid"])
+    assert _load(path)[0] == "loaded"
+    path.write_text(LOADS["overlap through an alias"])
+    assert _load(path)[0] == "refused"  # found by the careful path, with its position
