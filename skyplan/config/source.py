@@ -142,7 +142,7 @@ def parse_fast(text: str, path: Path, display: str) -> Source | None:
         # What may hold a lone surrogate is checked, with positions, on the careful path; and
         # libyaml takes NEL, LS, PS (YAML 1.1's line breaks) and a BOM where ruamel does not.
         return None
-    if "\t" in text or text.startswith("...") or "\n..." in text:
+    if "\t" in text or text.startswith("...") or "\n..." in text or "\r..." in text:
         # libyaml takes tabs where ruamel's scanner refuses them (`key:\tvalue`), and a document
         # end marker (`...`) where no document is open.
         return None

@@ -204,6 +204,8 @@ ATTACKS = {
     "empty documents": "---\n---\n...\n",
     "explicit document end": "a: 1\n...\n---\nb: 2\n",
     "document end without a document": "a: 1\n...\n...\n",
+    "document end without a document, CR": "a: 1\r...\r...\r",
+    "CR line breaks": "a: 1\rb:\r  - x\r",
     "NEL line break": "a: 1\x85b: 2\n",
     "LS line break": "a: 1\u2028b: 2\n",
     "block scalar": "a: |\n  text\n",
@@ -249,7 +251,7 @@ def test_an_alias_shares_no_surprise():
 FRAGMENTS = [
     "a", "b", "'a'", '"a"', "1", "0x1f", "1.5", "true", "null", "~", "", "-", "<<", "2026-01-01", "&x", "*x", "!!str",
     "!t", "[", "]", "{", "}", ",", ":", ": ", "? ", "- ", "\n", "\n  ", "\n    ", " ", "#c", "---", "...", "|", ">",
-    "'", '"', "\\", "é", "\t", "9" * 30, ".inf", "%YAML 1.2", "%TAG ! x:",
+    "'", '"', "\\", "é", "\t", "\r", "\r\n", "9" * 30, ".inf", "%YAML 1.2", "%TAG ! x:",
 ]
 
 
