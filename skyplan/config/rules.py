@@ -241,7 +241,6 @@ def _check_links(
     `dialable`: the clusters with an endpoint; a link needs one end that the other can dial.
     """
     peers: dict[str, dict[str, int]] = defaultdict(dict)
-    pairs: dict[tuple[str, str], int] = {}
     for i, link in enumerate(links):
         source, target = link.source, link.target
         if source not in clusters or target not in clusters or source == target:
@@ -265,9 +264,9 @@ def _check_links(
                     path=("links", i),
                 )
             )
-        pair = (source, target) if source < target else (target, source)  # either way round
-        if pair in pairs:
-            first = links[pairs[pair]].name
+        mine = peers[source]
+        if target in mine:  # joined already, by the link recorded there (either way round)
+            first = links[mine[target]].name
             found.append(
                 Diagnostic(
                     f"links[{i}]: link '{link.name}' joins the same clusters as link '{first}'; "
@@ -277,8 +276,7 @@ def _check_links(
                 )
             )
             continue
-        pairs[pair] = i
-        peers[source][target] = i
+        mine[target] = i
         peers[target][source] = i
     return peers
 
