@@ -305,53 +305,27 @@ _CONSTRUCTED = {f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", 
 @lru_cache(maxsize=1)
 def _yaml12_scalars() -> tuple[Any, Any]:
     """ruamel's YAML 1.2 resolver, and a function making a plain scalar's value as ruamel's safe
-    constructor does: its own patterns and code, so both paths read `0o17` or `.inf` alike."""
+    constructor does: its own patterns and code, so both paths read `0o17` or `.inf` alike.
+
+    `parse_fast` refuses %YAML directives, so the version is always 1.2 there.
+    """
     from ruamel.yaml import YAML
     from ruamel.yaml.nodes import ScalarNode
-
-    yaml = YAML(typ="safe", pure=False)
-    yaml.Resolver = _yaml12_resolver()
-    constructor = yaml.constructor
-
-    def construct(tag: str, text: str) -> Any:
-        return constructor.construct_non_recursive_object(ScalarNode(tag, text))
-
-    return yaml.resolver, construct
-
-
-@lru_cache(maxsize=1)
-def _yaml12_resolver() -> type:
-    """ruamel's YAML 1.2 resolver, minus a version lookup and a Tag object per scalar.
-
-    Those two cost a third of loading a large file; `parse_fast` refuses %YAML directives,
-    so the version is always 1.2 there, and the patterns and results are ruamel's own.
-    """
-    from ruamel.yaml.nodes import ScalarNode
     from ruamel.yaml.resolver import VersionedResolver
-    from ruamel.yaml.tag import Tag
-
-    tags: dict[str, Tag] = {}
 
     class Yaml12Resolver(VersionedResolver):
         @property
         def processing_version(self) -> Any:
             return (1, 2)
 
-        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-            if kind is not ScalarNode or not implicit[0]:
-                return super().resolve(kind, value, implicit)
-            table = self.__dict__.get("_table")
-            if table is None:
-                table = self._table = self.versioned_resolver
-            for tag, pattern in table.get(value[0] if value else "", ()):
-                if pattern.match(value):
-                    found = tags.get(tag)
-                    if found is None:
-                        found = tags[tag] = Tag(suffix=tag)
-                    return found
-            return self.DEFAULT_SCALAR_TAG
+    yaml = YAML(typ="safe", pure=False)
+    yaml.Resolver = Yaml12Resolver
+    constructor = yaml.constructor
 
-    return Yaml12Resolver
+    def construct(tag: str, text: str) -> Any:
+        return constructor.construct_non_recursive_object(ScalarNode(tag, text))
+
+    return yaml.resolver, construct
 
 
 def _depth_limited_scanner() -> type:

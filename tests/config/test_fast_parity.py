@@ -23,6 +23,9 @@ from bench.generate import links_yaml, make_topology
 from skyplan.config import source
 from skyplan.errors import ConfigError
 
+# Some inputs reuse an anchor on purpose; ruamel warns about it on the careful path.
+pytestmark = pytest.mark.filterwarnings("ignore::ruamel.yaml.error.ReusedAnchorWarning")
+
 ROOT = Path(__file__).resolve().parents[2]
 P = Path("x.yaml")
 
