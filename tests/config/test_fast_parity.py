@@ -326,3 +326,28 @@ def test_a_load_ends_the_same_with_or_without_the_fast_path(tmp_path, monkeypatc
     assert _load(path)[0] == "loaded"
     path.write_text(LOADS["overlap through an alias"])
     assert _load(path)[0] == "refused"  # found by the careful path, with its position
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version: 1\nclusters: !!int\n", "YAML: cannot read '' as int"),
+        ("%YAML 1.29\n---\nversion: 1\n", "YAML: version minor part can only be 2 or 1, got (1, 29)"),
+        ("version: #c\n  2\n\n", RUAMEL_COMMENT_BUG),  # valid YAML: read fast, wrong: careful
+    ],
+    ids=["empty int", "unknown YAML version", "comment ruamel cannot read"],
+)
+def test_what_ruamel_trips_on_is_one_clean_error(workspace, skyplan, text, message):
+    (workspace / "links.yaml").write_text(text)
+    result = skyplan("validate")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and "internal error" not in result.output
+    first = result.output.splitlines()[0]
+    assert first.startswith("Error: links.yaml") and message in first, result.output
+    assert sorted(p.name for p in workspace.iterdir()) == ["links.yaml"]
+
+
+def test_a_valid_file_with_a_comment_ruamel_cannot_read_still_validates(workspace, skyplan):
+    (workspace / "links.yaml").write_text("version: #c\n  1\n\n")
+    result = skyplan("validate")
+    assert result.exit_code == 0 and "Success!" in result.output, result.output
