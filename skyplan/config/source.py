@@ -19,6 +19,7 @@ MAX_EXPANDED_NODES = 2_000_000
 MAX_DEPTH = 64
 # A lone surrogate: not a character, and not encodable in UTF-8 (state, plans and paths are).
 SURROGATE = re.compile(r"[\ud800-\udfff]")
+_NOT_FAST = re.compile(r"[\ud800-\udfff\x85\u2028\u2029\ufeff]")
 _TOO_DEEP = f"nested too deeply (more than {MAX_DEPTH} levels)"
 
 Position = tuple[int, int]
@@ -115,85 +116,216 @@ def parse(text: str, path: Path, display: str, *, yaml: Any = None) -> Source:
         raise _fail(display, f"YAML: {str(exc).splitlines()[0]}") from None
     except RecursionError:
         raise _fail(display, f"YAML: {_TOO_DEEP}") from None
+    except AssertionError as exc:  # ruamel asserts on some directives (`%YAML 1.29`)
+        raise _fail(display, f"YAML: {str(exc).splitlines()[0] if str(exc) else 'invalid YAML'}") from None
+    except KeyError:  # and looks up rules for a version it read but does not know
+        raise _fail(display, "YAML: unsupported %YAML version; skyplan reads YAML 1.1 and 1.2") from None
+    except NotImplementedError:  # ruamel gives up on some comments ("overlap in comment")
+        raise _fail(
+            display,
+            "YAML: cannot read a comment between a key and its value on the next line, before blank lines; move the comment",
+        ) from None
     return source
 
 
 def parse_fast(text: str, path: Path, display: str) -> Source | None:
-    """Plain data through libyaml, without positions: None at the first sign of trouble.
+    """Plain data straight from libyaml's events, without positions: None at the first sign of trouble.
 
     Valid files, the common case, load several times faster this way; anything this path does
-    not accept is parsed again by `parse`, which keeps positions for the messages.
+    not accept is parsed again by `parse`, which keeps positions for the messages. What it
+    accepts, it reads exactly as `parse` does (tests/config/test_fast_parity.py compares the two
+    over every file and case of the suite).
     """
-    from ruamel.yaml import YAML
-
     if "\x00" in text or "%YAML" in text:
         return None  # odd bytes and version directives: leave them to the careful path
-    if "\\u" in text or "\\U" in text or (not text.isascii() and SURROGATE.search(text)):
-        return None  # what may hold a lone surrogate is checked, with positions, on the careful path
+    if "\\u" in text or "\\U" in text or (not text.isascii() and _NOT_FAST.search(text)):
+        # What may hold a lone surrogate is checked, with positions, on the careful path; and
+        # libyaml takes NEL, LS, PS (YAML 1.1's line breaks) and a BOM where ruamel does not.
+        return None
+    if "\t" in text or text.startswith("...") or "\n..." in text or "\r..." in text:
+        # libyaml takes tabs where ruamel's scanner refuses them (`key:\tvalue`), and a document
+        # end marker (`...`) where no document is open.
+        return None
     try:
-        yaml = YAML(typ="safe", pure=False)
-        yaml.Resolver = _yaml12_resolver()
-        yaml.allow_duplicate_keys = False
-        documents = list(yaml.load_all(text))
-    except Exception:  # noqa: BLE001 - every failure is reported by the slow path instead
+        documents = _FastBuilder(text).documents()
+    except Exception:  # noqa: BLE001 - every failure, libyaml's included, is reported by the slow path instead
+        return None
+    if documents is None:
         return None
     source = Source(path=path, display=display)
-    for index, data in enumerate(documents):
-        try:
-            _check_expansion(data, display, (1, 1))
-        except ConfigError:
-            return None
-        if not _is_plain(data, 0):
-            return None
-        source.documents.append(Document(index, data, None, (1, 1)))
+    source.documents = [Document(index, data, None, (1, 1)) for index, data in enumerate(documents)]
     return source
 
 
-@lru_cache(maxsize=1)
-def _yaml12_resolver() -> type:
-    """ruamel's YAML 1.2 resolver, minus a version lookup and a Tag object per scalar.
+class _Decline(Exception):
+    """The fast path leaves this input to `parse`."""
 
-    Those two cost a third of loading a large file; `parse_fast` refuses %YAML directives,
-    so the version is always 1.2 there, and the patterns and results are ruamel's own.
+
+class _FastBuilder:
+    """Plain dicts, lists and scalars from libyaml's event stream, refusing what is unusual.
+
+    ruamel's pure-Python composer and constructor cost most of loading a large file; links.yaml
+    uses a small part of YAML, which is built here directly: untagged scalars resolved with
+    ruamel's own YAML 1.2 patterns and constructors, mappings with string keys, lists, and
+    aliases to finished nodes. Anything else (a tag, a %TAG directive, a duplicate or non-string
+    key, a merge key `<<`, a timestamp, nesting beyond MAX_DEPTH, an integer beyond 64 bits, a
+    reused anchor, more than MAX_EXPANDED_NODES values) declines, and `parse` decides.
     """
+
+    def __init__(self, text: str):
+        import _ruamel_yaml  # ruamel.yaml.clib: libyaml's parser, a dependency of ruamel.yaml's C loader
+
+        self._text = text
+        self._events = _ruamel_yaml.CParser(text)
+        self._scalars: dict[str, Any] = {}  # plain scalar text -> its value: most repeat (keys, names)
+        resolver, self._construct = _yaml12_scalars()
+        self._patterns = resolver.versioned_resolver
+
+    def documents(self) -> list[Any] | None:
+        from ruamel.yaml import events as ev
+
+        get = self._events.get_event
+        try:
+            found = []
+            event = get()  # StreamStartEvent
+            while True:
+                event = get()
+                if type(event) is ev.StreamEndEvent:
+                    return found
+                if event.version is not None or event.tags:  # DocumentStartEvent: %YAML, %TAG
+                    return None
+                found.append(self._document(get, ev))
+        except _Decline:
+            return None
+        finally:
+            self._events.dispose()
+
+    def _document(self, get: Any, ev: Any) -> Any:
+        """One document's data; leaves the DocumentEndEvent consumed."""
+        scalar_event, alias_event = ev.ScalarEvent, ev.AliasEvent
+        mapping_start, sequence_start = ev.MappingStartEvent, ev.SequenceStartEvent
+        scalars, resolve = self._scalars, self._resolve
+        anchors: dict[str, Any] = {}
+        open_ids: set[int] = set()  # collections not yet closed: an alias to one is recursive
+        stack: list[Any] = []  # the open collections, innermost last
+        keys: list[Any] = []  # per open collection: the mapping key awaiting its value, or _KEY
+        nodes = 0
+        aliased = False
+        root: Any = None
+        while True:
+            event = get()
+            kind = type(event)
+            if kind is scalar_event:
+                if event.tag is not None:
+                    raise _Decline
+                if event.implicit[0]:  # plain: resolved by its text
+                    value = scalars.get(event.value, _KEY)
+                    if value is _KEY:
+                        value = scalars[event.value] = resolve(event.value)
+                elif event.style in _BLOCK:
+                    # libyaml and ruamel disagree on some block scalars (`|#c`, a first line
+                    # indented less than a blank one before it); no setting is multi-line text.
+                    raise _Decline
+                else:  # quoted: a string whatever it says
+                    value = event.value
+                container = None
+            elif kind is mapping_start or kind is sequence_start:
+                if event.tag is not None:
+                    raise _Decline
+                value = container = {} if kind is mapping_start else []
+            elif kind is alias_event:
+                if event.anchor not in anchors or not self._whole_name(event.start_mark.index, "*", event.anchor):
+                    raise _Decline  # undefined: the careful path names it
+                value = anchors[event.anchor]
+                if id(value) in open_ids:
+                    raise _Decline  # inside its own anchor: recursive
+                aliased = True
+                container = None
+            elif kind is ev.MappingEndEvent or kind is ev.SequenceEndEvent:
+                open_ids.discard(id(stack.pop()))
+                keys.pop()
+                continue
+            else:  # DocumentEndEvent: libyaml sends nothing else inside a document
+                if aliased:
+                    _check_expansion(root, "", (1, 1))  # a ConfigError declines, as any exception
+                return root
+            nodes += 1
+            if nodes > MAX_EXPANDED_NODES or len(stack) > MAX_DEPTH:
+                raise _Decline
+            anchor = event.anchor if container is not None or kind is scalar_event else None
+            if anchor is not None:
+                if anchor in anchors or not self._whole_name(event.start_mark.index, "&", anchor):
+                    raise _Decline  # reused (ruamel warns about it), or read differently
+                anchors[anchor] = value
+            if not stack:
+                root = value
+            else:
+                parent = stack[-1]
+                if type(parent) is list:
+                    parent.append(value)
+                elif keys[-1] is _KEY:  # this node is a key
+                    if type(value) is not str or value in parent:
+                        raise _Decline  # a non-string key (a merge key `<<` too) or a duplicate
+                    keys[-1] = value
+                else:
+                    parent[keys[-1]] = value
+                    keys[-1] = _KEY
+            if container is not None:
+                stack.append(container)
+                keys.append(_KEY)
+                open_ids.add(id(container))
+
+    def _whole_name(self, index: int, indicator: str, name: str) -> bool:
+        # libyaml ends an anchor's name at the first character not in [-_0-9A-Za-z], ruamel only
+        # at a space or a flow indicator (`&x:a` is anchor 'x' to one, 'x:a' to the other).
+        end = index + 1 + len(name)
+        text = self._text
+        return text.startswith(indicator + name, index) and (end == len(text) or text[end] in " \r\n,[]{}")
+
+    def _resolve(self, text: str) -> Any:
+        """A plain scalar's value, as ruamel's YAML 1.2 resolver and safe constructor make it."""
+        for tag, pattern in self._patterns.get(text[0] if text else "", ()):
+            if pattern.match(text):
+                break
+        else:
+            return text
+        if tag not in _CONSTRUCTED:
+            raise _Decline  # timestamps, merge keys, `=`: rare in links.yaml, and typed apart by `parse`
+        value = self._construct(tag, text)
+        if type(value) is int and not -(2**63) <= value < 2**63:
+            raise _Decline  # beyond 64 bits: refused, with its position, by `parse`
+        return value
+
+
+_BLOCK = ("|", ">")
+_KEY = object()  # marks "the next node is a key" (and a cache miss)
+_CONSTRUCTED = {f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float")}
+
+
+@lru_cache(maxsize=1)
+def _yaml12_scalars() -> tuple[Any, Any]:
+    """ruamel's YAML 1.2 resolver, and a function making a plain scalar's value as ruamel's safe
+    constructor does: its own patterns and code, so both paths read `0o17` or `.inf` alike.
+
+    `parse_fast` refuses %YAML directives, so the version is always 1.2 there.
+    """
+    from ruamel.yaml import YAML
     from ruamel.yaml.nodes import ScalarNode
     from ruamel.yaml.resolver import VersionedResolver
-    from ruamel.yaml.tag import Tag
-
-    tags: dict[str, Tag] = {}
 
     class Yaml12Resolver(VersionedResolver):
         @property
         def processing_version(self) -> Any:
             return (1, 2)
 
-        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-            if kind is not ScalarNode or not implicit[0]:
-                return super().resolve(kind, value, implicit)
-            table = self.__dict__.get("_table")
-            if table is None:
-                table = self._table = self.versioned_resolver
-            for tag, pattern in table.get(value[0] if value else "", ()):
-                if pattern.match(value):
-                    found = tags.get(tag)
-                    if found is None:
-                        found = tags[tag] = Tag(suffix=tag)
-                    return found
-            return self.DEFAULT_SCALAR_TAG
+    yaml = YAML(typ="safe", pure=False)
+    yaml.Resolver = Yaml12Resolver
+    constructor = yaml.constructor
 
-    return Yaml12Resolver
+    def construct(tag: str, text: str) -> Any:
+        return constructor.construct_non_recursive_object(ScalarNode(tag, text))
 
-
-def _is_plain(node: Any, depth: int) -> bool:
-    if depth > MAX_DEPTH:
-        return False
-    if isinstance(node, dict):
-        return all(isinstance(k, str) and _is_plain(v, depth + 1) for k, v in node.items())
-    if isinstance(node, list):
-        return all(_is_plain(v, depth + 1) for v in node)
-    if isinstance(node, int) and not isinstance(node, bool):
-        return -(2**63) <= node < 2**63  # beyond 64 bits: refused, with its position, by `parse`
-    return node is None or isinstance(node, str | float | bool | datetime.date)
+    return yaml.resolver, construct
 
 
 def _depth_limited_scanner() -> type:
@@ -266,7 +398,7 @@ def _reporting_constructor() -> type:
         def construct_non_recursive_object(self, node: Any, tag: Any = None) -> Any:
             try:
                 data = super().construct_non_recursive_object(node, tag)
-            except (ValueError, OverflowError, KeyError):
+            except (ValueError, OverflowError, KeyError, IndexError):  # IndexError: an empty `!!int`
                 raise self._unreadable(node, tag, "") from None
             if isinstance(data, int) and data.bit_length() > 64:
                 raise self._unreadable(node, tag, ": more than 64 bits")
@@ -330,6 +462,7 @@ def _check_expansion(tree: Any, display: str, position: Position) -> None:
 
 
 def _plain(node: Any, depth: int, display: str, position: Position) -> Any:
+    from ruamel.yaml.scalarbool import ScalarBoolean
     if depth > MAX_DEPTH:
         raise ConfigError([Diagnostic(f"YAML: {_TOO_DEEP}").located(display, position)])
     if isinstance(node, dict):
@@ -340,6 +473,8 @@ def _plain(node: Any, depth: int, display: str, position: Position) -> Any:
         return [_plain(v, depth + 1, display, here) for v in node]
     if isinstance(node, bool) or node is None:
         return node
+    if isinstance(node, ScalarBoolean):  # an anchored `&a true`: ruamel's int subclass
+        return bool(node)
     if isinstance(node, int):
         return int(node)
     if isinstance(node, float):

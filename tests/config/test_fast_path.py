@@ -15,7 +15,9 @@ SCALARS = [
 ]
 
 
-FLOW_STRICT = {"2026-11-24T10:00:00Z", "192.0.2.1:51820", "1:20", "="}
+# libyaml reads a few plain scalars in flow lists more strictly, and the fast path leaves tags,
+# dates and `=` (YAML's value key) to the careful one.
+DECLINED = {"2026-11-24", "2026-11-24T10:00:00Z", "192.0.2.1:51820", "1:20", "=", "!!str 5"}
 
 
 @pytest.mark.parametrize("scalar", SCALARS)
@@ -24,8 +26,7 @@ def test_both_paths_read_a_scalar_alike(scalar):
     fast = source.parse_fast(text, Path("x.yaml"), "x.yaml")
     careful = source.parse(text, Path("x.yaml"), "x.yaml")
     if fast is None:
-        # libyaml reads a few plain scalars in flow lists more strictly; those go the careful way.
-        assert scalar in FLOW_STRICT
+        assert scalar in DECLINED
         return
     assert fast.documents[0].data == careful.documents[0].data
     assert type(fast.documents[0].data["value"]) is type(careful.documents[0].data["value"])
