@@ -335,9 +335,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def bench_lab(gateways: list[str], workdir: Path):
+    """The lab of tests/e2e/gateways.py, except that each gateway's root has a home of its own, as
+    a fresh host has (/etc/skel's files): sessions on a gateway would otherwise run the shell
+    start-up files of this machine's root, which may be a developer's (pyenv, cargo), and time
+    them on every remote command."""
+    from tests.e2e.gateways import GatewayLab
+
+    class BenchLab(GatewayLab):
+        HOLDER_MOUNTS = GatewayLab.HOLDER_MOUNTS + (
+            " && mount -t tmpfs -o mode=0700 tmpfs /root && { cp -p /etc/skel/.bashrc /etc/skel/.profile /root/ 2>/dev/null || true; }"
+        )
+
+    return BenchLab(gateways, workdir)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from tests.e2e.gateways import GatewayLab, missing_gateway_prerequisites
+    from tests.e2e.gateways import missing_gateway_prerequisites
 
     missing = missing_gateway_prerequisites()
     if missing:
@@ -357,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(folder)
     folder.mkdir()
     load_at_start = load_average()
-    lab = GatewayLab(topology.gateways, folder / "lab")
+    lab = bench_lab(topology.gateways, folder / "lab")
     try:
         started = time.perf_counter()
         lab.start()
