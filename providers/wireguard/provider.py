@@ -376,11 +376,16 @@ class WireGuardProvider(Provider):
             diagnostics.append(Diagnostic(problem))
             return
         salt = remote.new_salt()
+        seen = {} if seen is None else seen
+        transit = seen.get(_TRANSIT)
+        if transit is None:
+            transit = seen[_TRANSIT] = _Transit.of(world)
+        # Only an end of a peering that wants a preshared key has one whose digest means something.
+        salted = {name for pair in transit.preshared for name in pair}
         conns = self.gateway_connections()
-        found, problems = gateways.inspect_all(conns, self.settings, self.paths.root, [live[n] for n in sorted(live)], salt)
+        found, problems = gateways.inspect_all(conns, self.settings, self.paths.root, [live[n] for n in sorted(live)], salt, salted)
         diagnostics.extend(problems)
         stored_psks = stored_psks or {}
-        seen = {} if seen is None else seen
         for name, interface in sorted(found.items()):
             cluster = live[name]
             expected_conf = self._cluster_conf(cluster, world, peering, seen)
