@@ -255,7 +255,7 @@ class Connections:
         Each master is told to exit over its control socket (what `ssh -O exit` sends), all at
         once and without a process each; one that does not take the request gets `ssh -O exit`.
         """
-        left = [gateway for control, gateway in list(self._masters.items()) if not _Mux.terminate(control, gateway.timeout)]
+        left = [gateway for gateway, ended in _terminate_all(self._masters) if not ended]
         for gateway in left:
             try:
                 self._ssh(gateway, ["-O", "exit", "--", *self._target(gateway)], None, gateway.timeout, what="exit")
@@ -402,11 +402,11 @@ class Connections:
 
 
 class _Mux:
-    """The two requests skyplan makes of an ssh master over its control socket itself, in
+    """The two requests skyplan makes of ssh masters over their control sockets itself, in
     OpenSSH's multiplexing protocol (PROTOCOL.mux, version 4, unchanged since OpenSSH 5.x): "are
     you alive" and "exit". Each is a local round trip of well under a millisecond, where
-    `ssh -O check` and `ssh -O exit` are a process each. The socket is in the 0700 control
-    folder, and the master itself checks that the peer is its own user."""
+    `ssh -O check` and `ssh -O exit` are a process each. The sockets are in the 0700 control
+    folder, and a master itself checks that its peer is its own user."""
 
     VERSION = 4
     HELLO = 0x00000001
@@ -418,47 +418,59 @@ class _Mux:
     @classmethod
     def alive(cls, control: Path, timeout: float) -> bool:
         """Whether a master answers on `control` (MUX_C_ALIVE_CHECK)."""
-        reply = cls._request(control, cls.ALIVE_CHECK, timeout)
-        return reply is not None and len(reply) >= 12 and struct.unpack(">II", reply[:8]) == (cls.ALIVE, 1)
+        (reply,) = cls._requests([control], cls.ALIVE_CHECK, timeout)
+        return isinstance(reply, bytes) and len(reply) >= 12 and struct.unpack(">II", reply[:8]) == (cls.ALIVE, 1)
 
     @classmethod
-    def terminate(cls, control: Path, timeout: float) -> bool:
-        """Ask the master on `control` to exit (MUX_C_TERMINATE); True if it took the request or
-        none is there any more. A master may exit before its reply is sent: that is taking it too."""
-        try:
-            reply = cls._request(control, cls.TERMINATE, timeout, closed_is_reply=True)
-        except FileNotFoundError:
-            return True  # no socket: no master (it ended, and unlinked it)
-        return reply is not None and (reply == b"" or struct.unpack(">I", reply[:4])[0] == cls.OK)
+    def terminate(cls, controls: Sequence[Path], timeout: float) -> list[bool]:
+        """Ask the master on each of `controls` to exit (MUX_C_TERMINATE), all at once; for each,
+        whether it took the request or no master is there any more. A master may exit before its
+        reply is sent: that is taking it too."""
+        ended = []
+        for reply in cls._requests(controls, cls.TERMINATE, timeout):
+            ended.append(reply is _GONE or reply == b"" or (isinstance(reply, bytes) and struct.unpack(">I", reply[:4])[0] == cls.OK))
+        return ended
 
     @classmethod
-    def _request(cls, control: Path, kind: int, timeout: float, *, closed_is_reply: bool = False) -> bytes | None:
-        """The reply to request `kind`, b"" for a master that closed instead (with
-        `closed_is_reply`), None when none answers. FileNotFoundError only for `terminate`."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def _requests(cls, controls: Sequence[Path], kind: int, timeout: float) -> list:
+        """Request `kind` of the master on each of `controls`, in step: every hello is sent before
+        any answer is awaited, so the masters work at once. For each: the reply; b"" when the
+        master closed instead; _GONE when there is no socket; None when nothing usable answered."""
+        results: list = [None] * len(controls)
+        open_: dict[int, socket.socket] = {}
         try:
-            sock.settimeout(min(timeout, 5.0))
-            try:
-                sock.connect(os.fspath(control))
-            except FileNotFoundError:
-                if closed_is_reply:
-                    raise
-                return None
-            except OSError:
-                return None  # refused (a socket left by a killed master), or not a socket
-            cls._send(sock, struct.pack(">II", cls.HELLO, cls.VERSION))
-            hello = cls._receive(sock)
-            if hello is None or len(hello) < 8 or struct.unpack(">I", hello[:4])[0] != cls.HELLO:
-                return None
-            cls._send(sock, struct.pack(">II", kind, 1))
-            reply = cls._receive(sock)
-            if reply is None:
-                return b"" if closed_is_reply else None
-            return reply
-        except OSError:  # timed out, or the master went away mid-way
-            return b"" if closed_is_reply else None
+            for n, control in enumerate(controls):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(min(timeout, 5.0))
+                try:
+                    sock.connect(os.fspath(control))
+                    cls._send(sock, struct.pack(">II", cls.HELLO, cls.VERSION))
+                except FileNotFoundError:
+                    sock.close()
+                    results[n] = _GONE
+                    continue
+                except OSError:  # refused (a socket left by a killed master), or not a socket
+                    sock.close()
+                    continue
+                open_[n] = sock
+            for n, sock in list(open_.items()):
+                try:
+                    hello = cls._receive(sock)
+                    if hello is None or len(hello) < 8 or struct.unpack(">I", hello[:4])[0] != cls.HELLO:
+                        raise OSError("no mux hello")
+                    cls._send(sock, struct.pack(">II", kind, 1))
+                except OSError:
+                    open_.pop(n).close()
+            for n, sock in open_.items():
+                try:
+                    reply = cls._receive(sock)
+                except OSError:  # timed out, or the master went away mid-way
+                    reply = None
+                results[n] = b"" if reply is None else reply
         finally:
-            sock.close()
+            for sock in open_.values():
+                sock.close()
+        return results
 
     @staticmethod
     def _send(sock: socket.socket, body: bytes) -> None:
@@ -473,8 +485,11 @@ class _Mux:
             return None
         (length,) = struct.unpack(">I", head)
         if length > 65536:
-            return None
+            raise OSError("a mux message of more than 64 KiB")
         return _read_exactly(sock, length)
+
+
+_GONE = object()  # _Mux: no socket at all where a master's was
 
 
 def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
@@ -487,10 +502,18 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
     return data
 
 
+def _terminate_all(masters: dict[Path, Gateway]) -> list[tuple[Gateway, bool]]:
+    """Every master told to exit, at once; for each, whether it took the request."""
+    items = list(masters.items())
+    if not items:
+        return []
+    timeout = max(gateway.timeout for _, gateway in items)
+    return list(zip((gateway for _, gateway in items), _Mux.terminate([control for control, _ in items], timeout)))
+
+
 def _end_masters(folder: Path, masters: dict[Path, Gateway]) -> None:
     """What close() does, for a Connections that was never closed: every master told to exit."""
-    for control, gateway in list(masters.items()):
-        _Mux.terminate(control, gateway.timeout)
+    _terminate_all(masters)
     masters.clear()
     shutil.rmtree(folder, ignore_errors=True)
 
