@@ -332,7 +332,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ansible-venv", type=Path, default=ansible.DEFAULT_VENV, help=f"venv for ansible-core, made on first use (default {ansible.DEFAULT_VENV})")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds before one run is killed (default 300)")
     parser.add_argument("--workdir", type=Path, help="keep the lab's files, workspaces and each run's output here (default: a temporary folder, removed after)")
+    parser.add_argument("--kex", metavar="ALGORITHMS",
+                        help="KexAlgorithms for the lab's ssh config, as a user could set it in theirs (default: OpenSSH's own, "
+                             "post-quantum sntrup761x25519 first on OpenSSH 9.x; e.g. curve25519-sha256 to see what that costs)")
     return parser.parse_args(argv)
+
+
+def ssh_version() -> str:
+    import subprocess
+
+    done = subprocess.run(["ssh", "-V"], capture_output=True, text=True)
+    return (done.stderr or done.stdout).strip().split(",")[0] or "ssh (version unknown)"
 
 
 def bench_lab(gateways: list[str], workdir: Path):
@@ -376,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         started = time.perf_counter()
         lab.start()
+        if args.kex:
+            # For every tool alike: the line goes into the ssh config both skyplan and Ansible use.
+            lab.ssh_config.write_text(lab.ssh_config.read_text().replace("Host *\n", f"Host *\n    KexAlgorithms {args.kex}\n", 1))
         progress(f"== lab of {args.gateways} gateways up in {time.perf_counter() - started:.1f} s")
         h = Harness(lab, topology, SshCounter(folder, lab, topology.gateways), args.timeout)
         for i in range(args.repeat):
@@ -400,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"skyplan {version('skyplan')}, {args.gateways} gateways in a chain of {len(topology.links)} links, "
           f"ssh.parallelism {args.parallelism}, {os.cpu_count()} CPUs; load average at start {load_at_start}, at end {load_average()}")
+    print(f"{ssh_version()}; key exchange: {args.kex or 'OpenSSH default'}; each gateway's root has a fresh home (/etc/skel)")
     print(NOTES.format(iface=INTERFACE), end="")
     print(f"Ansible: {ansible_problem}\n" if ansible_problem else ANSIBLE_NOTE.format(ansible=ansible.version(args.ansible_venv)))
     print(render_table(h.results))
