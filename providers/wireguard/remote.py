@@ -241,8 +241,12 @@ mark routes4
 ip -4 route show dev "$i" 2>/dev/null
 mark routes6
 ip -6 route show dev "$i" 2>/dev/null
-{ read -r f4 < /proc/sys/net/ipv4/ip_forward; } 2>/dev/null || f4=-
-{ read -r f6 < /proc/sys/net/ipv6/conf/all/forwarding; } 2>/dev/null || f6=-
+# dash's read of a /proc/sys file gives the value but exits 1: the value is what counts.
+f4= f6=
+{ read -r f4 < /proc/sys/net/ipv4/ip_forward; } 2>/dev/null
+{ read -r f6 < /proc/sys/net/ipv6/conf/all/forwarding; } 2>/dev/null
+[ -n "$f4" ] || f4=-
+[ -n "$f6" ] || f6=-
 mark forwarding "$f4" "$f6"
 mark psk_digests
 # A salted SHA-256 of each running preshared key (printf is the shell's own: no key in any argv).
