@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench import ansible
 from bench.measure import Run, run_process
-from bench.observe import INTERFACE, SshCounter, check_gateways, keys_on_controller, reset_gateways, sshd_logins, views
+from bench.observe import INTERFACE, SshCounter, check_gateways, gateway_cpu_seconds, keys_on_controller, reset_gateways, sshd_logins, views
 from bench.run import BIN, load_average, skyplan_env
 
 ADDRESS_POOL = "100.64.0.0/16"
@@ -35,7 +35,7 @@ EXTRA_LINK = "bench-extra"
 RUNS = ("first apply", "no-change run", "one-link change")
 COMMANDS = {**{("skyplan", run): "skyplan apply" for run in RUNS}, ("skyplan", RUNS[1]): "skyplan plan",
             **{("ansible", run): "ansible-playbook" for run in RUNS}}
-HEADER = ("tool", "run", "command", "runs", "wall s", "min s", "max s", "cpu s", "per gateway ms", "ssh cmds", "logins", "written", "keys here", "check", "skyplan/ansible")
+HEADER = ("tool", "run", "command", "runs", "wall s", "min s", "max s", "cpu s", "gw cpu s", "per gateway ms", "ssh cmds", "logins", "written", "keys here", "check", "skyplan/ansible")
 
 
 # -- the topology -----------------------------------------------------------------------------------
@@ -99,6 +99,7 @@ class Result:
     written: list[str] = field(default_factory=list)
     keys_here: int | None = None  # gateways whose private key is in a file on the controller
     check: str = ""
+    gateway_cpu: float | None = None  # CPU seconds the gateways' sshds spent on the run's connections
 
     def sessions_per_gateway(self) -> Counter:
         """Remote commands (and file transfers) per gateway; masters and -O queries run none."""
@@ -124,8 +125,11 @@ class Harness:
         result = Result(tool, name, len(self.topology.gateways), command=describe(argv))
         self.results.append(result)
         before, ssh_before, logins_before = views(self.lab), self.counter.snapshot(), sshd_logins(self.lab)
+        cpu_before = gateway_cpu_seconds(self.lab)
         run = run_process(argv, cwd, env, self.timeout)
         result.process = run
+        time.sleep(0.3)  # the sshds reap the run's last connections
+        result.gateway_cpu = gateway_cpu_seconds(self.lab) - cpu_before
         after = views(self.lab)
         result.ssh = self.counter.snapshot() - ssh_before
         result.logins = sshd_logins(self.lab) - logins_before
@@ -268,17 +272,19 @@ def render_table(results: list[Result]) -> str:
         sessions = last.sessions_per_gateway()
         ours, theirs = median("skyplan", run), median("ansible", run)
         ratio = f"{ours / theirs:.2f}x" if tool == "skyplan" and ours and theirs else ""
-        numbers = ("",) * 10
+        numbers = ("",) * 11
         if timed:
             wall = statistics.median(p.seconds for p in timed)
+            gateway_cpu = [r.gateway_cpu for r in rs if r.process and r.gateway_cpu is not None]
             numbers = (
                 str(len(timed)), f"{wall:.2f}", f"{min(p.seconds for p in timed):.2f}", f"{max(p.seconds for p in timed):.2f}",
-                f"{statistics.median(p.cpu_seconds for p in timed):.2f}", f"{wall * 1000 / last.gateways:.0f}",
+                f"{statistics.median(p.cpu_seconds for p in timed):.2f}",
+                f"{statistics.median(gateway_cpu):.2f}" if gateway_cpu else "", f"{wall * 1000 / last.gateways:.0f}",
                 f"{sum(sessions.values())} on {len(sessions)}", f"{sum(last.logins.values())}", f"{len(last.written)}", f"{last.keys_here}/{last.gateways}",
             )  # fmt: skip
         rows.append((tool, run, last.command, *numbers, problem or last.check, ratio))
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    right = set(range(3, 13)) | {14}
+    right = set(range(3, 14)) | {15}
 
     def line(row) -> str:
         return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)).rstrip()
@@ -313,6 +319,8 @@ NOTES = """\
 runs: rounds timed, each from empty gateways; wall s: median of spawn to exit of the one process (skyplan, or ansible-playbook),
   start-up included; per gateway ms = median wall / gateways
 cpu s: user+system of that process and the children it waited for (ssh commands; not daemonised ssh masters)
+gw cpu s: user+system the gateways' sshds spent on the run (each login's sshd, the sessions and what they ran), median;
+  all gateways share this machine's CPUs with the tool, so wall s can be no less than (cpu s + gw cpu s) / CPUs
 ssh cmds: ssh processes that ran a remote command or a file transfer, logged by a counting `ssh` wrapper first on PATH
   ("N on G": on G distinct gateways); a shared connection's master (-N) and -O control queries are not counted
 logins: accepted SSH logins (new connections), from each gateway's sshd log
@@ -332,12 +340,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ansible-venv", type=Path, default=ansible.DEFAULT_VENV, help=f"venv for ansible-core, made on first use (default {ansible.DEFAULT_VENV})")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds before one run is killed (default 300)")
     parser.add_argument("--workdir", type=Path, help="keep the lab's files, workspaces and each run's output here (default: a temporary folder, removed after)")
+    parser.add_argument("--kex", metavar="ALGORITHMS",
+                        help="KexAlgorithms for the lab's ssh config, as a user could set it in theirs (default: OpenSSH's own, "
+                             "post-quantum sntrup761x25519 first on OpenSSH 9.x; e.g. curve25519-sha256 to see what that costs)")
     return parser.parse_args(argv)
+
+
+def ssh_version() -> str:
+    import subprocess
+
+    done = subprocess.run(["ssh", "-V"], capture_output=True, text=True)
+    return (done.stderr or done.stdout).strip().split(",")[0] or "ssh (version unknown)"
+
+
+def bench_lab(gateways: list[str], workdir: Path):
+    """The lab of tests/e2e/gateways.py, except that each gateway's root has a home of its own, as
+    a fresh host has (/etc/skel's files): sessions on a gateway would otherwise run the shell
+    start-up files of this machine's root, which may be a developer's (pyenv, cargo), and time
+    them on every remote command."""
+    from tests.e2e.gateways import GatewayLab
+
+    class BenchLab(GatewayLab):
+        HOLDER_MOUNTS = GatewayLab.HOLDER_MOUNTS + (
+            " && mount -t tmpfs -o mode=0700 tmpfs /root && { cp -p /etc/skel/.bashrc /etc/skel/.profile /root/ 2>/dev/null || true; }"
+        )
+
+    return BenchLab(gateways, workdir)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from tests.e2e.gateways import GatewayLab, missing_gateway_prerequisites
+    from tests.e2e.gateways import missing_gateway_prerequisites
 
     missing = missing_gateway_prerequisites()
     if missing:
@@ -357,10 +390,13 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(folder)
     folder.mkdir()
     load_at_start = load_average()
-    lab = GatewayLab(topology.gateways, folder / "lab")
+    lab = bench_lab(topology.gateways, folder / "lab")
     try:
         started = time.perf_counter()
         lab.start()
+        if args.kex:
+            # For every tool alike: the line goes into the ssh config both skyplan and Ansible use.
+            lab.ssh_config.write_text(lab.ssh_config.read_text().replace("Host *\n", f"Host *\n    KexAlgorithms {args.kex}\n", 1))
         progress(f"== lab of {args.gateways} gateways up in {time.perf_counter() - started:.1f} s")
         h = Harness(lab, topology, SshCounter(folder, lab, topology.gateways), args.timeout)
         for i in range(args.repeat):
@@ -385,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"skyplan {version('skyplan')}, {args.gateways} gateways in a chain of {len(topology.links)} links, "
           f"ssh.parallelism {args.parallelism}, {os.cpu_count()} CPUs; load average at start {load_at_start}, at end {load_average()}")
+    print(f"{ssh_version()}; key exchange: {args.kex or 'OpenSSH default'}; each gateway's root has a fresh home (/etc/skel)")
     print(NOTES.format(iface=INTERFACE), end="")
     print(f"Ansible: {ansible_problem}\n" if ansible_problem else ANSIBLE_NOTE.format(ansible=ansible.version(args.ansible_venv)))
     print(render_table(h.results))

@@ -7,6 +7,7 @@ Nothing here goes over SSH: a gateway is read inside its own namespaces through 
 from __future__ import annotations
 
 import ipaddress
+import os
 import textwrap
 from collections import Counter
 from dataclasses import dataclass
@@ -50,6 +51,24 @@ class SshCounter:
 
     def snapshot(self) -> Counter:
         return Counter(tuple(line.split()) for line in self.log.read_text().splitlines() if line.strip())
+
+
+def gateway_cpu_seconds(lab) -> float:
+    """CPU time the gateways' sshds have spent so far on the connections they served: user+system
+    of the children each listener reaped (every login's sshd, the sessions' shells and what they
+    ran), from /proc. What a run costs the gateways, whatever else the machine was doing."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for g in lab.gateways:
+        process = lab._sshd.get(g)
+        if process is None:
+            continue
+        try:
+            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[13]) + int(fields[14])  # cutime, cstime (stat fields 16 and 17)
+    return total / ticks
 
 
 def sshd_logins(lab) -> Counter:

@@ -48,6 +48,11 @@ class Workspace:
 
     def close(self) -> None:
         self.store.close()
+        # A provider may hold connections (the WireGuard one: SSH to gateways, kept from a
+        # refresh for the apply that follows it); they end with the command.
+        close_provider = getattr(self.provider, "close", None)
+        if close_provider is not None:
+            close_provider()
 
     def read_state(self) -> State | None:
         """The recorded state, upgraded to the provider's schema (state/upgrade.py), checked to

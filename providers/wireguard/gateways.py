@@ -11,7 +11,7 @@ pass through memory here on their way into both ends' configs, and are never wri
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -130,16 +130,19 @@ def run_all(
 
 
 def inspect_all(
-    conns, settings, root, clusters: list[ResourceView], salt: str | None = None
+    conns, settings, root, clusters: list[ResourceView], salt: str | None = None, salted: Collection[str] | None = None
 ) -> tuple[dict[str, remote.LiveInterface], list[Diagnostic]]:
-    """Each gateway cluster's live interface (its preshared keys as digests with `salt`). An
+    """Each gateway cluster's live interface (its preshared keys as digests with `salt`: of every
+    cluster, or of those named in `salted`, the others having no preshared key to compare). An
     unreachable gateway is a warning (the plan goes on from the state); a refused host key is an
     error that stops the plan."""
     from skyplan_wireguard import remote, ssh  # here, not at import: `skyctl get` never needs them
 
-    work = run_all(
-        conns, settings, root, clusters, lambda gateway, cluster: remote.inspect(conns, gateway, cluster.attributes["interface"], salt=salt)
-    )
+    def one(gateway: ssh.Gateway, cluster: ResourceView) -> remote.LiveInterface:
+        given = salt if salted is None or cluster.name in salted else None
+        return remote.inspect(conns, gateway, cluster.attributes["interface"], salt=given)
+
+    work = run_all(conns, settings, root, clusters, one)
     diagnostics = []
     for name, error in sorted(work.errors.items()):
         if isinstance(error, ssh.HostKeyError | ssh.GatewayAddressError):

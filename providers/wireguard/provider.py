@@ -210,7 +210,7 @@ class WireGuardProvider(Provider):
         seen[_TRANSIT] = transit = _Transit.of(world)
         psks = self._stored_preshared_keys(_local_psk_peerings(world, transit), request.previous_names, diagnostics)
         if live:
-            self._read_gateways(live, world, peering, request.pending, readings, parsed, diagnostics, psks)
+            self._read_gateways(live, world, peering, request.pending, readings, parsed, diagnostics, psks, seen)
         for name, cluster in sorted(clusters.items()):
             if name in live or is_external(cluster):
                 continue  # an external peer has nothing here to read
@@ -366,25 +366,31 @@ class WireGuardProvider(Provider):
                 found[peering] = value
         return found
 
-    def _read_gateways(self, live, world, peering, pending, readings, parsed, diagnostics, stored_psks=None) -> None:
+    def _read_gateways(self, live, world, peering, pending, readings, parsed, diagnostics, stored_psks=None, seen=None) -> None:
         """Readings of the gateway clusters from their running interfaces (gateways.py).
 
         Preshared keys come back from the gateways as digests with one salt: a peering's key is
         compared with its other end's, another gateway's digest or the local store's key digested
-        here (`stored_psks`), and never leaves a host.
+        here (`stored_psks`), and never leaves a host. The connections stay open for an apply
+        that follows in this process (`gateway_connections`). `seen`: read's memo of the world.
         """
-        from skyplan_wireguard import remote, ssh
+        from skyplan_wireguard import remote
 
         problem = gateways.config_problem(self.settings, self.paths.root)
         if problem:
             diagnostics.append(Diagnostic(problem))
             return
         salt = remote.new_salt()
-        with ssh.Connections() as conns:
-            found, problems = gateways.inspect_all(conns, self.settings, self.paths.root, [live[n] for n in sorted(live)], salt)
+        seen = {} if seen is None else seen
+        transit = seen.get(_TRANSIT)
+        if transit is None:
+            transit = seen[_TRANSIT] = _Transit.of(world)
+        # Only an end of a peering that wants a preshared key has one whose digest means something.
+        salted = {name for pair in transit.preshared for name in pair}
+        conns = self.gateway_connections()
+        found, problems = gateways.inspect_all(conns, self.settings, self.paths.root, [live[n] for n in sorted(live)], salt, salted)
         diagnostics.extend(problems)
         stored_psks = stored_psks or {}
-        seen: dict = {}
         for name, interface in sorted(found.items()):
             cluster = live[name]
             expected_conf = self._cluster_conf(cluster, world, peering, seen)
@@ -409,6 +415,21 @@ class WireGuardProvider(Provider):
                 readings[cluster.address] = reading
             if peers is not None:
                 parsed[name] = conf.ParsedConf(interface={}, peers=peers, extra={})
+
+    def gateway_connections(self):
+        """The SSH connections to gateways, shared by a refresh and the apply that follows it in
+        the same process: each gateway is logged in to once. Ended by the apply, or by close()."""
+        if getattr(self, "_ssh_connections", None) is None:
+            from skyplan_wireguard import ssh
+
+            self._ssh_connections = ssh.Connections()
+        return self._ssh_connections
+
+    def close(self) -> None:
+        """End the shared SSH connections, if any (Workspace.close calls this)."""
+        conns, self._ssh_connections = getattr(self, "_ssh_connections", None), None
+        if conns is not None:
+            conns.close()
 
     # -- plan ----------------------------------------------------------------------------------
 
@@ -900,25 +921,20 @@ class _HookRuns:
 
 
 class _GatewayWork:
-    """The gateway side of one apply: one set of shared SSH connections, opened on first use, and
-    a refused host key that stops every gateway operation after it."""
+    """The gateway side of one apply: the provider's shared SSH connections (those its refresh
+    opened, and any more on first use), ended with the apply, and a refused host key that stops
+    every gateway operation after it."""
 
     def __init__(self, provider: WireGuardProvider):
         self.provider = provider
-        self._conns = None
         self.refused: list = []
 
     @property
     def conns(self):
-        if self._conns is None:
-            from skyplan_wireguard import ssh
-
-            self._conns = ssh.Connections()
-        return self._conns
+        return self.provider.gateway_connections()
 
     def close(self) -> None:
-        if self._conns is not None:
-            self._conns.close()
+        self.provider.close()
 
     def _run(self, fn, *args) -> gateways.Work:
         p = self.provider

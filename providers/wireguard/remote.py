@@ -89,12 +89,15 @@ class LiveInterface:
 
 # The config for the controller: PrivateKey lines dropped, PresharedKey values hidden, and any
 # other key-shaped text (a key pasted into a comment or a PostUp line) masked; only the values of
-# PublicKey lines, which are public, are kept as they are.
+# PublicKey lines, which are public, are kept as they are. With `-v b=BOUNDARY` (inspect), the
+# numbers of the lines dropped follow at the end, in a `BOUNDARY key_lines` section: one pass
+# over the file gives both.
 MASK_CONFIG_AWK = r"""
 BEGIN { shape = ""; for (n = 0; n < 43; n++) shape = shape "[A-Za-z0-9+/]"; shape = shape "=" }
+END { if (b != "") printf "%s key_lines\n%s", b, dropped }
 {
     s = $0; sub(/#.*/, "", s); gsub(/[[:space:]]/, "", s); s = tolower(s)
-    if (index(s, "privatekey=") == 1) next
+    if (index(s, "privatekey=") == 1) { dropped = dropped NR "\n"; next }
     if (index(s, "presharedkey=") == 1) { print "PresharedKey = (hidden)"; next }
     line = $0
     if (index(s, "publickey=") == 1) {
@@ -104,12 +107,6 @@ BEGIN { shape = ""; for (n = 0; n < 43; n++) shape = shape "[A-Za-z0-9+/]"; shap
     }
     gsub(shape, "(key)", line); print line
 }
-"""
-
-# The numbers of the lines MASK_CONFIG_AWK drops (numbers only), so that the controller can say
-# which line of the host's file it means.
-KEY_LINES_AWK = r"""
-{ s = $0; sub(/#.*/, "", s); gsub(/[[:space:]]/, "", s); if (index(tolower(s), "privatekey=") == 1) print NR }
 """
 
 # The value of the last PrivateKey line of [Interface], for `wg pubkey` on the host.
@@ -177,14 +174,18 @@ def _awk(name: str, program: str) -> str:
 # -- the scripts ----------------------------------------------------------------------------------------
 
 # Every script: strict about unset variables, no globbing of unquoted words (lists of CIDRs are
-# split on spaces), files private, and a temporary file for stderr that always goes.
-_PRELUDE = r"""
+# split on spaces), files private, and (all but inspect, which only reads and says nothing of
+# its errors) a temporary file for stderr that always goes.
+_PRELUDE_READING = r"""
 set -u
 set -f
 umask 077
 unset LOG_LEVEL  # wireguard-go would keep our stdout open, and ssh would wait for it
 PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 d=/etc/wireguard
+"""
+
+_PRELUDE = _PRELUDE_READING + r"""
 tmps=
 e=$(mktemp 2>/dev/null) && tmps=$e || e=/dev/null
 cleanup() { [ -z "$tmps" ] || rm -rf $tmps; }
@@ -199,12 +200,13 @@ failed() {  # STEP [ERRFILE]: say which step failed and what it printed, then st
 }
 """
 
+# What inspect costs a gateway is mostly the processes it starts (~1-2 ms each): every one
+# it can do without (a temporary file, `cat`, a second pass of awk over the config) is left out.
 _INSPECT = (
-    _PRELUDE
+    _PRELUDE_READING
     + _awk("mask_config", MASK_CONFIG_AWK)
     + _awk("config_key", CONFIG_KEY_AWK)
     + _awk("mask_dump", MASK_DUMP_AWK)
-    + _awk("key_lines", KEY_LINES_AWK)
     + r"""
 i=$1 b=$2 salt=${3:-}
 mark() { printf '%s %s\n' "$b" "$*"; }
@@ -220,9 +222,7 @@ if [ -f "$d/$i.conf" ]; then
     fi
     v=
     mark config file
-    awk "$mask_config" < "$d/$i.conf" 2>/dev/null
-    mark key_lines
-    awk "$key_lines" < "$d/$i.conf" 2>/dev/null
+    awk -v b="$b" "$mask_config" < "$d/$i.conf" 2>/dev/null
 elif [ -e "$d/$i.conf" ] || [ -L "$d/$i.conf" ]; then
     mark config_key none
     mark config other
@@ -241,7 +241,13 @@ mark routes4
 ip -4 route show dev "$i" 2>/dev/null
 mark routes6
 ip -6 route show dev "$i" 2>/dev/null
-mark forwarding "$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo -)" "$(cat /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null || echo -)"
+# dash's read of a /proc/sys file gives the value but exits 1: the value is what counts.
+f4= f6=
+{ read -r f4 < /proc/sys/net/ipv4/ip_forward; } 2>/dev/null
+{ read -r f6 < /proc/sys/net/ipv6/conf/all/forwarding; } 2>/dev/null
+[ -n "$f4" ] || f4=-
+[ -n "$f6" ] || f6=-
+mark forwarding "$f4" "$f6"
 mark psk_digests
 # A salted SHA-256 of each running preshared key (printf is the shell's own: no key in any argv).
 if [ -n "$salt" ] && command -v sha256sum >/dev/null 2>&1 && out=$(wg show "$i" preshared-keys 2>/dev/null); then

@@ -15,7 +15,10 @@ no config file can weaken it):
   never accepted and never reported as merely unreachable.
 - `ConnectTimeout` from the per-operation timeout, and keep-alives on the shared connection.
 - One shared connection per gateway (ControlMaster, ControlPersist) whose sockets live in a
-  private 0700 folder that `Connections.close` removes.
+  private 0700 folder that `Connections.close` removes. The first command to a gateway opens it
+  (one ssh process logs in, becomes the master and runs the command); skyplan asks the masters
+  whether they are alive, and ends them, over their control sockets itself (`_Mux`, OpenSSH's
+  PROTOCOL.mux), which costs no process.
 
 The remote command is one string of `shlex.quote`d words: nothing reaches the remote shell
 unquoted. Destinations are parsed strictly (`ssh://[user@]host[:port]` or a Host alias), so no
@@ -30,10 +33,13 @@ import os
 import selectors
 import shlex
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -154,9 +160,9 @@ class Outcome(Generic[T]):
 class Connections:
     """Shared SSH connections to gateways; use as a context manager so they always end.
 
-    Each gateway gets one master connection (made by the first command, verified and
-    authenticated once); later commands reuse it, so a plan that asks ten questions of a
-    gateway pays for one handshake.
+    Each gateway gets one master connection (made by the first command, or by `connect`,
+    verified and authenticated once); later commands reuse it, so a plan that asks ten questions
+    of a gateway pays for one handshake, and an apply that follows its refresh pays for none.
     """
 
     def __init__(self) -> None:
@@ -166,6 +172,9 @@ class Connections:
         self._masters: dict[Path, Gateway] = {}
         self._locks: dict[Path, threading.Lock] = {}
         self._guard = threading.Lock()
+        # Should close() never be called (a caller that forgot it), the masters still end, and
+        # the folder goes, when this object is collected or the interpreter exits.
+        self._finalizer = weakref.finalize(self, _end_masters, self._folder, self._masters)
 
     @property
     def control_folder(self) -> Path:
@@ -191,13 +200,8 @@ class Connections:
             raise ValueError("argv must be a non-empty list of strings")
         if any("\0" in w for w in words):
             raise ValueError("argv must not contain NUL characters")
-        self._connect(gateway)
         command = " ".join(shlex.quote(w) for w in words)
-        done = self._ssh(gateway, ["-o", "ControlMaster=no", "--", *self._target(gateway), command], stdin, gateway.timeout, what="command")
-        if done.returncode == SSH_FAILED and not self.is_connected(gateway):
-            # The connection died under the command (sshd stopped, host gone): not the command's fault.
-            self._masters.pop(self._control_path(gateway), None)
-            raise self._classify(gateway, done.stderr)
+        done = self._command(gateway, command, stdin)
         stderr = done.stderr
         if stderr.startswith(_STALE_SOCKET):
             # The master was killed and ssh went round it with a connection of its own. Forget the
@@ -242,33 +246,86 @@ class Connections:
         return [future.result() for future in futures]
 
     def is_connected(self, gateway: Gateway) -> bool:
-        """Whether a shared connection to `gateway` is up (`ssh -O check`)."""
-        done = self._ssh(gateway, ["-O", "check", "--", *self._target(gateway)], None, gateway.timeout, what="check")
-        return done.returncode == 0
+        """Whether a shared connection to `gateway` is up (what `ssh -O check` tells, asked here)."""
+        return _Mux.alive(self._control_path(gateway), gateway.timeout)
 
     def close(self) -> None:
-        """End every shared connection and remove the control folder."""
-        for gateway in list(self._masters.values()):
+        """End every shared connection and remove the control folder.
+
+        Each master is told to exit over its control socket (what `ssh -O exit` sends), all at
+        once and without a process each; one that does not take the request gets `ssh -O exit`.
+        """
+        left = [gateway for gateway, ended in _terminate_all(self._masters) if not ended]
+        for gateway in left:
             try:
                 self._ssh(gateway, ["-O", "exit", "--", *self._target(gateway)], None, gateway.timeout, what="exit")
             except GatewayError:
                 pass  # it is gone already; the folder goes below either way
         self._masters.clear()
+        self._finalizer.detach()
         shutil.rmtree(self._folder, ignore_errors=True)
 
     # -- internals ----------------------------------------------------------------------------------
 
-    def _connect(self, gateway: Gateway) -> None:
+    def _lock(self, control: Path) -> threading.Lock:
         with self._guard:
-            control = self._control_path(gateway)
-            lock = self._locks.setdefault(control, threading.Lock())
-        with lock:  # one master per gateway, even when several threads ask at once
-            if control in self._masters:
-                return  # a master that died since is noticed by run(), which then says why
-            if control.exists() or control.is_symlink():
-                # Left by a master that was killed: with ControlMaster=yes ssh would not replace
-                # it and would stay in the background unshared.
-                control.unlink()
+            return self._locks.setdefault(control, threading.Lock())
+
+    def _shared(self, control: Path, gateway: Gateway) -> bool:
+        """Whether a master for `control` is known and still answers; one that died is forgotten."""
+        if control not in self._masters:
+            return False
+        if _Mux.alive(control, gateway.timeout):
+            return True
+        self._masters.pop(control, None)
+        return False
+
+    def _forget_stale_socket(self, control: Path) -> None:
+        if control.exists() or control.is_symlink():
+            # Left by a master that was killed: with ControlMaster=yes ssh would not replace
+            # it and would stay in the background unshared.
+            control.unlink()
+
+    def _command(self, gateway: Gateway, command: str, stdin: bytes | None) -> subprocess.CompletedProcess:
+        """ssh running `command`: through the shared connection, or, when there is none yet, as
+        the process that logs in, becomes the shared connection and runs the command in one."""
+        control = self._control_path(gateway)
+        target = ["--", *self._target(gateway), command]
+        if not self._shared(control, gateway):
+            with self._lock(control):  # one master per gateway, even when several threads ask at once
+                if not self._shared(control, gateway):
+                    return self._command_opening(gateway, control, target, stdin)
+        done = self._ssh(gateway, ["-o", "ControlMaster=no", *target], stdin, gateway.timeout, what="command")
+        if done.returncode == SSH_FAILED and not _Mux.alive(control, gateway.timeout):
+            # The connection died under the command (sshd stopped, host gone): not the command's fault.
+            self._masters.pop(control, None)
+            raise self._classify(gateway, done.stderr)
+        return done
+
+    def _command_opening(self, gateway: Gateway, control: Path, target: list[str], stdin: bytes | None) -> subprocess.CompletedProcess:
+        self._forget_stale_socket(control)
+        # With ControlPersist, ssh logs in (host key verified, key accepted), forks the master
+        # into the background (its stdio on /dev/null) and runs the command through it.
+        options = ["-o", "ControlMaster=yes", "-o", f"ControlPersist={CONTROL_PERSIST_SECONDS}"]
+        try:
+            done = self._ssh(gateway, [*options, *target], stdin, gateway.timeout, what="connection and command")
+        finally:
+            # A master that came up stays known whatever happened to the command, so close() ends it.
+            if _Mux.alive(control, gateway.timeout):
+                self._masters[control] = gateway
+        if done.returncode == SSH_FAILED and control not in self._masters:
+            # 255 and no master: ssh could not get there (a command's own 255 leaves the master up).
+            raise self._classify(gateway, done.stderr)
+        return done
+
+    def _connect(self, gateway: Gateway) -> None:
+        control = self._control_path(gateway)
+        if self._shared(control, gateway):
+            return
+        with self._lock(control):  # one master per gateway, even when several threads ask at once
+            if self._shared(control, gateway):
+                return
+            self._forget_stale_socket(control)
             # -N -f: authenticate, then fork the master into the background. Every failure to
             # reach, verify or log in to the gateway happens here, apart from any command.
             done = self._ssh(
@@ -342,6 +399,123 @@ class Connections:
         if "permission denied" in lowered or "too many authentication failures" in lowered:
             return AuthenticationError(gateway.address, f"login refused: {summary}")
         return UnreachableError(gateway.address, f"unreachable: {summary}")
+
+
+class _Mux:
+    """The two requests skyplan makes of ssh masters over their control sockets itself, in
+    OpenSSH's multiplexing protocol (PROTOCOL.mux, version 4, unchanged since OpenSSH 5.x): "are
+    you alive" and "exit". Each is a local round trip of well under a millisecond, where
+    `ssh -O check` and `ssh -O exit` are a process each. The sockets are in the 0700 control
+    folder, and a master itself checks that its peer is its own user."""
+
+    VERSION = 4
+    HELLO = 0x00000001
+    ALIVE_CHECK = 0x10000004
+    TERMINATE = 0x10000005
+    ALIVE = 0x80000005
+    OK = 0x80000001
+
+    @classmethod
+    def alive(cls, control: Path, timeout: float) -> bool:
+        """Whether a master answers on `control` (MUX_C_ALIVE_CHECK)."""
+        (reply,) = cls._requests([control], cls.ALIVE_CHECK, timeout)
+        return isinstance(reply, bytes) and len(reply) >= 12 and struct.unpack(">II", reply[:8]) == (cls.ALIVE, 1)
+
+    @classmethod
+    def terminate(cls, controls: Sequence[Path], timeout: float) -> list[bool]:
+        """Ask the master on each of `controls` to exit (MUX_C_TERMINATE), all at once; for each,
+        whether it took the request or no master is there any more. A master may exit before its
+        reply is sent: that is taking it too."""
+        ended = []
+        for reply in cls._requests(controls, cls.TERMINATE, timeout):
+            ended.append(reply is _GONE or reply == b"" or (isinstance(reply, bytes) and struct.unpack(">I", reply[:4])[0] == cls.OK))
+        return ended
+
+    @classmethod
+    def _requests(cls, controls: Sequence[Path], kind: int, timeout: float) -> list:
+        """Request `kind` of the master on each of `controls`, in step: every hello is sent before
+        any answer is awaited, so the masters work at once. For each: the reply; b"" when the
+        master closed instead; _GONE when there is no socket; None when nothing usable answered."""
+        results: list = [None] * len(controls)
+        open_: dict[int, socket.socket] = {}
+        try:
+            for n, control in enumerate(controls):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(min(timeout, 5.0))
+                try:
+                    sock.connect(os.fspath(control))
+                    cls._send(sock, struct.pack(">II", cls.HELLO, cls.VERSION))
+                except FileNotFoundError:
+                    sock.close()
+                    results[n] = _GONE
+                    continue
+                except OSError:  # refused (a socket left by a killed master), or not a socket
+                    sock.close()
+                    continue
+                open_[n] = sock
+            for n, sock in list(open_.items()):
+                try:
+                    hello = cls._receive(sock)
+                    if hello is None or len(hello) < 8 or struct.unpack(">I", hello[:4])[0] != cls.HELLO:
+                        raise OSError("no mux hello")
+                    cls._send(sock, struct.pack(">II", kind, 1))
+                except OSError:
+                    open_.pop(n).close()
+            for n, sock in open_.items():
+                try:
+                    reply = cls._receive(sock)
+                except OSError:  # timed out, or the master went away mid-way
+                    reply = None
+                results[n] = b"" if reply is None else reply
+        finally:
+            for sock in open_.values():
+                sock.close()
+        return results
+
+    @staticmethod
+    def _send(sock: socket.socket, body: bytes) -> None:
+        sock.sendall(struct.pack(">I", len(body)) + body)
+
+    @staticmethod
+    def _receive(sock: socket.socket) -> bytes | None:
+        """One length-prefixed message; None at end of stream. Replies here are a few bytes: a
+        length beyond 64 KiB is no master's."""
+        head = _read_exactly(sock, 4)
+        if head is None:
+            return None
+        (length,) = struct.unpack(">I", head)
+        if length > 65536:
+            raise OSError("a mux message of more than 64 KiB")
+        return _read_exactly(sock, length)
+
+
+_GONE = object()  # _Mux: no socket at all where a master's was
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _terminate_all(masters: dict[Path, Gateway]) -> list[tuple[Gateway, bool]]:
+    """Every master told to exit, at once; for each, whether it took the request."""
+    items = list(masters.items())
+    if not items:
+        return []
+    timeout = max(gateway.timeout for _, gateway in items)
+    return list(zip((gateway for _, gateway in items), _Mux.terminate([control for control, _ in items], timeout)))
+
+
+def _end_masters(folder: Path, masters: dict[Path, Gateway]) -> None:
+    """What close() does, for a Connections that was never closed: every master told to exit."""
+    _terminate_all(masters)
+    masters.clear()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 class _TooMuchOutput(Exception):

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from .gateways import GatewayLab, running_lab
-from .netns import _list_namespaces
+from .gateways import CONTROLLER, GatewayLab, running_lab
+from .netns import _list_namespaces, _namespace_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -415,6 +415,112 @@ def test_private_keys_live_on_the_gateways_and_nowhere_on_the_controller(lab: Ga
 
 
 # -- 5. a host key that is not the gateway's stops everything --------------------------------------
+
+
+# -- 5. what a run costs each gateway: logins and ssh processes --------------------------------------
+
+
+def counting_ssh(folder: Path, lab: GatewayLab, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An `ssh` first on PATH that logs each ssh process's options and destination (one line each,
+    not the remote command), then runs the lab's."""
+    bin_dir, log = folder / "counting-bin", folder / "ssh-processes.log"
+    bin_dir.mkdir()
+    log.touch()
+    wrapper = bin_dir / "ssh"
+    wrapper.write_text(
+        "#!/bin/sh\nline= last=\n"
+        'for arg in "$@"; do line="$line $arg"; [ -n "$last" ] && break; [ "$arg" = "--" ] && last=1; done\n'
+        f'echo "$line" >> {log}\nexec {lab.bin_dir / "ssh"} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return log
+
+
+def logins(lab: GatewayLab) -> dict[str, int]:
+    """Accepted SSH logins so far, by gateway, from each sshd's own log."""
+    return {g: (lab.workdir / g / "sshd.log").read_text(errors="replace").count("Accepted publickey") for g in ("a", "b", "c")}
+
+
+def ssh_processes(log: Path, lab: GatewayLab) -> dict[str, list[str]]:
+    """The logged ssh processes by the gateway they name (the Host alias or the URL's address)."""
+    names = {"a": "a", "b": "b", lab.underlay["c"]: "c"}
+    found: dict[str, list[str]] = {"a": [], "b": [], "c": []}
+    for line in log.read_text().splitlines():
+        words = line.split()
+        target = words[words.index("--") + 1] if "--" in words else None
+        found[names.get(target, "?")].append(line) if target in names else found.setdefault("?", []).append(line)
+    return found
+
+
+def no_ssh_left_in_the_controller(lab: GatewayLab) -> bool:
+    """Only the namespace's holder runs in the controller: every master ended with the command."""
+    return wait_for(lambda: len(_namespace_pids(lab.namespace(CONTROLLER))) == 1, seconds=5, step=0.05)
+
+
+def test_an_apply_logs_in_to_each_gateway_once_its_refresh_and_changes_sharing_the_login(
+    lab: GatewayLab, world: Path, skyplan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    applied(lab, world, skyplan)
+    log = counting_ssh(tmp_path, lab, monkeypatch)
+
+    # One-link change a-c: the refresh reads all three, the apply rewrites a and c. Each gateway
+    # is logged in to once, by the refresh's first command; the apply reuses those connections
+    # (no second login on a and c, no ssh -N to reach them again), and nothing asks or ends a
+    # master through an ssh process (-O): skyplan does that over the control sockets.
+    before = logins(lab)
+    write_config(world, links_yaml(lab, [*LINKED, ("a", "c")]))
+    assert "Resources: 1 added, 0 changed, 0 destroyed." in run_ok(skyplan, "apply", "--auto-approve")
+    after = logins(lab)
+    assert {g: after[g] - before[g] for g in after} == {"a": 1, "b": 1, "c": 1}
+    processes = ssh_processes(log, lab)
+    assert processes.get("?", []) == [], processes
+    assert {g: len(lines) for g, lines in processes.items()} == {"a": 2, "b": 1, "c": 2}, processes  # inspect (+ push)
+    every = [line for lines in processes.values() for line in lines]
+    assert not any(" -O " in f" {line} " or " -N " in f" {line} " for line in every), every
+    # The first command of each gateway opened its shared connection; the pushes went through it.
+    assert all("ControlMaster=yes" in lines[0] and "ControlPersist=" in lines[0] for lines in processes.values())
+    assert all("ControlMaster=no" in line for g in ("a", "c") for line in processes[g][1:])
+    assert no_ssh_left_in_the_controller(lab), "an ssh master outlived the apply"
+
+    # A plan with nothing to change: one login and one ssh process per gateway.
+    log.write_text("")
+    before = logins(lab)
+    assert "No changes." in run_ok(skyplan, "plan")
+    after = logins(lab)
+    assert {g: after[g] - before[g] for g in after} == {"a": 1, "b": 1, "c": 1}
+    assert {g: len(lines) for g, lines in ssh_processes(log, lab).items()} == {"a": 1, "b": 1, "c": 1}
+    assert no_ssh_left_in_the_controller(lab), "an ssh master outlived the plan"
+
+
+def test_an_apply_whose_refresh_connection_died_reaches_the_gateway_again_before_changing_any(
+    lab: GatewayLab, world: Path, skyplan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh's shared connections are reused only while they answer: a master that ended
+    between refresh and apply (ControlPersist ran out while the user read the plan; here it is
+    killed) is replaced by a new login, host key checked, before anything is changed."""
+    applied(lab, world, skyplan)
+    write_config(world, links_yaml(lab, [*LINKED, ("a", "c")]))
+    from skyplan_wireguard import provider as wireguard
+
+    real_reach = wireguard._GatewayWork.reach
+    killed = []
+
+    def reach_after_killing_the_masters(self, views):
+        for pid in _namespace_pids(lab.namespace(CONTROLLER)):  # the holder is `sleep`, never `ssh`
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "ssh":
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        impersonate(lab, "c", "b")  # and c now shows another host key: it must be checked again
+        return real_reach(self, views)
+
+    monkeypatch.setattr(wireguard._GatewayWork, "reach", reach_after_killing_the_masters)
+    before = {g: on_gateway(lab, g, CONF_FILE) for g in ("a", "b", "c")}
+    result = skyplan("apply", "--auto-approve")
+    assert killed, "no master was running after the refresh"
+    assert result.exit_code != 0 and "host key" in result.output, result.output
+    assert {g: on_gateway(lab, g, CONF_FILE) for g in ("a", "b", "c")} == before, "a gateway changed after a refused host key"
+    assert no_ssh_left_in_the_controller(lab)
 
 
 def impersonate(lab: GatewayLab, victim: str, impostor: str) -> None:

@@ -237,13 +237,15 @@ def test_a_killed_master_is_replaced_and_commands_still_run(gateway_lab: Gateway
         master = [pid for pid in _namespace_pids(gateway_lab.namespace(CONTROLLER)) if _comm(pid) == "ssh"]
         assert len(master) == 1
         os.kill(master[0], signal.SIGKILL)  # its control socket stays behind
+        # The dead master is noticed before the command (its socket no longer answers): the
+        # command opens the new shared connection itself, and its output is only its own.
         done = ssh.run(a, ["sh", "-c", "echo out; echo err >&2"])
         assert (done.exit_code, done.stdout, done.stderr) == (0, b"out\n", b"err\n")
         assert ssh.run(a, ["true"]).exit_code == 0
         assert ssh.is_connected(a)  # a new master, which later commands share again
         logins = log.read_text().count("Accepted publickey")
         assert ssh.run(a, ["true"]).exit_code == 0
-        assert log.read_text().count("Accepted publickey") == logins == 3
+        assert log.read_text().count("Accepted publickey") == logins == 2
 
 
 def _comm(pid: int) -> str:
@@ -251,3 +253,32 @@ def _comm(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
+
+
+def test_masters_are_asked_and_ended_over_their_sockets_and_a_forgotten_close_still_ends_them(gateway_lab: GatewayLab, tmp_path: Path, monkeypatch) -> None:
+    a, b = gateways(gateway_lab, "a", "b")
+    # Every ssh process is logged: checking and ending masters must need none.
+    log = tmp_path / "ssh.log"
+    wrapper = tmp_path / "bin" / "ssh"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\necho "$1 $2 $3" >> {log}\nexec {gateway_lab.bin_dir / "ssh"} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    ssh = Connections()
+    folder = ssh.control_folder
+    assert ssh.run_many([a, b], lambda gw: ssh.run(gw, ["true"]).exit_code, parallelism=2)[0].value == 0
+    assert len(log.read_text().splitlines()) == 2  # one process per gateway: login, master and command
+    assert ssh.is_connected(a) and ssh.is_connected(b)
+    masters = [pid for pid in _namespace_pids(gateway_lab.namespace(CONTROLLER)) if _comm(pid) == "ssh"]
+    assert len(masters) == 2
+    # Never closed: collecting the object ends its masters and removes the folder all the same.
+    del ssh
+    import gc
+
+    gc.collect()
+    assert not folder.exists()
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{pid}").exists() and _comm(pid) == "ssh" for pid in masters) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(Path(f"/proc/{pid}").exists() and _comm(pid) == "ssh" for pid in masters), "a master outlived its Connections"
+    assert len(log.read_text().splitlines()) == 2, "a master was checked or ended through an ssh process"

@@ -117,9 +117,10 @@ class FakeSsh:
 
     def __call__(self, argv, **kwargs):
         self.calls.append(list(argv))
-        if "-N" in argv:
+        if "ControlMaster=yes" in argv:  # a connection being opened: alone (-N) or with a first command
             code, err = self.connect
-            return subprocess.CompletedProcess(argv, code, b"", err)
+            if code != 0 or "-N" in argv:
+                return subprocess.CompletedProcess(argv, code, b"", err)
         if "-O" in argv:
             return subprocess.CompletedProcess(argv, 0, b"", b"Master running\n")
         return subprocess.CompletedProcess(argv, self.command_code, b"out", b"boom\n")
@@ -128,23 +129,30 @@ class FakeSsh:
 def test_the_command_line_forces_trust_and_quotes_every_word(monkeypatch, tmp_path: Path) -> None:
     fake = FakeSsh()
     monkeypatch.setattr(transport, "_run_bounded", fake)
+    # A master comes up with the first command; this one never takes the exit request over its
+    # socket, so close() falls back on `ssh -O exit`.
+    monkeypatch.setattr(transport._Mux, "alive", classmethod(lambda cls, control, timeout: bool(fake.calls)))
+    monkeypatch.setattr(transport._Mux, "terminate", classmethod(lambda cls, controls, timeout: [False] * len(controls)))
     gateway = Gateway("ssh://root@[2001:db8::1]:2222", config=tmp_path / "ssh_config", timeout=7.5)
     argv = ["wg", "set", "wgsky0", "peer", "$(reboot)", "allowed-ips", "10.0.0.0/24; rm -rf /"]
     with Connections() as ssh:
         result = ssh.run(gateway, argv)
+        again = ssh.run(gateway, ["true"])
         folder = ssh.control_folder
-    assert result.exit_code == 0 and "out" not in repr(result)
-    connect, command = fake.calls[0], fake.calls[1]
-    for call in (connect, command):
+    assert result.exit_code == 0 and "out" not in repr(result) and again.exit_code == 0
+    opening, command, exit_ = fake.calls
+    for call in (opening, command, exit_):
         assert call[:3] == ["ssh", "-F", str(tmp_path / "ssh_config")]
         options = " ".join(call)
         for forced in ("BatchMode=yes", "StrictHostKeyChecking=yes", "ConnectTimeout=8", f"ControlPath={folder}/"):
             assert forced in options
         assert call[call.index("-l") + 1] == "root" and call[call.index("-p") + 1] == "2222"
-    assert connect[-2:] == ["--", "2001:db8::1"] and "ControlMaster=yes" in connect and "-N" in connect
+    # The first command logs in, becomes the shared connection and runs, in one process.
+    assert opening[-3:-1] == ["--", "2001:db8::1"] and "ControlMaster=yes" in opening and "-N" not in opening
+    assert "ControlPersist=60" in opening
+    assert shlex.split(opening[-1]) == argv  # the remote shell sees exactly these words
     assert command[-3:-1] == ["--", "2001:db8::1"] and "ControlMaster=no" in command
-    assert shlex.split(command[-1]) == argv  # the remote shell sees exactly these words
-    assert fake.calls[-1][-4:] == ["-O", "exit", "--", "2001:db8::1"]  # close() ended the master
+    assert exit_[-4:] == ["-O", "exit", "--", "2001:db8::1"]  # close() ended the master
 
 
 @pytest.mark.parametrize(
