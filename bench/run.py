@@ -24,10 +24,19 @@ from bench.report import Measurement, render_growth, render_ratios, render_table
 
 BIN = Path(sys.executable).parent  # the venv whose console scripts we time
 EXTRA_LINK = "bench-extra"
+LARGE = 10_000  # sizes above this run --large-repeat times
+# The gateway bench's runs (bench/gateways.py RUNS), as rows of this table.
+GATEWAY_OPERATIONS = {
+    "first apply": "gateways: skyplan apply (first)",
+    "no-change run": "gateways: skyplan plan (no change)",
+    "one-link change": "gateways: skyplan apply (one-link change)",
+}
+GATEWAY_PARALLELISM = 10  # ssh.parallelism, as bench.gateways' default
 MEMORY_NOTE = (
     "wall time (median/min/max s): spawn to exit, process start-up included; targets apply to it\n"
     "cpu s: median user+system time of the process (from wait4); far below wall time means waiting: disk, or a busy machine\n"
-    "peak MB: ru_maxrss from wait4(2) on each timed process (largest resident set of any one process in its tree, MiB), max over runs"
+    "peak MB: ru_maxrss from wait4(2) on each timed process (largest resident set of any one process in its tree, MiB), max over runs;\n"
+    "  the processes are started by a small spawner (about 8 MiB), so that the bench's own memory is not counted as theirs"
 )
 
 
@@ -109,15 +118,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         for operation in GATEWAY_OPERATIONS.values():
             args.absent[operation] = "not run (--gateways 0)"
     return args
-
-
-LARGE = 10_000  # sizes above this run --large-repeat times
-# The gateway bench's runs (bench/gateways.py RUNS), as rows of this table.
-GATEWAY_OPERATIONS = {
-    "first apply": "gateways: skyplan apply (first)",
-    "no-change run": "gateways: skyplan plan (no change)",
-    "one-link change": "gateways: skyplan apply (one-link change)",
-}
 
 
 @dataclass
@@ -288,7 +288,10 @@ class Bench:
             self.skip(tuple(GATEWAY_OPERATIONS.values()), shown, "skipped: needs " + "; ".join(missing))
             return
         progress(f"== {count} SSH gateways in a chain of {len(topology.links)} links (bench/gateways.py, skyplan only)")
-        lab = GatewayLab(topology.gateways, folder / "lab")
+        # The gateway bench's own lab when it has one (bench_lab: the lab with a gateway's home
+        # of its own), so that both benches time the same hosts.
+        make_lab = getattr(gw, "bench_lab", GatewayLab)
+        lab = make_lab(topology.gateways, folder / "lab")
         try:
             lab.start()
             h = gw.Harness(lab, topology, SshCounter(folder, lab, topology.gateways), self.timeout)
@@ -328,9 +331,6 @@ class Bench:
         # -detailed-exitcode: exit 0 means no changes; 2 (changes) is reported as a problem.
         self.measure(operations[1], topology, ["terraform", "plan", "-input=false", "-no-color", "-detailed-exitcode"], ws, env,
                      lambda run: None)
-
-
-GATEWAY_PARALLELISM = 10  # ssh.parallelism, as bench.gateways' default
 
 
 def last_line(output: str) -> str:

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,38 @@ def test_terraform_rows_and_ratio_at_a_tiny_size(tmp_path):
     assert table_row(stdout, "terraform apply (from empty)")[:3] == ["20", "10", "1"]
     assert table_row(stdout, "terraform plan (no change)")[:3] == ["20", "10", "1"]
     assert re.search(r"apply from empty: terraform / skyplan, 20 links over 10 clusters: [\d.]+ s / [\d.]+ s = [\d.]+x", stdout)
+
+
+def test_a_small_command_s_peak_memory_is_its_own_not_the_bench_s(tmp_path):
+    """The bench may hold hundreds of MB (a 100,000-link topology); a command it times must not
+    be reported with the bench's resident set as its own (Linux's ru_maxrss of a forked child)."""
+    from bench.measure import run_process
+
+    held = bytearray(200 * 1024 * 1024)
+    held[:: 4096] = b"\1" * len(held[:: 4096])  # touched, so resident
+    small = run_process([sys.executable, "-c", "pass"], tmp_path, {"PATH": "/usr/bin:/bin"})
+    large = run_process([sys.executable, "-c", "b = bytearray(150 * 1024 * 1024); b[::4096] = b'1' * len(b[::4096])"], tmp_path,
+                        {"PATH": "/usr/bin:/bin"})
+    del held
+    assert (small.exit_code, large.exit_code) == (0, 0)
+    assert small.peak_mb < 100, small
+    assert 150 < large.peak_mb < 300, large
+
+
+def test_a_command_past_its_timeout_is_killed_with_its_children(tmp_path):
+    from bench.measure import run_process
+
+    script = f"sleep 60 & echo $! > {tmp_path / 'child.pid'}; wait"
+    run = run_process(["sh", "-c", script], tmp_path, {"PATH": "/usr/bin:/bin"}, timeout=0.5)
+    assert run.timed_out and run.exit_code == -9 and run.seconds < 30
+    child = int((tmp_path / "child.pid").read_text())
+    for _ in range(100):  # the kill is sent; the orphan is reaped by init a moment later
+        if not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"the timed-out command's child {child} still runs")
+    assert not run_process(["sh", "-c", "exit 3"], tmp_path, {"PATH": "/usr/bin:/bin"}).timed_out
 
 
 def measured(operation: str, links: int, clusters: int, *seconds: float, peak_mb: float = 50.0) -> Measurement:
