@@ -34,7 +34,9 @@ def find_or_install(venv: Path = DEFAULT_VENV) -> tuple[str | None, str]:
     if program is None and not (venv / "bin" / "wg-meshconf").exists():
         print(f"installing {REQUIREMENT} into {venv} ...", file=sys.stderr, flush=True)
         venv.parent.mkdir(parents=True, exist_ok=True)
-        for argv in ([sys.executable, "-m", "venv", str(venv)], [str(venv / "bin" / "pip"), "install", "-q", REQUIREMENT]):
+        # Few retries and a short timeout: without a network the row should say so, not wait minutes.
+        pip = [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "--retries", "1", "--timeout", "20", REQUIREMENT]
+        for argv in ([sys.executable, "-m", "venv", str(venv)], pip):
             done = subprocess.run(argv, capture_output=True, text=True)
             if done.returncode != 0:
                 shutil.rmtree(venv, ignore_errors=True)

@@ -158,19 +158,19 @@ def render_targets(measurements: list[Measurement], absent: dict[str, str] | Non
 
 # The issue's targets (issue 15), on a 2-core machine.
 TARGETS: tuple[Target, ...] = (
-    Target("200-node full mesh (19,900 links): skyplan apply from empty / wg-meshconf genconfig",
+    Target("200-node full mesh (19,900 links): skyplan apply / wg-meshconf genconfig",
            "skyplan apply (full mesh)", 0.5, clusters=200, kind="ratio", other="wg-meshconf genconfig (full mesh)"),
     Target("10k links: apply from empty", "skyplan apply (from empty)", 1.2, links=10_000),
     Target("10k links: no-change plan", "skyplan plan (no change)", 0.4, links=10_000),
     Target("10k links: cold plan (file just edited)", "skyplan plan (file just edited)", 0.8, links=10_000),
     Target("10k links: skyctl get link", "skyctl get link", 0.15, links=10_000),
-    Target("10k links: skyctl create link (first-round target)", "skyctl create link", 0.5, links=10_000),
-    Target("10k links: peak memory of the apply (first-round target)", "skyplan apply (from empty)", 300.0, links=10_000, kind="memory"),
+    Target("10k links: skyctl create link (kept from round 1)", "skyctl create link", 0.5, links=10_000),
+    Target("10k links: peak memory of the apply (kept from round 1)", "skyplan apply (from empty)", 300.0, links=10_000, kind="memory"),
     Target("100k links over 10k clusters: apply from empty", "skyplan apply (from empty)", 10.0, links=100_000),
     Target("100k links over 10k clusters: no-change plan", "skyplan plan (no change)", 2.5, links=100_000),
     Target("100k links over 10k clusters: peak memory of the apply", "skyplan apply (from empty)", 1024.0, links=100_000,
            kind="memory", strict=True),
-    Target("1,100 resources: Terraform 1.11 apply / skyplan apply (from empty)", "terraform apply (from empty)", 20.0,
+    Target("1,100 resources: Terraform 1.11 apply / skyplan apply", "terraform apply (from empty)", 20.0,
            links=1_000, kind="ratio", other="skyplan apply (from empty)", at_least=True),
     Target("20 SSH gateways: one-link change", "gateways: skyplan apply (one-link change)", 1.0, clusters=20),
     Target("20 SSH gateways: no-change plan", "gateways: skyplan plan (no change)", 1.0, clusters=20),

@@ -72,7 +72,7 @@ def test_quick_bench_completes_and_prints_its_table(tmp_path):
     rows = targets_section(stdout)
     assert list(rows) == [t.work for t in TARGETS]
     assert "not measured: skyplan apply (from empty) not run at 10,000 links" in rows["10k links: apply from empty"]
-    assert "not run (no Terraform asked for)" in rows["1,100 resources: Terraform 1.11 apply / skyplan apply (from empty)"]
+    assert "not run (no Terraform asked for)" in rows["1,100 resources: Terraform 1.11 apply / skyplan apply"]
     assert "not run (--gateways 0)" in rows["20 SSH gateways: one-link change"]
     assert "not measured: skyplan apply (full mesh) not run at 200 clusters" in rows[TARGETS[0].work]
 
@@ -139,11 +139,11 @@ def test_targets_say_pass_or_miss_and_by_how_much():
     rows = targets_section(render_targets(measurements, {"skyplan plan (file just edited)": "not run (on purpose)"}))
     assert rows["10k links: apply from empty"].split() == ["1.800", "s", "<=", "1.2", "s", "MISS", "by", "1.50x", "(+0.60", "s)"]
     assert rows["10k links: no-change plan"].endswith("pass (0.75x the limit)")
-    assert rows["10k links: peak memory of the apply (first-round target)"].endswith("pass (0.40x the limit)")
+    assert rows["10k links: peak memory of the apply (kept from round 1)"].endswith("pass (0.40x the limit)")
     assert rows["100k links over 10k clusters: apply from empty"].endswith("pass (0.90x the limit)")
     assert rows["100k links over 10k clusters: peak memory of the apply"].endswith("< 1024 MiB  MISS by 1.00x (+0 MiB)")
     assert rows[TARGETS[0].work].startswith("0.40x (1.00 s / 2.50 s)") and rows[TARGETS[0].work].endswith("pass (0.80x the limit)")
-    terraform = rows["1,100 resources: Terraform 1.11 apply / skyplan apply (from empty)"]
+    terraform = rows["1,100 resources: Terraform 1.11 apply / skyplan apply"]
     assert terraform.startswith("15.00x (15.00 s / 1.00 s)") and terraform.endswith("MISS by 1.33x (0.75x the minimum)")
     assert rows["10k links: cold plan (file just edited)"].endswith("not run (on purpose)")
     assert rows["20 SSH gateways: one-link change"].endswith("not measured: gateways: skyplan apply (one-link change): skipped: needs root")
