@@ -292,6 +292,7 @@ class Bench:
         # of its own), so that both benches time the same hosts.
         make_lab = getattr(gw, "bench_lab", GatewayLab)
         lab = make_lab(topology.gateways, folder / "lab")
+        h = None
         try:
             lab.start()
             h = gw.Harness(lab, topology, SshCounter(folder, lab, topology.gateways), self.timeout)
@@ -301,6 +302,12 @@ class Bench:
                 cycle.mkdir()
                 gw.run_skyplan(h, cycle, GATEWAY_PARALLELISM)
                 reset_gateways(lab)
+        except Exception as exc:  # noqa: BLE001 -- a broken lab must not cost the rest of the run its table
+            if h is None or not h.results:
+                first = str(exc).strip().splitlines()
+                self.skip(tuple(GATEWAY_OPERATIONS.values()), shown, f"lab failed: {type(exc).__name__}: {first[0] if first else ''}"[:200])
+                return
+            progress(f"  the gateway lab failed after some runs: {type(exc).__name__}: {exc}")
         finally:
             lab.close()
         for run, operation in GATEWAY_OPERATIONS.items():
@@ -310,6 +317,8 @@ class Bench:
             m.problem = next((r.problem for r in results if r.problem), None)
             if m.problem is None and any(r.check != "ok" for r in results):
                 m.problem = "live check: " + next(r.check for r in results if r.check != "ok")
+            if not m.runs and m.problem is None:
+                m.problem = "not run: the lab failed before it"
             self.measurements.append(m)
 
     def run_terraform(self, topology: Topology, folder: Path, scratch: Path) -> None:

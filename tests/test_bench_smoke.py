@@ -225,6 +225,23 @@ def run_gateway_operations() -> list[str]:
     return list(GATEWAY_OPERATIONS.values())
 
 
+def test_a_gateway_lab_that_does_not_start_costs_only_its_rows(tmp_path, monkeypatch):
+    import tests.e2e.gateways as lab
+    from bench import run
+
+    def broken(self):
+        raise lab.LabError("cannot build the gateway lab; missing:\n  - sshd")
+
+    monkeypatch.setattr(lab, "missing_gateway_prerequisites", lambda: [])
+    monkeypatch.setattr(lab.GatewayLab, "start", broken)
+    monkeypatch.setattr(lab.GatewayLab, "close", lambda self: None)
+    b = run.Bench(repeat=1, timeout=120)
+    b.run_gateways(20, tmp_path, rounds=1)
+    assert [(m.operation, m.runs, m.problem) for m in b.measurements] == [
+        (operation, [], "lab failed: LabError: cannot build the gateway lab; missing:") for operation in run.GATEWAY_OPERATIONS.values()
+    ]
+
+
 @pytest.mark.e2e
 def test_bench_s_gateway_rows_come_from_the_gateway_bench(tmp_path):
     """`python -m bench --gateways 3`: the gateway bench's three skyplan runs, checked by it, as rows of the table."""
