@@ -10,6 +10,7 @@ from pathlib import Path
 SEED = 20240611
 # Far bigger than any cluster count we generate, and clear of 10.0.0.0/8 where the subnets live.
 ADDRESS_POOL = "100.64.0.0/10"
+MESH_NAME = "mesh"
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,21 @@ def unlinked_pair(topology: Topology) -> tuple[str, str]:
     raise ValueError("every pair of clusters is linked already")
 
 
-def links_yaml(topology: Topology) -> str:
-    lines = [
+def full_mesh(nodes: int) -> Topology:
+    """`nodes` clusters, every pair linked (n(n-1)/2 links), named as a `meshes:` entry names them."""
+    if not 2 <= nodes <= 65536:
+        raise ValueError(f"a full mesh needs 2 to 65,536 clusters, not {nodes}")
+    width = len(str(nodes - 1))
+    clusters = [(f"m{i:0{width}d}", f"198.18.{i >> 8}.{i & 255}:51820", f"10.{i >> 8}.{i & 255}.0/24") for i in range(nodes)]
+    names = [name for name, _, _ in clusters]
+    return Topology(
+        clusters=clusters,
+        links=[(f"{MESH_NAME}.{a}.{b}", a, b) for i, a in enumerate(names) for b in names[i + 1 :]],
+    )
+
+
+def _header() -> list[str]:
+    return [
         "version: 1",
         "provider:",
         "  name: wireguard",
@@ -81,19 +95,32 @@ def links_yaml(topology: Topology) -> str:
         f"  address_pool: {ADDRESS_POOL}",
         "  listen_port: 51820",
         "  persistent_keepalive: 25",
-        "clusters:",
     ]
+
+
+def _clusters(topology: Topology) -> list[str]:
+    lines = ["clusters:"]
     for name, endpoint, subnet in topology.clusters:
         lines += [f"  - name: {name}", f"    endpoint: {endpoint}", f"    subnets: [{subnet}]"]
-    lines.append("links:")
+    return lines
+
+
+def links_yaml(topology: Topology) -> str:
+    lines = [*_header(), *_clusters(topology), "links:"]
     for name, source, target in topology.links:
         lines += [f"  - name: {name}", f"    source: {source}", f"    target: {target}"]
     return "\n".join(lines) + "\n"
 
 
-def write_workspace(folder: Path, topology: Topology) -> Path:
-    """A fresh workspace folder holding only links.yaml; returns the file's path."""
+def mesh_yaml(topology: Topology) -> str:
+    """The full mesh as a user writes it: the clusters and one `meshes:` entry (not 19,900 links)."""
+    members = ", ".join(name for name, _, _ in topology.clusters)
+    return "\n".join([*_header(), *_clusters(topology), "meshes:", f"  - name: {MESH_NAME}", f"    clusters: [{members}]", "    topology: full"]) + "\n"
+
+
+def write_workspace(folder: Path, topology: Topology, *, mesh: bool = False) -> Path:
+    """A fresh workspace folder holding only links.yaml (with `mesh`, as one full mesh); returns the file's path."""
     folder.mkdir(parents=True, exist_ok=False)
     path = folder / "links.yaml"
-    path.write_text(links_yaml(topology))
+    path.write_text(mesh_yaml(topology) if mesh else links_yaml(topology))
     return path
