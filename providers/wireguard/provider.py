@@ -916,7 +916,14 @@ class _HookRuns:
         for future in self._futures.values():
             future.cancel()
         if kind is not None:
-            hooks.kill_running()
+            from concurrent.futures import wait
+
+            # Again until every hook has ended: one whose thread was between starting it and
+            # registering it when Ctrl-C came (a busy machine) is ended on the next pass.
+            pending = [future for future in self._futures.values() if not future.done()]
+            while pending:
+                hooks.kill_running()
+                pending = list(wait(pending, timeout=0.1).not_done)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 

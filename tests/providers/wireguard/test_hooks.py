@@ -204,3 +204,38 @@ def test_ctrl_c_during_hooks_ends_them_and_apply_stops(workspace):
     assert apply.returncode != 0 and "Traceback" not in output, output
     for p in pids:
         assert not _alive(int(p.read_text())), f"{p.name}: the hook's sleep outlived the apply"
+
+
+def test_ctrl_c_ends_a_hook_whose_thread_had_not_registered_it_yet(monkeypatch, tmp_path):
+    import subprocess
+    import time
+    from types import SimpleNamespace
+
+    from skyplan.sdk import ResourceView
+    from skyplan_wireguard import hooks
+    from skyplan_wireguard.provider import _HookRuns
+
+    started = []
+
+    class SlowToRegister(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+            time.sleep(1.0)  # the thread is held up between starting the hook and registering it
+
+    monkeypatch.setattr(hooks.subprocess, "Popen", SlowToRegister)
+    provider = SimpleNamespace(_run_hook=lambda view: hooks.run(["sleep", "600"])[2])
+    runs = _HookRuns(provider, [ResourceView("cluster", "a", {}, {})])
+    while not started:
+        time.sleep(0.01)
+    import threading
+
+    # Ctrl-C, before the hook is registered: ending the runs must end the hook, not wait for it.
+    ending = threading.Thread(target=runs.__exit__, args=(KeyboardInterrupt, KeyboardInterrupt(), None), daemon=True)
+    ending.start()
+    ending.join(timeout=10)
+    try:
+        assert not ending.is_alive(), "waited for the hook instead of ending it"
+        assert started[0].poll() is not None
+    finally:
+        started[0].kill()
