@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from skyplan.config.loader import LoadedConfig, load_config
-from skyplan.config.models import BackendSpec
 from skyplan.errors import SkyplanError, StateError
-from skyplan.plan.model import DesiredResource
-from skyplan.plan.saved import BackendRef, SavedPlan
 from skyplan.sdk import Provider, ReadBack, WorkspacePaths
-from skyplan.state.model import Owner, State
-from skyplan.state.store import LockInfo, StateStore
-from skyplan.state.urls import display_url, has_password
+
+if TYPE_CHECKING:
+    # Imported where used: every command starts here, `skyctl get` among them, and it needs
+    # neither plans nor saved plans (STYLE.md: `skyctl get link` starts fast).
+    from skyplan.config.loader import LoadedConfig
+    from skyplan.config.models import BackendSpec
+    from skyplan.plan.model import DesiredResource
+    from skyplan.plan.saved import BackendRef, SavedPlan
+    from skyplan.state.model import Owner, State
+    from skyplan.state.store import LockInfo, StateStore
 
 
 @dataclass
@@ -32,7 +36,13 @@ class Workspace:
     provider: Provider
     store: StateStore
     loaded: LoadedConfig | None = None
-    backend: BackendRef | None = None
+    # Where the state lives, as a saved plan records it: made when first asked for, since
+    # building it takes the saved-plan models, which most commands never load.
+    backend_of: Callable[[], BackendRef] | None = None
+
+    @property
+    def backend(self) -> BackendRef | None:
+        return self.backend_of() if self.backend_of is not None else None
 
     @property
     def provider_name(self) -> str:
@@ -118,15 +128,17 @@ def make_provider(cls: type[Provider], settings, paths: WorkspacePaths) -> Provi
 
 
 def _build(loaded: LoadedConfig, paths: WorkspacePaths) -> Workspace:
-    store, backend = make_store(loaded.config.backend, paths)
+    store, backend_of = _open_store(loaded.config.backend, paths)
     provider = make_provider(loaded.provider_class, loaded.settings, paths)
-    return Workspace(paths=paths, provider=provider, store=store, loaded=loaded, backend=backend)
+    return Workspace(paths=paths, provider=provider, store=store, loaded=loaded, backend_of=backend_of)
 
 
 def open_workspace(
     config_path: Path, display: str | None = None, variables: dict | None = None, *, resources: bool = True
 ) -> Workspace:
     """The workspace of `config_path`; `resources=False` when its clusters and links are not needed."""
+    from skyplan.config.loader import load_config
+
     paths = WorkspacePaths.for_config(config_path)
     loaded = load_config(config_path, display=display, variables=variables, cache_dir=paths.data / "cache", resources=resources)
     return _build(loaded, paths)
@@ -147,6 +159,8 @@ def open_skyctl_workspace(config_file: str | None, variables: dict | None = None
             "this folder's configuration is links.yaml.j2, a template: "
             "pass --config links.yaml.j2 with its variables (--var, --var-file)"
         )
+    from skyplan.config.loader import load_config
+
     # No file: the provider's defaults, state in ./.skyplan, as `skyctl` in an empty folder.
     return _build(load_config(here, display="links.yaml", text="version: 1\n"), WorkspacePaths.for_config(here))
 
@@ -204,6 +218,7 @@ def _backend_block(config_path: Path, display: str) -> BackendSpec:
     from pydantic import ValidationError
 
     from skyplan.config import source
+    from skyplan.config.models import BackendSpec
 
     try:
         text = source.read_text(config_path, display)
@@ -226,10 +241,20 @@ def make_store(
 
     `url_source` says where `backend.url` came from, for the message if it is not a valid URL.
     """
+    store, backend_of = _open_store(backend, paths, url_source)
+    return store, backend_of()
+
+
+def _open_store(
+    backend: BackendSpec, paths: WorkspacePaths, url_source: str = "backend.url"
+) -> tuple[StateStore, Callable[[], BackendRef]]:
+    """make_store, with the reference made only when it is asked for (once)."""
+    from functools import lru_cache
+
     url = os.environ.get("SKYPLAN_BACKEND") or None
     if url is not None or backend.type == "postgres":
         from skyplan.state.postgres import PostgresStateStore
-        from skyplan.state.urls import URLProblem, check_url
+        from skyplan.state.urls import URLProblem, check_url, display_url, has_password
 
         source = "SKYPLAN_BACKEND" if url is not None else url_source
         url = url or backend.url
@@ -239,18 +264,27 @@ def make_store(
             check_url(url)
         except URLProblem as exc:
             raise StateError(f"{source}: {exc}") from None
-        ref = BackendRef(
-            type="postgres", workspace=backend.workspace, location=display_url(url), password_removed=has_password(url)
-        )
-        return PostgresStateStore(url, backend.workspace), ref
-    from skyplan.state.local import FileStateStore
+        fields = {"type": "postgres", "location": display_url(url), "password_removed": has_password(url)}
+        store: StateStore = PostgresStateStore(url, backend.workspace)
+    else:
+        from skyplan.state.local import FileStateStore
 
-    store = FileStateStore(paths.data, within=paths.root)
-    return store, BackendRef(type="local", workspace=backend.workspace, location=str(store.path))
+        store = FileStateStore(paths.data, within=paths.root)
+        fields = {"type": "local", "location": str(store.path)}
+
+    @lru_cache(maxsize=1)
+    def backend_of() -> BackendRef:
+        from skyplan.plan.saved import BackendRef
+
+        return BackendRef(workspace=backend.workspace, **fields)
+
+    return store, backend_of
 
 
 def configured_provider_name(config_path: Path) -> str | None:
     """The provider `config_path` names, None if the file cannot say (missing or broken)."""
+    from skyplan.config.loader import load_config
+
     try:
         return load_config(config_path, resources=False).provider_class.name
     except SkyplanError:
