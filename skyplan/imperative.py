@@ -312,27 +312,31 @@ def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) 
     FAILED as recorded, otherwise as the provider sees it."""
     from skyplan.sdk import ResourceView, StatusRequest
 
+    # Read for every resource of a `skyctl get` (and every 2 s of a watch): addresses are made
+    # once, and a link's ends are read from its attributes, not through properties.
     clusters = {r.name: r for r in state.resources if r.type == "cluster"} if state else {}
+    addresses = [f"{r.type}.{r.name}" for r in resources]
     views: dict[str, ResourceView] = {}
-    for r in resources:
-        if r.status.phase == "FAILED" or r.pending is not None:
+    for r, address in zip(resources, addresses):
+        if r.pending is not None or r.status.phase == "FAILED":
             continue
-        views[r.address] = ResourceView(r.type, r.name, r.attributes, r.computed)
+        views[address] = ResourceView(r.type, r.name, r.attributes, r.computed)
         if r.type == "link":  # the provider needs both ends to judge a link
-            for end in r.ends:
+            attributes = r.attributes
+            for end in (attributes["source"], attributes["target"]):
                 cluster = clusters.get(end)
-                if cluster is not None and f"cluster.{end}" not in views:
-                    views[f"cluster.{end}"] = ResourceView("cluster", end, cluster.attributes, cluster.computed)
+                if cluster is not None and (at := f"cluster.{end}") not in views:
+                    views[at] = ResourceView("cluster", end, cluster.attributes, cluster.computed)
     reports = ws.provider.status(StatusRequest(resources=list(views.values()))).statuses if views else {}
     result = {}
-    for r in resources:
+    for r, address in zip(resources, addresses):
         if r.pending is not None:  # newer than a failure it may have been retrying
-            result[r.address] = ("PENDING", [{"type": "Applied", "status": "Unknown", "reason": "ApplyInterrupted", "message": _pending_message(r)}])
+            result[address] = ("PENDING", [{"type": "Applied", "status": "Unknown", "reason": "ApplyInterrupted", "message": _pending_message(r)}])
         elif r.status.phase == "FAILED":
-            result[r.address] = ("FAILED", [{"type": "Applied", "status": "False", "reason": "ApplyFailed", "message": r.status.reason or ""}])
+            result[address] = ("FAILED", [{"type": "Applied", "status": "False", "reason": "ApplyFailed", "message": r.status.reason or ""}])
         else:
-            report = reports.get(r.address)
-            result[r.address] = (report.phase, report.conditions) if report else ("INIT", [])
+            report = reports.get(address)
+            result[address] = (report.phase, report.conditions) if report else ("INIT", [])
     return result
 
 

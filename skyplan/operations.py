@@ -405,7 +405,14 @@ def _snapshot(ws: Workspace, kind: str, name: str | None, output: str) -> tuple[
     if name is not None and not resources:
         raise SkyplanError(f"{kind.capitalize()} '{name}' not found.")
     phases = observe(ws, state, resources)
-    key = tuple((r.address, r.ends if r.type == "link" else None, phases[r.address][0]) for r in resources)
+    # Every resource, on every redraw of a watch: its address and ends read once, directly.
+    prefix = f"{kind}."
+    if kind == "link":
+        key = tuple(
+            (address := prefix + r.name, (r.attributes["source"], r.attributes["target"]), phases[address][0]) for r in resources
+        )
+    else:
+        key = tuple((address := prefix + r.name, None, phases[address][0]) for r in resources)
     # What the provider's computed values add to the views (WireGuard: a cluster's ADDRESS).
     display = type(ws.provider).display_spec.get(kind, objects.NO_DISPLAY)
     if output != "table":
@@ -414,6 +421,7 @@ def _snapshot(ws: Workspace, kind: str, name: str | None, output: str) -> tuple[
         return objects.render_objects(items, output, kind.capitalize(), single=name is not None), key
     if not resources:
         return f"No {kind}s found.\n", key
-    row = objects.link_row if kind == "link" else objects.cluster_row
-    columns = objects.link_columns(display) if kind == "link" else objects.cluster_columns(display)
-    return objects.table(columns, [row(r, phases[r.address][0], display=display) for r in resources]), key
+    if kind == "link":
+        return objects.table(objects.link_columns(display), objects.link_rows(resources, [k[2] for k in key], display)), key
+    rows = [objects.cluster_row(r, k[2], display=display) for r, k in zip(resources, key)]
+    return objects.table(objects.cluster_columns(display), rows), key

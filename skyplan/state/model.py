@@ -105,12 +105,16 @@ def check_shapes(state: State, required: dict[str, set[str]], where: str) -> Non
     """
     from skyplan.errors import StateError
 
+    # One pass, read for every resource of every command: attributes and the link's ends are
+    # read straight from the dict, not through properties.
     for index, resource in enumerate(state.resources):
-        missing = required.get(resource.type, set()) - resource.attributes.keys()
-        if missing:
+        attributes = resource.attributes
+        needed = required.get(resource.type)
+        if needed and not attributes.keys() >= needed:
+            missing = needed - attributes.keys()
             raise StateError(
                 f"state {where} is damaged: resources[{index}] ({resource.address}) has no attribute "
                 + ", ".join(f"'{m}'" for m in sorted(missing))
             )
-        if resource.type == "link" and not (isinstance((ends := resource.ends).source, str) and isinstance(ends.target, str)):
+        if resource.type == "link" and not (isinstance(attributes["source"], str) and isinstance(attributes["target"], str)):
             raise StateError(f"state {where} is damaged: resources[{index}] ({resource.address}): source and target must be names")
