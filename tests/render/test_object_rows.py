@@ -30,7 +30,7 @@ def stamp(seconds_ago: int) -> str:
 @pytest.mark.parametrize("display", [objects.NO_DISPLAY, Display(columns=(("KEY", "key"),), missing="<none>")])
 def test_link_rows_are_what_link_row_gives_for_each_link(display):
     links = [
-        link("a", "c1", "c2", stamp(200)  # minutes: no second ticking over changes the row),
+        link("a", "c1", "c2", stamp(200)),  # minutes: a second ticking over changes no row
         link("b", "c2", "c3", stamp(400), key="k"),
         link("c", "c3", "c1", stamp(3 * 86400)),
         link("d", "c1", "c3", "not a time"),
