@@ -312,8 +312,7 @@ def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) 
     FAILED as recorded, otherwise as the provider sees it."""
     from skyplan.sdk import ResourceView, StatusRequest
 
-    # Read for every resource of a `skyctl get` (and every 2 s of a watch): addresses are made
-    # once, and a link's ends are read from its attributes, not through properties.
+    # Read for every resource of a `skyctl get` (and every 2 s of a watch): addresses are made once.
     clusters = {r.name: r for r in state.resources if r.type == "cluster"} if state else {}
     addresses = [f"{r.type}.{r.name}" for r in resources]
     views: dict[str, ResourceView] = {}
@@ -322,8 +321,7 @@ def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) 
             continue
         views[address] = ResourceView(r.type, r.name, r.attributes, r.computed)
         if r.type == "link":  # the provider needs both ends to judge a link
-            attributes = r.attributes
-            for end in (attributes["source"], attributes["target"]):
+            for end in r.ends:
                 cluster = clusters.get(end)
                 if cluster is not None and (at := f"cluster.{end}") not in views:
                     views[at] = ResourceView("cluster", end, cluster.attributes, cluster.computed)

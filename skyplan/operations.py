@@ -405,11 +405,11 @@ def _snapshot(ws: Workspace, kind: str, name: str | None, output: str) -> tuple[
     if name is not None and not resources:
         raise SkyplanError(f"{kind.capitalize()} '{name}' not found.")
     phases = observe(ws, state, resources)
-    # Every resource, on every redraw of a watch: its address and ends read once, directly.
+    # Every resource, on every redraw of a watch: its address made once.
     prefix = f"{kind}."
     if kind == "link":
         key = tuple(
-            (address := prefix + r.name, (r.attributes["source"], r.attributes["target"]), phases[address][0]) for r in resources
+            (address := prefix + r.name, r.ends, phases[address][0]) for r in resources
         )
     else:
         key = tuple((address := prefix + r.name, None, phases[address][0]) for r in resources)

@@ -63,26 +63,42 @@ class Workspace:
         """The recorded state, upgraded to the provider's schema (state/upgrade.py), checked to
         hold what the core and the provider need of each resource, and every name and value in
         it to pass the rules the configuration's would (state/checks.py)."""
-        from skyplan.state.checks import check_state
-        from skyplan.state.model import check_shapes
+        from skyplan.state import checked
         from skyplan.state.upgrade import upgrade_state
 
         state = self.store.read()
         if state is None:
             self._refuse_stranded_state()
-        if state is not None:
-            provider_cls = type(self.provider)
-            # Upgraded first: a setting added since the state was written is filled in by the
-            # provider, so only a damaged entry lacks what the provider declares it needs.
-            state = upgrade_state(state, self.provider, self.store.describe())
-            required = {
-                "cluster": {"subnets", *provider_cls.cluster_settings},
-                "link": {"source", "target"},
-            }
-            check_shapes(state, required, self.store.describe())
-            read_back = ReadBack(root=self.paths.root, configured=self.provider.settings)
-            check_state(state, provider_cls, self.store.describe(), read_back)
+            return None
+        # Upgraded first: a setting added since the state was written is filled in by the
+        # provider, so only a damaged entry lacks what the provider declares it needs.
+        state = upgrade_state(state, self.provider, self.store.describe())
+        # A state that passed every check before, byte for byte, with the same code, settings
+        # and workspace, passes again: the sealed record says so (state/checked.py).
+        digest = self.store.read_digest
+        key = checked.verdict_key(digest, self.provider, self.paths.root) if digest is not None else None
+        folder = self.paths.data / "cache"
+        if key is not None and checked.passed(folder, key, self.paths.root):
+            return state
+        self._check(state)
+        if key is not None:
+            checked.record(folder, key, self.paths.root)
         return state
+
+    def _check(self, state: State) -> None:
+        """Refuse a state lacking what the core and the provider need, or holding what the
+        configuration's rules refuse."""
+        from skyplan.state.checks import check_state
+        from skyplan.state.model import check_shapes
+
+        provider_cls = type(self.provider)
+        required = {
+            "cluster": {"subnets", *provider_cls.cluster_settings},
+            "link": {"source", "target"},
+        }
+        check_shapes(state, required, self.store.describe())
+        read_back = ReadBack(root=self.paths.root, configured=self.provider.settings)
+        check_state(state, provider_cls, self.store.describe(), read_back)
 
     def _refuse_stranded_state(self) -> None:
         """An empty backend is a new workspace only when no state of this one lives elsewhere.

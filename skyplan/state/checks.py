@@ -94,11 +94,9 @@ def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, re
                 problems.append((resource.address, "computed " + _first_error(exc)))
     # check_shapes made sure that every link's source and target are strings.
     ends: set[str] = set()
-    add = ends.add
+    update = ends.update
     for r in links:
-        attributes = r.attributes
-        add(attributes["source"])
-        add(attributes["target"])
+        update(r.ends)
     for diagnostic in check_entries(specs, [r.name for r in links], ends):
         if diagnostic.severity != "error":
             continue
