@@ -388,6 +388,7 @@ def get(
                         console.show("\n")
                     console.show(text)
                     shown = key
+                ws.remember_checked()
                 if not watch:
                     return
                 sleep(every)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +39,8 @@ class Workspace:
     # Where the state lives, as a saved plan records it: made when first asked for, since
     # building it takes the saved-plan models, which most commands never load.
     backend_of: Callable[[], BackendRef] | None = None
+    # The verdict key of the state read_state last checked in full, until it is recorded.
+    _passed: str | None = field(default=None, init=False, repr=False)
 
     @property
     def backend(self) -> BackendRef | None:
@@ -81,8 +83,9 @@ class Workspace:
         if key is not None and checked.passed(folder, key, self.paths.root):
             return state
         self._check(state)
-        if key is not None:
-            checked.record(folder, key, self.paths.root)
+        # Recorded once the command has used the state successfully (remember): a command
+        # that fails later writes nothing.
+        self._passed = key
         return state
 
     def _check(self, state: State) -> None:
@@ -131,11 +134,22 @@ class Workspace:
         return desired_resources(self.loaded.config, type(self.provider), self.loaded.settings, owner)
 
     def remember_config(self) -> None:
-        """Cache the configuration: an operation calls this, under the lock, once its plan is made."""
+        """Cache the configuration, and the verdict on the state read: an operation calls this,
+        under the lock, once its plan is made."""
         if self.loaded is not None:
             from skyplan.config.loader import remember
 
             remember(self.loaded, self.paths.root)
+        self.remember_checked()
+
+    def remember_checked(self) -> None:
+        """Record that the state read last passed every check (state/checked.py), if it was
+        checked in full: `skyctl get` calls this once it has shown the state."""
+        if self._passed is not None:
+            from skyplan.state import checked
+
+            checked.record(self.paths.data / "cache", self._passed, self.paths.root)
+            self._passed = None
 
 
 def make_provider(cls: type[Provider], settings, paths: WorkspacePaths) -> Provider:
