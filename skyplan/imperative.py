@@ -316,15 +316,18 @@ def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) 
     clusters = {r.name: r for r in state.resources if r.type == "cluster"} if state else {}
     addresses = [f"{r.type}.{r.name}" for r in resources]
     views: dict[str, ResourceView] = {}
+    viewed: set[str] = set()  # the clusters in `views`, by name
     for r, address in zip(resources, addresses):
         if r.pending is not None or r.status.phase == "FAILED":
             continue
         views[address] = ResourceView(r.type, r.name, r.attributes, r.computed)
         if r.type == "link":  # the provider needs both ends to judge a link
             for end in r.ends:
-                cluster = clusters.get(end)
-                if cluster is not None and (at := f"cluster.{end}") not in views:
-                    views[at] = ResourceView("cluster", end, cluster.attributes, cluster.computed)
+                if end not in viewed and (cluster := clusters.get(end)) is not None:
+                    viewed.add(end)
+                    views[f"cluster.{end}"] = ResourceView("cluster", end, cluster.attributes, cluster.computed)
+        else:
+            viewed.add(r.name)
     reports = ws.provider.status(StatusRequest(resources=list(views.values()))).statuses if views else {}
     result = {}
     for r, address in zip(resources, addresses):

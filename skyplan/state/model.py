@@ -88,7 +88,9 @@ class State(Record):
         return cls(lineage=str(uuid.uuid4()))
 
     def by_address(self) -> dict[str, ResourceState]:
-        return {r.address: r for r in self.resources}
+        # The address made here, not through the property: called several times per command
+        # on every resource of the state.
+        return {f"{r.type}.{r.name}": r for r in self.resources}
 
     def with_resources(self, resources: dict[str, ResourceState], **changes: Any) -> State:
         ordered = [resources[address] for address in sorted(resources)]
