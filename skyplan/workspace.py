@@ -80,8 +80,8 @@ class Workspace:
         digest = self.store.read_digest
         key = checked.verdict_key(digest, self.provider, self.paths.root) if digest is not None else None
         folder = self.paths.data / "cache"
-        if key is not None and checked.passed(folder, key, self.paths.root):
-            return state
+        if key is not None and (key == self._passed or checked.passed(folder, key, self.paths.root)):
+            return state  # (or this command checked it already, and has not recorded it yet)
         self._check(state)
         # Recorded once the command has used the state successfully (remember): a command
         # that fails later writes nothing.
