@@ -136,6 +136,10 @@ class Workspace:
     def remember_config(self) -> None:
         """Cache the configuration, and the verdict on the state read: an operation calls this,
         under the lock, once its plan is made."""
+        from skyplan.state import checked
+
+        # Under the lock: what a run killed while writing the cache left there goes first.
+        checked.tidy(self.paths.data / "cache", self.paths.root)
         if self.loaded is not None:
             from skyplan.config.loader import remember
 

@@ -95,7 +95,17 @@ def record(folder: Path, key: str, workspace: Path) -> None:
         atomic.ensure_dir(folder.parent, 0o700, workspace)  # .skyplan: never wider, whatever made it
         atomic.ensure_dir(folder, 0o700, workspace)
         # Written without the state lock (skyctl get takes none): a run killed meanwhile leaves
-        # a temporary file, which the next cache store, under the lock, removes.
+        # a temporary file, which the next command that takes the lock removes (tidy).
         atomic.write_atomic(folder / RECORD, blob, 0o600, workspace)
     except (OSError, UnsafePathError):
         pass  # a record that cannot be written only costs time
+
+
+def tidy(folder: Path, workspace: Path) -> None:
+    """Remove the temporary files that runs killed while writing to `folder` left (this record's,
+    or a cache entry's). Called under the state lock, which every writer there but `skyctl get`
+    holds: a `get` writing its record meanwhile only fails to, which costs it nothing."""
+    try:
+        atomic.remove_leftovers(folder, within=workspace)
+    except (OSError, UnsafePathError):
+        pass

@@ -163,3 +163,16 @@ def test_a_row_edited_in_postgresql_after_it_was_recorded_as_checked_is_refused(
     for _ in range(2):
         assert_refused(skyctl("get", "link"), where, f"cluster.{entry['name']}")
         assert_refused(skyplan("plan"), where, f"cluster.{entry['name']}")
+
+
+def test_what_a_killed_run_left_half_written_in_the_cache_is_removed_by_the_next_locked_command(applied: Path, skyplan, skyctl) -> None:
+    assert skyctl("get", "link").exit_code == 0
+    cache = applied / ".skyplan" / "cache"
+    # As atomic.write_atomic names its temporary files, killed before the rename.
+    left = [cache / ".state-checked.json.1a2b3c4d.tmp", cache / ".settings.json.5e6f7a8b.tmp"]
+    for path in left:
+        path.write_bytes(b"half")
+    assert skyctl("get", "link").exit_code == 0  # takes no lock: leaves what it did not write alone
+    assert all(path.exists() for path in left)
+    assert skyplan("plan").exit_code == 0
+    assert not list(applied.rglob("*.tmp"))
