@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from skyplan.apply import ApplyOutcome, apply_plan
-from skyplan.config.models import NAME_RULE, ClusterSpec, Config, LinkSpec
 from skyplan.errors import SkyplanError
-from skyplan.plan.model import DesiredResource, Plan
-from skyplan.planning import make_plan
-from skyplan.state.model import ResourceState, State
-from skyplan.workspace import Workspace
+
+if TYPE_CHECKING:
+    # Imported where used: `skyctl get` reaches observe() and must start without the planner,
+    # the engine and the configuration's models (STYLE.md: `skyctl get link` starts fast).
+    from skyplan.apply import ApplyOutcome
+    from skyplan.config.models import ClusterSpec, Config, LinkSpec
+    from skyplan.plan.model import DesiredResource, Plan
+    from skyplan.state.model import ResourceState, State
+    from skyplan.workspace import Workspace
 
 
 @dataclass
@@ -28,7 +32,9 @@ class Done:
 
 
 def create_link(ws: Workspace, name: str, source: str, target: str, lock_timeout: float) -> Done:
+    from skyplan.config.models import LinkSpec
     from skyplan.plan.desired import link_attributes
+    from skyplan.plan.model import DesiredResource
 
     _check_name("Link", name)
     if source == target:
@@ -88,7 +94,9 @@ def create_cluster(
     gateway: str | None = None,
     **arguments,
 ) -> Done:
+    from skyplan.config.models import ClusterSpec
     from skyplan.plan.desired import cluster_attributes
+    from skyplan.plan.model import DesiredResource
 
     _check_name("Cluster", name)
     spec = ClusterSpec(name=name, endpoint=endpoint, subnets=list(subnets), listen_port=listen_port, gateway=gateway, **arguments)
@@ -122,6 +130,9 @@ def delete_cluster(ws: Workspace, name: str, lock_timeout: float) -> Done:
 
 
 def _run(ws: Workspace, prior: State | None, desired: dict, scope: set[str], lock, notes: list[str]) -> Done:
+    from skyplan.apply import apply_plan
+    from skyplan.planning import make_plan
+
     plan = make_plan(ws, prior, desired=desired, owner="skyctl", scope=scope, do_refresh=False)
     ws.remember_config()
     outcome = apply_plan(plan, prior, ws.store, ws.provider, lock=lock)
@@ -135,6 +146,7 @@ def _nothing_recorded(ws: Workspace) -> bool:
 
 
 def _check_name(kind: str, name: str) -> None:
+    from skyplan.config.models import NAME_RULE
     from skyplan.config.rules import name_problem
 
     if name_problem(name):
@@ -210,6 +222,7 @@ def _links_between(recorded: dict[str, ResourceState], a: str, b: str, besides: 
 def _check_topology(ws: Workspace, prior: State | None, new: ClusterSpec | LinkSpec) -> None:
     """The file's rules (endpoints, networks, overlaps, pool) applied to `new` where it lands."""
     from skyplan.config import rules
+    from skyplan.config.models import ClusterSpec
 
     clusters, links = _specs(prior, new, type(ws.provider), ws.provider.settings)
     if isinstance(new, ClusterSpec):
@@ -236,6 +249,8 @@ def _specs(
 ) -> tuple[list[ClusterSpec], list[LinkSpec]]:
     """What the rules need to judge `new`: a new cluster has no links yet; a new link changes
     only what its two ends reach, so its ends, their links and their peers are enough."""
+    from skyplan.config.models import LinkSpec
+
     kind = "link" if isinstance(new, LinkSpec) else "cluster"
     # A create that finishes an interrupted one is judged in place of it, not next to it.
     resources = [r for r in (prior.resources if prior else []) if not (r.type == kind and r.name == new.name)]
@@ -262,6 +277,7 @@ def _specs(
 
 def _recorded_cluster(r: ResourceState, provider_cls: type, settings) -> ClusterSpec:
     """A recorded cluster as the entry that would record it, for the file's rules."""
+    from skyplan.config.models import ClusterSpec
     from skyplan.plan.desired import recorded_when_set
 
     attributes = r.attributes
@@ -276,7 +292,7 @@ def _recorded_cluster(r: ResourceState, provider_cls: type, settings) -> Cluster
 
 def _config(clusters: list[ClusterSpec], links: list[LinkSpec], transit: dict[str, str] | None = None) -> Config:
     """`transit`: link name -> the transit hub it records; those links become their meshes again."""
-    from skyplan.config.models import MeshSpec
+    from skyplan.config.models import Config, MeshSpec
 
     groups: dict[tuple[str, str], list[str]] = {}
     for link in links:
@@ -296,27 +312,32 @@ def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) 
     FAILED as recorded, otherwise as the provider sees it."""
     from skyplan.sdk import ResourceView, StatusRequest
 
+    # Read for every resource of a `skyctl get` (and every 2 s of a watch): addresses are made once.
     clusters = {r.name: r for r in state.resources if r.type == "cluster"} if state else {}
+    addresses = [f"{r.type}.{r.name}" for r in resources]
     views: dict[str, ResourceView] = {}
-    for r in resources:
-        if r.status.phase == "FAILED" or r.pending is not None:
+    viewed: set[str] = set()  # the clusters in `views`, by name
+    for r, address in zip(resources, addresses):
+        if r.pending is not None or r.status.phase == "FAILED":
             continue
-        views[r.address] = ResourceView(r.type, r.name, r.attributes, r.computed)
+        views[address] = ResourceView(r.type, r.name, r.attributes, r.computed)
         if r.type == "link":  # the provider needs both ends to judge a link
             for end in r.ends:
-                cluster = clusters.get(end)
-                if cluster is not None and f"cluster.{end}" not in views:
+                if end not in viewed and (cluster := clusters.get(end)) is not None:
+                    viewed.add(end)
                     views[f"cluster.{end}"] = ResourceView("cluster", end, cluster.attributes, cluster.computed)
+        else:
+            viewed.add(r.name)
     reports = ws.provider.status(StatusRequest(resources=list(views.values()))).statuses if views else {}
     result = {}
-    for r in resources:
+    for r, address in zip(resources, addresses):
         if r.pending is not None:  # newer than a failure it may have been retrying
-            result[r.address] = ("PENDING", [{"type": "Applied", "status": "Unknown", "reason": "ApplyInterrupted", "message": _pending_message(r)}])
+            result[address] = ("PENDING", [{"type": "Applied", "status": "Unknown", "reason": "ApplyInterrupted", "message": _pending_message(r)}])
         elif r.status.phase == "FAILED":
-            result[r.address] = ("FAILED", [{"type": "Applied", "status": "False", "reason": "ApplyFailed", "message": r.status.reason or ""}])
+            result[address] = ("FAILED", [{"type": "Applied", "status": "False", "reason": "ApplyFailed", "message": r.status.reason or ""}])
         else:
-            report = reports.get(r.address)
-            result[r.address] = (report.phase, report.conditions) if report else ("INIT", [])
+            report = reports.get(address)
+            result[address] = (report.phase, report.conditions) if report else ("INIT", [])
     return result
 
 

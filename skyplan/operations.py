@@ -382,12 +382,14 @@ def get(
         shown = None
         try:
             while True:
-                text, key = _snapshot(ws, kind, name, output)
+                with _collector_paused():
+                    text, key = _snapshot(ws, kind, name, output)
                 if key != shown:
                     if shown is not None:
                         console.show("\n")
                     console.show(text)
                     shown = key
+                ws.remember_checked()
                 if not watch:
                     return
                 sleep(every)
@@ -395,8 +397,31 @@ def get(
             return  # Ctrl-C ends a watch; that is success, not an error
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a snapshot is taken.
+
+    A snapshot builds some ten objects per resource (the state, the views, the rows) and
+    drops them together, by reference counting: they hold no cycles. The collector would scan
+    them again and again as they are made (a tenth of a `skyctl get` on 100,000 links) and
+    find nothing. Between the redraws of a watch it runs as usual.
+    """
+    import gc
+
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _snapshot(ws: Workspace, kind: str, name: str | None, output: str) -> tuple[str, object]:
     """The text to show, and what a redraw depends on (not AGE, which changes every second)."""
+    from itertools import chain
+
     from skyplan.imperative import observe
     from skyplan.render import objects
 
@@ -405,7 +430,16 @@ def _snapshot(ws: Workspace, kind: str, name: str | None, output: str) -> tuple[
     if name is not None and not resources:
         raise SkyplanError(f"{kind.capitalize()} '{name}' not found.")
     phases = observe(ws, state, resources)
-    key = tuple((r.address, r.ends if r.type == "link" else None, phases[r.address][0]) for r in resources)
+    # Every resource, on every redraw of a watch: its address made once. The key is one flat
+    # tuple of strings (address, ends, phase for each): a tuple per resource would be 100,000
+    # objects for the collector to scan, kept alive through the whole redraw.
+    prefix = f"{kind}."
+    addresses = [prefix + r.name for r in resources]
+    shown = [phases[address][0] for address in addresses]
+    if kind == "link":
+        key = tuple(chain.from_iterable((address, *r.ends, phase) for address, r, phase in zip(addresses, resources, shown)))
+    else:
+        key = tuple(chain.from_iterable(zip(addresses, shown)))
     # What the provider's computed values add to the views (WireGuard: a cluster's ADDRESS).
     display = type(ws.provider).display_spec.get(kind, objects.NO_DISPLAY)
     if output != "table":
@@ -414,6 +448,7 @@ def _snapshot(ws: Workspace, kind: str, name: str | None, output: str) -> tuple[
         return objects.render_objects(items, output, kind.capitalize(), single=name is not None), key
     if not resources:
         return f"No {kind}s found.\n", key
-    row = objects.link_row if kind == "link" else objects.cluster_row
-    columns = objects.link_columns(display) if kind == "link" else objects.cluster_columns(display)
-    return objects.table(columns, [row(r, phases[r.address][0], display=display) for r in resources]), key
+    if kind == "link":
+        return objects.table(objects.link_columns(display), objects.link_rows(resources, shown, display)), key
+    rows = [objects.cluster_row(r, phase, display=display) for r, phase in zip(resources, shown)]
+    return objects.table(objects.cluster_columns(display), rows), key

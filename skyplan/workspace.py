@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from skyplan.config.loader import LoadedConfig, load_config
-from skyplan.config.models import BackendSpec
 from skyplan.errors import SkyplanError, StateError
-from skyplan.plan.model import DesiredResource
-from skyplan.plan.saved import BackendRef, SavedPlan
 from skyplan.sdk import Provider, ReadBack, WorkspacePaths
-from skyplan.state.model import Owner, State
-from skyplan.state.store import LockInfo, StateStore
-from skyplan.state.urls import display_url, has_password
+
+if TYPE_CHECKING:
+    # Imported where used: every command starts here, `skyctl get` among them, and it needs
+    # neither plans nor saved plans (STYLE.md: `skyctl get link` starts fast).
+    from skyplan.config.loader import LoadedConfig
+    from skyplan.config.models import BackendSpec
+    from skyplan.plan.model import DesiredResource
+    from skyplan.plan.saved import BackendRef, SavedPlan
+    from skyplan.state.model import Owner, State
+    from skyplan.state.store import LockInfo, StateStore
 
 
 @dataclass
@@ -32,7 +36,15 @@ class Workspace:
     provider: Provider
     store: StateStore
     loaded: LoadedConfig | None = None
-    backend: BackendRef | None = None
+    # Where the state lives, as a saved plan records it: made when first asked for, since
+    # building it takes the saved-plan models, which most commands never load.
+    backend_of: Callable[[], BackendRef] | None = None
+    # The verdict key of the state read_state last checked in full, until it is recorded.
+    _passed: str | None = field(default=None, init=False, repr=False)
+
+    @property
+    def backend(self) -> BackendRef | None:
+        return self.backend_of() if self.backend_of is not None else None
 
     @property
     def provider_name(self) -> str:
@@ -58,26 +70,43 @@ class Workspace:
         """The recorded state, upgraded to the provider's schema (state/upgrade.py), checked to
         hold what the core and the provider need of each resource, and every name and value in
         it to pass the rules the configuration's would (state/checks.py)."""
-        from skyplan.state.checks import check_state
-        from skyplan.state.model import check_shapes
+        from skyplan.state import checked
         from skyplan.state.upgrade import upgrade_state
 
         state = self.store.read()
         if state is None:
             self._refuse_stranded_state()
-        if state is not None:
-            provider_cls = type(self.provider)
-            # Upgraded first: a setting added since the state was written is filled in by the
-            # provider, so only a damaged entry lacks what the provider declares it needs.
-            state = upgrade_state(state, self.provider, self.store.describe())
-            required = {
-                "cluster": {"subnets", *provider_cls.cluster_settings},
-                "link": {"source", "target"},
-            }
-            check_shapes(state, required, self.store.describe())
-            read_back = ReadBack(root=self.paths.root, configured=self.provider.settings)
-            check_state(state, provider_cls, self.store.describe(), read_back)
+            return None
+        # Upgraded first: a setting added since the state was written is filled in by the
+        # provider, so only a damaged entry lacks what the provider declares it needs.
+        state = upgrade_state(state, self.provider, self.store.describe())
+        # A state that passed every check before, byte for byte, with the same code, settings
+        # and workspace, passes again: the sealed record says so (state/checked.py).
+        digest = self.store.read_digest
+        key = checked.verdict_key(digest, self.provider, self.paths.root) if digest is not None else None
+        folder = self.paths.data / "cache"
+        if key is not None and (key == self._passed or checked.passed(folder, key, self.paths.root)):
+            return state  # (or this command checked it already, and has not recorded it yet)
+        self._check(state)
+        # Recorded once the command has used the state successfully (remember): a command
+        # that fails later writes nothing.
+        self._passed = key
         return state
+
+    def _check(self, state: State) -> None:
+        """Refuse a state lacking what the core and the provider need, or holding what the
+        configuration's rules refuse."""
+        from skyplan.state.checks import check_state
+        from skyplan.state.model import check_shapes
+
+        provider_cls = type(self.provider)
+        required = {
+            "cluster": {"subnets", *provider_cls.cluster_settings},
+            "link": {"source", "target"},
+        }
+        check_shapes(state, required, self.store.describe())
+        read_back = ReadBack(root=self.paths.root, configured=self.provider.settings)
+        check_state(state, provider_cls, self.store.describe(), read_back)
 
     def _refuse_stranded_state(self) -> None:
         """An empty backend is a new workspace only when no state of this one lives elsewhere.
@@ -110,11 +139,26 @@ class Workspace:
         return desired_resources(self.loaded.config, type(self.provider), self.loaded.settings, owner)
 
     def remember_config(self) -> None:
-        """Cache the configuration: an operation calls this, under the lock, once its plan is made."""
+        """Cache the configuration, and the verdict on the state read: an operation calls this,
+        under the lock, once its plan is made."""
+        from skyplan.state import checked
+
+        # Under the lock: what a run killed while writing the cache left there goes first.
+        checked.tidy(self.paths.data / "cache", self.paths.root)
         if self.loaded is not None:
             from skyplan.config.loader import remember
 
             remember(self.loaded, self.paths.root)
+        self.remember_checked()
+
+    def remember_checked(self) -> None:
+        """Record that the state read last passed every check (state/checked.py), if it was
+        checked in full: `skyctl get` calls this once it has shown the state."""
+        if self._passed is not None:
+            from skyplan.state import checked
+
+            checked.record(self.paths.data / "cache", self._passed, self.paths.root)
+            self._passed = None
 
 
 def make_provider(cls: type[Provider], settings, paths: WorkspacePaths) -> Provider:
@@ -123,15 +167,17 @@ def make_provider(cls: type[Provider], settings, paths: WorkspacePaths) -> Provi
 
 
 def _build(loaded: LoadedConfig, paths: WorkspacePaths) -> Workspace:
-    store, backend = make_store(loaded.config.backend, paths)
+    store, backend_of = _open_store(loaded.config.backend, paths)
     provider = make_provider(loaded.provider_class, loaded.settings, paths)
-    return Workspace(paths=paths, provider=provider, store=store, loaded=loaded, backend=backend)
+    return Workspace(paths=paths, provider=provider, store=store, loaded=loaded, backend_of=backend_of)
 
 
 def open_workspace(
     config_path: Path, display: str | None = None, variables: dict | None = None, *, resources: bool = True
 ) -> Workspace:
     """The workspace of `config_path`; `resources=False` when its clusters and links are not needed."""
+    from skyplan.config.loader import load_config
+
     paths = WorkspacePaths.for_config(config_path)
     loaded = load_config(config_path, display=display, variables=variables, cache_dir=paths.data / "cache", resources=resources)
     return _build(loaded, paths)
@@ -152,6 +198,8 @@ def open_skyctl_workspace(config_file: str | None, variables: dict | None = None
             "this folder's configuration is links.yaml.j2, a template: "
             "pass --config links.yaml.j2 with its variables (--var, --var-file)"
         )
+    from skyplan.config.loader import load_config
+
     # No file: the provider's defaults, state in ./.skyplan, as `skyctl` in an empty folder.
     return _build(load_config(here, display="links.yaml", text="version: 1\n"), WorkspacePaths.for_config(here))
 
@@ -209,6 +257,7 @@ def _backend_block(config_path: Path, display: str) -> BackendSpec:
     from pydantic import ValidationError
 
     from skyplan.config import source
+    from skyplan.config.models import BackendSpec
 
     try:
         text = source.read_text(config_path, display)
@@ -231,10 +280,20 @@ def make_store(
 
     `url_source` says where `backend.url` came from, for the message if it is not a valid URL.
     """
+    store, backend_of = _open_store(backend, paths, url_source)
+    return store, backend_of()
+
+
+def _open_store(
+    backend: BackendSpec, paths: WorkspacePaths, url_source: str = "backend.url"
+) -> tuple[StateStore, Callable[[], BackendRef]]:
+    """make_store, with the reference made only when it is asked for (once)."""
+    from functools import lru_cache
+
     url = os.environ.get("SKYPLAN_BACKEND") or None
     if url is not None or backend.type == "postgres":
         from skyplan.state.postgres import PostgresStateStore
-        from skyplan.state.urls import URLProblem, check_url
+        from skyplan.state.urls import URLProblem, check_url, display_url, has_password
 
         source = "SKYPLAN_BACKEND" if url is not None else url_source
         url = url or backend.url
@@ -244,18 +303,27 @@ def make_store(
             check_url(url)
         except URLProblem as exc:
             raise StateError(f"{source}: {exc}") from None
-        ref = BackendRef(
-            type="postgres", workspace=backend.workspace, location=display_url(url), password_removed=has_password(url)
-        )
-        return PostgresStateStore(url, backend.workspace), ref
-    from skyplan.state.local import FileStateStore
+        fields = {"type": "postgres", "location": display_url(url), "password_removed": has_password(url)}
+        store: StateStore = PostgresStateStore(url, backend.workspace)
+    else:
+        from skyplan.state.local import FileStateStore
 
-    store = FileStateStore(paths.data, within=paths.root)
-    return store, BackendRef(type="local", workspace=backend.workspace, location=str(store.path))
+        store = FileStateStore(paths.data, within=paths.root)
+        fields = {"type": "local", "location": str(store.path)}
+
+    @lru_cache(maxsize=1)
+    def backend_of() -> BackendRef:
+        from skyplan.plan.saved import BackendRef
+
+        return BackendRef(workspace=backend.workspace, **fields)
+
+    return store, backend_of
 
 
 def configured_provider_name(config_path: Path) -> str | None:
     """The provider `config_path` names, None if the file cannot say (missing or broken)."""
+    from skyplan.config.loader import load_config
+
     try:
         return load_config(config_path, resources=False).provider_class.name
     except SkyplanError:

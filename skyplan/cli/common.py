@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 import time
-import traceback
 
 import click
 
@@ -123,6 +121,8 @@ def crash_report(exc: BaseException) -> str:
     Bug reports get pasted into issues, so a password in a URL on the command line or in
     SKYPLAN_BACKEND, a key, or a template variable never reaches the file.
     """
+    import traceback  # here: only a crash needs it, and every command starts without it
+
     from skyplan.redact import redact, redact_argv, redact_environment
     from skyplan.state.urls import url_secrets
 
@@ -137,6 +137,8 @@ def crash_report(exc: BaseException) -> str:
 
 def save_crash_report(exc: BaseException) -> str:
     """Write the report to a new file of the temporary folder, readable by its owner only."""
+    import tempfile
+
     text = crash_report(exc)
     # mkstemp creates the file 0600 with O_EXCL, so a name planted in a shared /tmp is never
     # followed or reused.

@@ -50,8 +50,10 @@ def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, re
     from skyplan.config.rules import check_entries
 
     problems: list[tuple[str, str]] = []
-    clusters = [r for r in resources if r.type == "cluster"]
-    links = [r for r in resources if r.type != "cluster"]
+    clusters: list[ResourceState] = []
+    links: list[ResourceState] = []
+    for r in resources:  # one pass: a state of 100,000 links is read by every command
+        (clusters if r.type == "cluster" else links).append(r)
     specs: list[ClusterSpec] = []
     spec_addresses: list[str] = []
     settings = _SettingsCheck(provider_cls.settings_model, provider_cls.cluster_settings, read_back)
@@ -92,8 +94,9 @@ def recorded_problems(resources: Iterable[ResourceState], provider_cls: type, re
                 problems.append((resource.address, "computed " + _first_error(exc)))
     # check_shapes made sure that every link's source and target are strings.
     ends: set[str] = set()
+    update = ends.update
     for r in links:
-        ends.update(r.ends)
+        update(r.ends)
     for diagnostic in check_entries(specs, [r.name for r in links], ends):
         if diagnostic.severity != "error":
             continue

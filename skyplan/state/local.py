@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import time
@@ -45,9 +46,12 @@ class FileStateStore(StateStore):
             raw = atomic.read_bytes(self.path, self.within)
         except OSError as exc:
             raise StateError(f"cannot read state file {self.path}: {exc.strerror}") from None
+        self.read_digest = None
         if raw is None:
             return None
-        return parse_state(raw, str(self.path))
+        state = parse_state(raw, str(self.path))
+        self.read_digest = hashlib.sha256(raw).hexdigest()
+        return state
 
     def write(self, state: State) -> None:
         try:

@@ -88,7 +88,9 @@ class State(Record):
         return cls(lineage=str(uuid.uuid4()))
 
     def by_address(self) -> dict[str, ResourceState]:
-        return {r.address: r for r in self.resources}
+        # The address made here, not through the property: called several times per command
+        # on every resource of the state.
+        return {f"{r.type}.{r.name}": r for r in self.resources}
 
     def with_resources(self, resources: dict[str, ResourceState], **changes: Any) -> State:
         ordered = [resources[address] for address in sorted(resources)]
@@ -105,12 +107,16 @@ def check_shapes(state: State, required: dict[str, set[str]], where: str) -> Non
     """
     from skyplan.errors import StateError
 
+    # One pass, read for every resource of every command: attributes and the link's ends are
+    # read straight from the dict, not through properties.
     for index, resource in enumerate(state.resources):
-        missing = required.get(resource.type, set()) - resource.attributes.keys()
-        if missing:
+        attributes = resource.attributes
+        needed = required.get(resource.type)
+        if needed and not attributes.keys() >= needed:
+            missing = needed - attributes.keys()
             raise StateError(
                 f"state {where} is damaged: resources[{index}] ({resource.address}) has no attribute "
                 + ", ".join(f"'{m}'" for m in sorted(missing))
             )
-        if resource.type == "link" and not (isinstance((ends := resource.ends).source, str) and isinstance(ends.target, str)):
+        if resource.type == "link" and not (isinstance(attributes["source"], str) and isinstance(attributes["target"], str)):
             raise StateError(f"state {where} is damaged: resources[{index}] ({resource.address}): source and target must be names")

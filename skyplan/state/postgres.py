@@ -170,7 +170,12 @@ class PostgresStateStore(StateStore):
             row = conn.execute(
                 f"SELECT state::text FROM {STATES_TABLE} WHERE workspace = %s", [self.workspace]
             ).fetchone()
-        return None if row is None else self._parse(row[0])
+        self.read_digest = None
+        if row is None:
+            return None
+        state = self._parse(row[0])
+        self.read_digest = hashlib.sha256(row[0].encode("utf-8", "surrogatepass")).hexdigest()
+        return state
 
     def _parse(self, text: str) -> State:
         return parse_state(text.encode(), self._where, what="state")

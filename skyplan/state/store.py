@@ -38,6 +38,10 @@ class StateStore(ABC):
     """read / write / lock / unlock. Writes are refused if they would go back in serial or
     cross lineage; a lock held by a dead process never blocks anyone."""
 
+    # sha256 of the document the last `read` parsed, exactly as stored; None if nothing was read
+    # (or a store cannot tell). What a sealed record of passed checks names (state/checked.py).
+    read_digest: str | None = None
+
     @abstractmethod
     def describe(self) -> str:
         """Where the state lives, for messages."""
