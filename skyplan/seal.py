@@ -69,7 +69,20 @@ def _secret(workspace: Path) -> bytes | None:
     if resolved == root or root in resolved.parents:
         # A secret inside the workspace could be planted by the very files it must judge.
         return None
+    repository = _repository_of(root)
+    if repository is not None and repository in resolved.parents:
+        # So could one elsewhere in the same checkout (HOME or XDG_CACHE_HOME inside a monorepo
+        # whose links.yaml lives in a subfolder): the pull request holds the whole tree.
+        return None
     return _load_or_create(str(path))
+
+
+def _repository_of(folder: Path) -> Path | None:
+    """The top of the git checkout that holds `folder` (the nearest folder with a .git), if any."""
+    for candidate in (folder, *folder.parents):
+        if os.path.lexists(candidate / ".git"):
+            return candidate
+    return None
 
 
 def _resolved(path: Path) -> Path:
@@ -86,6 +99,8 @@ def _load_or_create(path: str) -> bytes | None:
         return key
     try:
         folder = os.path.dirname(path)
+        if not _owned_where_made(folder):
+            return None  # another user's home (root with `sudo -E`): nothing is made there
         os.makedirs(folder, mode=0o700, exist_ok=True)
         info = os.lstat(folder)
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
@@ -110,8 +125,22 @@ def _load_or_create(path: str) -> bytes | None:
     return _read(path)
 
 
+def _owned_where_made(folder: str) -> bool:
+    """Whether the nearest folder that exists on the way to `folder` is this user's."""
+    while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        return os.lstat(folder).st_uid == os.geteuid()
+    except OSError:
+        return False
+
+
 def _read(path: str) -> bytes | None:
     try:
+        # The secret's folder too: in a folder others can write to, the secret could be swapped.
+        folder = os.lstat(os.path.dirname(path))
+        if not stat.S_ISDIR(folder.st_mode) or folder.st_uid != os.geteuid() or folder.st_mode & 0o022:
+            return None
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return None

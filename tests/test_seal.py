@@ -69,3 +69,44 @@ def test_without_a_usable_home_nothing_is_sealed(monkeypatch, tmp_path):
         assert seal.seal("x", b"body", tmp_path) is None
     finally:
         seal._load_or_create.cache_clear()
+
+
+def test_a_secret_elsewhere_in_the_workspace_s_checkout_is_not_used(monkeypatch, tmp_path):
+    # A monorepo whose CI sets XDG_CACHE_HOME inside the checkout: a pull request could add the
+    # secret there (checked out 0600 under umask 077) and seal whatever it likes with it.
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "infra").mkdir()
+    (repo / ".cache/skyplan").mkdir(parents=True, mode=0o700)
+    os.chmod(repo / ".cache/skyplan", 0o700)
+    planted = repo / ".cache/skyplan/secret"
+    planted.write_bytes(b"p" * seal.SECRET_BYTES)
+    os.chmod(planted, 0o600)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(repo / ".cache"))
+    seal._load_or_create.cache_clear()
+    try:
+        assert seal.seal("x", b"body", repo / "infra") is None
+        assert seal.unseal("x", b"anything", repo / "infra") is None
+    finally:
+        seal._load_or_create.cache_clear()
+
+
+def test_a_secret_in_a_folder_others_can_write_to_is_not_used(home, tmp_path):
+    blob = seal.seal("x", b"body", tmp_path)
+    os.chmod(home / "skyplan", 0o777)  # anyone could swap the secret for their own
+    seal._load_or_create.cache_clear()
+    assert seal.unseal("x", blob, tmp_path) is None
+
+
+def test_nothing_is_made_in_a_home_that_is_not_this_users(monkeypatch, tmp_path):
+    other = tmp_path / "alice"
+    other.mkdir()
+    os.chown(other, 4242, 4242)  # root running with another user's HOME (sudo -E)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(other))
+    seal._load_or_create.cache_clear()
+    try:
+        assert seal.seal("x", b"body", tmp_path / "ws") is None
+        assert list(other.iterdir()) == []
+    finally:
+        seal._load_or_create.cache_clear()

@@ -32,8 +32,14 @@ def verdict_key(state_digest: str, provider, root: Path) -> str:
     """What the checks' verdict on a state depends on, as one digest."""
     digest = hashlib.sha256()
     cls = type(provider)
+    import pydantic
+    import pydantic_core
+
     parts = [
         __version__,
+        sys.version,  # the interpreter's and the validators' libraries' rules judge too
+        pydantic.VERSION,
+        pydantic_core.__version__,
         state_digest,
         str(root),
         f"{cls.__module__}.{cls.__qualname__}",
@@ -61,7 +67,12 @@ def _code_identity(provider_module: str) -> list[str]:
     if module is not None and getattr(module, "__file__", None):
         # The provider's module and its siblings (its models, its validators), not further.
         folder = os.path.dirname(module.__file__)
-        files += sorted(os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".py"))
+        try:
+            files += sorted(os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".py"))
+        except OSError:
+            # A provider that cannot be listed (imported from a zip): no record can vouch for
+            # what its code judged, so the key matches no other run's.
+            return [os.urandom(16).hex()]
     found = []
     for path in files:
         try:

@@ -183,9 +183,12 @@ def test_ctrl_c_during_hooks_ends_them_and_apply_stops(workspace):
     hook = "sleep 600 & echo $! > \"$0.pid\"; wait"
     provider = f"hook_timeout: 10m\non_change: [sh, -c, '{hook}', '{{{{ cluster }}}}']"
     (workspace / "links.yaml").write_text(links_yaml(TWO, LINK, provider=provider))
+    import os
+
     apply = subprocess.Popen(
         [sys.executable, "-m", "skyplan", "apply", "--auto-approve"],
         cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT below prints every thread's stack
     )
     pids = [workspace / "a.pid", workspace / "b.pid"]
     for _ in range(600):
@@ -199,8 +202,13 @@ def test_ctrl_c_during_hooks_ends_them_and_apply_stops(workspace):
     try:
         output, _ = apply.communicate(timeout=60)  # far less than the hooks' 10 minutes
     except subprocess.TimeoutExpired:
-        apply.kill()
-        raise AssertionError("apply waited for its hooks after Ctrl-C") from None
+        apply.send_signal(signal.SIGABRT)  # where each of its threads is waiting, for the report
+        try:
+            output, _ = apply.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            apply.kill()
+            output, _ = apply.communicate()
+        raise AssertionError(f"apply waited for its hooks after Ctrl-C:\n{output[-6000:]}") from None
     assert apply.returncode != 0 and "Traceback" not in output, output
     for p in pids:
         assert not _alive(int(p.read_text())), f"{p.name}: the hook's sleep outlived the apply"
