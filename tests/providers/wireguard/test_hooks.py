@@ -189,6 +189,9 @@ def test_ctrl_c_during_hooks_ends_them_and_apply_stops(workspace):
         [sys.executable, "-m", "skyplan", "apply", "--auto-approve"],
         cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT below prints every thread's stack
+        # As at a terminal: a suite started in the background (`pytest &`) ignores SIGINT, and
+        # its children would inherit that and never see the Ctrl-C this test sends.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     pids = [workspace / "a.pid", workspace / "b.pid"]
     for _ in range(600):
