@@ -182,12 +182,13 @@ class WireGuardProvider(Provider):
     @staticmethod
     def _peering(world: dict[str, ResourceView]) -> dict[str, dict[str, list[str]]]:
         """cluster -> peer -> names of the links that join them (several links share a peering)."""
-        peering: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        peering: dict[str, dict[str, list[str]]] = {}
         for view in world.values():
             if view.type == "link":
-                source, target = view.ends
-                peering[source][target].append(view.name)
-                peering[target][source].append(view.name)
+                attributes = view.attributes  # the ends, without a LinkEnds per link: read per plan
+                source, target, name = attributes["source"], attributes["target"], view.name
+                peering.setdefault(source, {}).setdefault(target, []).append(name)
+                peering.setdefault(target, {}).setdefault(source, []).append(name)
         return peering
 
     # -- read ----------------------------------------------------------------------------------
