@@ -59,12 +59,15 @@ class Workspace:
             self.store.unlock(info.id)
 
     def close(self) -> None:
-        self.store.close()
-        # A provider may hold connections (the WireGuard one: SSH to gateways, kept from a
-        # refresh for the apply that follows it); they end with the command.
-        close_provider = getattr(self.provider, "close", None)
-        if close_provider is not None:
-            close_provider()
+        try:
+            self.store.close()
+        finally:
+            # A provider may hold connections (the WireGuard one: SSH to gateways, kept from a
+            # refresh for the apply that follows it); they end with the command, also when the
+            # store's own closing fails (a lost database connection).
+            close_provider = getattr(self.provider, "close", None)
+            if close_provider is not None:
+                close_provider()
 
     def read_state(self) -> State | None:
         """The recorded state, upgraded to the provider's schema (state/upgrade.py), checked to

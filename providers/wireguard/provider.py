@@ -1186,7 +1186,6 @@ def _world_before(request: ApplyRequest) -> dict[str, ResourceView]:
     return world
 
 
-@lru_cache(maxsize=64)
 # Paths are asked for several times per cluster (read, write, messages) and pathlib builds each
 # anew: remembered, for the 10,000 clusters of a large fleet.
 @lru_cache(maxsize=1 << 16)
@@ -1199,6 +1198,7 @@ def _key_path(data: Path, name: str) -> Path:
     return data / "keys" / f"{name}.key"
 
 
+@lru_cache(maxsize=64)
 def _output_base(root: Path, output_dir: str) -> Path:
     # Normalised, as atomic.py reaches files: `a/../b` is `b`, whatever `a` is.
     return Path(os.path.normpath(root / output_dir))

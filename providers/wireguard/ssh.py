@@ -203,7 +203,7 @@ class Connections:
         command = " ".join(shlex.quote(w) for w in words)
         done = self._command(gateway, command, stdin)
         stderr = done.stderr
-        if stderr.startswith(_STALE_SOCKET):
+        if stderr.startswith(_STALE_SOCKET) and not _Mux.alive(self._control_path(gateway), gateway.timeout):
             # The master was killed and ssh went round it with a connection of its own. Forget the
             # master so the next command makes a new one, and keep ssh's note out of the output.
             self._masters.pop(self._control_path(gateway), None)
@@ -428,7 +428,9 @@ class _Mux:
         reply is sent: that is taking it too."""
         ended = []
         for reply in cls._requests(controls, cls.TERMINATE, timeout):
-            ended.append(reply is _GONE or reply == b"" or (isinstance(reply, bytes) and struct.unpack(">I", reply[:4])[0] == cls.OK))
+            ended.append(
+                reply is _GONE or reply == b"" or (isinstance(reply, bytes) and len(reply) >= 8 and struct.unpack(">II", reply[:8]) == (cls.OK, 1))
+            )
         return ended
 
     @classmethod
@@ -438,6 +440,9 @@ class _Mux:
         master closed instead; _GONE when there is no socket; None when nothing usable answered."""
         results: list = [None] * len(controls)
         open_: dict[int, socket.socket] = {}
+        # One deadline for the whole exchange: a master that answers a byte at a time, or not at
+        # all, costs at most this, not a timeout per read.
+        deadline = time.monotonic() + min(timeout, 5.0)
         try:
             for n, control in enumerate(controls):
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -455,7 +460,7 @@ class _Mux:
                 open_[n] = sock
             for n, sock in list(open_.items()):
                 try:
-                    hello = cls._receive(sock)
+                    hello = cls._receive(sock, deadline)
                     if hello is None or len(hello) < 8 or struct.unpack(">I", hello[:4])[0] != cls.HELLO:
                         raise OSError("no mux hello")
                     cls._send(sock, struct.pack(">II", kind, 1))
@@ -463,7 +468,7 @@ class _Mux:
                     open_.pop(n).close()
             for n, sock in open_.items():
                 try:
-                    reply = cls._receive(sock)
+                    reply = cls._receive(sock, deadline)
                 except OSError:  # timed out, or the master went away mid-way
                     reply = None
                 results[n] = b"" if reply is None else reply
@@ -477,24 +482,28 @@ class _Mux:
         sock.sendall(struct.pack(">I", len(body)) + body)
 
     @staticmethod
-    def _receive(sock: socket.socket) -> bytes | None:
+    def _receive(sock: socket.socket, deadline: float) -> bytes | None:
         """One length-prefixed message; None at end of stream. Replies here are a few bytes: a
         length beyond 64 KiB is no master's."""
-        head = _read_exactly(sock, 4)
+        head = _read_exactly(sock, 4, deadline)
         if head is None:
             return None
         (length,) = struct.unpack(">I", head)
         if length > 65536:
             raise OSError("a mux message of more than 64 KiB")
-        return _read_exactly(sock, length)
+        return _read_exactly(sock, length, deadline)
 
 
 _GONE = object()  # _Mux: no socket at all where a master's was
 
 
-def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
+def _read_exactly(sock: socket.socket, size: int, deadline: float) -> bytes | None:
     data = b""
     while len(data) < size:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the master did not answer in time")
+        sock.settimeout(left)
         chunk = sock.recv(size - len(data))
         if not chunk:
             return None

@@ -219,3 +219,67 @@ def test_what_a_gateway_prints_reaches_the_terminal_as_one_harmless_line(monkeyp
         ssh.run(Gateway("gw"), ["true"])
     assert str(failed.value).isprintable() and "\x1b" not in str(failed.value)
     assert "Connection closed by evil" in str(failed.value)
+
+
+def _fake_master(path, answer):
+    """A control socket that says hello, reads the request, then does `answer(conn)`."""
+    import socket as socket_module
+    import struct
+    import threading
+
+    server = socket_module.socket(socket_module.AF_UNIX)
+    server.bind(str(path))
+    server.listen(4)
+
+    def serve():
+        conn, _ = server.accept()
+        try:
+            conn.recv(100)
+            conn.sendall(struct.pack(">III", 8, 1, 4))  # MUX_MSG_HELLO, version 4
+            conn.recv(100)
+            answer(conn)
+        except OSError:
+            pass  # the client gave up on us: what these tests want
+        finally:
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def test_a_master_that_answers_a_short_reply_is_not_taken_as_ended_and_close_does_not_crash(tmp_path):
+    import struct
+
+    from skyplan_wireguard import ssh
+
+    conns = ssh.Connections()
+    gateway = ssh.Gateway("ssh://example.invalid", timeout=2)
+    path = conns._control_path(gateway)
+    server = _fake_master(path, lambda conn: conn.sendall(struct.pack(">I", 2) + b"ok"))
+    try:
+        assert ssh._Mux.terminate([path], 2) == [False]
+    finally:
+        server.close()
+
+
+def test_a_master_that_answers_a_byte_at_a_time_costs_one_timeout_not_one_per_byte(tmp_path):
+    import struct
+    import time
+
+    from skyplan_wireguard import ssh
+
+    def trickle(conn):
+        conn.sendall(struct.pack(">I", 1000))
+        for _ in range(1000):
+            time.sleep(0.5)
+            conn.sendall(b"x")
+
+    conns = ssh.Connections()
+    path = conns._control_path(ssh.Gateway("ssh://example.invalid", timeout=2))
+    server = _fake_master(path, trickle)
+    started = time.monotonic()
+    try:
+        assert ssh._Mux.alive(path, 2) is False
+        assert time.monotonic() - started < 4
+    finally:
+        server.close()
