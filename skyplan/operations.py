@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from skyplan import collector
 from skyplan.errors import ApplyError, SkyplanError
 
 if TYPE_CHECKING:
@@ -382,7 +383,7 @@ def get(
         shown = None
         try:
             while True:
-                with _collector_paused():
+                with collector.paused():
                     text, key = _snapshot(ws, kind, name, output)
                 if key != shown:
                     if shown is not None:
@@ -395,27 +396,6 @@ def get(
                 sleep(every)
         except KeyboardInterrupt:
             return  # Ctrl-C ends a watch; that is success, not an error
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a snapshot is taken.
-
-    A snapshot builds some ten objects per resource (the state, the views, the rows) and
-    drops them together, by reference counting: they hold no cycles. The collector would scan
-    them again and again as they are made (a tenth of a `skyctl get` on 100,000 links) and
-    find nothing. Between the redraws of a watch it runs as usual.
-    """
-    import gc
-
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _snapshot(ws: Workspace, kind: str, name: str | None, output: str) -> tuple[str, object]:

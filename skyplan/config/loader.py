@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import gc
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from skyplan import collector
 from skyplan.config import source
 from skyplan.config.diagnostics import Diagnostic, Path as DocPath, errors_in, format_path
 from skyplan.config.models import (
@@ -124,7 +123,7 @@ def load_config(
         if cached is not None:
             cached.digest = digest
             return cached
-    with _collector_paused():
+    with collector.paused():
         loaded = _load_fast(text, path, display) or build_config(source.parse(text, path, display))
     loaded.digest = digest
     url = loaded.config.backend.url
@@ -132,23 +131,6 @@ def load_config(
         # A configuration holding a database password is never copied into the cache.
         loaded.cache_key, loaded.cache_dir = key, cache_dir
     return loaded
-
-
-@contextlib.contextmanager
-def _collector_paused():
-    """Python's cycle collector off while a configuration is loaded.
-
-    Loading makes hundreds of thousands of objects that all live on (the data, then the models),
-    and each collection walks all of them again: a third of the validation of 100,000 links.
-    Loading makes next to no reference cycles, so nothing is left waiting for long.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def remember(loaded: LoadedConfig, workspace: Path) -> None:
