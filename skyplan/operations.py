@@ -99,16 +99,19 @@ class Selection:
     def plan(self, ws: Workspace, prior: State | None, *, refresh: bool = True) -> Plan:
         from skyplan.planning import make_plan
 
-        return make_plan(
-            ws,
-            prior,
-            desired={} if self.mode == "destroy" else ws.desired(),
-            mode=self.mode,
-            do_refresh=refresh,
-            targets=list(self.targets),
-            excludes=list(self.excludes),
-            replace=list(self.replace),
-        )
+        # Desired resources, readings and changes: records without cycles, freed by reference
+        # counting; a collection meanwhile would only walk them (collector.py).
+        with collector.paused(settle=True):
+            return make_plan(
+                ws,
+                prior,
+                desired={} if self.mode == "destroy" else ws.desired(),
+                mode=self.mode,
+                do_refresh=refresh,
+                targets=list(self.targets),
+                excludes=list(self.excludes),
+                replace=list(self.replace),
+            )
 
 
 @dataclass(frozen=True)

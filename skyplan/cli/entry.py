@@ -10,6 +10,11 @@ def _tune_collector() -> None:
     # default thresholds re-scan them hundreds of times while they are being built, a quarter of
     # a `skyctl get` on 10,000 links; cycles are still collected, only less often.
     gc.set_threshold(200_000, 20, 20)
+    # And what a command keeps to its end (configuration, state, plan) is walked by none after
+    # it is built (collector.paused(settle=True)).
+    from skyplan import collector
+
+    collector.settle_in_this_process()
 
 
 def _allow_open_files() -> None:
