@@ -51,7 +51,10 @@ def refresh(ws: Workspace, prior: State | None, previous: dict[str, str] | None 
     previous_names = {new: Address.parse(old).name for new, old in (previous or {}).items()}
     assert prior is not None
     pending = {r.address: r.pending for r in prior.resources if r.pending is not None}
-    response = ws.provider.read(ReadRequest(resources=views, previous_names=previous_names, pending=pending))
+    # A state as it was read (no move made in it, none left unfinished) is a world a refresh
+    # may have seen before: the provider gets its memo of it.
+    memo = ws.refresh_memo(prior) if not previous_names else None
+    response = ws.provider.read(ReadRequest(resources=views, previous_names=previous_names, pending=pending, memo=memo))
     raise_errors(response.diagnostics)
     return response.readings, [f"Warning: {d.message}" for d in response.diagnostics if d.severity == "warning"]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from skyplan import collector
 from skyplan.errors import SkyplanError, StateError
 from skyplan.sdk import Provider, ReadBack, WorkspacePaths
 
@@ -41,6 +42,8 @@ class Workspace:
     backend_of: Callable[[], BackendRef] | None = None
     # The verdict key of the state read_state last checked in full, until it is recorded.
     _passed: str | None = field(default=None, init=False, repr=False)
+    # The state read last and the key of what it was read from (state/checked.py verdict_key).
+    _last_read: tuple[State, str] | None = field(default=None, init=False, repr=False)
 
     @property
     def backend(self) -> BackendRef | None:
@@ -73,6 +76,10 @@ class Workspace:
         """The recorded state, upgraded to the provider's schema (state/upgrade.py), checked to
         hold what the core and the provider need of each resource, and every name and value in
         it to pass the rules the configuration's would (state/checks.py)."""
+        with collector.paused(settle=True):  # a state's records hold no cycles (collector.py)
+            return self._read_state()
+
+    def _read_state(self) -> State | None:
         from skyplan.state import checked
         from skyplan.state.upgrade import upgrade_state
 
@@ -89,12 +96,25 @@ class Workspace:
         key = checked.verdict_key(digest, self.provider, self.paths.root) if digest is not None else None
         folder = self.paths.data / "cache"
         if key is not None and (key == self._passed or checked.passed(folder, key, self.paths.root)):
+            self._last_read = (state, key)
             return state  # (or this command checked it already, and has not recorded it yet)
         self._check(state)
         # Recorded once the command has used the state successfully (remember): a command
         # that fails later writes nothing.
         self._passed = key
+        self._last_read = (state, key)
         return state
+
+    def refresh_memo(self, state: State | None):
+        """The provider's memo of the world of `state` (state/refreshed.py), if `state` is the
+        very one this command read last, as it was recorded, and its store can say which bytes
+        it was; None otherwise (a state with moves made in it, or one built here)."""
+        if state is None or self._last_read is None or self._last_read[0] is not state:
+            return None
+        from skyplan.state import refreshed
+
+        world = refreshed.world_key(self._last_read[1])
+        return refreshed.RefreshMemo(self.paths.data / "cache", world, self.paths.root)
 
     def _check(self, state: State) -> None:
         """Refuse a state lacking what the core and the provider need, or holding what the

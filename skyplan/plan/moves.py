@@ -39,6 +39,7 @@ def apply_moves(state: State | None, moves: Sequence[Move]) -> tuple[State | Non
         return state, previous
     resources = state.by_address()
     renamed: dict[str, str] = {}  # cluster name -> new name
+    moved_any = False
     for old, new in moves:
         if old not in resources:
             continue
@@ -47,12 +48,17 @@ def apply_moves(state: State | None, moves: Sequence[Move]) -> tuple[State | Non
                 f"cannot move {old} to {new}: the state holds both; forget one with `skyplan state rm`, "
                 "or remove the moved entry"
             )
+        moved_any = True
         resource = resources.pop(old)
         new_name = new.split(".", 1)[1]
         resources[new] = resource.model_copy(update={"name": new_name})
         previous[new] = previous.pop(old, old)
         if resource.type == "cluster":
             renamed[resource.name] = new_name
+    if not moved_any:
+        # Every move made long ago (moved entries are kept, as in Terraform): the state as read,
+        # itself, so that the refresh knows it for the world it was (Workspace.refresh_memo).
+        return state, previous
     if renamed:
         for address, resource in list(resources.items()):
             if resource.type == "link":

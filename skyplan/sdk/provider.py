@@ -79,6 +79,24 @@ class ValidateResponse:
     diagnostics: list[Diagnostic] = field(default_factory=list)  # with document paths
 
 
+class ReadMemo:
+    """What a provider kept from an earlier refresh of exactly the same world: the same state,
+    byte for byte, judged by the same code, with the same settings, in the same workspace.
+
+    The core keeps it sealed with this user's secret (skyplan/seal.py), outside anything a
+    repository holds: a pull request can neither plant nor edit one. A provider uses it to skip
+    work whose outcome it already knows (WireGuard: a world whose files are all exactly as they
+    were when a refresh found no drift), and must still read whatever could have changed since.
+    """
+
+    def recall(self) -> bytes | None:
+        """What `keep` stored for this world, or None."""
+        return None
+
+    def keep(self, body: bytes) -> None:
+        """Store `body` for the next refresh of this world (a few hundred bytes: a digest)."""
+
+
 @dataclass(frozen=True)
 class ReadRequest:
     resources: list[ResourceView]  # what the state says exists
@@ -88,6 +106,9 @@ class ReadRequest:
     # Work an interrupted apply left on a resource: address -> "replace", "update" or "delete".
     # What a provider finds may be that work half-done (a new key already made), which is not drift.
     pending: dict[str, str] = field(default_factory=dict)
+    # The memo of this world (ReadMemo), when the core can tell it is the world a refresh saw
+    # before: a state read as it was recorded, with no move made in it. None otherwise.
+    memo: ReadMemo | None = None
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from skyplan import __version__, atomic, seal
-from skyplan.errors import UnsafePathError
+from skyplan import __version__, records
 
 RECORD = "state-checked.json"
 _PURPOSE = "state-checked"
@@ -86,37 +85,13 @@ def _code_identity(provider_module: str) -> list[str]:
 
 def passed(folder: Path, key: str, workspace: Path) -> bool:
     """Whether the sealed record in `folder` says the state of `key` passed every check."""
-    try:
-        # <workspace>/.skyplan/cache is reached from the workspace, no symlink followed.
-        raw = atomic.read_bytes(folder / RECORD, workspace, limit=4096)
-    except (OSError, UnsafePathError):
-        return False
-    if raw is None:
-        return False
-    body = seal.unseal(_PURPOSE, raw, workspace)
+    body = records.recall(folder, RECORD, _PURPOSE, workspace)
     return body is not None and body == key.encode("ascii")
 
 
 def record(folder: Path, key: str, workspace: Path) -> None:
     """Record that the state of `key` passed every check; nothing if it cannot be sealed or written."""
-    blob = seal.seal(_PURPOSE, key.encode("ascii"), workspace)
-    if blob is None:
-        return  # without a secret to seal it with, a record would never be believed
-    try:
-        atomic.ensure_dir(folder.parent, 0o700, workspace)  # .skyplan: never wider, whatever made it
-        atomic.ensure_dir(folder, 0o700, workspace)
-        # Written without the state lock (skyctl get takes none): a run killed meanwhile leaves
-        # a temporary file, which the next command that takes the lock removes (tidy).
-        atomic.write_atomic(folder / RECORD, blob, 0o600, workspace)
-    except (OSError, UnsafePathError):
-        pass  # a record that cannot be written only costs time
+    records.keep(folder, RECORD, _PURPOSE, key.encode("ascii"), workspace)
 
 
-def tidy(folder: Path, workspace: Path) -> None:
-    """Remove the temporary files that runs killed while writing to `folder` left (this record's,
-    or a cache entry's). Called under the state lock, which every writer there but `skyctl get`
-    holds: a `get` writing its record meanwhile only fails to, which costs it nothing."""
-    try:
-        atomic.remove_leftovers(folder, within=workspace)
-    except (OSError, UnsafePathError):
-        pass
+tidy = records.tidy

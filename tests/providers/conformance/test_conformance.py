@@ -19,6 +19,7 @@ from skyplan.sdk import (
     PlanRequest,
     PlanResponse,
     Provider,
+    ReadMemo,
     ReadRequest,
     ReadResponse,
     ResourceView,
@@ -163,6 +164,55 @@ def test_read_finds_drift(mode: Mode, provider: Provider) -> None:
     assert {"cluster.a", "link.a-b"} & set(response.readings)
     for address, reading in response.readings.items():
         assert reading.address == address and reading.expected != reading.found
+
+
+class _Memo(ReadMemo):
+    """The core's sealed store of a world's memo (state/refreshed.py), kept in memory here."""
+
+    def __init__(self) -> None:
+        self.body: bytes | None = None
+
+    def recall(self) -> bytes | None:
+        return self.body
+
+    def keep(self, body: bytes) -> None:
+        self.body = body
+
+
+def _end_command(provider: Provider) -> None:
+    """What the end of a command does to a provider (Workspace.close): each read is its own run."""
+    close = getattr(provider, "close", None)
+    if close is not None:
+        close()
+
+
+def test_a_memo_of_a_clean_read_hides_no_drift(mode: Mode, provider: Provider) -> None:
+    world = create_all(mode, provider)
+    memo = _Memo()
+    for _ in range(2):  # the second read may trust what the first kept
+        response = provider.read(ReadRequest(resources=list(world.values()), memo=memo))
+        assert response.readings == {} and response.diagnostics == []
+        _end_command(provider)
+    mode.drift(provider, world["cluster.a"])
+    response = provider.read(ReadRequest(resources=list(world.values()), memo=memo))
+    assert response.diagnostics == [] and {"cluster.a", "link.a-b"} & set(response.readings)
+
+
+@pytest.mark.parametrize(
+    "mode, damage", [(m, d) for m in MODES for d in sorted(m.damages)], ids=[f"{m.id}-{d}" for m in MODES for d in sorted(m.damages)]
+)
+def test_a_memo_of_a_clean_read_hides_no_damage(mode: Mode, damage: str, tmp_path: Path) -> None:
+    root = tmp_path / "workspace"
+    root.mkdir()
+    provider = mode.make(root)
+    world = create_all(mode, provider)
+    memo = _Memo()
+    for _ in range(2):
+        assert provider.read(ReadRequest(resources=list(world.values()), memo=memo)).diagnostics == []
+        _end_command(provider)
+    mode.damages[damage](provider, world["cluster.b"])
+    response = provider.read(ReadRequest(resources=list(world.values()), memo=memo))
+    assert [d for d in response.diagnostics if d.severity == "error"], response
 
 
 @pytest.mark.parametrize(

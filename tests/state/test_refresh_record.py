@@ -1,0 +1,240 @@
+"""The sealed record of the last refresh that found no drift (state/refreshed.py and the WireGuard
+provider's use of it): a plan of an unchanged world derives no key and renders no config, and
+nothing that changed since gets past a refresh because of it.
+
+Written as the attacker (or the hand editor) would: a config or key file changed after a plan
+recorded the world as clean, a record planted without the user's secret or copied from another
+workspace, the state edited. Each test asserts that the plan finds exactly what it finds with no
+record at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from skyplan.state import refreshed
+from tests.workspaces import BASIC
+
+RECORD = Path(".skyplan/cache") / refreshed.RECORD
+CONFIG = Path("wireguard/us-west/wgsky0.conf")
+KEY = Path(".skyplan/keys/us-west.key")
+
+
+@pytest.fixture
+def applied(basic: Path, skyplan) -> Path:
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    return basic
+
+
+@pytest.fixture
+def work(monkeypatch) -> list[str]:
+    """What the refresh worked out again: a public key derived, or a config rendered to compare."""
+    from skyplan_wireguard import conf, keys
+
+    done: list[str] = []
+    derive, render = keys.public_key, conf.render
+    monkeypatch.setattr(keys, "public_key", lambda private: done.append("derive") or derive(private))
+    monkeypatch.setattr(conf, "render", lambda *a, **k: done.append("render") or render(*a, **k))
+    return done
+
+
+def plan_text(skyplan) -> str:
+    result = skyplan("plan", "--no-color")
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_plan_of_an_unchanged_world_works_out_nothing_again(applied: Path, skyplan, work) -> None:
+    first = plan_text(skyplan)
+    assert "No changes." in first and RECORD.exists()
+    assert work.count("derive") == 3 and work.count("render") == 3, "the first plan after an apply checks everything"
+    work.clear()
+    second = plan_text(skyplan)
+    assert second == first
+    assert work == [], "the second plan of the same world and files trusts the record"
+    assert RECORD.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_record_holds_no_secret(workspace: Path, skyplan) -> None:
+    (workspace / "links.yaml").write_text(BASIC.replace("address_pool: 100.96.0.0/16", "address_pool: 100.96.0.0/16\n  preshared_keys: true"))
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    assert "No changes." in plan_text(skyplan)
+    record = RECORD.read_bytes()
+    secrets = [p.read_text().strip() for p in Path(".skyplan/keys").iterdir()]
+    assert len(secrets) == 5  # three private keys and two preshared keys
+    for secret in secrets:
+        assert secret.encode() not in record
+        assert base64.b64decode(secret).hex().encode() not in record
+
+
+# Each way the world can change behind skyplan's back after a clean plan was recorded, and what
+# the plan must then show (as it does with no record).
+def _edit_endpoint(root: Path) -> None:
+    path = root / CONFIG
+    path.write_text(path.read_text().replace("198.51.100.20:51820", "198.51.100.21:51820"))
+
+
+def _add_a_peer(root: Path) -> None:
+    path = root / CONFIG
+    path.write_text(path.read_text() + "\n[Peer]\nPublicKey = " + "C" * 43 + "=\nAllowedIPs = 0.0.0.0/0\n")
+
+
+def _same_length_edit(root: Path) -> None:
+    # One byte of the file changed, its size kept: what a size or time check would miss.
+    path = root / CONFIG
+    text = path.read_text()
+    path.write_text(text.replace(", 10.20.0.0/16", ", 10.21.0.0/16"))
+    assert len(path.read_text()) == len(text) and path.read_text() != text
+
+
+def _another_key(root: Path) -> None:
+    from skyplan_wireguard import keys
+
+    (root / KEY).write_text(keys.generate_pair()[0] + "\n")
+
+
+def _delete_config(root: Path) -> None:
+    (root / CONFIG).unlink()
+
+
+def _delete_key(root: Path) -> None:
+    (root / KEY).unlink()
+
+
+def _garble_key(root: Path) -> None:
+    (root / KEY).write_text("not a key\n")
+
+
+DRIFTS = {
+    "endpoint edited": (_edit_endpoint, 0, "Changed outside skyplan"),
+    "peer added": (_add_a_peer, 0, "Changed outside skyplan"),
+    "one byte changed, same length": (_same_length_edit, 0, "Changed outside skyplan"),
+    "key file holds another key": (_another_key, 1, "holds public key"),
+    "config deleted": (_delete_config, 0, "was deleted"),
+    "key file deleted": (_delete_key, 0, "is missing"),
+    "key file garbled": (_garble_key, 1, "does not hold a WireGuard private key"),
+}
+
+
+def _shown(result) -> str:
+    # The drift a plan shows, without the lines that name this run's temporary folder.
+    return re.sub(r"/tmp/\S+", "<tmp>", result.output)
+
+
+@pytest.mark.parametrize("drift", sorted(DRIFTS))
+def test_a_change_made_after_a_clean_plan_was_recorded_is_found_as_without_the_record(applied: Path, skyplan, drift: str) -> None:
+    change, code, shown = DRIFTS[drift]
+    assert "No changes." in plan_text(skyplan) and RECORD.exists()
+    change(applied)
+    with_record = skyplan("plan", "--no-color")
+    assert with_record.exit_code == code and shown in with_record.output, with_record.output
+    RECORD.unlink()
+    without = skyplan("plan", "--no-color")
+    assert (without.exit_code, _shown(without)) == (with_record.exit_code, _shown(with_record))
+
+
+def test_a_preshared_key_changed_after_a_clean_plan_is_found(workspace: Path, skyplan) -> None:
+    (workspace / "links.yaml").write_text(BASIC.replace("address_pool: 100.96.0.0/16", "address_pool: 100.96.0.0/16\n  preshared_keys: true"))
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    assert "No changes." in plan_text(skyplan) and RECORD.exists()
+    from skyplan_wireguard import keys
+
+    stored = sorted(Path(".skyplan/keys").glob("*.psk"))[0]
+    stored.write_text(base64.b64encode(bytes(range(1, 33))).decode() + "\n")
+    assert keys  # the key file's mode (0600) is kept by write_text
+    result = skyplan("plan", "--no-color")
+    assert result.exit_code == 0 and "Changed outside skyplan" in result.output, result.output
+
+
+def test_a_plan_that_finds_drift_records_nothing(applied: Path, skyplan, work) -> None:
+    _add_a_peer(applied)
+    assert "Changed outside skyplan" in skyplan("plan", "--no-color").output
+    assert not RECORD.exists()
+
+
+def test_a_record_forged_without_the_users_secret_is_not_believed(applied: Path, skyplan, work) -> None:
+    from skyplan import seal
+
+    assert "No changes." in plan_text(skyplan)
+    body = seal.unseal("refresh", RECORD.read_bytes(), applied)
+    assert body is not None
+    # The attacker knows the whole body (the world's key and the files' digest, before the edit
+    # they then make), and seals it with a secret of their own, or none.
+    _add_a_peer(applied)
+    for forged in (b"skyplan-sealed-1 " + b"0" * 64 + b"\n" + body,
+                   b"skyplan-sealed-1 " + seal._mac(b"\x01" * seal.SECRET_BYTES, "refresh", body).encode() + b"\n" + body):
+        RECORD.write_bytes(forged)
+        work.clear()
+        result = skyplan("plan", "--no-color")
+        assert "Changed outside skyplan" in result.output and "render" in work
+
+
+def test_a_record_made_for_another_state_is_not_believed(applied: Path, skyplan, work) -> None:
+    assert "No changes." in plan_text(skyplan)
+    clean = RECORD.read_bytes()
+    # The state changes (another link), the files follow; the old record is put back after a drift.
+    config = applied / "links.yaml"
+    config.write_text(config.read_text() + "  - name: eu-ap\n    source: eu-central\n    target: ap-south\n")
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    _add_a_peer(applied)
+    RECORD.write_bytes(clean)
+    work.clear()
+    assert "Changed outside skyplan" in skyplan("plan", "--no-color").output and work
+
+
+def test_a_record_copied_from_another_workspace_is_not_believed(applied: Path, skyplan, work, tmp_path_factory, monkeypatch) -> None:
+    import shutil
+
+    other = tmp_path_factory.mktemp("other") / "ws"
+    shutil.copytree(applied, other, symlinks=True)
+    monkeypatch.chdir(other)
+    assert "No changes." in plan_text(skyplan)
+    record = (other / RECORD).read_bytes()
+    monkeypatch.chdir(applied)
+    _add_a_peer(applied)
+    (applied / RECORD).parent.mkdir(parents=True, exist_ok=True)
+    (applied / RECORD).write_bytes(record)
+    work.clear()
+    assert "Changed outside skyplan" in skyplan("plan", "--no-color").output and work
+
+
+def test_an_edited_state_is_refreshed_in_full(applied: Path, skyplan, work) -> None:
+    assert "No changes." in plan_text(skyplan)
+    path = applied / ".skyplan" / "state.json"
+    document = json.loads(path.read_text())
+    link = next(r for r in document["resources"] if r["type"] == "link")
+    link["attributes"]["target"], link["attributes"]["source"] = link["attributes"]["source"], link["attributes"]["target"]
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    work.clear()
+    skyplan("plan", "--no-color")
+    assert "render" in work
+
+
+def test_moved_entries_already_made_keep_the_record_in_use(applied: Path, skyplan, work) -> None:
+    config = applied / "links.yaml"
+    text = config.read_text().replace("name: ap-south", "name: ap-east").replace("target: ap-south", "target: ap-east")
+    config.write_text(text + "moved:\n  - from: cluster.ap-south\n    to: cluster.ap-east\n")
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    assert "No changes." in plan_text(skyplan)
+    work.clear()
+    assert "No changes." in plan_text(skyplan)
+    assert work == []
+
+
+def test_a_planted_symlink_for_the_cache_is_neither_read_nor_written_through(applied: Path, skyplan, tmp_path_factory) -> None:
+    import os
+
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    assert "No changes." in plan_text(skyplan)
+    (applied / ".skyplan" / "cache").rename(elsewhere / "cache")
+    os.symlink(elsewhere / "cache", applied / ".skyplan" / "cache")
+    before = {p.name: p.read_bytes() for p in (elsewhere / "cache").iterdir()}
+    _add_a_peer(applied)
+    result = skyplan("plan", "--no-color")
+    assert "Changed outside skyplan" in result.output or result.exit_code == 1
+    assert {p.name: p.read_bytes() for p in (elsewhere / "cache").iterdir()} == before
