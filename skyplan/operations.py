@@ -96,7 +96,9 @@ class Selection:
 
             check_targets(ws, list(self.targets), list(self.excludes), list(self.replace))
 
-    def plan(self, ws: Workspace, prior: State | None, *, refresh: bool = True) -> Plan:
+    def plan(self, ws: Workspace, prior: State | None, *, refresh: bool = True, recall: bool = False) -> Plan:
+        """`recall`: the plan is only shown as text, so one with no changes may be answered by the
+        record of the last such plan (planning.make_plan)."""
         from skyplan.planning import make_plan
 
         # Desired resources, readings and changes: records without cycles, freed by reference
@@ -105,12 +107,13 @@ class Selection:
             return make_plan(
                 ws,
                 prior,
-                desired={} if self.mode == "destroy" else ws.desired(),
+                desired=dict if self.mode == "destroy" else ws.desired,
                 mode=self.mode,
                 do_refresh=refresh,
                 targets=list(self.targets),
                 excludes=list(self.excludes),
                 replace=list(self.replace),
+                recall=recall and not (self.targets or self.excludes or self.replace),
             )
 
 
@@ -163,7 +166,7 @@ def plan(
     with _opened(source) as ws:
         selection.check(ws)
         with ws.locked("plan", lock_timeout):
-            result = selection.plan(ws, ws.read_state(), refresh=refresh)
+            result = selection.plan(ws, ws.read_state(), refresh=refresh, recall=not (out or as_json))
             ws.remember_config()
         if out:
             _save(ws, result, source, out, refresh)

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from skyplan.config.diagnostics import Diagnostic
 from skyplan.plan.model import DesiredResource, Plan
@@ -106,7 +106,7 @@ def make_plan(
     ws: Workspace,
     prior: State | None,
     *,
-    desired: dict[str, DesiredResource],
+    desired: dict[str, DesiredResource] | Callable[[], dict[str, DesiredResource]],
     owner: Owner = "file",
     mode: str = "normal",
     scope: Iterable[str] | None = None,
@@ -114,7 +114,12 @@ def make_plan(
     targets: list[str] | None = None,
     excludes: list[str] | None = None,
     replace: list[str] | None = None,
+    recall: bool = False,
 ) -> Plan:
+    """The plan of `desired` (or of what that function returns, made only when it is needed)
+    against `prior`. With `recall` (a whole normal plan, shown as text), a plan of the same text
+    and state whose refresh finds nothing again is answered by the record of the last one that
+    found no changes (plan/unchanged.py): a plan with no changes at all."""
     from skyplan.plan.moves import apply_moves
     from skyplan.plan.planner import plan
     from skyplan.plan.targeting import TARGETING_NOTE, resolve_scope
@@ -122,12 +127,27 @@ def make_plan(
     replace = sorted(set(replace or []))
     moves = configured_moves(ws) if owner == "file" and mode == "normal" else []
     moved, previous = apply_moves(prior, moves)
+    unchanged = None
+    recall = recall and do_refresh and mode == "normal" and owner == "file" and scope is None and not replace and not targets and not excludes
+    if recall:
+        # Nothing to resolve (no --target, no --replace): the refresh comes first, and a plan
+        # whose inputs and findings are those of the last plan with no changes is that plan.
+        actual, warnings = refresh(ws, moved, previous)
+        unchanged = ws.no_changes_record(prior) if moved is prior and not actual and not warnings else None
+        if unchanged is not None and unchanged.holds():
+            from skyplan.plan.model import PriorState
+
+            assert prior is not None
+            return Plan.model_construct(mode=mode, prior_state=PriorState(lineage=prior.lineage, serial=prior.serial))
+    if callable(desired):
+        desired = desired()
     check_replace(desired, moved, replace, mode)
     targeted = resolve_scope(desired, moved, targets or [], excludes or [])
     if targeted is not None:
         scope = targeted if scope is None else set(scope) & targeted
     scope = set(scope) if scope is not None else None
-    actual, warnings = refresh(ws, moved, previous) if do_refresh else ({}, [])
+    if not recall:
+        actual, warnings = refresh(ws, moved, previous) if do_refresh else ({}, [])
     result = plan(
         desired,
         prior,
@@ -147,6 +167,8 @@ def make_plan(
         result = result.model_copy(update={"notes": [TARGETING_NOTE, *result.notes], "targets": chosen})
     if warnings:
         result = result.model_copy(update={"notes": [*result.notes, *sorted(warnings)]})
+    if unchanged is not None and not result.has_changes and not result.drift and not result.notes:
+        unchanged.keep()
     return result
 
 

@@ -116,6 +116,18 @@ class Workspace:
         world = refreshed.world_key(self._last_read[1])
         return refreshed.RefreshMemo(self.paths.data / "cache", world, self.paths.root)
 
+    def no_changes_record(self, state: State | None):
+        """The record of a plan that found no changes (plan/unchanged.py) for this configuration
+        text and `state`, if `state` is the very one this command read last, as it was recorded,
+        and the configuration was loaded whole; None otherwise."""
+        if state is None or self._last_read is None or self._last_read[0] is not state:
+            return None
+        if self.loaded is None or self.loaded.partial or not self.loaded.digest or self.loaded.diagnostics:
+            return None
+        from skyplan.plan.unchanged import NoChangesRecord
+
+        return NoChangesRecord(self.paths.data / "cache", self._last_read[1], self.loaded.digest, self.paths.root)
+
     def _check(self, state: State) -> None:
         """Refuse a state lacking what the core and the provider need, or holding what the
         configuration's rules refuse."""
