@@ -240,24 +240,38 @@ def read_bytes(
     except FileNotFoundError:
         return None
     try:
-        try:
-            fd = os.open(name, _READ, dir_fd=parent)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if _is_symlink(parent, name, exc):
-                raise UnsafePathError(text) from None
-            raise OSError(exc.errno, exc.strerror, text) from None
+        return read_at(parent, name, text, limit, accept)
     finally:
         if kept is None or not kept.holds(parent):
             os.close(parent)
+
+
+def read_at(
+    parent: int,
+    name: str,
+    shown: str,
+    limit: int | None = None,
+    accept: Callable[[os.stat_result], None] | None = None,
+) -> bytes | None:
+    """`read_bytes` of file `name` in the open folder `parent` (which stays open); `shown` is the
+    path errors name. A caller that reads many files of one folder opens the folder once."""
+    if "/" in name:
+        raise UnsafePathError(shown)  # one name in this folder, never a way elsewhere
+    try:
+        fd = os.open(name, _READ, dir_fd=parent)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if _is_symlink(parent, name, exc):
+            raise UnsafePathError(shown) from None
+        raise OSError(exc.errno, exc.strerror, shown) from None
     try:
         info = os.fstat(fd)
         kind = info.st_mode
         if stat.S_ISDIR(kind):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), text)
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), shown)
         if not stat.S_ISREG(kind):
-            raise OSError(errno.EINVAL, "Not a regular file", text)
+            raise OSError(errno.EINVAL, "Not a regular file", shown)
         if accept is not None:
             accept(info)
         chunks = []
@@ -274,8 +288,29 @@ def read_bytes(
             chunks.append(chunk)
             size += len(chunk)
             if limit is not None and size > limit:
-                raise OSError(errno.EFBIG, f"Larger than {limit} bytes", text)
+                raise OSError(errno.EFBIG, f"Larger than {limit} bytes", shown)
         return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_below(
+    parent: int, folder_name: str, name: str, shown: str, limit: int | None = None
+) -> bytes | None:
+    """`read_at` of `folder_name/name` below the open folder `parent` (which stays open): the
+    folder is opened without following a symlink, and closed again."""
+    if "/" in folder_name or folder_name in ("", ".", ".."):
+        raise UnsafePathError(shown)
+    try:
+        fd = _step(parent, folder_name, None, keep_parent=True)
+    except _Refused as refused:
+        if refused.errno == errno.ENOENT:
+            return None
+        if refused.symlink:
+            raise UnsafePathError(os.path.dirname(shown)) from None
+        raise OSError(refused.errno, refused.strerror, os.path.dirname(shown)) from None
+    try:
+        return read_at(fd, name, shown, limit)
     finally:
         os.close(fd)
 

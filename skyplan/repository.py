@@ -25,6 +25,13 @@ def tracked(path: Path) -> bool:
     return os.path.basename(path) in _tracked_in(folder)
 
 
+def tracked_names(folder: str) -> frozenset[str]:
+    """The names of the files directly in `folder` that git tracks (none outside a repository):
+    `tracked` for every file of one folder at once."""
+    folder = os.path.abspath(folder)
+    return frozenset() if _repository_of(folder) is None else _tracked_in(folder)
+
+
 @lru_cache(maxsize=64)
 def _repository_of(folder: str) -> str | None:
     here = folder

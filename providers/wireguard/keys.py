@@ -55,6 +55,15 @@ def is_canonical(key: str) -> bool:
         return False
 
 
+def parse(raw: bytes) -> str | None:
+    """The private key a key file's bytes hold, or None if they hold none."""
+    try:
+        text = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        return None
+    return text if is_canonical(text) else None
+
+
 def read(path: Path, within: Path | None = None, *, adopting: bool = False) -> str | None:
     """The private key stored at `path`, None if there is no file; KeyFileError if it is bad.
 
@@ -71,12 +80,9 @@ def read(path: Path, within: Path | None = None, *, adopting: bool = False) -> s
         raise KeyFileError(f"key file {path} cannot be read: {exc.strerror or exc}") from None
     if raw is None:
         return None
-    try:
-        text = raw.decode("ascii").strip()
-    except UnicodeDecodeError:
+    text = parse(raw)
+    if text is None:
         # Never quote the bytes: a file in the key's place may hold anything.
-        raise KeyFileError(f"key file {path} does not hold a WireGuard private key") from None
-    if not is_canonical(text):
         raise KeyFileError(f"key file {path} does not hold a WireGuard private key")
     from skyplan.sdk import repository
 
@@ -118,7 +124,7 @@ def _private(path: Path):
 
 
 # A key file is one 44-character line; anything much larger is not one, and is not read whole.
-_KEY_FILE_LIMIT = 4096
+FILE_LIMIT = _KEY_FILE_LIMIT = 4096
 
 
 # Key-shaped text, in any case and with or without its '=': a key quoted lower-cased, or cut
