@@ -785,9 +785,10 @@ def _edited(original: bytes, edit: str, at: int, material) -> bytes | None:
 
 
 def _snapshot(root: Path) -> dict[str, bytes | None]:
-    # A plan that succeeds may record that the state passed its checks (state/checked.py), or
-    # that its refresh found no drift (state/refreshed.py): cache entries, not files it changes.
-    records = {Path(".skyplan/cache/state-checked.json"), Path(".skyplan/cache/refresh.json")}
+    # A plan that succeeds may record that the state passed its checks (state/checked.py), that
+    # its refresh found no drift (state/refreshed.py), or that it found no changes
+    # (plan/unchanged.py): cache entries, not files it changes.
+    records = {Path(".skyplan/cache") / name for name in ("state-checked.json", "refresh.json", "no-changes.json")}
     return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*")) if p.relative_to(root) not in records}
 
 
