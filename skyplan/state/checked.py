@@ -45,6 +45,7 @@ def verdict_key(state_digest: str, provider, root: Path) -> str:
         str(cls.schema_version),
         provider.settings.model_dump_json(),
         *_code_identity(cls.__module__),
+        _library_identity("jinja2"),  # hook templates are checked by parsing them
     ]
     for part in parts:
         digest.update(part.encode("utf-8", "surrogatepass"))
@@ -81,6 +82,20 @@ def _code_identity(provider_module: str) -> list[str]:
             continue
         found.append(f"{path}:{info.st_size}:{info.st_mtime_ns}")
     return found
+
+
+def _library_identity(name: str) -> str:
+    """A library that judges too, without importing it (jinja2 costs a command 20 ms): the file
+    that makes its package, with its size and time, which an upgrade changes."""
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec(name)
+        origin = spec.origin if spec is not None else None
+        info = os.stat(origin) if origin else None
+    except (ImportError, ValueError, OSError):
+        return f"{name}:?"
+    return f"{name}:{origin}:{info.st_size}:{info.st_mtime_ns}" if info is not None else f"{name}:-"
 
 
 def passed(folder: Path, key: str, workspace: Path) -> bool:

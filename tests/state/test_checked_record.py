@@ -176,3 +176,20 @@ def test_what_a_killed_run_left_half_written_in_the_cache_is_removed_by_the_next
     assert all(path.exists() for path in left)
     assert skyplan("plan").exit_code == 0
     assert not list(applied.rglob("*.tmp"))
+
+
+def test_another_jinja2_checks_the_same_state_again(applied: Path, skyctl, checks, monkeypatch) -> None:
+    # Hook templates in a state are judged by parsing them with jinja2: another version may judge
+    # them otherwise, as other skyplan code would.
+    import importlib.util
+
+    assert skyctl("get", "link").exit_code == 0
+    spec = importlib.util.find_spec("jinja2")
+    assert spec is not None and spec.origin
+    info = os.stat(spec.origin)
+    try:
+        os.utime(spec.origin, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+        assert skyctl("get", "link").exit_code == 0
+    finally:
+        os.utime(spec.origin, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert checks == [1, 1]
