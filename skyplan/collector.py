@@ -16,6 +16,16 @@ def settle_in_this_process() -> None:
     _SETTLING = True
 
 
+def keep_collecting() -> None:
+    """This process lives on (`skyctl get -w`): nothing more is frozen, and what was goes back to
+    the collector. A frozen cycle is never collected, and a watch that froze on every redraw
+    would keep each redraw's cycles (the JSON and YAML encoders make some) until it is stopped."""
+    global _SETTLING
+    if _SETTLING:  # only what settle froze: a library caller's own gc.freeze is theirs
+        _SETTLING = False
+        gc.unfreeze()
+
+
 @contextlib.contextmanager
 def paused(*, settle: bool = False) -> Iterator[None]:
     """No cyclic garbage collection inside the block; as it was after it.
