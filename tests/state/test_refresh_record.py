@@ -238,3 +238,23 @@ def test_a_planted_symlink_for_the_cache_is_neither_read_nor_written_through(app
     result = skyplan("plan", "--no-color")
     assert "Changed outside skyplan" in result.output or result.exit_code == 1
     assert {p.name: p.read_bytes() for p in (elsewhere / "cache").iterdir()} == before
+
+
+def test_a_store_that_cannot_tell_its_bytes_plans_without_a_record(applied: Path, skyplan, work, monkeypatch) -> None:
+    # StateStore.read_digest: None when "a store cannot tell" which bytes it read. Such a state
+    # has no world key: it is refreshed in full every time, and the plan still works.
+    from skyplan.state.local import FileStateStore
+
+    read = FileStateStore.read
+
+    def read_without_digest(self):
+        state = read(self)
+        self.read_digest = None
+        return state
+
+    monkeypatch.setattr(FileStateStore, "read", read_without_digest)
+    for _ in range(2):
+        work.clear()
+        assert "No changes." in plan_text(skyplan)
+        assert "render" in work
+    assert not RECORD.exists()
