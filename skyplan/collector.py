@@ -16,6 +16,16 @@ def settle_in_this_process() -> None:
     _SETTLING = True
 
 
+def keep_collecting() -> None:
+    """This process lives on (`skyctl get -w`): nothing more is frozen, and what was goes back to
+    the collector. A frozen cycle is never collected, and a watch that froze on every redraw
+    would keep each redraw's cycles (the JSON and YAML encoders make some) until it is stopped."""
+    global _SETTLING
+    if _SETTLING:  # only what settle froze: a library caller's own gc.freeze is theirs
+        _SETTLING = False
+        gc.unfreeze()
+
+
 @contextlib.contextmanager
 def paused(*, settle: bool = False) -> Iterator[None]:
     """No cyclic garbage collection inside the block; as it was after it.
@@ -24,11 +34,13 @@ def paused(*, settle: bool = False) -> Iterator[None]:
     objects that live on together and are freed by reference counting; each collection meanwhile
     walks all of them again and finds nothing (a third of validating 100,000 links).
 
-    With `settle`, what the block made is also left out of later collections (gc.freeze): the
+    With `settle`, what the block made is also left out of later collections (gc.freeze, which
+    takes everything the collector tracks then, cycles already dropped among it): the
     configuration, state and plan a command builds live until it exits, and the first
     collection after the block would otherwise walk all of them once more (50 ms of a 10k-link
     plan). Frozen objects are still freed by reference counting; only a cycle among them would
-    outlive its use, so a block that settles must make none. Only in a console-script process.
+    outlive its use, so a block that settles must make none. Only in a console-script process,
+    and not once it lives on (keep_collecting: a watch).
     """
     enabled = gc.isenabled()
     gc.disable()

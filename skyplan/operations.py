@@ -385,6 +385,8 @@ def get(
     import time
 
     sleep = sleep or time.sleep  # looked up now, so that tests may stand in for the clock
+    if watch:
+        collector.keep_collecting()  # a watch runs until stopped: it cannot keep what it drops
     with _opened(source) as ws:
         shown = None
         try:

@@ -42,8 +42,9 @@ class Workspace:
     backend_of: Callable[[], BackendRef] | None = None
     # The verdict key of the state read_state last checked in full, until it is recorded.
     _passed: str | None = field(default=None, init=False, repr=False)
-    # The state read last and the key of what it was read from (state/checked.py verdict_key).
-    _last_read: tuple[State, str] | None = field(default=None, init=False, repr=False)
+    # The state read last and the key of what it was read from (state/checked.py verdict_key;
+    # None when its store cannot tell which bytes it read).
+    _last_read: tuple[State, str | None] | None = field(default=None, init=False, repr=False)
 
     @property
     def backend(self) -> BackendRef | None:
@@ -109,7 +110,7 @@ class Workspace:
         """The provider's memo of the world of `state` (state/refreshed.py), if `state` is the
         very one this command read last, as it was recorded, and its store can say which bytes
         it was; None otherwise (a state with moves made in it, or one built here)."""
-        if state is None or self._last_read is None or self._last_read[0] is not state:
+        if state is None or self._last_read is None or self._last_read[0] is not state or self._last_read[1] is None:
             return None
         from skyplan.state import refreshed
 

@@ -238,3 +238,160 @@ def test_a_planted_symlink_for_the_cache_is_neither_read_nor_written_through(app
     result = skyplan("plan", "--no-color")
     assert "Changed outside skyplan" in result.output or result.exit_code == 1
     assert {p.name: p.read_bytes() for p in (elsewhere / "cache").iterdir()} == before
+
+
+def test_a_store_that_cannot_tell_its_bytes_plans_without_a_record(applied: Path, skyplan, work, monkeypatch) -> None:
+    # StateStore.read_digest: None when "a store cannot tell" which bytes it read. Such a state
+    # has no world key: it is refreshed in full every time, and the plan still works.
+    from skyplan.state.local import FileStateStore
+
+    read = FileStateStore.read
+
+    def read_without_digest(self):
+        state = read(self)
+        self.read_digest = None
+        return state
+
+    monkeypatch.setattr(FileStateStore, "read", read_without_digest)
+    for _ in range(2):
+        work.clear()
+        assert "No changes." in plan_text(skyplan)
+        assert "render" in work
+    assert not RECORD.exists()
+
+
+# The README's layout with every topology the local refresh knows (a hub behind which spokes
+# reach each other, a cluster behind NAT, a pinned address, an external peer, preshared keys),
+# in the workspace or with its output folder outside it: a change made after a clean plan was
+# recorded is found exactly as without the record, and the record is in use for that world.
+HUB_NAT = Path(__file__).parents[2] / "examples" / "hub-nat" / "links.yaml"
+
+
+def _replace_in(name: str, old: str, new: str):
+    def change(out: Path) -> None:
+        path = out / name / "wgsky0.conf"
+        text = path.read_text()
+        assert old in text, text
+        path.write_text(text.replace(old, new, 1))
+
+    return change
+
+
+def _psk_file(keys: Path) -> None:
+    stored = sorted(keys.glob("*.psk"))[0]
+    stored.write_text(base64.b64encode(bytes(range(3, 35))).decode() + "\n")
+
+
+TOPOLOGY_DRIFTS = {
+    "hub forwards no more": (_replace_in("hub", "PostUp = sysctl -q -w net.ipv4.ip_forward=1\n", ""), "Changed outside skyplan"),
+    "spoke's route through the hub dropped": (_replace_in("store-1", ", 10.2.0.0/16", ""), "Changed outside skyplan"),
+    "external peer's key swapped in the hub": (
+        _replace_in("hub", "q7RZzfswVldTExcjy4GVVTSCzmT5vHfTBph+Lhi/Cic=", "C" * 43 + "="),
+        "Changed outside skyplan",
+    ),
+    "keepalive of the NAT cluster": (_replace_in("store-1", "PersistentKeepalive = 15", "PersistentKeepalive = 16"), "Changed outside skyplan"),
+    "preshared key in a config": (_replace_in("store-2", "PresharedKey = ", "PresharedKey = A"), "Changed outside skyplan"),
+}
+
+
+@pytest.mark.parametrize("outside", [False, True], ids=["output in the workspace", "output_dir outside"])
+@pytest.mark.parametrize("drift", sorted(TOPOLOGY_DRIFTS) + ["stored preshared key"])
+def test_every_topology_is_refreshed_as_without_the_record(workspace: Path, skyplan, work, tmp_path_factory, drift: str, outside: bool) -> None:
+    text = HUB_NAT.read_text()
+    out = workspace / "wireguard"
+    if outside:
+        out = tmp_path_factory.mktemp("elsewhere") / "wg"
+        text = text.replace("  preshared_keys: true\n", f"  preshared_keys: true\n  output_dir: {out}\n")
+    (workspace / "links.yaml").write_text(text)
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    assert "No changes." in plan_text(skyplan) and RECORD.exists()
+    work.clear()
+    assert "No changes." in plan_text(skyplan) and work == [], "the record is in use for this world"
+    if drift == "stored preshared key":
+        _psk_file(workspace / ".skyplan" / "keys")
+        shown = "Changed outside skyplan"
+    else:
+        change, shown = TOPOLOGY_DRIFTS[drift]
+        change(out)
+    with_record = skyplan("plan", "--no-color")
+    assert with_record.exit_code == 0 and shown in with_record.output, with_record.output
+    RECORD.unlink()
+    without = skyplan("plan", "--no-color")
+    assert (without.exit_code, _shown(without)) == (with_record.exit_code, _shown(with_record))
+
+
+@pytest.mark.postgres
+def test_a_shared_state_changed_by_another_writer_is_refreshed_in_full(workspace: Path, skyplan, work, postgres_url) -> None:
+    # The state lives in PostgreSQL, which others write: one edits this workspace's row in place
+    # (the recorded endpoint of eu-central, which us-west's file names), serial and all as before.
+    import uuid
+
+    import psycopg
+
+    from skyplan.state.postgres import STATES_TABLE
+
+    name = f"refresh-{uuid.uuid4()}"
+    backend = f'backend: {{type: postgres, url: "{postgres_url}", workspace: {name}}}\n'
+    (workspace / "links.yaml").write_text(BASIC.replace("clusters:\n", backend + "clusters:\n", 1))
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    assert "No changes." in plan_text(skyplan)
+    work.clear()
+    assert "No changes." in plan_text(skyplan) and work == [], "the record is in use for a state in PostgreSQL"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        text = conn.execute(f"SELECT state::text FROM {STATES_TABLE} WHERE workspace = %s", [name]).fetchone()[0]
+        edited = text.replace("198.51.100.20:51820", "198.51.100.21:51820")
+        assert edited != text
+        conn.execute(f"UPDATE {STATES_TABLE} SET state = %s::jsonb WHERE workspace = %s", [edited, name])
+    work.clear()
+    with_record = skyplan("plan", "--no-color")
+    assert "render" in work, "a state of other bytes is another world"
+    RECORD.unlink()
+    without = skyplan("plan", "--no-color")
+    assert (without.exit_code, _shown(without)) == (with_record.exit_code, _shown(with_record))
+    assert "198.51.100.21" in with_record.output or with_record.exit_code != 0, with_record.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plan", "--target", "link.us-ap"],
+        ["plan", "--exclude", "cluster.ap-south"],
+        ["plan", "--replace", "cluster.ap-south"],
+        ["plan", "--destroy"],
+        ["plan", "--no-refresh"],
+    ],
+    ids=" ".join,
+)
+def test_each_way_of_planning_sees_a_change_as_without_the_record(applied: Path, skyplan, command: list[str]) -> None:
+    assert "No changes." in plan_text(skyplan) and RECORD.exists()
+    _add_a_peer(applied)
+    with_record = skyplan(*command, "--no-color")
+    RECORD.unlink()
+    without = skyplan(*command, "--no-color")
+    assert (without.exit_code, _shown(without)) == (with_record.exit_code, _shown(with_record))
+    assert ("Changed outside skyplan" in with_record.output) == ("--no-refresh" not in command), with_record.output
+
+
+def test_an_apply_after_a_clean_plan_puts_back_a_changed_file(applied: Path, skyplan) -> None:
+    written = (applied / CONFIG).read_bytes()
+    assert "No changes." in plan_text(skyplan) and RECORD.exists()
+    _add_a_peer(applied)
+    result = skyplan("apply", "--auto-approve", "--no-color")
+    assert result.exit_code == 0 and "Changed outside skyplan" in result.output, result.output
+    assert (applied / CONFIG).read_bytes() == written
+    assert "No changes." in plan_text(skyplan)
+
+
+def test_a_move_an_interrupted_run_left_unfinished_is_refreshed_in_full_every_time(applied: Path, skyplan, work) -> None:
+    # Its files may be under either name: the refresh looks under both, which no record vouches for.
+    path = applied / ".skyplan" / "state.json"
+    document = json.loads(path.read_text())
+    cluster = next(r for r in document["resources"] if r["type"] == "cluster" and r["name"] == "us-west")
+    cluster["moved_from"] = "us-old"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    outputs = []
+    for _ in range(2):
+        work.clear()
+        outputs.append(_shown(skyplan("plan", "--no-color")))
+        assert "render" in work
+    assert outputs[0] == outputs[1]
