@@ -110,24 +110,30 @@ class Workspace:
         """The provider's memo of the world of `state` (state/refreshed.py), if `state` is the
         very one this command read last, as it was recorded, and its store can say which bytes
         it was; None otherwise (a state with moves made in it, or one built here)."""
-        if state is None or self._last_read is None or self._last_read[0] is not state or self._last_read[1] is None:
+        key = self._key_of(state)
+        if key is None:
             return None
         from skyplan.state import refreshed
 
-        world = refreshed.world_key(self._last_read[1])
-        return refreshed.RefreshMemo(self.paths.data / "cache", world, self.paths.root)
+        return refreshed.RefreshMemo(self.paths.data / "cache", refreshed.world_key(key), self.paths.root)
+
+    def _key_of(self, state: State | None) -> str | None:
+        """The checks' key (state/checked.py) of `state` if it is the very one read last, as it
+        was recorded, by a store that can say which bytes it read; None otherwise."""
+        if state is None or self._last_read is None or self._last_read[0] is not state:
+            return None
+        return self._last_read[1]
 
     def no_changes_record(self, state: State | None):
         """The record of a plan that found no changes (plan/unchanged.py) for this configuration
         text and `state`, if `state` is the very one this command read last, as it was recorded,
         and the configuration was loaded whole; None otherwise."""
-        if state is None or self._last_read is None or self._last_read[0] is not state:
-            return None
-        if self.loaded is None or self.loaded.partial or not self.loaded.digest or self.loaded.diagnostics:
+        key = self._key_of(state)
+        if key is None or self.loaded is None or self.loaded.partial or not self.loaded.digest or self.loaded.diagnostics:
             return None
         from skyplan.plan.unchanged import NoChangesRecord
 
-        return NoChangesRecord(self.paths.data / "cache", self._last_read[1], self.loaded.digest, self.paths.root)
+        return NoChangesRecord(self.paths.data / "cache", key, self.loaded.digest, self.paths.root)
 
     def _check(self, state: State) -> None:
         """Refuse a state lacking what the core and the provider need, or holding what the
