@@ -18,7 +18,11 @@ no config file can weaken it):
   private 0700 folder that `Connections.close` removes. The first command to a gateway opens it
   (one ssh process logs in, becomes the master and runs the command); skyplan asks the masters
   whether they are alive, and ends them, over their control sockets itself (`_Mux`, OpenSSH's
-  PROTOCOL.mux), which costs no process.
+  PROTOCOL.mux), which costs no process. A master slow to answer is waited for, never replaced
+  next to itself; close() first stops logins under way (Ctrl-C), so none becomes a master later.
+- With `provider.ssh.keep_connections`, masters outlive the run in a per-user folder instead,
+  under a name that only the very same way of reaching the same host gives (kept.py), and the
+  next run uses them without logging in; `end_kept` ends them all.
 
 The remote command is one string of `shlex.quote`d words: nothing reaches the remote shell
 unquoted. Destinations are parsed strictly (`ssh://[user@]host[:port]` or a Host alias), so no
