@@ -268,3 +268,51 @@ def test_closing_during_the_first_command_leaves_no_master(gateway_lab: GatewayL
     assert [o.ok for o in outcomes] == [False, False]
     assert "closed" in str(outcomes[1].error) and logins(gateway_lab, "b") == 0  # nothing queued logged in
     assert not conns.control_folder.exists()
+
+
+# -- through the CLI ------------------------------------------------------------------------------------------
+
+
+def workspace_with_keep(lab: GatewayLab, folder: Path, keep: str | None) -> Path:
+    folder.mkdir()
+    shutil.copy(lab.ssh_config, folder / "ssh_config")
+    clusters = "".join(
+        f"  - name: {g}\n    endpoint: {lab.endpoint(g)}\n    subnets: [10.{n}.0.0/16]\n    gateway: {g}\n" for n, g in enumerate(("a", "b"), start=1)
+    )
+    (folder / "links.yaml").write_text(
+        "version: 1\nprovider:\n  name: wireguard\n  address_pool: 100.96.0.0/24\n  ssh:\n    config: ssh_config\n    timeout: 20s\n"
+        + (f"    keep_connections: {keep}\n" if keep else "")
+        + f"clusters:\n{clusters}links:\n  - name: a-b\n    source: a\n    target: b\n"
+    )
+    return folder
+
+
+def test_with_keep_connections_the_run_after_the_first_logs_in_nowhere(gateway_lab: GatewayLab, runtime: Path, tmp_path: Path, skyplan, monkeypatch) -> None:
+    monkeypatch.chdir(workspace_with_keep(gateway_lab, tmp_path / "ws", "60s"))
+    monkeypatch.delenv("SKYPLAN_BACKEND", raising=False)
+    monkeypatch.delenv("SKYPLAN_CONFIG", raising=False)
+    first = skyplan("apply", "--auto-approve")
+    assert first.exit_code == 0, first.output
+    assert [logins(gateway_lab, g) for g in ("a", "b")] == [1, 1]  # the first run still logs in
+    assert len(ssh_processes(gateway_lab)) == 2  # and leaves its two masters running
+    planned = skyplan("plan")
+    assert planned.exit_code == 0 and "No changes." in planned.output, planned.output
+    assert [logins(gateway_lab, g) for g in ("a", "b")] == [1, 1]
+    assert ssh.end_kept() == 2
+
+
+def test_a_refused_folder_stops_gateway_work_with_a_located_message_and_no_login(gateway_lab: GatewayLab, runtime: Path, tmp_path: Path, skyplan, monkeypatch) -> None:
+    (runtime / "skyplan").mkdir(mode=0o700)
+    (runtime / "skyplan" / "ssh").mkdir(mode=0o755)
+    (runtime / "skyplan" / "ssh").chmod(0o755)
+    monkeypatch.chdir(workspace_with_keep(gateway_lab, tmp_path / "ws", "60"))
+    result = skyplan("apply", "--auto-approve")
+    assert result.exit_code == 1
+    assert f"provider.ssh.keep_connections: {runtime}/skyplan/ssh has mode 0755" in result.output
+    assert "Traceback" not in result.output
+    assert [logins(gateway_lab, g) for g in ("a", "b")] == [0, 0]
+    assert stat_mode(runtime / "skyplan" / "ssh") == 0o755  # refused, not changed
+
+
+def stat_mode(path: Path) -> int:
+    return os.lstat(path).st_mode & 0o7777
