@@ -316,3 +316,45 @@ def test_a_refused_folder_stops_gateway_work_with_a_located_message_and_no_login
 
 def stat_mode(path: Path) -> int:
     return os.lstat(path).st_mode & 0o7777
+
+
+def test_ctrl_c_during_the_first_commands_of_a_plan_leaves_no_master(gateway_lab: GatewayLab, runtime: Path, tmp_path: Path, skyplan, monkeypatch) -> None:
+    import subprocess
+    import sys
+
+    ws = workspace_with_keep(gateway_lab, tmp_path / "ws", None)  # the default: nothing is kept
+    monkeypatch.chdir(ws)
+    monkeypatch.delenv("SKYPLAN_BACKEND", raising=False)
+    monkeypatch.delenv("SKYPLAN_CONFIG", raising=False)
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    assert wait_for_no_ssh(gateway_lab)
+    # From now on `wg` takes 5 s on both gateways, inside their own mount namespaces only: the
+    # refresh's first command to each (which logs in and becomes the master) is under way for a while.
+    real_wg = gateway_lab.workdir / "wg.real"
+    shutil.copy("/usr/bin/wg", real_wg)
+    slow = gateway_lab.workdir / "slow-wg"
+    slow.write_text(f"#!/bin/sh\nsleep 5\nexec {real_wg} \"$@\"\n")
+    slow.chmod(0o755)
+    for g in ("a", "b"):
+        gateway_lab.run(g, ["mount", "--bind", str(slow), "/usr/bin/wg"])
+    before = [logins(gateway_lab, g) for g in ("a", "b")]
+    plan = subprocess.Popen(
+        [str(Path(sys.executable).parent / "skyplan"), "plan"],
+        cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while [logins(gateway_lab, g) for g in ("a", "b")] != [n + 1 for n in before] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [logins(gateway_lab, g) for g in ("a", "b")] == [n + 1 for n in before], "the plan never logged in"
+        time.sleep(0.5)  # both masters up, both first commands still running
+        assert len(ssh_processes(gateway_lab)) >= 2
+        os.killpg(plan.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C: the whole group
+        output, _ = plan.communicate(timeout=10)
+    finally:
+        if plan.poll() is None:
+            plan.kill()
+            plan.wait()
+    assert plan.returncode == 130, output
+    assert b"interrupted" in output and b"Traceback" not in output
+    assert wait_for_no_ssh(gateway_lab, 2), "a master outlived the interrupted plan"
