@@ -166,18 +166,36 @@ def _file_identity(path: str) -> tuple | None:
 
 
 def _resolved_files(resolved: bytes) -> list[str] | None:
-    files = []
-    for line in resolved.decode(errors="replace").splitlines():
+    """The files `ssh -G` says the connection uses. It prints known_hosts files expanded; identity
+    and certificate files as written, so their ${VAR}, ~ and common %-tokens are expanded here
+    (one still unknown is named as written). None when a known_hosts file cannot be told."""
+    text = resolved.decode(errors="replace")
+    options: dict[str, list[str]] = {}
+    for line in text.splitlines():
         key, _, value = line.partition(" ")
-        if key.lower() not in _FILE_OPTIONS:
-            continue
-        for word in value.split():
+        options.setdefault(key.lower(), []).extend(value.split())
+    first = lambda key: (options.get(key) or [""])[0]  # noqa: E731
+    tokens = {"%%": "%", "%d": os.path.expanduser("~"), "%u": _local_user(), "%r": first("user"), "%h": first("hostname"), "%p": first("port")}
+    files = []
+    for key in _FILE_OPTIONS:
+        for word in options.get(key, []):
             if word.lower() == "none":
                 continue
-            if "%" in word or "$" in word:
+            if key in ("identityfile", "certificatefile"):
+                word = re.sub(r"%.", lambda m: tokens.get(m.group(0), m.group(0)), os.path.expandvars(word))
+            elif "%" in word or "$" in word:
                 return None
             files.append(os.path.expanduser(word))
     return files
+
+
+def _local_user() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 def _config_files(config: Path | None) -> list[str]:

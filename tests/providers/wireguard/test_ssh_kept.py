@@ -250,3 +250,16 @@ def test_only_our_own_sockets_are_listed(runtime: Path) -> None:
 
 def test_end_kept_without_a_folder_ends_nothing(runtime: Path) -> None:
     assert ssh.end_kept() == 0
+
+
+def test_identity_files_named_with_variables_and_tokens_are_followed(tmp_path: Path, monkeypatch) -> None:
+    # As the README's CI config names them: ${HOME} in the path; ssh -G prints them unexpanded.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    key = tmp_path / "id_root_192.0.2.1"
+    key.write_text("key one")
+    resolved = b"user root\nhostname 192.0.2.1\nidentityfile ${HOME}/id_%r_%h\nuserknownhostsfile /dev/null\n"
+    argv = ["ssh", "--", "gw"]
+    before = kept.socket_name(argv, None, resolved)
+    assert before is not None
+    key.write_text("key two, rotated")
+    assert kept.socket_name(argv, None, resolved) != before
