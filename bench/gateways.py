@@ -33,6 +33,7 @@ from bench.run import BIN, load_average, skyplan_env
 ADDRESS_POOL = "100.64.0.0/16"
 EXTRA_LINK = "bench-extra"
 RUNS = ("first apply", "no-change run", "one-link change")
+KEEP = 60  # seconds of provider.ssh.keep_connections in the rounds that time it (--keep-connections)
 COMMANDS = {**{("skyplan", run): "skyplan apply" for run in RUNS}, ("skyplan", RUNS[1]): "skyplan plan",
             **{("ansible", run): "ansible-playbook" for run in RUNS}}
 HEADER = ("tool", "run", "command", "runs", "wall s", "min s", "max s", "cpu s", "gw cpu s", "per gateway ms", "ssh cmds", "logins", "written", "keys here", "check", "skyplan/ansible")
@@ -65,13 +66,16 @@ def make_topology(count: int) -> Topology:
     return Topology(names, links, (EXTRA_LINK, names[0], names[-1]))
 
 
-def links_yaml(lab, topology: Topology, *, extra: bool, live: bool, parallelism: int) -> str:
-    """The workspace: with `live`, every cluster is a gateway reached through the lab's ssh config;
-    without it, the same clusters in local mode (files under wireguard/, keys on this machine)."""
+def links_yaml(lab, topology: Topology, *, extra: bool, live: bool, parallelism: int, keep: float = 0) -> str:
+    """The workspace: with `live`, every cluster is a gateway reached through the lab's ssh config
+    (with `keep`, provider.ssh.keep_connections); without it, the same clusters in local mode
+    (files under wireguard/, keys on this machine)."""
     lines = ["version: 1", "provider:", "  name: wireguard", f"  interface: {INTERFACE}", f"  address_pool: {ADDRESS_POOL}",
              "  listen_port: 51820", "  persistent_keepalive: 25"]
     if live:
         lines += ["  ssh:", f"    config: {lab.ssh_config}", f"    parallelism: {parallelism}", "    timeout: 30s"]
+        if keep:
+            lines.append(f"    keep_connections: {keep:g}s")
     lines.append("clusters:")
     for i, name in enumerate(topology.gateways, start=1):
         lines += [f"  - name: {name}", f"    endpoint: {lab.endpoint(name)}", f"    subnets: [10.0.{i}.0/24]"]
@@ -174,34 +178,69 @@ def progress(text: str) -> None:
 # -- skyplan ----------------------------------------------------------------------------------------------
 
 
-def run_skyplan(h: Harness, folder: Path, parallelism: int) -> None:
-    ws = folder / "skyplan"
+def kept_tool(keep: float) -> str:
+    """The tool column of the runs with provider.ssh.keep_connections."""
+    return f"skyplan keep_connections={keep:g}s"
+
+
+def run_skyplan(h: Harness, folder: Path, parallelism: int, keep: float = 0) -> None:
+    """skyplan's three runs; with `keep`, with provider.ssh.keep_connections: its first apply
+    still logs in to every gateway and leaves the connections for the two runs after it."""
+    tool = kept_tool(keep) if keep else "skyplan"
+    ws = folder / ("skyplan-keep" if keep else "skyplan")
     ws.mkdir()
     env = skyplan_env()
     env["PATH"] = f"{h.counter.bin_dir}{os.pathsep}{env['PATH']}"
     env.pop("SSH_AUTH_SOCK", None)  # the user's agent plays no part
+    runtime = None
+    if keep:
+        # The kept sockets in a folder of this bench's own (short: a socket path has ~107 bytes),
+        # never among the user's own kept connections; ended, and removed, after the runs.
+        runtime = Path(tempfile.mkdtemp(prefix="sp-bench-"))
+        env["XDG_RUNTIME_DIR"] = str(runtime)
     skyplan = str(BIN / "skyplan")
-    write = lambda extra: (ws / "links.yaml").write_text(links_yaml(h.lab, h.topology, extra=extra, live=True, parallelism=parallelism))  # noqa: E731
+    write = lambda extra: (ws / "links.yaml").write_text(links_yaml(h.lab, h.topology, extra=extra, live=True, parallelism=parallelism, keep=keep))  # noqa: E731
 
-    write(False)
-    # Untimed: compiles skyplan's bytecode, gateway modules included, so no timed run pays for it.
-    run_process([skyplan, "validate"], ws, env, h.timeout)
-    resources = len(h.topology.gateways) + len(h.topology.links)
-    first = h.timed("skyplan", RUNS[0], [skyplan, "apply", "--auto-approve"], ws, env, extra=False,
-                    check=lambda run: None if f"Apply complete! Resources: {resources} added" in run.output else "apply did not add everything")
-    if first.problem:
-        skip(h, "skyplan", RUNS[1:], "skipped: the first apply failed")
-        return
-    h.timed("skyplan", RUNS[1], [skyplan, "plan"], ws, env, extra=False,
-            check=lambda run: None if "No changes." in run.output else "plan found changes")
-    write(True)
-    h.timed("skyplan", RUNS[2], [skyplan, "apply", "--auto-approve"], ws, env, extra=True,
-            check=lambda run: None if "Resources: 1 added" in run.output else "apply did not add exactly the link")
+    try:
+        write(False)
+        # Untimed: compiles skyplan's bytecode, gateway modules included, so no timed run pays for it.
+        run_process([skyplan, "validate"], ws, env, h.timeout)
+        resources = len(h.topology.gateways) + len(h.topology.links)
+        first = h.timed(tool, RUNS[0], [skyplan, "apply", "--auto-approve"], ws, env, extra=False,
+                        check=lambda run: None if f"Apply complete! Resources: {resources} added" in run.output else "apply did not add everything")
+        if first.problem:
+            skip(h, tool, RUNS[1:], "skipped: the first apply failed")
+            return
+        h.timed(tool, RUNS[1], [skyplan, "plan"], ws, env, extra=False,
+                check=lambda run: None if "No changes." in run.output else "plan found changes")
+        write(True)
+        h.timed(tool, RUNS[2], [skyplan, "apply", "--auto-approve"], ws, env, extra=True,
+                check=lambda run: None if "Resources: 1 added" in run.output else "apply did not add exactly the link")
+    finally:
+        if runtime is not None:
+            end_kept(runtime)
+
+
+def end_kept(runtime: Path) -> int:
+    """End the masters the kept runs left (skyplan_wireguard.ssh.end_kept, for their runtime folder)."""
+    from skyplan_wireguard import ssh
+
+    saved = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+    try:
+        return ssh.end_kept()
+    finally:
+        if saved is None:
+            os.environ.pop("XDG_RUNTIME_DIR", None)
+        else:
+            os.environ["XDG_RUNTIME_DIR"] = saved
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def skip(h: Harness, tool: str, runs: tuple[str, ...], problem: str) -> None:
     for name in runs:
-        h.results.append(Result(tool, name, len(h.topology.gateways), command=COMMANDS[tool, name], problem=problem))
+        command = COMMANDS.get((tool, name)) or COMMANDS["skyplan", name]  # the kept runs are skyplan's commands
+        h.results.append(Result(tool, name, len(h.topology.gateways), command=command, problem=problem))
 
 
 def run_ansible(h: Harness, folder: Path, venv: Path, forks: int) -> None:
@@ -322,12 +361,17 @@ cpu s: user+system of that process and the children it waited for (ssh commands;
 gw cpu s: user+system the gateways' sshds spent on the run (each login's sshd, the sessions and what they ran), median;
   all gateways share this machine's CPUs with the tool, so wall s can be no less than (cpu s + gw cpu s) / CPUs
 ssh cmds: ssh processes that ran a remote command or a file transfer, logged by a counting `ssh` wrapper first on PATH
-  ("N on G": on G distinct gateways); a shared connection's master (-N) and -O control queries are not counted
+  ("N on G": on G distinct gateways); a shared connection's master (-N), -O control queries and ssh -G (reads the ssh
+  config, reaches no gateway; one per gateway and run with keep_connections) are not counted
 logins: accepted SSH logins (new connections), from each gateway's sshd log
 written: gateways whose /etc/wireguard/{iface}.conf was rewritten (inode/ctime, read inside each gateway's namespace)
 keys here: gateways whose private key (read on the gateway) is in some file of the run's workspaces on this machine
 ssh cmds, logins, written and keys here are those of the last round
 check: after the run, on every gateway: interface up, one peer per link, a route via the interface for every AllowedIPs entry
+skyplan keep_connections=Ns: the same three runs with provider.ssh.keep_connections: Ns, in a workspace of their own from empty
+  gateways; its first apply logs in to every gateway, as the default does, and leaves the connections running (their sockets
+  in a private folder of the bench's); the two runs after it reuse them (logins 0); they are ended after the third run.
+  cpu s leaves out the kept masters' own CPU (daemonised); gw cpu s counts the kept connections' sshds too
 """
 
 
@@ -337,6 +381,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--parallelism", type=int, default=10, help="skyplan's ssh.parallelism and Ansible's forks (default 10)")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of all runs, each from empty gateways; the table shows the median (default 1)")
     parser.add_argument("--no-ansible", action="store_true", help="time skyplan only")
+    parser.add_argument("--keep-connections", type=float, default=KEEP, metavar="SECONDS",
+                        help=f"also time skyplan's runs with provider.ssh.keep_connections set to this (default {KEEP}; 0: not)")
     parser.add_argument("--ansible-venv", type=Path, default=ansible.DEFAULT_VENV, help=f"venv for ansible-core, made on first use (default {ansible.DEFAULT_VENV})")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds before one run is killed (default 300)")
     parser.add_argument("--workdir", type=Path, help="keep the lab's files, workspaces and each run's output here (default: a temporary folder, removed after)")
@@ -407,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
                 progress(f"== round {i + 1}/{args.repeat}")
             run_skyplan(h, cycle, args.parallelism)
             reset_gateways(lab)
+            if args.keep_connections:
+                run_skyplan(h, cycle, args.parallelism, keep=args.keep_connections)
+                reset_gateways(lab)
             if ansible_problem:
                 skip(h, "ansible", RUNS, ansible_problem)
             else:

@@ -21,8 +21,9 @@ CONF = f"/etc/wireguard/{INTERFACE}.conf"
 class SshCounter:
     """An `ssh` wrapper that logs one line per ssh process ("KIND GATEWAY"), then runs the lab's ssh.
 
-    KIND is `control` for `ssh -O ...` (asks a local master, reaches no gateway), `master` for a
-    shared connection started with -N, `session` for anything else (a command, or sftp's channel).
+    KIND is `control` for `ssh -O ...` (asks a local master, reaches no gateway), `resolve` for
+    `ssh -G` (prints the config it would use, reaches no gateway), `master` for a shared
+    connection started with -N, `session` for anything else (a command, or sftp's channel).
     The gateway is the first argument that is one of the lab's Host aliases.
     """
 
@@ -40,6 +41,7 @@ class SshCounter:
             for arg in "$@"; do
                 case "$arg" in
                     -O) kind=control ;;
+                    -G) kind=resolve ;;
                     -N) [ "$kind" = session ] && kind=master ;;
                     {aliases}) gateway=$arg; break ;;
                 esac
@@ -56,18 +58,30 @@ class SshCounter:
 def gateway_cpu_seconds(lab) -> float:
     """CPU time the gateways' sshds have spent so far on the connections they served: user+system
     of the children each listener reaped (every login's sshd, the sessions' shells and what they
-    ran), from /proc. What a run costs the gateways, whatever else the machine was doing."""
+    ran), and of those still running (a connection kept open across runs, and what it reaped),
+    from /proc. What a run costs the gateways, whatever else the machine was doing."""
     ticks = os.sysconf("SC_CLK_TCK")
+    times, parents = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+            times[int(entry.name)] = (int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))  # utime+stime, cutime+cstime
     total = 0
     for g in lab.gateways:
         process = lab._sshd.get(g)
-        if process is None:
+        if process is None or process.pid not in times:
             continue
-        try:
-            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[13]) + int(fields[14])  # cutime, cstime (stat fields 16 and 17)
+        total += times[process.pid][1]
+        for pid in times:
+            ancestor = parents.get(pid)
+            while ancestor not in (None, 0, 1, process.pid):
+                ancestor = parents.get(ancestor)
+            if ancestor == process.pid:
+                total += sum(times[pid])
     return total / ticks
 
 

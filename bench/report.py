@@ -174,6 +174,11 @@ TARGETS: tuple[Target, ...] = (
            links=1_000, kind="ratio", other="skyplan apply (from empty)", at_least=True),
     Target("20 SSH gateways: one-link change", "gateways: skyplan apply (one-link change)", 1.0, clusters=20),
     Target("20 SSH gateways: no-change plan", "gateways: skyplan plan (no change)", 1.0, clusters=20),
+    # The same two with provider.ssh.keep_connections, opt-in: a run after one that logged in.
+    Target("20 SSH gateways, keep_connections: one-link change", "gateways, keep_connections 60s: skyplan apply (one-link change, kept)",
+           1.0, clusters=20),
+    Target("20 SSH gateways, keep_connections: no-change plan", "gateways, keep_connections 60s: skyplan plan (no change, kept)",
+           1.0, clusters=20),
 )
 
 

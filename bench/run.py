@@ -26,10 +26,16 @@ BIN = Path(sys.executable).parent  # the venv whose console scripts we time
 EXTRA_LINK = "bench-extra"
 LARGE = 10_000  # sizes above this run --large-repeat times
 # The gateway bench's runs (bench/gateways.py RUNS), as rows of this table.
+# By (provider.ssh.keep_connections seconds, run); with keep_connections, the first apply logs in
+# as the default does, and the runs after it reuse its connections.
+GATEWAY_KEEP = 60
 GATEWAY_OPERATIONS = {
-    "first apply": "gateways: skyplan apply (first)",
-    "no-change run": "gateways: skyplan plan (no change)",
-    "one-link change": "gateways: skyplan apply (one-link change)",
+    (0, "first apply"): "gateways: skyplan apply (first)",
+    (0, "no-change run"): "gateways: skyplan plan (no change)",
+    (0, "one-link change"): "gateways: skyplan apply (one-link change)",
+    (GATEWAY_KEEP, "first apply"): "gateways, keep_connections 60s: skyplan apply (first: logs in)",
+    (GATEWAY_KEEP, "no-change run"): "gateways, keep_connections 60s: skyplan plan (no change, kept)",
+    (GATEWAY_KEEP, "one-link change"): "gateways, keep_connections 60s: skyplan apply (one-link change, kept)",
 }
 GATEWAY_PARALLELISM = 10  # ssh.parallelism, as bench.gateways' default
 MEMORY_NOTE = (
@@ -302,6 +308,8 @@ class Bench:
                 cycle.mkdir()
                 gw.run_skyplan(h, cycle, GATEWAY_PARALLELISM)
                 reset_gateways(lab)
+                gw.run_skyplan(h, cycle, GATEWAY_PARALLELISM, keep=GATEWAY_KEEP)
+                reset_gateways(lab)
         except Exception as exc:  # noqa: BLE001 -- a broken lab must not cost the rest of the run its table
             if h is None or not h.results:
                 first = str(exc).strip().splitlines()
@@ -310,8 +318,9 @@ class Bench:
             progress(f"  the gateway lab failed after some runs: {type(exc).__name__}: {exc}")
         finally:
             lab.close()
-        for run, operation in GATEWAY_OPERATIONS.items():
-            results = [r for r in h.results if r.tool == "skyplan" and r.run == run]
+        for (keep, run), operation in GATEWAY_OPERATIONS.items():
+            tool = gw.kept_tool(keep) if keep else "skyplan"
+            results = [r for r in h.results if r.tool == tool and r.run == run]
             m = Measurement(operation, len(topology.links) + (run == "one-link change"), count)
             m.runs = [r.process for r in results if r.process and not r.problem]
             m.problem = next((r.problem for r in results if r.problem), None)

@@ -205,6 +205,13 @@ def test_gateway_bench_applies_plans_and_changes_one_link_on_two_gateways(tmp_pa
         return dict(zip(header, re.split(r"\s{2,}", line.strip())))
 
     first, plan, change = row("first apply"), row("no-change run"), row("one-link change")
+    # With keep_connections, the first apply still logs in to every gateway; the runs after it
+    # use its connections and log in nowhere, and pass the same checks.
+    kept = [dict(zip(header, re.split(r"\s{2,}", next(line for line in lines if re.match(rf"skyplan keep_connections=60s\s+{run}\s", line)).strip())))
+            for run in ("first apply", "no-change run", "one-link change")]
+    assert [r.get("logins") for r in (first, plan, change)] == ["3", "3", "3"]
+    assert [r.get("logins") for r in kept] == ["3", "0", "0"], stdout
+    assert [r.get("check") for r in kept] == ["ok", "ok", "ok"] and [r.get("written") for r in kept] == ["3", "0", "2"]
     # Each run passed the bench's own checks (every interface up, one peer per link, a route for
     # every AllowedIPs entry) and wrote configs on all 3 gateways, then on none, then on the new
     # link's two ends only.
@@ -264,7 +271,8 @@ def test_bench_s_gateway_rows_come_from_the_gateway_bench(tmp_path):
     assert table_row(stdout, "gateways: skyplan apply (first)")[:3] == ["2", "3", "1"]
     assert table_row(stdout, "gateways: skyplan plan (no change)")[:3] == ["2", "3", "1"]
     assert table_row(stdout, "gateways: skyplan apply (one-link change)")[:3] == ["3", "3", "1"]
-    assert [len(table_row(stdout, operation)) for operation in run_gateway_operations()] == [8, 8, 8], stdout
+    assert table_row(stdout, "gateways, keep_connections 60s: skyplan plan (no change, kept)")[:3] == ["2", "3", "1"]
+    assert [len(table_row(stdout, operation)) for operation in run_gateway_operations()] == [8] * 6, stdout
     assert "not measured: gateways: skyplan apply (one-link change) not run at 20 clusters" in targets_section(stdout)["20 SSH gateways: one-link change"]
     # The lab is gone: no namespace of the bench's process is left.
     assert f"skye2e-{process.pid}-" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

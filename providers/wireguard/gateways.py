@@ -37,7 +37,25 @@ def gateway_for(settings: Any, root: Path, cluster: ResourceView) -> ssh.Gateway
 
     config = settings.ssh.config
     path = Path(os.path.normpath(root / config)) if config is not None else None
-    return ssh.Gateway(cluster.attributes["gateway"], config=path, timeout=settings.ssh.timeout)
+    return ssh.Gateway(cluster.attributes["gateway"], config=path, timeout=settings.ssh.timeout, keep=settings.ssh.keep_connections)
+
+
+def keep_problem(settings: Any, root: Path) -> str | None:
+    """Why connections cannot be kept (provider.ssh.keep_connections), before any connection is
+    made: the folder for them is not a private one of this user's, or it is in the workspace."""
+    if not settings.ssh.keep_connections:
+        return None
+    from skyplan_wireguard import kept
+
+    try:
+        folder = kept.private_folder()
+    except kept.KeptFolderError as exc:
+        return str(exc)
+    container = kept.inside(folder, root)
+    if container is not None:
+        # Files of a pull request could plant a socket there, for skyplan to hand to ssh.
+        return f"provider.ssh.keep_connections: {folder} is inside {container}, where the workspace is; set XDG_RUNTIME_DIR elsewhere"
+    return None
 
 
 def config_problem(settings: Any, root: Path) -> str | None:
@@ -94,7 +112,7 @@ def run_all(
     gateways = []
     errors: dict[str, ssh.GatewayError] = {}
     refused = [] if refused is None else refused
-    problem = config_problem(settings, root)
+    problem = config_problem(settings, root) or keep_problem(settings, root)
     if problem:
         return Work({}, {c.name: ssh.GatewayError(c.attributes["gateway"], problem) for c in clusters})
     for cluster in clusters:

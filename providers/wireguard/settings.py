@@ -29,6 +29,10 @@ _DURATION_SCHEMA = WithJsonSchema(
     {"anyOf": [{"type": "number", "minimum": 1, "maximum": 3600}, {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?(s|m)?\s*$"}]}
 )
 
+_KEEP_SCHEMA = WithJsonSchema(
+    {"anyOf": [{"type": "number", "minimum": 0, "maximum": 3600}, {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?(s|m)?\s*$"}]}
+)
+
 
 def seconds(value: object, *, least: float, most: float) -> float:
     """A duration as links.yaml may give one: a number of seconds, or text such as "30s" or "2m"."""
@@ -57,6 +61,12 @@ class SshSettings(BaseModel):
     timeout: Annotated[float, _DURATION_SCHEMA] = Field(
         default=30.0, description='Per gateway operation: seconds, or text such as "30s" or "2m".'
     )
+    keep_connections: Annotated[float, _KEEP_SCHEMA] = Field(
+        default=0.0,
+        description="Keep each gateway's SSH connection this long after a run, for the next run to reuse instead of "
+        'logging in again (as Ansible\'s ControlPersist): seconds, or text such as "60s" or "10m"; 0 (default): '
+        "every run logs in and ends its connections.",
+    )
 
     @field_validator("config")
     @classmethod
@@ -69,6 +79,18 @@ class SshSettings(BaseModel):
     @classmethod
     def _timeout(cls, value: object) -> float:
         return seconds(value, least=1, most=3600)
+
+    @field_validator("keep_connections", mode="before")
+    @classmethod
+    def _keep_connections(cls, value: object) -> float:
+        if value is False:
+            return 0.0
+        if value is True:
+            raise ValueError('must say how long: a number of seconds, or text such as "60s" or "10m" (false or 0: off)')
+        kept = seconds(value, least=0, most=3600)
+        if 0 < kept < 1:
+            raise ValueError("must be 0 (off) or between 1 and 3600 seconds")
+        return kept
 
 
 class WireGuardSettings(BaseModel):

@@ -18,7 +18,11 @@ no config file can weaken it):
   private 0700 folder that `Connections.close` removes. The first command to a gateway opens it
   (one ssh process logs in, becomes the master and runs the command); skyplan asks the masters
   whether they are alive, and ends them, over their control sockets itself (`_Mux`, OpenSSH's
-  PROTOCOL.mux), which costs no process.
+  PROTOCOL.mux), which costs no process. A master slow to answer is waited for, never replaced
+  next to itself; close() first stops logins under way (Ctrl-C), so none becomes a master later.
+- With `provider.ssh.keep_connections`, masters outlive the run in a per-user folder instead,
+  under a name that only the very same way of reaching the same host gives (kept.py), and the
+  next run uses them without logging in; `end_kept` ends them all.
 
 The remote command is one string of `shlex.quote`d words: nothing reaches the remote shell
 unquoted. Destinations are parsed strictly (`ssh://[user@]host[:port]` or a Host alias), so no
@@ -27,6 +31,7 @@ text from links.yaml or a state can become an ssh option.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -34,6 +39,7 @@ import selectors
 import shlex
 import shutil
 import socket
+import stat
 import struct
 import subprocess
 import tempfile
@@ -113,11 +119,14 @@ class RemoteCommandError(GatewayError):
 
 @dataclass(frozen=True)
 class Gateway:
-    """A gateway as given (`address`), with the ssh config file and per-operation timeout to use."""
+    """A gateway as given (`address`), with the ssh config file, per-operation timeout and
+    keep_connections to use."""
 
     address: str
     config: Path | None = None
     timeout: float = DEFAULT_TIMEOUT
+    # Seconds a shared connection is kept after the run for the next one (0: ended with the run).
+    keep: float = 0.0
     destination: Destination = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -127,6 +136,8 @@ class Gateway:
             raise GatewayAddressError(repr(self.address) if isinstance(self.address, str) else "?", str(exc)) from None
         if not (isinstance(self.timeout, int | float) and 0 < self.timeout <= 3600):
             raise GatewayAddressError(self.address, f"timeout {self.timeout!r} is not between 0 and 3600 seconds")
+        if not (isinstance(self.keep, int | float) and 0 <= self.keep <= 3600):
+            raise GatewayAddressError(self.address, f"keep {self.keep!r} is not between 0 and 3600 seconds")
         object.__setattr__(self, "destination", destination)
         if self.config is not None:
             object.__setattr__(self, "config", Path(self.config).absolute())
@@ -163,15 +174,25 @@ class Connections:
     Each gateway gets one master connection (made by the first command, or by `connect`,
     verified and authenticated once); later commands reuse it, so a plan that asks ten questions
     of a gateway pays for one handshake, and an apply that follows its refresh pays for none.
+
+    A gateway with `keep` (provider.ssh.keep_connections) has its master in the per-user folder
+    of kept.py under a name that only the very same way of reaching it gives: a later run finds
+    it and logs in no more, and close() leaves it to end itself once idle for `keep` seconds.
     """
 
     def __init__(self) -> None:
         # mkdtemp makes the folder 0700: nobody else can connect to a master through its socket.
         self._folder = Path(tempfile.mkdtemp(prefix="skyplan-ssh-"))
-        # By control socket: Gateways that differ only in timeout share one connection.
+        # By control socket, the masters close() ends: Gateways that differ only in timeout share one.
         self._masters: dict[Path, Gateway] = {}
         self._locks: dict[Path, threading.Lock] = {}
         self._guard = threading.Lock()
+        # Kept gateways: their control socket in the kept folder (None: this one cannot be kept).
+        self._kept_paths: dict[tuple, Path | None] = {}
+        self._kept: set[Path] = set()
+        # ssh processes under way, which close() stops: Ctrl-C must not leave a login running.
+        self._running: set[subprocess.Popen] = set()
+        self._closed = False
         # Should close() never be called (a caller that forgot it), the masters still end, and
         # the folder goes, when this object is collected or the interpreter exits.
         self._finalizer = weakref.finalize(self, _end_masters, self._folder, self._masters)
@@ -203,11 +224,13 @@ class Connections:
         command = " ".join(shlex.quote(w) for w in words)
         done = self._command(gateway, command, stdin)
         stderr = done.stderr
-        if stderr.startswith(_STALE_SOCKET) and not _Mux.alive(self._control_path(gateway), gateway.timeout):
-            # The master was killed and ssh went round it with a connection of its own. Forget the
-            # master so the next command makes a new one, and keep ssh's note out of the output.
-            self._masters.pop(self._control_path(gateway), None)
-            stderr = stderr.split(b"\n", 1)[1] if b"\n" in stderr else b""
+        if stderr.startswith(_STALE_SOCKET):
+            control = self._control_path(gateway)
+            if _Mux.probe(control, gateway.timeout) in _NO_MASTER:
+                # The master was killed and ssh went round it with a connection of its own. Forget the
+                # master so the next command makes a new one, and keep ssh's note out of the output.
+                self._masters.pop(control, None)
+                stderr = stderr.split(b"\n", 1)[1] if b"\n" in stderr else b""
         result = Result(done.returncode, done.stdout, stderr)
         if check and result.exit_code != 0:
             first_line = result.stderr.decode(errors="replace").strip().splitlines()[:1]
@@ -247,14 +270,21 @@ class Connections:
 
     def is_connected(self, gateway: Gateway) -> bool:
         """Whether a shared connection to `gateway` is up (what `ssh -O check` tells, asked here)."""
-        return _Mux.alive(self._control_path(gateway), gateway.timeout)
+        return _Mux.probe(self._control_path(gateway), gateway.timeout) in _A_MASTER
 
     def close(self) -> None:
-        """End every shared connection and remove the control folder.
+        """End every shared connection but the kept ones, and remove the control folder.
 
-        Each master is told to exit over its control socket (what `ssh -O exit` sends), all at
-        once and without a process each; one that does not take the request gets `ssh -O exit`.
+        ssh processes still under way (Ctrl-C during a command) are stopped first, so that no login
+        becomes a master after this. Each master is then told to exit over its control socket (what
+        `ssh -O exit` sends), all at once and without a process each, those that came up unseen
+        included; one that does not take the request gets `ssh -O exit`. Kept masters are left to
+        end themselves once idle for their `keep` seconds.
         """
+        with self._guard:
+            self._closed = True
+        _stop_all(self._running)
+        _terminate_all(_unseen(self._folder, self._masters))
         left = [gateway for gateway, ended in _terminate_all(self._masters) if not ended]
         for gateway in left:
             try:
@@ -271,24 +301,35 @@ class Connections:
         with self._guard:
             return self._locks.setdefault(control, threading.Lock())
 
+    def _refuse_if_closed(self, gateway: Gateway) -> None:
+        # Work queued behind a Ctrl-C (run_many's pool still runs it) must not log in anywhere.
+        if self._closed:
+            raise UnreachableError(gateway.address, "not attempted: the connections were closed (interrupted)")
+
     def _shared(self, control: Path, gateway: Gateway) -> bool:
-        """Whether a master for `control` is known and still answers; one that died is forgotten."""
-        if control not in self._masters:
+        """Whether a master for `control` is known (or kept) and still there; one that died is forgotten.
+
+        A master that is merely slow to answer (a busy machine, a master with much to carry) is
+        still one: taking it for dead would start a second login next to it, and leave it unended.
+        """
+        if control not in self._masters and control not in self._kept:
             return False
-        if _Mux.alive(control, gateway.timeout):
+        if _Mux.probe(control, gateway.timeout) in _A_MASTER:
             return True
         self._masters.pop(control, None)
         return False
 
     def _forget_stale_socket(self, control: Path) -> None:
-        if control.exists() or control.is_symlink():
-            # Left by a master that was killed: with ControlMaster=yes ssh would not replace
-            # it and would stay in the background unshared.
+        if os.path.lexists(control):
+            # Left by a master that was killed (with ControlMaster=yes ssh would not replace it
+            # and would stay in the background unshared), or something else put in its place:
+            # removed, never followed.
             control.unlink()
 
     def _command(self, gateway: Gateway, command: str, stdin: bytes | None) -> subprocess.CompletedProcess:
         """ssh running `command`: through the shared connection, or, when there is none yet, as
         the process that logs in, becomes the shared connection and runs the command in one."""
+        self._refuse_if_closed(gateway)
         control = self._control_path(gateway)
         target = ["--", *self._target(gateway), command]
         if not self._shared(control, gateway):
@@ -296,7 +337,8 @@ class Connections:
                 if not self._shared(control, gateway):
                     return self._command_opening(gateway, control, target, stdin)
         done = self._ssh(gateway, ["-o", "ControlMaster=no", *target], stdin, gateway.timeout, what="command")
-        if done.returncode == SSH_FAILED and not _Mux.alive(control, gateway.timeout):
+        self._refuse_if_closed(gateway)
+        if done.returncode == SSH_FAILED and _Mux.probe(control, gateway.timeout) in _NO_MASTER:
             # The connection died under the command (sshd stopped, host gone): not the command's fault.
             self._masters.pop(control, None)
             raise self._classify(gateway, done.stderr)
@@ -306,19 +348,29 @@ class Connections:
         self._forget_stale_socket(control)
         # With ControlPersist, ssh logs in (host key verified, key accepted), forks the master
         # into the background (its stdio on /dev/null) and runs the command through it.
-        options = ["-o", "ControlMaster=yes", "-o", f"ControlPersist={CONTROL_PERSIST_SECONDS}"]
+        options = ["-o", "ControlMaster=yes", "-o", f"ControlPersist={self._persist(gateway, control)}"]
+        master = False
         try:
             done = self._ssh(gateway, [*options, *target], stdin, gateway.timeout, what="connection and command")
         finally:
-            # A master that came up stays known whatever happened to the command, so close() ends it.
-            if _Mux.alive(control, gateway.timeout):
-                self._masters[control] = gateway
-        if done.returncode == SSH_FAILED and control not in self._masters:
+            # A master that came up stays known whatever happened to the command, so close() ends
+            # it; one that came up after close() began (Ctrl-C) is ended here and now.
+            master = _Mux.probe(control, gateway.timeout) in _A_MASTER
+            if master and control not in self._kept:
+                with self._guard:
+                    closed = self._closed
+                    if not closed:
+                        self._masters[control] = gateway
+                if closed:
+                    _Mux.terminate([control], gateway.timeout)
+        self._refuse_if_closed(gateway)
+        if done.returncode == SSH_FAILED and not master:
             # 255 and no master: ssh could not get there (a command's own 255 leaves the master up).
             raise self._classify(gateway, done.stderr)
         return done
 
     def _connect(self, gateway: Gateway) -> None:
+        self._refuse_if_closed(gateway)
         control = self._control_path(gateway)
         if self._shared(control, gateway):
             return
@@ -330,27 +382,66 @@ class Connections:
             # reach, verify or log in to the gateway happens here, apart from any command.
             done = self._ssh(
                 gateway,
-                ["-o", "ControlMaster=yes", "-o", f"ControlPersist={CONTROL_PERSIST_SECONDS}", "-N", "-f", "--", *self._target(gateway)],
+                ["-o", "ControlMaster=yes", "-o", f"ControlPersist={self._persist(gateway, control)}", "-N", "-f", "--", *self._target(gateway)],
                 None,
                 gateway.timeout,
                 what="connection",
             )
             if done.returncode != 0:
                 raise self._classify(gateway, done.stderr)
-            self._masters[control] = gateway
+            if control not in self._kept:
+                with self._guard:
+                    if not self._closed:
+                        self._masters[control] = gateway
+                        return
+                _Mux.terminate([control], gateway.timeout)
+            self._refuse_if_closed(gateway)
 
     def _target(self, gateway: Gateway) -> list[str]:
         # Options go before "--"; only the destination comes after it, and parse_destination
         # made sure that it cannot look like an option. User and port travel as -l and -p.
         return [gateway.destination.host]
 
+    def _persist(self, gateway: Gateway, control: Path) -> int:
+        return math.ceil(gateway.keep) if control in self._kept else CONTROL_PERSIST_SECONDS
+
     def _control_path(self, gateway: Gateway) -> Path:
+        if gateway.keep:
+            kept = self._kept_path(gateway)
+            if kept is not None:
+                return kept
         # Short and fixed in length: a unix socket path has ~104 bytes, and ssh adds a suffix.
         return self._folder / hashlib.sha256(repr((gateway.address, str(gateway.config))).encode()).hexdigest()[:20]
 
-    def _base(self, gateway: Gateway) -> list[str]:
+    def _kept_path(self, gateway: Gateway) -> Path | None:
+        """The kept socket of `gateway` (see kept.py): asked of `ssh -G` once per run and gateway.
+        None when ssh cannot resolve it (the login will say why) or its files cannot be told."""
+        key = (gateway.address, gateway.config, gateway.timeout, gateway.keep)
+        with self._guard:
+            if key in self._kept_paths:
+                return self._kept_paths[key]
+        from skyplan_wireguard import kept
+
+        try:
+            folder = kept.private_folder()
+        except kept.KeptFolderError as exc:  # refused, and said so, before any connection
+            raise GatewayError(gateway.address, str(exc)) from None
+        argv = [*self._options(gateway), "-o", f"ControlPersist={math.ceil(gateway.keep)}", "--", *self._target(gateway)]
+        try:
+            resolved = _run_bounded([*argv[:1], "-G", *argv[1:]], input=None, timeout=gateway.timeout, running=self._running)
+        except (subprocess.TimeoutExpired, _TooMuchOutput, FileNotFoundError):
+            resolved = None
+        name = kept.socket_name(argv, gateway.config, resolved.stdout) if resolved is not None and resolved.returncode == 0 else None
+        path = folder / name if name is not None else None
+        with self._guard:
+            self._kept_paths[key] = path
+            if path is not None:
+                self._kept.add(path)
+        return path
+
+    def _options(self, gateway: Gateway) -> list[str]:
+        """`ssh`, the config file and every option skyplan forces, but the control socket."""
         d = gateway.destination
-        control = self._control_path(gateway)
         timeout = max(1, math.ceil(gateway.timeout))
         argv = ["ssh"]
         if gateway.config is not None:
@@ -362,7 +453,6 @@ class Connections:
             "-o", f"ConnectTimeout={timeout}",
             "-o", f"ServerAliveInterval={max(1, timeout // 3)}",
             "-o", "ServerAliveCountMax=3",
-            "-o", f"ControlPath={str(control).replace('%', '%%')}",
             "-o", "ClearAllForwardings=yes",
             "-o", "PermitLocalCommand=no",
             # A gateway is a host skyplan does not control (and a state others write names it):
@@ -377,10 +467,15 @@ class Connections:
             argv += ["-p", str(d.port)]
         return argv
 
+    def _base(self, gateway: Gateway) -> list[str]:
+        control = self._control_path(gateway)
+        options = self._options(gateway)
+        return [*options, "-o", f"ControlPath={str(control).replace('%', '%%')}"]
+
     def _ssh(self, gateway: Gateway, args: list[str], stdin: bytes | None, timeout: float, *, what: str) -> subprocess.CompletedProcess:
         argv = [*self._base(gateway), *args]
         try:
-            return _run_bounded(argv, input=stdin, timeout=timeout)
+            return _run_bounded(argv, input=stdin, timeout=timeout, running=self._running)
         except subprocess.TimeoutExpired:
             raise GatewayTimeoutError(gateway.address, f"no answer within {timeout:g} s ({what})") from None
         except _TooMuchOutput as exc:
@@ -401,12 +496,40 @@ class Connections:
         return UnreachableError(gateway.address, f"unreachable: {summary}")
 
 
+def end_kept() -> int:
+    """End every kept connection of this user's (the masters in kept.py's folder), all at once
+    over their sockets; removes the sockets of masters that are gone. How many were running."""
+    from skyplan_wireguard import kept
+
+    folder = kept.folder_path()
+    if folder is None or not os.path.isdir(folder) or os.path.islink(folder):
+        return 0
+    controls = kept.sockets(folder)
+    states = [_Mux.probe(control, 5.0) for control in controls]
+    running = [control for control, state in zip(controls, states) if state in _A_MASTER]
+    _Mux.terminate(running, 5.0)
+    for control, state in zip(controls, states):
+        if state in _NO_MASTER:
+            with contextlib.suppress(OSError):
+                control.unlink()
+    return len(running)
+
+
+# What _Mux.probe finds on a control socket.
+ALIVE, SLOW, GONE, FOREIGN = "alive", "slow", "gone", "foreign"
+_A_MASTER = (ALIVE, SLOW)  # a master is there (a slow one too: its own commands have their timeout)
+_NO_MASTER = (GONE, FOREIGN)  # none of ours: the socket may be removed and a new master made
+# How long a master may take to answer a question over its socket before it counts as slow.
+MUX_WAIT = 5.0
+
+
 class _Mux:
     """The two requests skyplan makes of ssh masters over their control sockets itself, in
     OpenSSH's multiplexing protocol (PROTOCOL.mux, version 4, unchanged since OpenSSH 5.x): "are
     you alive" and "exit". Each is a local round trip of well under a millisecond, where
-    `ssh -O check` and `ssh -O exit` are a process each. The sockets are in the 0700 control
-    folder, and a master itself checks that its peer is its own user."""
+    `ssh -O check` and `ssh -O exit` are a process each. The sockets are in a 0700 folder; a
+    socket that is not this user's, or whose listener is not, is not talked to (FOREIGN), and a
+    master itself checks that its peer is its own user."""
 
     VERSION = 4
     HELLO = 0x00000001
@@ -416,20 +539,36 @@ class _Mux:
     OK = 0x80000001
 
     @classmethod
+    def probe(cls, control: Path, timeout: float) -> str:
+        """What is on `control`: ALIVE (a master answered MUX_C_ALIVE_CHECK), SLOW (something
+        accepted the connection but did not answer within MUX_WAIT), GONE (no socket, nobody
+        listening, or it hung up), FOREIGN (not this user's, or not a master)."""
+        (reply,) = cls._requests([control], cls.ALIVE_CHECK, timeout)
+        if reply is _GONE or reply == b"":
+            return GONE
+        if reply is _SLOW:
+            return SLOW
+        if isinstance(reply, bytes) and len(reply) >= 12 and struct.unpack(">II", reply[:8]) == (cls.ALIVE, 1):
+            return ALIVE
+        return FOREIGN
+
+    @classmethod
     def alive(cls, control: Path, timeout: float) -> bool:
         """Whether a master answers on `control` (MUX_C_ALIVE_CHECK)."""
-        (reply,) = cls._requests([control], cls.ALIVE_CHECK, timeout)
-        return isinstance(reply, bytes) and len(reply) >= 12 and struct.unpack(">II", reply[:8]) == (cls.ALIVE, 1)
+        return cls.probe(control, timeout) == ALIVE
 
     @classmethod
     def terminate(cls, controls: Sequence[Path], timeout: float) -> list[bool]:
         """Ask the master on each of `controls` to exit (MUX_C_TERMINATE), all at once; for each,
-        whether it took the request or no master is there any more. A master may exit before its
-        reply is sent: that is taking it too."""
+        whether it took the request or no master of ours is there any more. A master may exit
+        before its reply is sent: that is taking it too."""
         ended = []
         for reply in cls._requests(controls, cls.TERMINATE, timeout):
             ended.append(
-                reply is _GONE or reply == b"" or (isinstance(reply, bytes) and len(reply) >= 8 and struct.unpack(">II", reply[:8]) == (cls.OK, 1))
+                reply is _GONE
+                or reply is _FOREIGN
+                or reply == b""
+                or (isinstance(reply, bytes) and len(reply) >= 8 and struct.unpack(">II", reply[:8]) == (cls.OK, 1))
             )
         return ended
 
@@ -437,39 +576,70 @@ class _Mux:
     def _requests(cls, controls: Sequence[Path], kind: int, timeout: float) -> list:
         """Request `kind` of the master on each of `controls`, in step: every hello is sent before
         any answer is awaited, so the masters work at once. For each: the reply; b"" when the
-        master closed instead; _GONE when there is no socket; None when nothing usable answered."""
+        master closed instead; _GONE when there is no socket or nobody listens on it; _FOREIGN
+        when it is not a socket of this user's; _SLOW when no answer came in time; None when
+        what answered is no master."""
+        from skyplan_wireguard import kept
+
         results: list = [None] * len(controls)
         open_: dict[int, socket.socket] = {}
         # One deadline for the whole exchange: a master that answers a byte at a time, or not at
         # all, costs at most this, not a timeout per read.
-        deadline = time.monotonic() + min(timeout, 5.0)
+        wait = min(timeout, MUX_WAIT)
+        deadline = time.monotonic() + wait
         try:
             for n, control in enumerate(controls):
+                try:
+                    info = os.lstat(control)
+                except FileNotFoundError:
+                    results[n] = _GONE
+                    continue
+                except OSError:
+                    continue
+                if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.geteuid():
+                    results[n] = _FOREIGN  # a symlink, a file, another user's socket: never connected to
+                    continue
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.settimeout(min(timeout, 5.0))
+                sock.settimeout(wait)
                 try:
                     sock.connect(os.fspath(control))
+                    if not kept.peer_is_ours(sock):
+                        sock.close()
+                        results[n] = _FOREIGN
+                        continue
                     cls._send(sock, struct.pack(">II", cls.HELLO, cls.VERSION))
-                except FileNotFoundError:
+                except (FileNotFoundError, ConnectionRefusedError):  # a socket left by a killed master
                     sock.close()
                     results[n] = _GONE
                     continue
-                except OSError:  # refused (a socket left by a killed master), or not a socket
+                except TimeoutError:  # a full backlog: something listens, and is not keeping up
+                    sock.close()
+                    results[n] = _SLOW
+                    continue
+                except OSError:
                     sock.close()
                     continue
                 open_[n] = sock
             for n, sock in list(open_.items()):
                 try:
                     hello = cls._receive(sock, deadline)
-                    if hello is None or len(hello) < 8 or struct.unpack(">I", hello[:4])[0] != cls.HELLO:
+                    if hello is None:
+                        results[n] = b""
+                        raise OSError("closed before its hello")
+                    if len(hello) < 8 or struct.unpack(">I", hello[:4])[0] != cls.HELLO:
                         raise OSError("no mux hello")
                     cls._send(sock, struct.pack(">II", kind, 1))
+                except TimeoutError:
+                    results[n] = _SLOW
+                    open_.pop(n).close()
                 except OSError:
                     open_.pop(n).close()
             for n, sock in open_.items():
                 try:
                     reply = cls._receive(sock, deadline)
-                except OSError:  # timed out, or the master went away mid-way
+                except TimeoutError:
+                    reply = _SLOW
+                except OSError:  # the master went away mid-way
                     reply = None
                 results[n] = b"" if reply is None else reply
         finally:
@@ -494,7 +664,9 @@ class _Mux:
         return _read_exactly(sock, length, deadline)
 
 
-_GONE = object()  # _Mux: no socket at all where a master's was
+_GONE = object()  # _Mux: no socket, or nobody listening on it, where a master's was
+_SLOW = object()  # _Mux: no answer in time
+_FOREIGN = object()  # _Mux: not a socket of this user's
 
 
 def _read_exactly(sock: socket.socket, size: int, deadline: float) -> bytes | None:
@@ -520,24 +692,47 @@ def _terminate_all(masters: dict[Path, Gateway]) -> list[tuple[Gateway, bool]]:
     return list(zip((gateway for _, gateway in items), _Mux.terminate([control for control, _ in items], timeout)))
 
 
+def _stop_all(running: set[subprocess.Popen]) -> None:
+    """Stop the ssh processes under way and reap them: none of them becomes a master later. A
+    master one of them made already has its socket in the folder (ssh binds it before it forks)."""
+    processes = list(running)
+    for process in processes:
+        with contextlib.suppress(OSError):
+            process.kill()
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            process.wait(5)
+
+
+def _unseen(folder: Path, masters: dict[Path, Gateway]) -> dict[Path, Gateway]:
+    """Masters in `folder` that no command got to register (a login that was under way when
+    close() began), to be ended with the others."""
+    from skyplan_wireguard import kept
+
+    stand_in = Gateway("unseen-master", timeout=MUX_WAIT)  # only its timeout is used
+    return {control: stand_in for control in kept.sockets(folder) if control not in masters}
+
+
 def _end_masters(folder: Path, masters: dict[Path, Gateway]) -> None:
     """What close() does, for a Connections that was never closed: every master told to exit."""
-    _terminate_all(masters)
+    _terminate_all({**_unseen(folder, masters), **masters})
     masters.clear()
     shutil.rmtree(folder, ignore_errors=True)
-
 
 class _TooMuchOutput(Exception):
     def __init__(self, stream: str, limit: int):
         self.stream, self.limit = stream, limit
 
 
-def _run_bounded(argv: list[str], *, input: bytes | None, timeout: float) -> subprocess.CompletedProcess:
+def _run_bounded(argv: list[str], *, input: bytes | None, timeout: float, running: set | None = None) -> subprocess.CompletedProcess:
     """subprocess.run(argv, input=..., capture_output=True, timeout=...), except that output
-    beyond OUTPUT_LIMITS stops the process (`_TooMuchOutput`) instead of filling memory."""
+    beyond OUTPUT_LIMITS stops the process (`_TooMuchOutput`) instead of filling memory. The
+    process is in `running` while it runs."""
     process = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL if input is None else subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+    if running is not None:
+        running.add(process)
     deadline = time.monotonic() + timeout
     chunks: dict[int, list[bytes]] = {process.stdout.fileno(): [], process.stderr.fileno(): []}
     sizes = dict.fromkeys(chunks, 0)
@@ -585,6 +780,8 @@ def _run_bounded(argv: list[str], *, input: bytes | None, timeout: float) -> sub
         process.wait()
         raise
     finally:
+        if running is not None:
+            running.discard(process)
         for stream in (process.stdin, process.stdout, process.stderr):
             if stream is not None and not stream.closed:
                 stream.close()

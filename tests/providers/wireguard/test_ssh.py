@@ -131,7 +131,7 @@ def test_the_command_line_forces_trust_and_quotes_every_word(monkeypatch, tmp_pa
     monkeypatch.setattr(transport, "_run_bounded", fake)
     # A master comes up with the first command; this one never takes the exit request over its
     # socket, so close() falls back on `ssh -O exit`.
-    monkeypatch.setattr(transport._Mux, "alive", classmethod(lambda cls, control, timeout: bool(fake.calls)))
+    monkeypatch.setattr(transport._Mux, "probe", classmethod(lambda cls, control, timeout: transport.ALIVE if fake.calls else transport.GONE))
     monkeypatch.setattr(transport._Mux, "terminate", classmethod(lambda cls, controls, timeout: [False] * len(controls)))
     gateway = Gateway("ssh://root@[2001:db8::1]:2222", config=tmp_path / "ssh_config", timeout=7.5)
     argv = ["wg", "set", "wgsky0", "peer", "$(reboot)", "allowed-ips", "10.0.0.0/24; rm -rf /"]
