@@ -185,6 +185,7 @@ def _intent(change: ResourceChange, have: ResourceState | None, now: str, versio
             status=_initial_status(now),
             created=now,
             pending="create",
+            moved_from=None,  # every field, in order: trusted() then fills in no default
             schema_version=version,
         )
     update: dict = {"pending": change.provider_action, "schema_version": version}
@@ -202,11 +203,13 @@ def _recorded(change: ResourceChange, have: ResourceState | None, result: Resour
     if change.action is Action.DELETE:
         return None
     fresh = change.action in (Action.CREATE, Action.REPLACE) or have.pending == "create"
+    after = change.after or {}
     return _new_resource(
         type=change.type,
         name=change.name,
         managed_by=change.managed_by,
-        attributes=dict(change.after or {}),
+        # A create's intent holds the plan's dict already: shared, as neither is ever changed.
+        attributes=have.attributes if have.attributes is after else dict(after),
         computed=result.computed or have.computed,
         status=_initial_status(now),
         created=now if fresh else have.created,
@@ -216,8 +219,13 @@ def _recorded(change: ResourceChange, have: ResourceState | None, result: Resour
     )
 
 
+# A view of every resource is made per apply: tuple.__new__ with all four fields skips the
+# named tuple's argument handling.
+_new_view = tuple.__new__
+
+
 def _view(r: ResourceState) -> ResourceView:
-    return ResourceView(r.type, r.name, r.attributes, r.computed)
+    return _new_view(ResourceView, (r.type, r.name, r.attributes, r.computed))
 
 
 def _provider_change(change: ResourceChange, have: ResourceState | None, original: dict[str, ResourceState]) -> Change:
@@ -228,7 +236,7 @@ def _provider_change(change: ResourceChange, have: ResourceState | None, origina
         before = ResourceView(change.type, have.moved_from, (was or have).attributes, (was or have).computed)
     after = None
     if change.after is not None:
-        after = ResourceView(change.type, change.name, dict(change.after), _computed(change, have))
+        after = _new_view(ResourceView, (change.type, change.name, dict(change.after), _computed(change, have)))
     return Change(change.address, change.provider_action, before, after)  # type: ignore[arg-type]
 
 
