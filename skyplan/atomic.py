@@ -373,8 +373,8 @@ class Batch:
     """Many files written atomically, each as `write_atomic` does, staged while more are added.
 
     The system calls of many small files (create, write, fsync) dominate their cost and release
-    the GIL, so a pool of threads stages each file as soon as it is added, while the caller
-    renders the next one. `commit` waits for them, makes their data durable, renames every staged
+    the GIL, so a pool of threads stages the files as they are added (a few at a time), while
+    the caller renders the next ones. `commit` waits for them, makes their data durable, renames every staged
     file into place in the order added, then makes the renames durable: no file is in place
     before its data is on disk, and a file that could not be staged leaves what was there as it was.
 
@@ -396,7 +396,8 @@ class Batch:
         self._pool = ThreadPoolExecutor(max_workers=workers)
         self._lock = threading.Lock()
         self._folders: dict[tuple, tuple[threading.Lock, list]] = {}  # (head,) or (head, "parent") -> (its lock, [fd or error])
-        self._jobs: list[tuple[Path, object]] = []
+        self._jobs: list[tuple[list[Path], object]] = []  # the files of each job given to the pool, and its future
+        self._waiting: list[tuple[Path, bytes, int, int | None]] = []  # added, not given to the pool yet
         self._mask: int | None = None
         self._tag = secrets.token_hex(4)
         self._count = itertools.count()
@@ -408,7 +409,21 @@ class Batch:
         self.close()
 
     def add(self, path: Path, data: bytes, mode: int, folder_mode: int | None = None) -> None:
-        self._jobs.append((path, self._pool.submit(self._stage, path, data, mode, folder_mode)))
+        # Files go to the pool a few at a time: a job per file cost more in handing it over
+        # (a future, a wake-up, the GIL going back and forth) than staging it.
+        self._waiting.append((path, data, mode, folder_mode))
+        if len(self._waiting) >= self.CHUNK:
+            self._hand_over()
+
+    CHUNK = 8
+
+    def _hand_over(self) -> None:
+        if self._waiting:
+            chunk, self._waiting = self._waiting, []
+            self._jobs.append(([item[0] for item in chunk], self._pool.submit(self._stage_all, chunk)))
+
+    def _stage_all(self, chunk: list[tuple[Path, bytes, int, int | None]]) -> list[str | OSError | UnsafePathError]:
+        return [self._stage(*item) for item in chunk]
 
     def _reached(self, key: tuple, reach: Callable[[], int]) -> int:
         """The folder descriptor `reach()` gives, reached once per `key` however many files ask;
@@ -497,13 +512,14 @@ class Batch:
         """Put every staged file in place; return the files that could not be written, and why."""
         failures: dict[Path, OSError | UnsafePathError] = {}
         staged: list[tuple[Path, int, str, str]] = []  # path, its folder, the temporary's name, the file's
-        for path, job in self._jobs:
-            temporary = job.result()  # type: ignore[attr-defined]
-            if isinstance(temporary, str):
-                head, name = os.path.split(os.fspath(path))
-                staged.append((path, self._folders[(head,)][1][0], temporary, name))
-            else:
-                failures[path] = temporary
+        self._hand_over()
+        for paths, job in self._jobs:
+            for path, temporary in zip(paths, job.result()):  # type: ignore[attr-defined]
+                if isinstance(temporary, str):
+                    head, name = os.path.split(os.fspath(path))
+                    staged.append((path, self._folders[(head,)][1][0], temporary, name))
+                else:
+                    failures[path] = temporary
         # Each file system once (an output_dir may be a mount of its own), or each file.
         devices = _devices({parent for _, parent, _, _ in staged}) if len(staged) >= SYNCFS_FROM else {}
         whole = {device for device, fd in _one_folder_each(devices).items() if _syncfs(fd)}
@@ -529,6 +545,7 @@ class Batch:
 
     def close(self) -> None:
         """Wait for the pool, close every folder; files staged and never committed are removed."""
+        self._waiting = []
         uncommitted = bool(self._jobs)
         self._pool.shutdown(wait=True)
         for key, (_, found) in self._folders.items():
