@@ -188,7 +188,7 @@ def _intent(change: ResourceChange, have: ResourceState | None, now: str, versio
             moved_from=None,  # every field, in order: trusted() then fills in no default
             schema_version=version,
         )
-    update: dict = {"pending": change.provider_action, "schema_version": version}
+    update: dict = {"pending": _PROVIDER_ACTION[change.action], "schema_version": version}
     if change.previous_address and change.previous_address != change.address and have.moved_from is None:
         update["moved_from"] = Address.parse(change.previous_address).name
     return have.model_copy(update=update)
@@ -219,6 +219,9 @@ def _recorded(change: ResourceChange, have: ResourceState | None, result: Resour
     )
 
 
+# ResourceChange.provider_action, looked up rather than worked out for each of 100,000 changes.
+_PROVIDER_ACTION = {action: "update" if action is Action.NOOP else action.provider_action for action in Action}
+
 # A view of every resource is made per apply: tuple.__new__ with all four fields skips the
 # named tuple's argument handling.
 _new_view = tuple.__new__
@@ -237,7 +240,7 @@ def _provider_change(change: ResourceChange, have: ResourceState | None, origina
     after = None
     if change.after is not None:
         after = _new_view(ResourceView, (change.type, change.name, dict(change.after), _computed(change, have)))
-    return Change(change.address, change.provider_action, before, after)  # type: ignore[arg-type]
+    return Change(change.address, _PROVIDER_ACTION[change.action], before, after)  # type: ignore[arg-type]
 
 
 def _computed(change: ResourceChange, have: ResourceState | None) -> dict:
