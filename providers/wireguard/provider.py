@@ -651,6 +651,14 @@ class WireGuardProvider(Provider):
             pass  # each key read or written below names the problem, for the clusters it stops
         private_keys: dict[str, str] = {}
         new: dict[str, str] = {}
+        try:
+            # No key folder (a first apply): no key file to look for, cluster by cluster.
+            with atomic.folder(self.paths.keys, self.within(self.paths.keys)):
+                any_key_files = True
+        except FileNotFoundError:
+            any_key_files = False
+        except (OSError, UnsafePathError):
+            any_key_files = True  # each key read below names the problem, for the clusters it stops
         for change in request.changes:
             if change.action == "delete" or change.after is None or change.after.type != "cluster":
                 continue
@@ -673,7 +681,9 @@ class WireGuardProvider(Provider):
                 # A create finds a key file when an interrupted create or `state rm` left one (it
                 # is reused), or when someone planted it: only a private file is taken.
                 existing = (
-                    None if change.action == "replace" else keys.read(path, self.within(path), adopting=change.action == "create")
+                    None
+                    if change.action == "replace" or not any_key_files
+                    else keys.read(path, self.within(path), adopting=change.action == "create")
                 )
             except (keys.KeyFileError, UnsafePathError) as exc:
                 failed[name] = f"key for cluster '{name}': {exc}"
@@ -702,8 +712,10 @@ class WireGuardProvider(Provider):
                 for name in new:
                     failed[name] = f"key for cluster '{name}': {self.reason(exc)}"
                 return private_keys, _NewKeys(self)
-            # Staged in the background while the configs that hold them render.
-            batch = atomic.Batch(within)
+            # Staged in the background while the configs that hold them render; by one thread,
+            # as files made in one folder wait for each other in the kernel (its lock), and
+            # more threads would only spin there, taking the processor from the rendering.
+            batch = atomic.Batch(within, workers=1)
             for name, private in new.items():
                 batch.add(self.key_path(name), (private + "\n").encode("ascii"), 0o600)
             private_keys.update(new)
