@@ -185,9 +185,10 @@ def _intent(change: ResourceChange, have: ResourceState | None, now: str, versio
             status=_initial_status(now),
             created=now,
             pending="create",
+            moved_from=None,  # every field, in order: trusted() then fills in no default
             schema_version=version,
         )
-    update: dict = {"pending": change.provider_action, "schema_version": version}
+    update: dict = {"pending": _PROVIDER_ACTION[change.action], "schema_version": version}
     if change.previous_address and change.previous_address != change.address and have.moved_from is None:
         update["moved_from"] = Address.parse(change.previous_address).name
     return have.model_copy(update=update)
@@ -202,11 +203,13 @@ def _recorded(change: ResourceChange, have: ResourceState | None, result: Resour
     if change.action is Action.DELETE:
         return None
     fresh = change.action in (Action.CREATE, Action.REPLACE) or have.pending == "create"
+    after = change.after or {}
     return _new_resource(
         type=change.type,
         name=change.name,
         managed_by=change.managed_by,
-        attributes=dict(change.after or {}),
+        # A create's intent holds the plan's dict already: shared, as neither is ever changed.
+        attributes=have.attributes if have.attributes is after else dict(after),
         computed=result.computed or have.computed,
         status=_initial_status(now),
         created=now if fresh else have.created,
@@ -216,8 +219,16 @@ def _recorded(change: ResourceChange, have: ResourceState | None, result: Resour
     )
 
 
+# ResourceChange.provider_action, looked up rather than worked out for each of 100,000 changes.
+_PROVIDER_ACTION = {action: "update" if action is Action.NOOP else action.provider_action for action in Action}
+
+# A view of every resource is made per apply: tuple.__new__ with all four fields skips the
+# named tuple's argument handling.
+_new_view = tuple.__new__
+
+
 def _view(r: ResourceState) -> ResourceView:
-    return ResourceView(r.type, r.name, r.attributes, r.computed)
+    return _new_view(ResourceView, (r.type, r.name, r.attributes, r.computed))
 
 
 def _provider_change(change: ResourceChange, have: ResourceState | None, original: dict[str, ResourceState]) -> Change:
@@ -228,8 +239,8 @@ def _provider_change(change: ResourceChange, have: ResourceState | None, origina
         before = ResourceView(change.type, have.moved_from, (was or have).attributes, (was or have).computed)
     after = None
     if change.after is not None:
-        after = ResourceView(change.type, change.name, dict(change.after), _computed(change, have))
-    return Change(change.address, change.provider_action, before, after)  # type: ignore[arg-type]
+        after = _new_view(ResourceView, (change.type, change.name, dict(change.after), _computed(change, have)))
+    return Change(change.address, _PROVIDER_ACTION[change.action], before, after)  # type: ignore[arg-type]
 
 
 def _computed(change: ResourceChange, have: ResourceState | None) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import itertools
 import os
 import re
 import secrets
@@ -351,18 +352,24 @@ def write_new(path: os.PathLike | str, data: bytes, mode: int = 0o600, within: o
         os.fsync(parent)
 
 
-def _stage(parent: int, name: str, data: bytes, mode: int, sync: bool = True) -> str:
+def _stage(parent: int, name: str, data: bytes, mode: int, sync: bool = True, tag: str | None = None, exact: bool = False) -> str:
     """Write `data` to a new temporary file beside `name`, synced unless the caller syncs the
-    whole file system later (`sync=False`); return the temporary's name."""
+    whole file system later (`sync=False`); return the temporary's name.
+
+    `tag` makes the temporary's name (`.name.TAG.tmp`) instead of random bytes; `exact` says
+    the umask leaves `mode` as it is, so that the file is made with it and needs no fchmod."""
+    temporary = f".{name}.{tag}.tmp" if tag is not None else None
     while True:
-        temporary = f".{name}.{secrets.token_hex(4)}.tmp"
+        if temporary is None:
+            temporary = f".{name}.{secrets.token_hex(4)}.tmp"
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode if exact else 0o600, dir_fd=parent)
             break
         except FileExistsError:
-            continue
+            temporary = None
     try:
-        os.fchmod(fd, mode)
+        if not exact:
+            os.fchmod(fd, mode)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
@@ -401,8 +408,8 @@ class Batch:
     """Many files written atomically, each as `write_atomic` does, staged while more are added.
 
     The system calls of many small files (create, write, fsync) dominate their cost and release
-    the GIL, so a pool of threads stages each file as soon as it is added, while the caller
-    renders the next one. `commit` waits for them, makes their data durable, renames every staged
+    the GIL, so a pool of threads stages the files as they are added (a few at a time), while
+    the caller renders the next ones. `commit` waits for them, makes their data durable, renames every staged
     file into place in the order added, then makes the renames durable: no file is in place
     before its data is on disk, and a file that could not be staged leaves what was there as it was.
 
@@ -413,6 +420,8 @@ class Batch:
     `add(..., folder_mode=M)` also makes the file's folder with mode M when missing, tightens it
     to M when wider, and removes temporaries a killed writer left in it (the caller holds the
     lock that serialises writers): one walk to the folder, in the pool, not three in the caller.
+    Folders sharing a parent (one per cluster) are made in it from one descriptor of it; one
+    just made needs neither (it is empty, and has its mode unless the umask took bits away).
     """
 
     def __init__(self, within: os.PathLike | str | None = None, workers: int = 4) -> None:
@@ -421,8 +430,12 @@ class Batch:
         self._within = within
         self._pool = ThreadPoolExecutor(max_workers=workers)
         self._lock = threading.Lock()
-        self._folders: dict[str, tuple[threading.Lock, list]] = {}  # head -> (its lock, [fd or error])
-        self._jobs: list[tuple[Path, object]] = []
+        self._folders: dict[tuple, tuple[threading.Lock, list]] = {}  # (head,) or (head, "parent") -> (its lock, [fd or error])
+        self._jobs: list[tuple[list[Path], object]] = []  # the files of each job given to the pool, and its future
+        self._waiting: list[tuple[Path, bytes, int, int | None]] = []  # added, not given to the pool yet
+        self._mask: int | None = None
+        self._tag = secrets.token_hex(4)
+        self._count = itertools.count()
 
     def __enter__(self) -> Batch:
         return self
@@ -431,28 +444,92 @@ class Batch:
         self.close()
 
     def add(self, path: Path, data: bytes, mode: int, folder_mode: int | None = None) -> None:
-        self._jobs.append((path, self._pool.submit(self._stage, path, data, mode, folder_mode)))
+        # Files go to the pool a few at a time: a job per file cost more in handing it over
+        # (a future, a wake-up, the GIL going back and forth) than staging it.
+        self._waiting.append((path, data, mode, folder_mode))
+        if len(self._waiting) >= self.CHUNK:
+            self._hand_over()
 
-    def _folder(self, head: str, anchor: os.PathLike | str, folder_mode: int | None) -> int:
+    CHUNK = 8
+
+    def _hand_over(self) -> None:
+        if self._waiting:
+            chunk, self._waiting = self._waiting, []
+            self._jobs.append(([item[0] for item in chunk], self._pool.submit(self._stage_all, chunk)))
+
+    def _stage_all(self, chunk: list[tuple[Path, bytes, int, int | None]]) -> list[str | OSError | UnsafePathError]:
+        return [self._stage(*item) for item in chunk]
+
+    def _reached(self, key: tuple, reach: Callable[[], int]) -> int:
+        """The folder descriptor `reach()` gives, reached once per `key` however many files ask;
+        an error reaching it is raised to each of them."""
         with self._lock:
-            entry = self._folders.get(head)
+            entry = self._folders.get(key)
             if entry is None:
-                entry = self._folders[head] = (threading.Lock(), [])
+                entry = self._folders[key] = (threading.Lock(), [])
         lock, found = entry
         with lock:  # the first file of a folder reaches it; the others wait for that
             if not found:
                 try:
-                    fd = open_folder(head, anchor, create=folder_mode)
-                    found.append(fd)
-                    if folder_mode is not None:
-                        if os.fstat(fd).st_mode & 0o777 & ~folder_mode:
-                            os.fchmod(fd, folder_mode)
-                        _remove_temporaries(fd, "*")
+                    found.append(reach())
                 except (OSError, UnsafePathError) as exc:
-                    found[:] = [exc] if not found else [found[0], exc]
-        if isinstance(found[-1], BaseException):
-            raise found[-1]
+                    found.append(exc)
+        if isinstance(found[0], BaseException):
+            raise found[0]
         return found[0]
+
+    def _folder(self, head: str, anchor: os.PathLike | str, folder_mode: int | None) -> int:
+        anchor = os.fspath(anchor)
+        if folder_mode is None:
+            return self._reached((head,), lambda: open_folder(head, anchor))
+        _, parts = _split(head, anchor)
+        if not parts:
+            return self._reached((head,), lambda: self._tightened(open_folder(head, anchor, create=folder_mode), folder_mode))
+        # The folders of many files share their parent (a folder per cluster in the output
+        # folder): it is reached once, and each folder made or opened in it.
+        up = os.path.dirname(head)
+        parent = self._reached((up, "parent"), lambda: open_folder(up, anchor, create=folder_mode))
+        return self._reached((head,), lambda: self._made_or_tightened(parent, parts[-1], head, folder_mode))
+
+    def _made_or_tightened(self, parent: int, name: str, shown: str, mode: int) -> int:
+        """Folder `name` in `parent`: made with `mode` when missing; else tightened to it and
+        cleared of the temporaries a killed writer left. A symlink there is refused."""
+        try:
+            os.mkdir(name, mode, dir_fd=parent)
+            made = True
+        except OSError as exc:
+            made, refused = False, exc
+        try:
+            fd = os.open(name, _FOLDER, dir_fd=parent)
+        except OSError as exc:
+            if _is_symlink(parent, name, exc):
+                raise UnsafePathError(shown) from None
+            if isinstance(exc, FileNotFoundError) and not made and not isinstance(refused, FileExistsError):
+                exc = refused  # could not be made: that says why
+            raise OSError(exc.errno, exc.strerror, shown) from None
+        if made:
+            # Just made, so empty and ours; its mode is exact unless the umask took bits away.
+            if mode & self._umask():
+                os.fchmod(fd, mode)
+            return fd
+        return self._tightened(fd, mode)
+
+    @staticmethod
+    def _tightened(fd: int, mode: int) -> int:
+        try:
+            if os.fstat(fd).st_mode & 0o777 & ~mode:
+                os.fchmod(fd, mode)  # on the descriptor: the folder checked, not whatever is there now
+            _remove_temporaries(fd, "*")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _umask(self) -> int:
+        """The process's umask (all bits when it cannot be read: then every mode is set anew)."""
+        if self._mask is None:
+            self._mask = _current_umask()
+        return self._mask
 
     def _stage(self, path: Path, data: bytes, mode: int, folder_mode: int | None) -> str | OSError | UnsafePathError:
         text, name, anchor = _parent_of(path, self._within)
@@ -461,7 +538,8 @@ class Batch:
         except (OSError, UnsafePathError) as exc:
             return exc
         try:
-            return _stage(parent, name, data, mode, sync=False)
+            # A tag of this batch's own and a count: no random bytes asked of the system per file.
+            return _stage(parent, name, data, mode, sync=False, tag=f"{self._tag}{next(self._count):x}", exact=not mode & self._umask())
         except OSError as exc:
             return OSError(exc.errno, exc.strerror, text)
 
@@ -469,13 +547,14 @@ class Batch:
         """Put every staged file in place; return the files that could not be written, and why."""
         failures: dict[Path, OSError | UnsafePathError] = {}
         staged: list[tuple[Path, int, str, str]] = []  # path, its folder, the temporary's name, the file's
-        for path, job in self._jobs:
-            temporary = job.result()  # type: ignore[attr-defined]
-            if isinstance(temporary, str):
-                head, name = os.path.split(os.fspath(path))
-                staged.append((path, self._folders[head][1][0], temporary, name))
-            else:
-                failures[path] = temporary
+        self._hand_over()
+        for paths, job in self._jobs:
+            for path, temporary in zip(paths, job.result()):  # type: ignore[attr-defined]
+                if isinstance(temporary, str):
+                    head, name = os.path.split(os.fspath(path))
+                    staged.append((path, self._folders[(head,)][1][0], temporary, name))
+                else:
+                    failures[path] = temporary
         # Each file system once (an output_dir may be a mount of its own), or each file.
         devices = _devices({parent for _, parent, _, _ in staged}) if len(staged) >= SYNCFS_FROM else {}
         whole = {device for device, fd in _one_folder_each(devices).items() if _syncfs(fd)}
@@ -501,14 +580,28 @@ class Batch:
 
     def close(self) -> None:
         """Wait for the pool, close every folder; files staged and never committed are removed."""
+        self._waiting = []
         uncommitted = bool(self._jobs)
         self._pool.shutdown(wait=True)
-        for _, found in self._folders.values():
+        for key, (_, found) in self._folders.items():
             if found and isinstance(found[0], int):
-                if uncommitted:
+                if uncommitted and len(key) == 1:  # a file's folder, not one a folder was made in
                     _remove_temporaries(found[0], "*")
                 os.close(found[0])
         self._folders.clear()
+
+
+def _current_umask() -> int:
+    # os.umask can only be read by setting it, which would race other threads' file creation:
+    # Linux shows it in /proc instead. Unknown: every bit, so that each mode is set by fchmod.
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o777
 
 
 SYNCFS_FROM = 16  # files in one batch from which one syncfs is cheaper than a fsync each

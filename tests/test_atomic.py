@@ -250,6 +250,7 @@ def test_a_batch_puts_nothing_in_place_before_commit_and_leaves_nothing_when_aba
         batch.add(root / "a" / "wgsky0.conf", b"new", 0o600)
         batch.add(root / "b" / "wgsky0.conf", b"B", 0o600, folder_mode=0o700)
         # Staged in the background: the old file stands until commit, however long that takes.
+        batch._hand_over()
         batch._jobs[-1][1].result()
         assert (root / "a" / "wgsky0.conf").read_bytes() == b"old"
         assert not (root / "b" / "wgsky0.conf").exists()

@@ -549,25 +549,37 @@ class WireGuardProvider(Provider):
         stale_keys: list[Path] = []  # key files of clusters that moved and got a new key
         new_public: dict[str, str] = {}  # of keys made now: known without deriving them again
         with atomic.kept_folders():  # a key file looked for per cluster, all in one folder
-            private_keys = self._keys_for(request, failed, stale_keys, new_public)
+            private_keys, new_keys = self._keys_for(request, failed, stale_keys, new_public)
+        try:
+            yield from self._apply_with_keys(request, gateway_work, world, clusters, failed, live, stale_keys, new_public, private_keys, new_keys)
+        finally:
+            new_keys.close()
+
+    def _apply_with_keys(self, request, gateway_work, world, clusters, failed, live, stale_keys, new_public, private_keys, new_keys) -> Iterator[ResourceResult]:
         public_keys = gateway_work.keys(request, failed)
 
         pools = {name: view.attributes["address_pool"] for name, view in clusters.items()}
         previous = {name: view.computed.get("address") for name, view in clusters.items()}
         assigned = addresses.allocate(pools, previous, _pins(clusters.values()))
         external = set()
-        for name, view in clusters.items():
-            computed = dict(view.computed)
-            computed["address"] = assigned[name]
-            if name in private_keys:
-                computed["public_key"] = new_public.get(name) or keys.public_key(private_keys[name])
-            elif name in public_keys:
-                computed["public_key"] = public_keys[name]
-            elif is_external(view):
-                computed["public_key"] = view.attributes["public_key"]  # its key lives elsewhere
-                external.add(name)
-            clusters[name] = ResourceView("cluster", name, view.attributes, computed)
-            world[view.address] = clusters[name]
+        as_requested = dict(clusters)
+
+        def settle() -> None:
+            """Each cluster with its address and public key, in `clusters` and `world`."""
+            for name, view in as_requested.items():
+                computed = dict(view.computed)
+                computed["address"] = assigned[name]
+                if name in private_keys:
+                    computed["public_key"] = new_public.get(name) or keys.public_key(private_keys[name])
+                elif name in public_keys:
+                    computed["public_key"] = public_keys[name]
+                elif is_external(view):
+                    computed["public_key"] = view.attributes["public_key"]  # its key lives elsewhere
+                    external.add(name)
+                clusters[name] = ResourceView("cluster", name, view.attributes, computed)
+                world[view.address] = clusters[name]
+
+        settle()
         peering = self._peering(world)
         transit = _Transit.of(world)
         seen: dict = {_TRANSIT: transit}
@@ -598,8 +610,12 @@ class WireGuardProvider(Provider):
                 ends = set()
                 for side in (change.before, change.after):
                     if side is not None:
-                        ends.update(e for e in side.ends if e in clusters)
-                        hub = side.attributes.get("transit_hub")
+                        # Read from the dict: a full mesh has 20,000 links, each seen here.
+                        attributes = side.attributes
+                        for end in (attributes["source"], attributes["target"]):
+                            if end in clusters:
+                                ends.add(end)
+                        hub = attributes.get("transit_hub")
                         if hub in transit.groups:
                             # Every spoke's entry for the hub holds the other spokes' networks.
                             ends.update(transit.groups[hub])
@@ -611,9 +627,25 @@ class WireGuardProvider(Provider):
         wanted_psks = _local_psk_peerings(world, transit)
         psks = self._preshared_keys(request, wanted_psks, clusters, touched, failed)
 
-        # A peer whose file comes out the same is neither rewritten nor reloaded.
+        # A peer whose file comes out the same is neither rewritten nor reloaded. The new keys
+        # are put in place, durably, after the configs are staged and before any is.
+        failed_before = dict(failed)
         with atomic.kept_folders():  # peers' keys and files, read to see whether theirs change
-            rewritten = self._write_configs(sorted(touched - live - external), subjects, clusters, world, peering, private_keys, failed, seen, psks)
+            rewritten = self._write_configs(sorted(touched - live - external), subjects, clusters, world, peering, private_keys, failed, seen, psks, new_keys)
+        if rewritten is None:
+            # Some key could not be written: its cluster fails, and its peers, which would hold
+            # its public key, have no key of it; the configs are made again without it, none of
+            # the first ones having been put in place.
+            failed.clear()
+            failed.update(failed_before)
+            failed.update(new_keys.failures)
+            for name in new_keys.failures:
+                private_keys.pop(name, None)
+                new_public.pop(name, None)
+            settle()
+            seen = {_TRANSIT: transit}
+            with atomic.kept_folders():
+                rewritten = self._write_configs(sorted(touched - live - external), subjects, clusters, world, peering, private_keys, failed, seen, psks)
         # A cluster replaced onto another host, or renamed on its own, leaves nothing where it lived
         # before; first, so that the old interface frees its port for the new one.
         stale_paths += gateway_work.leave_old_homes(request, failed)
@@ -640,8 +672,9 @@ class WireGuardProvider(Provider):
         order = sorted(touched)
         position = {name: i for i, name in enumerate(order)}
         buckets: dict[int, list[tuple[str, set[str]]]] = defaultdict(list)
+        last = position.__getitem__
         for address, ends in waiting:
-            buckets[max((position[e] for e in ends), default=-1)].append((address, ends))
+            buckets[max(map(last, ends), default=-1)].append((address, ends))
         yield from (self._result(address, ends, failed, clusters) for address, ends in buckets.pop(-1, []))
         hooked = [name for name in order if name in rewritten and name not in failed] if self.settings.on_change else []
         with _HookRuns(self, [clusters[name] for name in hooked]) as runs:
@@ -663,8 +696,9 @@ class WireGuardProvider(Provider):
             return ResourceResult.failed(address, *errors, computed=computed)
         return ResourceResult(address, ok=True, computed=computed)
 
-    def _keys_for(self, request: ApplyRequest, failed: dict[str, str], stale_keys: list[Path], new_public: dict[str, str]) -> dict[str, str]:
-        """The private key of every cluster this apply creates, updates or replaces.
+    def _keys_for(self, request: ApplyRequest, failed: dict[str, str], stale_keys: list[Path], new_public: dict[str, str]) -> tuple[dict[str, str], _NewKeys]:
+        """The private key of every cluster this apply creates, updates or replaces, and the
+        new ones' files, being staged (`_NewKeys.commit` puts them in place).
 
         An existing key file is reused (a retry after a crash never changes keys); new keys are
         written together, before any config that holds them. A moved cluster's key file follows
@@ -677,6 +711,14 @@ class WireGuardProvider(Provider):
             pass  # each key read or written below names the problem, for the clusters it stops
         private_keys: dict[str, str] = {}
         new: dict[str, str] = {}
+        try:
+            # No key folder (a first apply): no key file to look for, cluster by cluster.
+            with atomic.folder(self.paths.keys, self.within(self.paths.keys)):
+                any_key_files = True
+        except FileNotFoundError:
+            any_key_files = False
+        except (OSError, UnsafePathError):
+            any_key_files = True  # each key read below names the problem, for the clusters it stops
         for change in request.changes:
             if change.action == "delete" or change.after is None or change.after.type != "cluster":
                 continue
@@ -699,7 +741,9 @@ class WireGuardProvider(Provider):
                 # A create finds a key file when an interrupted create or `state rm` left one (it
                 # is reused), or when someone planted it: only a private file is taken.
                 existing = (
-                    None if change.action == "replace" else keys.read(path, self.within(path), adopting=change.action == "create")
+                    None
+                    if change.action == "replace" or not any_key_files
+                    else keys.read(path, self.within(path), adopting=change.action == "create")
                 )
             except (keys.KeyFileError, UnsafePathError) as exc:
                 failed[name] = f"key for cluster '{name}': {exc}"
@@ -727,14 +771,16 @@ class WireGuardProvider(Provider):
             except (OSError, UnsafePathError) as exc:
                 for name in new:
                     failed[name] = f"key for cluster '{name}': {self.reason(exc)}"
-                return private_keys
-            errors = atomic.write_many([(self.key_path(n), (k + "\n").encode("ascii"), 0o600) for n, k in new.items()], within=within)
+                return private_keys, _NewKeys(self)
+            # Staged in the background while the configs that hold them render; by one thread,
+            # as files made in one folder wait for each other in the kernel (its lock), and
+            # more threads would only spin there, taking the processor from the rendering.
+            batch = atomic.Batch(within, workers=1)
             for name, private in new.items():
-                if self.key_path(name) in errors:
-                    failed[name] = f"key for cluster '{name}': {self.reason(errors[self.key_path(name)], self.key_path(name))}"
-                else:
-                    private_keys[name] = private
-        return private_keys
+                batch.add(self.key_path(name), (private + "\n").encode("ascii"), 0o600)
+            private_keys.update(new)
+            return private_keys, _NewKeys(self, batch, list(new))
+        return private_keys, _NewKeys(self)
 
     def _preshared_keys(self, request: ApplyRequest, wanted: set[frozenset], clusters, touched: set[str], failed: dict[str, str]) -> dict[frozenset, str]:
         """The preshared key of every peering in the local store that a file of this apply holds.
@@ -855,11 +901,12 @@ class WireGuardProvider(Provider):
             f"{recorded_public}; it is not used. Run plan, which explains"
         )
 
-    def _write_configs(self, names, subjects, clusters, world, peering, private_keys, failed, seen=None, psks=None) -> set[str]:
+    def _write_configs(self, names, subjects, clusters, world, peering, private_keys, failed, seen=None, psks=None, new_keys=None) -> set[str] | None:
         """Render and write the files of `names`; return the clusters whose file was written.
 
         Subjects of a change are always written (a retry must reload them); other clusters only
-        when their file would change.
+        when their file would change. `new_keys` are put in place once every file is staged and
+        before any is; when one of them fails, no file is put in place and None is returned.
         """
         batches: dict[Path, atomic.Batch] = {}  # by the folder they are reached from
         owners: dict[Path, str] = {}
@@ -902,6 +949,8 @@ class WireGuardProvider(Provider):
                 # every folder on the way that skyplan makes: the file holds the private key.
                 batch.add(path, text.encode("utf-8"), 0o600, folder_mode=0o700)
                 owners[path] = name
+            if new_keys is not None and new_keys.commit():
+                return None  # the staged files are removed as their batches close
             for batch in batches.values():
                 for path, exc in batch.commit().items():
                     failed[owners[path]] = f"writing {self.display(path)}: {self.reason(exc, path)}"
@@ -941,6 +990,38 @@ class WireGuardProvider(Provider):
         from skyplan_wireguard.status import observe
 
         return observe(self, request)
+
+
+class _NewKeys:
+    """The key files of the keys one apply made, staged in the background while its configs
+    render; `commit` puts them in place, durably, before any config that holds them is."""
+
+    def __init__(self, provider: WireGuardProvider, batch: atomic.Batch | None = None, names: list[str] = ()):
+        self._provider = provider
+        self._batch = batch
+        self._names = names
+        self.failures: dict[str, str] = {}  # cluster name -> why its key could not be written
+
+    def commit(self) -> dict[str, str]:
+        """Put every staged key in place; the clusters whose key could not be, and why."""
+        if self._batch is None:
+            return self.failures
+        try:
+            errors = self._batch.commit()
+        finally:
+            self.close()
+        p = self._provider
+        for name in self._names:
+            path = p.key_path(name)
+            if path in errors:
+                self.failures[name] = f"key for cluster '{name}': {p.reason(errors[path], path)}"
+        return self.failures
+
+    def close(self) -> None:
+        """Without a commit: the staged files are removed, none put in place."""
+        if self._batch is not None:
+            batch, self._batch = self._batch, None
+            batch.close()
 
 
 class _HookRuns:

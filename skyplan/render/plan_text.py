@@ -136,17 +136,37 @@ def _change_block(change: ResourceChange, style: Style) -> list[str]:
 
 def _create_block(change: ResourceChange, style: Style) -> list[str]:
     # The block of most plans' changes (a fleet's first apply shows 110,000 of them), built
-    # without the general block's bookkeeping: the same lines (tests compare the two).
+    # without the general block's bookkeeping: the same lines (tests compare the two). Blocks
+    # of one shape (the same attributes with a value, the same unknown ones) share their layout.
+    after = change.after or {}
+    values = {**after, **change.planned} if change.planned else after
+    shape = (style.colour, tuple([key for key, value in values.items() if value is not None]), tuple(change.after_unknown))
+    layout = _LAYOUTS.get(shape)
+    if layout is None:
+        layout = _create_layout(style, shape[1], shape[2])
+        if len(_LAYOUTS) < 1024:  # shapes a hostile plan file makes up are not all kept
+            _LAYOUTS[shape] = layout
+    head, rows = layout
+    lines = [f"  # {_text(change.address)} will be created", f"{head}{change.type} \"{_text(change.name)}\" {{"]
+    lines += [text if key is None else text + literal(values[key]) for key, text in rows]
+    lines.append("    }")
+    return lines
+
+
+def _create_layout(style: Style, shown: tuple[str, ...], unknown: tuple[str, ...]) -> tuple[str, list[tuple[str | None, str]]]:
+    """A create block's header start, and each row as (the attribute whose value ends it, or
+    None for a row complete as it is: one known after apply; the row's text before the value)."""
     plus = _row_symbols(style)["+"]
-    rows = [(_key_text(key), literal(value)) for key, value in sorted({**(change.after or {}), **change.planned}.items()) if value is not None]
-    rows += [(_key_text(key), KNOWN_AFTER_APPLY) for key in change.after_unknown]
+    rows: list[tuple[str, str | None]] = [(_key_text(key), key) for key in sorted(shown)]
+    rows += [(_key_text(key), None) for key in unknown]
     rows.sort(key=_first)  # stable, by the name shown, as the general block orders its rows
     width = max((len(name) for name, _ in rows), default=0)
     styled = style("+", "green")
-    lines = [f"  # {_text(change.address)} will be created", f"{styled:>{3 + (len(styled) - 1)}} {change.type} \"{_text(change.name)}\" {{"]
-    lines += [f"      {plus} {name.ljust(width)} = {text}" for name, text in rows]
-    lines.append("    }")
-    return lines
+    texts = [(key, f"      {plus} {name.ljust(width)} = " + ("" if key is not None else KNOWN_AFTER_APPLY)) for name, key in rows]
+    return f"{styled:>{3 + (len(styled) - 1)}} ", texts
+
+
+_LAYOUTS: dict[tuple, tuple[str, list[tuple[str | None, str]]]] = {}
 
 
 def _first(row: tuple[str, str]) -> str:

@@ -105,3 +105,69 @@ def test_drift_never_shows_a_key_from_a_stray_line(basic, skyplan):
     output = skyplan("plan").output
     assert "Changed outside skyplan" in output
     assert private not in output and private.lower() not in output
+
+
+def test_a_key_that_cannot_be_put_in_place_fails_its_cluster_and_no_file_holds_it(workspace, skyplan, monkeypatch):
+    import errno
+    import os
+
+    four = [*THREE, ("d", "192.0.2.4:51820", ["10.4.0.0/16"])]
+    (workspace / "links.yaml").write_text(links_yaml(four, [("a-b", "a", "b"), ("c-d", "c", "d")]))
+    real = os.replace
+
+    def failing_for_b(source, target, *args, **kwargs):
+        if os.fspath(target) == "b.key":
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", failing_for_b)
+    result = skyplan("apply", "--auto-approve")
+    assert result.exit_code == 1
+    assert "cluster.b: Failed: " in result.output and "key for cluster 'b': Input/output error" in result.output
+    assert "cluster.a: Failed: peer cluster 'b' has no key yet" in result.output
+    assert not (workspace / ".skyplan/keys/b.key").exists()
+    # Neither b's file nor its peer's was put in place; the other peering's were.
+    assert not (workspace / "wireguard/b/wgsky0.conf").exists() and not (workspace / "wireguard/a/wgsky0.conf").exists()
+    assert (workspace / "wireguard/c/wgsky0.conf").exists() and (workspace / "wireguard/d/wgsky0.conf").exists()
+    left = [p.name for p in workspace.rglob("*") if p.name.endswith(".tmp")]
+    assert left == [], left
+    recorded = state(workspace)
+    assert "public_key" not in recorded["b"]["computed"]
+    assert {n: recorded[n]["status"]["phase"] for n in "abcd"} == {"a": "FAILED", "b": "FAILED", "c": "INIT", "d": "INIT"}
+    monkeypatch.setattr(os, "replace", real)
+    assert skyplan("apply", "--auto-approve").exit_code == 0  # the retry converges
+    assert (workspace / "wireguard/a/wgsky0.conf").exists() and (workspace / ".skyplan/keys/b.key").exists()
+
+
+def test_keys_are_in_place_and_durable_before_any_config_that_holds_them(workspace, skyplan, monkeypatch):
+    import os
+
+    from skyplan import atomic
+
+    clusters = [(f"c{i:02d}", f"192.0.2.{i + 1}:51820", [f"10.{i}.0.0/16"]) for i in range(20)]
+    links = [(f"c{i:02d}-c{i + 1:02d}", f"c{i:02d}", f"c{i + 1:02d}") for i in range(19)]
+    (workspace / "links.yaml").write_text(links_yaml(clusters, links))
+    events: list[str] = []
+    real_replace, real_fsync = os.replace, os.fsync
+
+    def replace(source, target, *args, **kwargs):
+        events.append(os.path.basename(os.fspath(target)))
+        return real_replace(source, target, *args, **kwargs)
+
+    def fsync(fd):
+        events.append("sync")
+        return real_fsync(fd)
+
+    real_syncfs = atomic._syncfs_call()
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(atomic, "_syncfs_call", lambda: (lambda fd: events.append("sync") or (real_syncfs(fd) if real_syncfs else 0)))
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    keys = [i for i, e in enumerate(events) if e.endswith(".key")]
+    configs = [i for i, e in enumerate(events) if e.endswith(".conf")]
+    intent = events.index("state.json")
+    assert len(keys) == len(configs) == 20
+    # The intent is on disk before any key; each key's data before its name; every key's name
+    # before the first config is put in place.
+    assert intent < keys[0] and "sync" in events[intent + 1 : keys[0]]
+    assert max(keys) < min(configs) and "sync" in events[max(keys) + 1 : min(configs)]
