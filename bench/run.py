@@ -141,12 +141,33 @@ class Timed:
 class Bench:
     """Runs operations, keeps every Measurement, and reports progress on stderr as it goes."""
 
-    def __init__(self, repeat: int, timeout: float) -> None:
+    def __init__(self, repeat: int, timeout: float, aside: Path | None = None) -> None:
         self.repeat = repeat
         self.timeout = timeout
         self.measurements: list[Measurement] = []
         self.skyplan_env = skyplan_env()
         self.versions: dict[str, str] = {}  # other tools' versions, for the header
+        # Where a run's output goes before the next run: removed only when the bench ends.
+        self.aside = aside
+        self._set_aside = 0
+
+    def set_aside(self, path: Path) -> None:
+        """Clear `path` for the next timed run by moving it away, not deleting it.
+
+        Deleting thousands of files just before a timed run makes that run pay for them: ext4
+        does not reuse an inode number freed in the last few minutes (`recently_deleted`), and
+        each new file's search for a free one walks past every one just freed. A user applying
+        to a new workspace pays none of that, so neither tool here does: what a run made is
+        renamed away, and everything set aside is removed after the last measurement.
+        """
+        if not path.exists() and not path.is_symlink():
+            return
+        if self.aside is None:
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        self.aside.mkdir(parents=True, exist_ok=True)
+        self._set_aside += 1
+        os.rename(path, self.aside / f"{self._set_aside}-{path.name}")
 
     def measure(self, operation: str, topology: Topology, argv: list[str], cwd: Path, env: dict[str, str],
                 check: Callable[[Run], str | None], before: Callable[[int], None] | None = None) -> Measurement:
@@ -191,7 +212,7 @@ class Bench:
         applied = folder / "applied"
 
         def empty_workspace(_: int) -> None:
-            shutil.rmtree(applied, ignore_errors=True)
+            self.set_aside(applied)
             write_workspace(applied, topology)
 
         def applied_everything(run: Run) -> str | None:
@@ -254,7 +275,7 @@ class Bench:
         ws = folder / "skyplan"
 
         def empty_workspace(_: int) -> None:
-            shutil.rmtree(ws, ignore_errors=True)
+            self.set_aside(ws)
             write_workspace(ws, topology, mesh=True)
 
         def applied_everything(run: Run) -> str | None:
@@ -276,7 +297,7 @@ class Bench:
             problem = None if init.exit_code == 0 else f"wg-meshconf init failed: {last_line(init.output)}"
             timed.append(Timed(operations[1], meshconf.genconfig_argv(program), mesh, env,
                                lambda run: meshconf.check_configs(mesh / "output", nodes),
-                               lambda _: shutil.rmtree(mesh / "output", ignore_errors=True)))
+                               lambda _: self.set_aside(mesh / "output")))
         self.alternate(topology, timed)
         if problem:
             self.skip(operations[1:], topology, problem)
@@ -399,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     root = args.workdir or Path(tempfile.mkdtemp(prefix="skyplan-bench-"))
     root.mkdir(parents=True, exist_ok=True)
-    bench = Bench(args.repeat, args.timeout)
+    bench = Bench(args.repeat, args.timeout, aside=root / ".set-aside")
     load_at_start = load_average()
     started = time.perf_counter()
     try:
@@ -420,8 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.gateways:
             bench.run_gateways(args.gateways, fresh(root / f"{args.gateways}-gateways"), args.repeat)
     finally:
-        if args.workdir is None:
-            shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root if args.workdir is None else root / ".set-aside", ignore_errors=True)
     print()
     print(describe_machine(args, load_at_start, bench.versions))
     print(render_table(bench.measurements))
