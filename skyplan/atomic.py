@@ -29,8 +29,9 @@ from pathlib import Path
 from skyplan.errors import UnsafePathError
 
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# O_NONBLOCK: a FIFO planted where a file should be must not hang the run in open().
-_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO planted where a file should be must not hang the run in open(); O_NOCTTY:
+# a terminal device there must not become the run's controlling terminal.
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 # Paths are handled as strings inside: a plan reads back thousands of files, and pathlib's
 # object churn would cost more than the system calls.
@@ -649,7 +650,7 @@ def _sync_staged(item: tuple[Path, int, str, str]) -> OSError | None:
     path, parent, temporary, _ = item
     try:
         # O_NONBLOCK: a FIFO swapped in for the temporary must not hang the run; fsync refuses it.
-        fd = os.open(temporary, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent)
+        fd = os.open(temporary, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=parent)
         try:
             os.fsync(fd)
         finally:
