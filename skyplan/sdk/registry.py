@@ -40,13 +40,18 @@ def provider_class(name: str) -> type[Provider]:
 
 def provider_ref(name: str) -> dict[str, str]:
     """Where provider `name` comes from: its entry point and its distribution's version."""
+    from skyplan import __version__
+
     entry_point = installed_providers()[name]
     dist = getattr(entry_point, "dist", None)
+    dist_name = getattr(dist, "name", "")
     return {
         "name": name,
         "value": entry_point.value,
-        "dist": getattr(dist, "name", ""),
-        "version": getattr(dist, "version", ""),
+        "dist": dist_name,
+        # skyplan's own providers are matched with the version this process runs (see below),
+        # which an editable install's metadata may lag behind.
+        "version": __version__ if dist_name == "skyplan" else getattr(dist, "version", ""),
     }
 
 

@@ -85,6 +85,29 @@ def test_a_cache_from_another_provider_version_is_ignored(basic, skyplan, monkey
     assert len(parses) == 1
 
 
+def test_a_built_in_providers_cache_is_used_whatever_an_editable_installs_metadata_says(basic, skyplan, monkeypatch):
+    # An editable install's metadata keeps the version it was installed at; the code that runs
+    # (and that the cache's key names) is the one to match.
+    from importlib import metadata
+
+    from skyplan import __version__
+    from skyplan.config import source
+    from skyplan.sdk import registry
+
+    real = registry.installed_providers()["wireguard"]
+    lagging = type("Dist", (), {"name": "skyplan", "version": "0.0.1"})()
+    entry = type("EntryPoint", (), {"name": real.name, "value": real.value, "dist": lagging, "load": real.load})()
+    monkeypatch.setattr(registry, "installed_providers", lambda: {"wireguard": entry})
+    assert skyplan("plan").exit_code == 0
+    assert read_entry(basic / ".skyplan/cache/config.json")["provider"]["version"] == __version__
+    parses = []
+    original = source.parse_fast
+    monkeypatch.setattr(source, "parse_fast", lambda *a: parses.append(a) or original(*a))
+    monkeypatch.setattr(metadata, "version", lambda name: "0.0.1")
+    assert skyplan("plan").exit_code == 0
+    assert parses == []
+
+
 def test_a_killed_runs_half_written_cache_is_cleared(basic, skyplan):
     skyplan("plan")
     cache = basic / ".skyplan/cache"
