@@ -224,12 +224,23 @@ class Bench:
         apply = self.measure("skyplan apply (from empty)", topology, [skyplan, "apply", "--auto-approve"], applied, env,
                              applied_everything, before=empty_workspace)
         if not apply.complete:
-            self.skip(("skyplan plan (no change)", "skyplan plan (file just edited)", "skyctl get link", "skyctl create link",
+            self.skip(("skyplan plan (no change, first after the apply)", "skyplan plan (no change)", "skyplan plan (file just edited)", "skyctl get link", "skyctl create link",
                        "skyctl delete link"), topology, "skipped: no applied workspace")
             return
 
         # The last apply's workspace, unchanged, is what the remaining operations work on.
         no_changes = lambda run: None if "No changes." in run.output else "plan found changes"  # noqa: E731
+
+        def as_after_the_apply(_: int) -> None:
+            # Untimed: what an apply leaves behind is no record of a refresh, of a plan with no
+            # changes or of a checked state for its new state (README, "What skyplan trusts"):
+            # each run here plans as the first plan after an apply, or in a fresh checkout, does.
+            for name in ("refresh.json", "no-changes.json", "state-checked.json"):
+                (applied / ".skyplan" / "cache" / name).unlink(missing_ok=True)
+
+        self.measure("skyplan plan (no change, first after the apply)", topology, [skyplan, "plan"], applied, env, no_changes,
+                     before=as_after_the_apply)
+        # And again, as a plan after a plan: the records of the one before say what it found.
         self.measure("skyplan plan (no change)", topology, [skyplan, "plan"], applied, env, no_changes)
 
         def edited(i: int) -> None:

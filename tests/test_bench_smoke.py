@@ -47,7 +47,7 @@ def targets_section(stdout: str) -> dict[str, str]:
     for line in lines:
         if not line.strip() or line.startswith("whole run"):
             break
-        work = next(t.work for t in TARGETS if line.startswith(t.work))
+        work = max((t.work for t in TARGETS if line.startswith(t.work)), key=len)  # the longest: one may start another
         rows[work] = line[len(work):].strip()
     return rows
 
