@@ -25,6 +25,24 @@ def tracked(path: Path) -> bool:
     return os.path.basename(path) in _tracked_in(folder)
 
 
+def holding(path: Path, workspace: Path) -> Path | None:
+    """The workspace, or the git checkout that holds it, when `path` is it or lies in it
+    (symlinks resolved): what is there may have come from a pull request. None otherwise."""
+    resolved, top = _resolved(path), _resolved(workspace)
+    checkout = next((c for c in (top, *top.parents) if os.path.lexists(c / ".git")), None)
+    for container in (top, checkout):
+        if container is not None and (resolved == container or container in resolved.parents):
+            return container
+    return None
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def tracked_names(folder: str) -> frozenset[str]:
     """The names of the files directly in `folder` that git tracks (none outside a repository):
     `tracked` for every file of one folder at once."""

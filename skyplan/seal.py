@@ -64,32 +64,14 @@ def _secret(workspace: Path) -> bytes | None:
     path = secret_path()
     if path is None:
         return None
-    resolved = _resolved(path)
-    root = _resolved(workspace)
-    if resolved == root or root in resolved.parents:
-        # A secret inside the workspace could be planted by the very files it must judge.
-        return None
-    repository = _repository_of(root)
-    if repository is not None and repository in resolved.parents:
-        # So could one elsewhere in the same checkout (HOME or XDG_CACHE_HOME inside a monorepo
+    from skyplan.repository import holding
+
+    if holding(path, workspace) is not None:
+        # A secret inside the workspace could be planted by the very files it must judge; so
+        # could one elsewhere in the same checkout (HOME or XDG_CACHE_HOME inside a monorepo
         # whose links.yaml lives in a subfolder): the pull request holds the whole tree.
         return None
     return _load_or_create(str(path))
-
-
-def _repository_of(folder: Path) -> Path | None:
-    """The top of the git checkout that holds `folder` (the nearest folder with a .git), if any."""
-    for candidate in (folder, *folder.parents):
-        if os.path.lexists(candidate / ".git"):
-            return candidate
-    return None
-
-
-def _resolved(path: Path) -> Path:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path.absolute()
 
 
 @lru_cache(maxsize=4)

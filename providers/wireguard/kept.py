@@ -24,7 +24,7 @@ import stat
 import struct
 from pathlib import Path
 
-from skyplan.sdk import ProviderError
+from skyplan.sdk import ProviderError, repository
 
 # The part of a digest a socket is named by: 128 bits, and short enough for a unix socket path.
 NAME_HEX = 32
@@ -116,19 +116,7 @@ def _check(path: Path, *, follow: bool, private: bool) -> None:
 def inside(folder: Path, root: Path) -> Path | None:
     """The workspace `root` or its git checkout, when `folder` is inside it: sockets there could be
     planted by the files of a pull request."""
-    resolved, top = _resolved(folder), _resolved(root)
-    checkout = next((c for c in (top, *top.parents) if os.path.lexists(c / ".git")), None)
-    for container in (top, checkout):
-        if container is not None and (resolved == container or container in resolved.parents):
-            return container
-    return None
-
-
-def _resolved(path: Path) -> Path:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path.absolute()
+    return repository.holding(folder, root)
 
 
 # -- the name -------------------------------------------------------------------------------------------
