@@ -186,13 +186,20 @@ def _end_command(provider: Provider) -> None:
         close()
 
 
-def test_a_memo_of_a_clean_read_hides_no_drift(mode: Mode, provider: Provider) -> None:
-    world = create_all(mode, provider)
+def _clean_reads(provider: Provider, world: dict[str, ResourceView]) -> _Memo:
+    """Two reads of a clean world, each its own command, with one memo: the second may trust
+    what the first kept. The memo, for the read after the world is disturbed."""
     memo = _Memo()
-    for _ in range(2):  # the second read may trust what the first kept
+    for _ in range(2):
         response = provider.read(ReadRequest(resources=list(world.values()), memo=memo))
         assert response.readings == {} and response.diagnostics == []
         _end_command(provider)
+    return memo
+
+
+def test_a_memo_of_a_clean_read_hides_no_drift(mode: Mode, provider: Provider) -> None:
+    world = create_all(mode, provider)
+    memo = _clean_reads(provider, world)
     mode.drift(provider, world["cluster.a"])
     response = provider.read(ReadRequest(resources=list(world.values()), memo=memo))
     assert response.diagnostics == [] and {"cluster.a", "link.a-b"} & set(response.readings)
@@ -206,10 +213,7 @@ def test_a_memo_of_a_clean_read_hides_no_damage(mode: Mode, damage: str, tmp_pat
     root.mkdir()
     provider = mode.make(root)
     world = create_all(mode, provider)
-    memo = _Memo()
-    for _ in range(2):
-        assert provider.read(ReadRequest(resources=list(world.values()), memo=memo)).diagnostics == []
-        _end_command(provider)
+    memo = _clean_reads(provider, world)
     mode.damages[damage](provider, world["cluster.b"])
     response = provider.read(ReadRequest(resources=list(world.values()), memo=memo))
     assert [d for d in response.diagnostics if d.severity == "error"], response
