@@ -47,6 +47,13 @@ def basic(workspace: Path) -> Path:
 
 
 @pytest.fixture
+def applied(basic: Path, skyplan) -> Path:
+    """The basic workspace, applied (a module may give `applied` a meaning of its own)."""
+    assert skyplan("apply", "--auto-approve").exit_code == 0
+    return basic
+
+
+@pytest.fixture
 def old_workspace(workspace: Path) -> Path:
     """A copy of the workspace skyplan 0.1.0 left (tests/fixtures/workspace-0.1.0), as the current folder."""
     shutil.copytree(OLD_WORKSPACE, workspace, dirs_exist_ok=True)

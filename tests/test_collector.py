@@ -15,12 +15,6 @@ import pytest
 
 
 @pytest.fixture
-def applied(basic: Path, skyplan) -> Path:
-    assert skyplan("apply", "--auto-approve").exit_code == 0
-    return basic
-
-
-@pytest.fixture
 def console_script(monkeypatch):
     """The process as the console scripts set it up (cli/entry.py); nothing stays frozen after."""
     from skyplan import collector

@@ -21,12 +21,6 @@ def confs(workspace: Path) -> list[str]:
     return sorted(p.parent.name for p in (workspace / "wireguard").rglob("*.conf"))
 
 
-@pytest.fixture
-def applied(basic, skyplan) -> Path:
-    assert skyplan("apply", "--auto-approve").exit_code == 0
-    return basic
-
-
 def plan_text_of(output: str) -> str:
     """The plan part of destroy's output: up to the summary line."""
     return output[: output.index("to destroy.") + len("to destroy.")]

@@ -63,12 +63,6 @@ def as_without_records(skyplan, *args: str, env: dict | None = None):
     return with_records
 
 
-@pytest.fixture
-def applied(basic: Path, skyplan) -> Path:
-    assert skyplan("apply", "--auto-approve").exit_code == 0
-    return basic
-
-
 # -- inputs of the plan -------------------------------------------------------------------------
 
 
@@ -254,23 +248,17 @@ def test_an_output_dir_elsewhere_reads_as_the_full_refresh_does(workspace: Path,
 def test_a_shared_state_another_writer_edited_is_planned_in_full(workspace: Path, skyplan, planned, postgres_url) -> None:
     # Another writer of the shared database hands a link to skyctl, serial and all as before:
     # nothing on disk changes, so the refresh finds nothing, and only the state can tell.
-    import json
-    import uuid
+    from tests.state.test_hostile_state import _edit_row, _postgres_workspace
 
-    import psycopg
-
-    from skyplan.state.postgres import STATES_TABLE
-
-    name = f"no-changes-{uuid.uuid4()}"
-    backend = f'backend: {{type: postgres, url: "{postgres_url}", workspace: {name}}}\n'
-    (workspace / "links.yaml").write_text(BASIC.replace("clusters:\n", backend + "clusters:\n", 1))
+    name = _postgres_workspace(workspace, postgres_url, BASIC)
     assert skyplan("apply", "--auto-approve").exit_code == 0
     recorded_clean(skyplan, planned)
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        document = json.loads(conn.execute(f"SELECT state::text FROM {STATES_TABLE} WHERE workspace = %s", [name]).fetchone()[0])
+
+    def edit(document: dict) -> None:
         link = next(r for r in document["resources"] if (r["type"], r["name"]) == ("link", "us-eu"))
         link["managed_by"] = "skyctl"
-        conn.execute(f"UPDATE {STATES_TABLE} SET state = %s::jsonb WHERE workspace = %s", [json.dumps(document), name])
+
+    _edit_row(postgres_url, name, edit)
     result = as_without_records(skyplan)
     assert "Plan: 0 to add, 1 to change, 0 to destroy." in result.output, result.output
 

@@ -20,12 +20,6 @@ RECORD = Path(".skyplan/cache") / unchanged.RECORD
 
 
 @pytest.fixture
-def applied(basic: Path, skyplan) -> Path:
-    assert skyplan("apply", "--auto-approve").exit_code == 0
-    return basic
-
-
-@pytest.fixture
 def planned(monkeypatch) -> list[str]:
     """Each time the desired resources were built or the planner ran."""
     from skyplan import planning, workspace

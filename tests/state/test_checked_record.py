@@ -28,12 +28,6 @@ def outside(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def applied(basic: Path, skyplan) -> Path:
-    assert skyplan("apply", "--auto-approve").exit_code == 0
-    return basic
-
-
-@pytest.fixture
 def checks(monkeypatch) -> list[int]:
     """How many times the full checks ran."""
     from skyplan import workspace

@@ -321,9 +321,12 @@ def test_the_configurations_own_output_dir_may_be_anywhere(workspace, skyplan, o
 # -- a row in the shared PostgreSQL table -------------------------------------------------------------
 
 
-def _postgres_workspace(workspace: Path, url: str) -> str:
+def _postgres_workspace(workspace: Path, url: str, config: str | None = None) -> str:
+    """links.yaml (`config`, else the hooked basic one) with its state in a new workspace of the
+    PostgreSQL server at `url`; the workspace's name."""
     name = f"hostile-{uuid.uuid4()}"
-    (workspace / "links.yaml").write_text(hooked_basic() + f"backend:\n  type: postgres\n  url: '{url}'\n  workspace: {name}\n")
+    text = hooked_basic() if config is None else config
+    (workspace / "links.yaml").write_text(text + f"backend:\n  type: postgres\n  url: '{url}'\n  workspace: {name}\n")
     return name
 
 

@@ -26,12 +26,6 @@ KEY = Path(".skyplan/keys/us-west.key")
 
 
 @pytest.fixture
-def applied(basic: Path, skyplan) -> Path:
-    assert skyplan("apply", "--auto-approve").exit_code == 0
-    return basic
-
-
-@pytest.fixture
 def work(monkeypatch) -> list[str]:
     """What the refresh worked out again: a public key derived, or a config rendered to compare."""
     from skyplan_wireguard import conf, keys
@@ -324,24 +318,20 @@ def test_every_topology_is_refreshed_as_without_the_record(workspace: Path, skyp
 def test_a_shared_state_changed_by_another_writer_is_refreshed_in_full(workspace: Path, skyplan, work, postgres_url) -> None:
     # The state lives in PostgreSQL, which others write: one edits this workspace's row in place
     # (the recorded endpoint of eu-central, which us-west's file names), serial and all as before.
-    import uuid
+    from tests.state.test_hostile_state import _edit_row, _postgres_workspace
 
-    import psycopg
-
-    from skyplan.state.postgres import STATES_TABLE
-
-    name = f"refresh-{uuid.uuid4()}"
-    backend = f'backend: {{type: postgres, url: "{postgres_url}", workspace: {name}}}\n'
-    (workspace / "links.yaml").write_text(BASIC.replace("clusters:\n", backend + "clusters:\n", 1))
+    name = _postgres_workspace(workspace, postgres_url, BASIC)
     assert skyplan("apply", "--auto-approve").exit_code == 0
     assert "No changes." in plan_text(skyplan)
     work.clear()
     assert "No changes." in plan_text(skyplan) and work == [], "the record is in use for a state in PostgreSQL"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        text = conn.execute(f"SELECT state::text FROM {STATES_TABLE} WHERE workspace = %s", [name]).fetchone()[0]
-        edited = text.replace("198.51.100.20:51820", "198.51.100.21:51820")
-        assert edited != text
-        conn.execute(f"UPDATE {STATES_TABLE} SET state = %s::jsonb WHERE workspace = %s", [edited, name])
+
+    def edit(document: dict) -> None:
+        cluster = next(r for r in document["resources"] if (r["type"], r["name"]) == ("cluster", "eu-central"))
+        assert cluster["attributes"]["endpoint"] == "198.51.100.20:51820"
+        cluster["attributes"]["endpoint"] = "198.51.100.21:51820"
+
+    _edit_row(postgres_url, name, edit)
     work.clear()
     with_record = skyplan("plan", "--no-color")
     assert "render" in work, "a state of other bytes is another world"
