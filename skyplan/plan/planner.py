@@ -71,22 +71,15 @@ def plan(
         if (
             want is not None
             and have is not None
-            and have.pending is None
-            and have.managed_by == want.managed_by
-            and have.attributes == want.attributes
-            and have.status.phase != "FAILED"
             and address not in actual
             and address not in forced
             and address not in previous
+            and (noop := _unchanged(address, want, have, planned.get(address, no_values))) is not None
         ):
-            # Nothing to do, the common case of a large plan: what _change would conclude,
-            # without its steps (most resources of a no-change plan of 100,000 links).
-            known = planned.get(address, no_values)
-            have_computed = have.computed
-            if all(have_computed.get(key) == value for key, value in known.items()):
-                kind, name = address.split(".", 1)
-                append(_noop(address, kind, name, want.managed_by, {**have.attributes, **have_computed}, want.attributes, dict(known), have_computed))
-                continue
+            # The common case of a large plan (most resources of a no-change plan of 100,000
+            # links): what _change would conclude, without its steps.
+            append(noop)
+            continue
         if want is None and have is not None and have.managed_by != owner:
             if not _finishes(have, mode):
                 left_alone.append(address)
@@ -296,19 +289,28 @@ def _make(
     )
 
 
-def _noop(address, kind, name, owner, before, after, planned, known_computed) -> ResourceChange:
-    # What _make builds for a no-op, field for field in ResourceChange's order.
+def _unchanged(address: str, want: DesiredResource, have: ResourceState, known: Mapping[str, Any]) -> ResourceChange | None:
+    """The no-op of a resource recorded exactly as desired, with no pending work, no failure
+    and the planned values it has; None for any other (_change works it out). The caller has
+    made sure that no reading, --replace or move concerns it."""
+    if have.pending is not None or have.managed_by != want.managed_by or have.status.phase == "FAILED" or have.attributes != want.attributes:
+        return None
+    computed = have.computed
+    if not all(computed.get(key) == value for key, value in known.items()):
+        return None
+    kind, name = address.split(".", 1)
+    # What _change's no-op builds (through _make), field for field in ResourceChange's order.
     return _new_change(
         address=address,
         type=kind,
         name=name,
         action=Action.NOOP,
-        managed_by=owner,
-        before=before,
-        after=after,
-        known_computed=known_computed or {},
+        managed_by=want.managed_by,
+        before={**have.attributes, **computed},
+        after=want.attributes,
+        known_computed=computed or {},
         after_unknown=[],
-        planned=planned,
+        planned=dict(known),
         attribute_changes=[],
         reason=None,
         action_reason=None,

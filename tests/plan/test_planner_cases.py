@@ -76,12 +76,9 @@ def test_cases_replace_what_the_wireguard_provider_replaces():
     assert WireGuardProvider.computed_attributes == COMPUTED
 
 
-@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
-def test_planner_case(path: Path):
-    case = YAML(typ="safe").load(path.read_text())
+def _run(case: dict):
     owner = case.get("owner", "file")
-    expect = case["expect"]
-    run = lambda: plan(  # noqa: E731
+    return lambda: plan(
         _desired(case["desired"], owner),
         _prior(case["prior"]),
         _actual(case.get("actual")),
@@ -95,6 +92,40 @@ def test_planner_case(path: Path):
         replace_on_change=REPLACE_ON_CHANGE,
         replace_on_presence=REPLACE_ON_PRESENCE,
     )
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_the_no_op_shortcut_plans_what_the_full_steps_plan(path: Path, monkeypatch):
+    """The planner's shortcut for a resource recorded as desired (planner._unchanged) gives the
+    very change _change would: every case plans the same, field for field, without it."""
+    case = YAML(typ="safe").load(path.read_text())
+    if "error" in case["expect"]:
+        return
+    run = _run(case)
+    shortcut = run()
+    taken = []
+
+    def counted(*args):
+        found = unchanged(*args)
+        taken.append(found is not None)
+        return None
+
+    from skyplan.plan import planner
+
+    unchanged = planner._unchanged
+    monkeypatch.setattr(planner, "_unchanged", counted)
+    full = run()
+    assert full.model_dump() == shortcut.model_dump()
+    assert [c.model_fields_set for c in full.changes] == [c.model_fields_set for c in shortcut.changes]
+    # Every no-op that is not a move is the shortcut's, and nothing else is.
+    assert sum(taken) == sum(1 for c in full.changes if c.action is Action.NOOP and not c.previous_address)
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_planner_case(path: Path):
+    case = YAML(typ="safe").load(path.read_text())
+    expect = case["expect"]
+    run = _run(case)
     if "error" in expect:
         with pytest.raises(PlanError) as caught:
             run()
