@@ -308,36 +308,56 @@ def _config(clusters: list[ClusterSpec], links: list[LinkSpec], transit: dict[st
 
 
 def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) -> dict[str, tuple[str, list[dict]]]:
-    """Each resource's phase and conditions: PENDING where an interrupted run left work undone,
-    FAILED as recorded, otherwise as the provider sees it."""
+    """Each resource's phase and conditions, by address: PENDING where an interrupted run left
+    work undone, FAILED as recorded, otherwise as the provider sees it."""
+    addresses = [f"{r.type}.{r.name}" for r in resources]
+    return dict(zip(addresses, observe_each(ws, state, resources, addresses)))
+
+
+def observe_each(
+    ws: Workspace, state: State | None, resources: list[ResourceState], addresses: list[str] | None = None
+) -> list[tuple[str, list[dict]]]:
+    """observe(), as a list in the order of `resources` (`addresses`: theirs, if made already)."""
     from skyplan.sdk import ResourceView, StatusRequest
 
-    # Read for every resource of a `skyctl get` (and every 2 s of a watch): addresses are made once.
+    # Read for every resource of a `skyctl get` (and every 2 s of a watch): addresses are made
+    # once, views are built as plain tuples (ResourceView's own __new__ is a Python function).
+    if addresses is None:
+        addresses = [f"{r.type}.{r.name}" for r in resources]
     clusters = {r.name: r for r in state.resources if r.type == "cluster"} if state else {}
-    addresses = [f"{r.type}.{r.name}" for r in resources]
-    views: dict[str, ResourceView] = {}
+    new = tuple.__new__
+    views: list[ResourceView] = []
+    add = views.append
     viewed: set[str] = set()  # the clusters in `views`, by name
-    for r, address in zip(resources, addresses):
+    for r in resources:
         if r.pending is not None or r.status.phase == "FAILED":
             continue
-        views[address] = ResourceView(r.type, r.name, r.attributes, r.computed)
         if r.type == "link":  # the provider needs both ends to judge a link
-            for end in r.ends:
+            attributes = r.attributes
+            add(new(ResourceView, ("link", r.name, attributes, r.computed)))
+            for end in (attributes["source"], attributes["target"]):
                 if end not in viewed and (cluster := clusters.get(end)) is not None:
                     viewed.add(end)
-                    views[f"cluster.{end}"] = ResourceView("cluster", end, cluster.attributes, cluster.computed)
-        else:
+                    add(new(ResourceView, ("cluster", end, cluster.attributes, cluster.computed)))
+        elif r.name not in viewed:  # (a cluster already viewed as a link's end is that very view)
             viewed.add(r.name)
-    reports = ws.provider.status(StatusRequest(resources=list(views.values()))).statuses if views else {}
-    result = {}
+            add(new(ResourceView, (r.type, r.name, r.attributes, r.computed)))
+    reports = ws.provider.status(StatusRequest(resources=views)).statuses if views else {}
+    result = []
+    append = result.append
+    shown: dict[int, tuple[str, list[dict]]] = {}  # a report the provider shares, shown by one tuple
     for r, address in zip(resources, addresses):
         if r.pending is not None:  # newer than a failure it may have been retrying
-            result[address] = ("PENDING", [{"type": "Applied", "status": "Unknown", "reason": "ApplyInterrupted", "message": _pending_message(r)}])
+            append(("PENDING", [{"type": "Applied", "status": "Unknown", "reason": "ApplyInterrupted", "message": _pending_message(r)}]))
         elif r.status.phase == "FAILED":
-            result[address] = ("FAILED", [{"type": "Applied", "status": "False", "reason": "ApplyFailed", "message": r.status.reason or ""}])
+            append(("FAILED", [{"type": "Applied", "status": "False", "reason": "ApplyFailed", "message": r.status.reason or ""}]))
+        elif (report := reports.get(address)) is None:
+            append(("INIT", []))
+        elif (seen := shown.get(id(report))) is not None:
+            append(seen)
         else:
-            report = reports.get(address)
-            result[address] = (report.phase, report.conditions) if report else ("INIT", [])
+            shown[id(report)] = seen = (report.phase, report.conditions)
+            append(seen)
     return result
 
 
