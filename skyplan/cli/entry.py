@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 
 
@@ -72,15 +73,51 @@ def _start() -> None:
     _without_pydantic_plugins()
 
 
+def _exit_at_once(code: int) -> None:
+    """End the process with `code` once the command is done, without the interpreter's teardown.
+
+    A normal exit frees every object one by one and clears every module (the state, the
+    configuration, pydantic's validators): 25-35 ms of every command, a tenth of a `skyctl get`,
+    for memory the system takes back at once anyway. What an exit must still do is done first:
+    the atexit handlers run and the output is flushed. Returns, leaving the normal exit to it,
+    when threads are still running (that exit waits for them) or the output cannot be flushed
+    (that exit reports it as it always has).
+    """
+    import threading
+
+    if threading.active_count() != 1:
+        return
+    import atexit
+
+    atexit._run_exitfuncs()  # (and cleared: the normal exit, if it comes to that, runs none twice)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
+
+
+def _run(main, name: str) -> None:
+    try:
+        main(prog_name=name)  # click ends it with SystemExit, in every case it handles
+    except SystemExit as done:
+        code = 0 if done.code is None else done.code
+        if isinstance(code, int):
+            _exit_at_once(code)
+        raise
+
+
 def skyplan() -> None:
     _start()
     from skyplan.cli.skyplan_cmd import main
 
-    main(prog_name="skyplan")
+    _run(main, "skyplan")
 
 
 def skyctl() -> None:
     _start()
     from skyplan.cli.skyctl_cmd import main
 
-    main(prog_name="skyctl")
+    _run(main, "skyctl")
