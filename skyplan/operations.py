@@ -400,6 +400,7 @@ def get(
                     shown = key
                 ws.remember_checked()
                 if not watch:
+                    collector.keep_to_the_end(ws)  # with the state it read
                     return
                 sleep(every)
         except KeyboardInterrupt:
