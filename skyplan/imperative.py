@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from skyplan.errors import SkyplanError
@@ -314,6 +315,10 @@ def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) 
     return dict(zip(addresses, observe_each(ws, state, resources, addresses)))
 
 
+# A ResourceView's fields, read from a ResourceState in one call (in C, not four lookups).
+_VIEWED = attrgetter("type", "name", "attributes", "computed")
+
+
 def observe_each(
     ws: Workspace, state: State | None, resources: list[ResourceState], addresses: list[str] | None = None
 ) -> list[tuple[str, list[dict]]]:
@@ -329,36 +334,34 @@ def observe_each(
     views: list[ResourceView] = []
     add = views.append
     viewed: set[str] = set()  # the clusters in `views`, by name
-    for r in resources:
+    settled: list[int] = []  # the resources whose phase the state says, by index
+    for index, r in enumerate(resources):
         if r.pending is not None or r.status.phase == "FAILED":
+            settled.append(index)
             continue
-        if r.type == "link":  # the provider needs both ends to judge a link
-            attributes = r.attributes
-            add(new(ResourceView, ("link", r.name, attributes, r.computed)))
+        fields = _VIEWED(r)
+        if fields[0] == "link":  # the provider needs both ends to judge a link
+            add(new(ResourceView, fields))
+            attributes = fields[2]
             for end in (attributes["source"], attributes["target"]):
                 if end not in viewed and (cluster := clusters.get(end)) is not None:
                     viewed.add(end)
                     add(new(ResourceView, ("cluster", end, cluster.attributes, cluster.computed)))
-        elif r.name not in viewed:  # (a cluster already viewed as a link's end is that very view)
-            viewed.add(r.name)
-            add(new(ResourceView, (r.type, r.name, r.attributes, r.computed)))
-    reports = ws.provider.status(StatusRequest(resources=views)).statuses if views else {}
-    result = []
-    append = result.append
-    shown: dict[int, tuple[str, list[dict]]] = {}  # a report the provider shares, shown by one tuple
-    for r, address in zip(resources, addresses):
-        if r.pending is not None:  # newer than a failure it may have been retrying
-            append(("PENDING", [{"type": "Applied", "status": "Unknown", "reason": "ApplyInterrupted", "message": _pending_message(r)}]))
-        elif r.status.phase == "FAILED":
-            append(("FAILED", [{"type": "Applied", "status": "False", "reason": "ApplyFailed", "message": r.status.reason or ""}]))
-        elif (report := reports.get(address)) is None:
-            append(("INIT", []))
-        elif (seen := shown.get(id(report))) is not None:
-            append(seen)
-        else:
-            shown[id(report)] = seen = (report.phase, report.conditions)
-            append(seen)
+        elif fields[1] not in viewed:  # (a cluster already viewed as a link's end is that very view)
+            viewed.add(fields[1])
+            add(new(ResourceView, fields))
+    get = (ws.provider.status(StatusRequest(resources=views)).statuses if views else {}).get
+    result = [(report.phase, report.conditions) if (report := get(address)) is not None else ("INIT", []) for address in addresses]
+    for index in settled:
+        result[index] = _settled(resources[index])
     return result
+
+
+def _settled(r: ResourceState) -> tuple[str, list[dict]]:
+    """The phase of a resource the provider is not asked about, and why."""
+    if r.pending is not None:  # newer than a failure it may have been retrying
+        return ("PENDING", [{"type": "Applied", "status": "Unknown", "reason": "ApplyInterrupted", "message": _pending_message(r)}])
+    return ("FAILED", [{"type": "Applied", "status": "False", "reason": "ApplyFailed", "message": r.status.reason or ""}])
 
 
 def _pending_message(r: ResourceState) -> str:
