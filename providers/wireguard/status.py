@@ -61,7 +61,7 @@ def observe(provider, request: StatusRequest, now: float | None = None) -> Statu
         unknown = {"type": "HandshakeObserved", "status": "Unknown", "reason": "NoStatusCommand", "message": NO_STATUS_COMMAND}
         # Without a probe every resource reads the same: one report, shared.
         same = ResourceStatusReport("INIT", [CONFIGS_WRITTEN, unknown])
-        return StatusResponse({v.address: same for v in request.resources})
+        return StatusResponse({f"{v.type}.{v.name}": same for v in request.resources})  # (address, without the call)
 
     # An external peer is managed elsewhere: it is never probed; its links are judged by the other end.
     external = [v for v in clusters.values() if "public_key" in v.attributes]
