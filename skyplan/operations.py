@@ -137,6 +137,9 @@ def _opened(source: Opens) -> Iterator[Workspace]:
         yield ws
     finally:
         ws.close()
+        # With its configuration and the state it read: freed by the exit of a console script
+        # at once, not object by object when the command returns (collector.keep_to_the_end).
+        collector.keep_to_the_end(ws)
 
 
 # -- skyplan ---------------------------------------------------------------------------------
@@ -179,6 +182,7 @@ def plan(
 
         choices = plan_choices(result)
         console.show(render_saved_note(out, None if source.default else source.file, source.variables is not None, choices))
+    collector.keep_to_the_end(result)
     return result
 
 
@@ -214,6 +218,7 @@ def apply(
         with ws.locked(words.verb, lock_timeout) as lock:
             prior = ws.read_state()
             result = selection.plan(ws, prior)
+            collector.keep_to_the_end((prior, result))
             ws.remember_config()
             if not as_json:
                 console.show(render_plan(result, console.style, compact=compact))
@@ -400,7 +405,6 @@ def get(
                     shown = key
                 ws.remember_checked()
                 if not watch:
-                    collector.keep_to_the_end(ws)  # with the state it read
                     return
                 sleep(every)
         except KeyboardInterrupt:
