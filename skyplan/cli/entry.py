@@ -77,8 +77,8 @@ def _exit_at_once(code: int) -> None:
     """End the process with `code` once the command is done, without the interpreter's teardown.
 
     A normal exit frees every object one by one and clears every module (the state, the
-    configuration, pydantic's validators): 25-35 ms of every command, a tenth of a `skyctl get`,
-    for memory the system takes back at once anyway. What an exit must still do is done first:
+    configuration, pydantic's validators): 10-15 ms of every command, for memory the system
+    takes back at once anyway. What an exit must still do is done first:
     the atexit handlers run and the output is flushed. Returns, leaving the normal exit to it,
     when threads are still running (that exit waits for them) or the output cannot be flushed
     (that exit reports it as it always has).
