@@ -342,8 +342,7 @@ def observe_each(
         fields = _VIEWED(r)
         if fields[0] == "link":  # the provider needs both ends to judge a link
             add(new(ResourceView, fields))
-            attributes = fields[2]
-            for end in (attributes["source"], attributes["target"]):
+            for end in r.ends:
                 if end not in viewed and (cluster := clusters.get(end)) is not None:
                     viewed.add(end)
                     add(new(ResourceView, ("cluster", end, cluster.attributes, cluster.computed)))

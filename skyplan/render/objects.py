@@ -80,8 +80,7 @@ def link_rows(links: list[ResourceState], phases: list[str], display: Display = 
     rows = []
     append = rows.append
     for link, phase in zip(links, phases):
-        attributes = link.attributes  # the ends, read as ResourceState.ends does, without the call
-        append((link.name, attributes["source"], attributes["target"], phase, _age_now(link.created, second)))
+        append((link.name, *link.ends, phase, _age_now(link.created, second)))
     return rows
 
 
