@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from skyplan.errors import SkyplanError
@@ -308,37 +309,58 @@ def _config(clusters: list[ClusterSpec], links: list[LinkSpec], transit: dict[st
 
 
 def observe(ws: Workspace, state: State | None, resources: list[ResourceState]) -> dict[str, tuple[str, list[dict]]]:
-    """Each resource's phase and conditions: PENDING where an interrupted run left work undone,
-    FAILED as recorded, otherwise as the provider sees it."""
+    """Each resource's phase and conditions, by address: PENDING where an interrupted run left
+    work undone, FAILED as recorded, otherwise as the provider sees it."""
+    addresses = [f"{r.type}.{r.name}" for r in resources]
+    return dict(zip(addresses, observe_each(ws, state, resources, addresses)))
+
+
+# A ResourceView's fields, read from a ResourceState in one call (in C, not four lookups).
+_VIEWED = attrgetter("type", "name", "attributes", "computed")
+
+
+def observe_each(
+    ws: Workspace, state: State | None, resources: list[ResourceState], addresses: list[str] | None = None
+) -> list[tuple[str, list[dict]]]:
+    """observe(), as a list in the order of `resources` (`addresses`: theirs, if made already)."""
     from skyplan.sdk import ResourceView, StatusRequest
 
-    # Read for every resource of a `skyctl get` (and every 2 s of a watch): addresses are made once.
+    # Read for every resource of a `skyctl get` (and every 2 s of a watch): addresses are made
+    # once, views are built as plain tuples (ResourceView's own __new__ is a Python function).
+    if addresses is None:
+        addresses = [f"{r.type}.{r.name}" for r in resources]
     clusters = {r.name: r for r in state.resources if r.type == "cluster"} if state else {}
-    addresses = [f"{r.type}.{r.name}" for r in resources]
-    views: dict[str, ResourceView] = {}
+    new = tuple.__new__
+    views: list[ResourceView] = []
+    add = views.append
     viewed: set[str] = set()  # the clusters in `views`, by name
-    for r, address in zip(resources, addresses):
+    settled: list[int] = []  # the resources whose phase the state says, by index
+    for index, r in enumerate(resources):
         if r.pending is not None or r.status.phase == "FAILED":
+            settled.append(index)
             continue
-        views[address] = ResourceView(r.type, r.name, r.attributes, r.computed)
-        if r.type == "link":  # the provider needs both ends to judge a link
+        fields = _VIEWED(r)
+        if fields[0] == "link":  # the provider needs both ends to judge a link
+            add(new(ResourceView, fields))
             for end in r.ends:
                 if end not in viewed and (cluster := clusters.get(end)) is not None:
                     viewed.add(end)
-                    views[f"cluster.{end}"] = ResourceView("cluster", end, cluster.attributes, cluster.computed)
-        else:
-            viewed.add(r.name)
-    reports = ws.provider.status(StatusRequest(resources=list(views.values()))).statuses if views else {}
-    result = {}
-    for r, address in zip(resources, addresses):
-        if r.pending is not None:  # newer than a failure it may have been retrying
-            result[address] = ("PENDING", [{"type": "Applied", "status": "Unknown", "reason": "ApplyInterrupted", "message": _pending_message(r)}])
-        elif r.status.phase == "FAILED":
-            result[address] = ("FAILED", [{"type": "Applied", "status": "False", "reason": "ApplyFailed", "message": r.status.reason or ""}])
-        else:
-            report = reports.get(address)
-            result[address] = (report.phase, report.conditions) if report else ("INIT", [])
+                    add(new(ResourceView, ("cluster", end, cluster.attributes, cluster.computed)))
+        elif fields[1] not in viewed:  # (a cluster already viewed as a link's end is that very view)
+            viewed.add(fields[1])
+            add(new(ResourceView, fields))
+    get = (ws.provider.status(StatusRequest(resources=views)).statuses if views else {}).get
+    result = [(report.phase, report.conditions) if (report := get(address)) is not None else ("INIT", []) for address in addresses]
+    for index in settled:
+        result[index] = _settled(resources[index])
     return result
+
+
+def _settled(r: ResourceState) -> tuple[str, list[dict]]:
+    """The phase of a resource the provider is not asked about, and why."""
+    if r.pending is not None:  # newer than a failure it may have been retrying
+        return ("PENDING", [{"type": "Applied", "status": "Unknown", "reason": "ApplyInterrupted", "message": _pending_message(r)}])
+    return ("FAILED", [{"type": "Applied", "status": "False", "reason": "ApplyFailed", "message": r.status.reason or ""}])
 
 
 def _pending_message(r: ResourceState) -> str:

@@ -137,6 +137,9 @@ def _opened(source: Opens) -> Iterator[Workspace]:
         yield ws
     finally:
         ws.close()
+        # With its configuration and the state it read: freed by the exit of a console script
+        # at once, not object by object when the command returns (collector.keep_to_the_end).
+        collector.keep_to_the_end(ws)
 
 
 # -- skyplan ---------------------------------------------------------------------------------
@@ -179,6 +182,7 @@ def plan(
 
         choices = plan_choices(result)
         console.show(render_saved_note(out, None if source.default else source.file, source.variables is not None, choices))
+    collector.keep_to_the_end(result)
     return result
 
 
@@ -214,6 +218,7 @@ def apply(
         with ws.locked(words.verb, lock_timeout) as lock:
             prior = ws.read_state()
             result = selection.plan(ws, prior)
+            collector.keep_to_the_end((prior, result))
             ws.remember_config()
             if not as_json:
                 console.show(render_plan(result, console.style, compact=compact))
@@ -392,8 +397,8 @@ def get(
         try:
             while True:
                 with collector.paused():
-                    text, key = _snapshot(ws, kind, name, output)
-                if key != shown:
+                    text, key = _snapshot(ws, kind, name, output, keyed=watch)
+                if shown is None or key != shown:
                     if shown is not None:
                         console.show("\n")
                     console.show(text)
@@ -406,33 +411,36 @@ def get(
             return  # Ctrl-C ends a watch; that is success, not an error
 
 
-def _snapshot(ws: Workspace, kind: str, name: str | None, output: str) -> tuple[str, object]:
-    """The text to show, and what a redraw depends on (not AGE, which changes every second)."""
+def _snapshot(ws: Workspace, kind: str, name: str | None, output: str, keyed: bool = True) -> tuple[str, object]:
+    """The text to show, and what a redraw depends on (not AGE, which changes every second);
+    `keyed=False`: shown once, no redraw to decide, so () stands for the key."""
     from itertools import chain
 
-    from skyplan.imperative import observe
+    from skyplan.imperative import observe_each
     from skyplan.render import objects
 
     state = ws.read_state()
     resources = [r for r in (state.resources if state else []) if r.type == kind and (name is None or r.name == name)]
     if name is not None and not resources:
         raise SkyplanError(f"{kind.capitalize()} '{name}' not found.")
-    phases = observe(ws, state, resources)
-    # Every resource, on every redraw of a watch: its address made once. The key is one flat
-    # tuple of strings (address, ends, phase for each): a tuple per resource would be 100,000
-    # objects for the collector to scan, kept alive through the whole redraw.
+    # Every resource, on every redraw of a watch: its address made once.
     prefix = f"{kind}."
     addresses = [prefix + r.name for r in resources]
-    shown = [phases[address][0] for address in addresses]
-    if kind == "link":
-        key = tuple(chain.from_iterable((address, *r.ends, phase) for address, r, phase in zip(addresses, resources, shown)))
-    else:
-        key = tuple(chain.from_iterable(zip(addresses, shown)))
+    observed = observe_each(ws, state, resources, addresses)
+    shown = [phase for phase, _ in observed]
+    key: tuple[str, ...] = ()
+    if keyed:
+        # One flat tuple of strings (address, ends, phase for each): a tuple per resource would
+        # be 100,000 objects for the collector to scan, kept alive through the whole redraw.
+        if kind == "link":
+            key = tuple(chain.from_iterable((address, *r.ends, phase) for address, r, phase in zip(addresses, resources, shown)))
+        else:
+            key = tuple(chain.from_iterable(zip(addresses, shown)))
     # What the provider's computed values add to the views (WireGuard: a cluster's ADDRESS).
     display = type(ws.provider).display_spec.get(kind, objects.NO_DISPLAY)
     if output != "table":
         build = objects.link_object if kind == "link" else objects.cluster_object
-        items = [build(r, *phases[r.address], display=display) for r in resources]
+        items = [build(r, phase, conditions, display=display) for r, (phase, conditions) in zip(resources, observed)]
         return objects.render_objects(items, output, kind.capitalize(), single=name is not None), key
     if not resources:
         return f"No {kind}s found.\n", key

@@ -23,6 +23,7 @@ def console_script(monkeypatch):
     collector.settle_in_this_process()
     yield
     gc.unfreeze()
+    collector._KEPT.clear()  # what the test's commands held to "the end", which is this
 
 
 @pytest.mark.parametrize("output", ["yaml", "json"])
@@ -49,3 +50,23 @@ def test_library_use_freezes_nothing(applied: Path, skyplan, skyctl) -> None:
     assert "No changes." in skyplan("plan").output
     assert skyctl("get", "link").exit_code == 0
     assert gc.get_freeze_count() == before
+
+
+def test_library_use_keeps_nothing_to_the_end(applied: Path, skyctl) -> None:
+    from skyplan import collector
+
+    assert skyctl("get", "link").exit_code == 0
+    assert collector._KEPT == [], "a library caller's process lives on: what a get read must be freed"
+
+
+def test_a_console_script_get_keeps_its_workspace_to_the_end(applied: Path, skyctl, console_script) -> None:
+    from skyplan import collector
+    from skyplan.workspace import Workspace
+
+    assert skyctl("get", "link").exit_code == 0
+    assert [type(kept) for kept in collector._KEPT] == [Workspace]
+    # A watch lives on: nothing of its redraws is held.
+    collector._KEPT.clear()
+    collector.keep_collecting()
+    collector.keep_to_the_end(object())
+    assert collector._KEPT == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from skyplan.sdk import Diagnostic, ResourceStatusReport, ResourceView, StatusRequest, StatusResponse
@@ -62,7 +61,7 @@ def observe(provider, request: StatusRequest, now: float | None = None) -> Statu
         unknown = {"type": "HandshakeObserved", "status": "Unknown", "reason": "NoStatusCommand", "message": NO_STATUS_COMMAND}
         # Without a probe every resource reads the same: one report, shared.
         same = ResourceStatusReport("INIT", [CONFIGS_WRITTEN, unknown])
-        return StatusResponse({v.address: same for v in request.resources})
+        return StatusResponse({f"{v.type}.{v.name}": same for v in request.resources})  # (address, without the call)
 
     # An external peer is managed elsewhere: it is never probed; its links are judged by the other end.
     external = [v for v in clusters.values() if "public_key" in v.attributes]
@@ -71,6 +70,10 @@ def observe(provider, request: StatusRequest, now: float | None = None) -> Statu
     if on_gateways:
         dumps.update(_from_gateways(provider, on_gateways))
     if template:
+        # Imported here: threads (and the logging they import) are only for probes, and
+        # `skyctl get` without a status_command reads no dump at all.
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=hooks.AT_ONCE) as pool:
             dumps.update(zip((v.name for v in local), pool.map(lambda view: _probe(template, view, provider.settings.hook_timeout), local)))
     else:

@@ -202,12 +202,12 @@ def variables_options(command):
 
 def collect_variables(var_items: tuple[str, ...], var_files: tuple[str, ...]) -> dict | None:
     """None when no variable was given: then only a `.j2` file is rendered as a template."""
+    if not var_items and not var_files:
+        return None  # before the imports: the template modules bring the sandbox with them
     from pathlib import Path
 
     from skyplan.config.template import load_var_file, parse_var
 
-    if not var_items and not var_files:
-        return None
     values: dict = {}
     for path in var_files:
         values.update(load_var_file(Path(path)))

