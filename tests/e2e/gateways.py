@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
+import shlex
 import shutil
 import signal
 import subprocess
@@ -46,10 +48,15 @@ def missing_gateway_prerequisites() -> list[str]:
 class GatewayLab(Lab):
     """`GatewayLab(["a", "b"], workdir)`: gateways a and b reachable as Host aliases `a` and `b`."""
 
+    # A gateway is a host of its own, with its own empty home: sshd runs each command through the
+    # user's login shell, which would otherwise read this machine's ~/.bashrc (on a CI machine:
+    # `pyenv init`, whose rehash takes a lock that makes concurrent sessions wait up to 60 s, and
+    # a session killed while holding it leaves every later one waiting).
     HOLDER_MOUNTS = (
         "mkdir -p /etc/wireguard /run/wireguard"
         " && mount -t tmpfs -o mode=0700 tmpfs /etc/wireguard"
         " && mount -t tmpfs -o mode=0700 tmpfs /run/wireguard"
+        f" && mount -t tmpfs -o mode=0700 tmpfs {shlex.quote(pwd.getpwnam('root').pw_dir)}"
     )
 
     def __init__(self, gateways: Sequence[str], workdir: Path) -> None:

@@ -45,6 +45,16 @@ def test_each_gateway_sees_its_own_etc_wireguard(gateway_lab: GatewayLab) -> Non
     assert not Path("/etc/wireguard/only-on-a").exists()
 
 
+def test_a_gateway_has_a_home_of_its_own(gateway_lab: GatewayLab) -> None:
+    # Its login shell reads nothing of this machine's home (a ~/.bashrc that runs pyenv made
+    # every session of a busy CI machine wait on pyenv's lock).
+    (gateway,) = gateways(gateway_lab, "a")
+    with Connections() as ssh:
+        listed = ssh.run(gateway, ["sh", "-c", 'ls -A "$HOME"'])
+    assert listed.exit_code == 0, listed.stderr
+    assert listed.stdout == b""
+
+
 def test_argv_arrives_verbatim_and_nothing_is_injected(gateway_lab: GatewayLab) -> None:
     marker = "/etc/wireguard/injected"
     hostile = [
