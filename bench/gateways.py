@@ -400,16 +400,13 @@ def ssh_version() -> str:
 
 
 def bench_lab(gateways: list[str], workdir: Path):
-    """The lab of tests/e2e/gateways.py, except that each gateway's root has a home of its own, as
-    a fresh host has (/etc/skel's files): sessions on a gateway would otherwise run the shell
-    start-up files of this machine's root, which may be a developer's (pyenv, cargo), and time
-    them on every remote command."""
+    """The lab of tests/e2e/gateways.py, whose gateways each have an empty home of their own,
+    with the shell start-up files a fresh host's root has (/etc/skel's): every remote command
+    runs them, as on a real gateway, and none of this machine's root (pyenv, cargo)."""
     from tests.e2e.gateways import GatewayLab
 
     class BenchLab(GatewayLab):
-        HOLDER_MOUNTS = GatewayLab.HOLDER_MOUNTS + (
-            " && mount -t tmpfs -o mode=0700 tmpfs /root && { cp -p /etc/skel/.bashrc /etc/skel/.profile /root/ 2>/dev/null || true; }"
-        )
+        HOLDER_MOUNTS = GatewayLab.HOLDER_MOUNTS + " && { cp -p /etc/skel/.bashrc /etc/skel/.profile /root/ 2>/dev/null || true; }"
 
     return BenchLab(gateways, workdir)
 
