@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -129,7 +130,8 @@ def parse(text: str, path: Path, display: str, *, yaml: Any = None) -> Source:
 
 
 def parse_fast(text: str, path: Path, display: str) -> Source | None:
-    """Plain data straight from libyaml's events, without positions: None at the first sign of trouble.
+    """Plain data without positions, line by line (config/block_lines.py) or else straight from
+    libyaml's events: None at the first sign of trouble.
 
     Valid files, the common case, load several times faster this way; anything this path does
     not accept is parsed again by `parse`, which keeps positions for the messages. What it
@@ -146,8 +148,13 @@ def parse_fast(text: str, path: Path, display: str) -> Source | None:
         # libyaml takes tabs where ruamel's scanner refuses them (`key:\tvalue`), and a document
         # end marker (`...`) where no document is open.
         return None
+    from skyplan.config import block_lines
+
     try:
-        documents = _FastBuilder(text).documents()
+        # Most files are plain block mappings and lists, read line by line; the rest by libyaml.
+        # A plain value the resolver declines (a date, say) stops both: it raises, to `parse`.
+        data = block_lines.read(text, _plain_resolver(), MAX_EXPANDED_NODES)
+        documents = [data] if data is not None else _FastBuilder(text).documents()
     except Exception:  # noqa: BLE001 - every failure, libyaml's included, is reported by the slow path instead
         return None
     if documents is None:
@@ -178,8 +185,7 @@ class _FastBuilder:
         self._text = text
         self._events = _ruamel_yaml.CParser(text)
         self._scalars: dict[str, Any] = {}  # plain scalar text -> its value: most repeat (keys, names)
-        resolver, self._construct = _yaml12_scalars()
-        self._patterns = resolver.versioned_resolver
+        self._resolve = _plain_resolver()
 
     def documents(self) -> list[Any] | None:
         from ruamel.yaml import events as ev
@@ -282,19 +288,6 @@ class _FastBuilder:
         text = self._text
         return text.startswith(indicator + name, index) and (end == len(text) or text[end] in " \r\n,[]{}")
 
-    def _resolve(self, text: str) -> Any:
-        """A plain scalar's value, as ruamel's YAML 1.2 resolver and safe constructor make it."""
-        for tag, pattern in self._patterns.get(text[0] if text else "", ()):
-            if pattern.match(text):
-                break
-        else:
-            return text
-        if tag not in _CONSTRUCTED:
-            raise _Decline  # timestamps, merge keys, `=`: rare in links.yaml, and typed apart by `parse`
-        value = self._construct(tag, text)
-        if type(value) is int and not -(2**63) <= value < 2**63:
-            raise _Decline  # beyond 64 bits: refused, with its position, by `parse`
-        return value
 
 
 _BLOCK = ("|", ">")
@@ -326,6 +319,29 @@ def _yaml12_scalars() -> tuple[Any, Any]:
         return constructor.construct_non_recursive_object(ScalarNode(tag, text))
 
     return yaml.resolver, construct
+
+
+@lru_cache(maxsize=1)
+def _plain_resolver() -> Callable[[str], Any]:
+    """A function making a plain scalar's value as ruamel's YAML 1.2 resolver and safe constructor
+    do; it raises _Decline for what the fast path leaves to `parse`."""
+    resolver, construct = _yaml12_scalars()
+    patterns = resolver.versioned_resolver
+
+    def resolve(text: str) -> Any:
+        for tag, pattern in patterns.get(text[0] if text else "", ()):
+            if pattern.match(text):
+                break
+        else:
+            return text
+        if tag not in _CONSTRUCTED:
+            raise _Decline  # timestamps, merge keys, `=`: rare in links.yaml, and typed apart by `parse`
+        value = construct(tag, text)
+        if type(value) is int and not -(2**63) <= value < 2**63:
+            raise _Decline  # beyond 64 bits: refused, with its position, by `parse`
+        return value
+
+    return resolve
 
 
 def _depth_limited_scanner() -> type:
