@@ -15,12 +15,15 @@ document, odd indentation, a duplicate or non-string key. What it accepts it rea
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
+from skyplan.config.scalars import plain_value
+
 # Only printable characters and '\n': no tab, no CR, and none of what libyaml and ruamel read
-# differently (NEL, LS and PS, YAML 1.1's line breaks; a BOM); no surrogate.
-_UNUSUAL_CHARACTER = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+# differently (NEL, LS and PS, YAML 1.1's line breaks; a BOM); no surrogate. (Written as the
+# characters refused: the class of those allowed takes milliseconds to compile, at every start.)
+_UNUSUAL_CHARACTER = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 
 # A plain value: characters that never start or end a YAML token here. It may not start with an
 # indicator ('-' only before a digit or '.', as in -1 or -.5) nor end with ':' (a key); no space
@@ -47,11 +50,11 @@ class _Decline(Exception):
     """This text is left to libyaml."""
 
 
-def read(text: str, resolve: Callable[[str], Any], max_values: int) -> Any | None:
+def read(text: str, max_values: int) -> Any | None:
     """The data of `text`, one document of the layout above, or None to have libyaml read it.
 
-    `resolve` makes a plain value's Python value as `source.parse` does (and may raise to decline);
-    more than `max_values` values decline, so that the careful path counts them.
+    More than `max_values` values decline, so that the careful path counts them. A plain value
+    that scalars.plain_value refuses raises its error: libyaml's path would refuse it too.
     """
     if not text.endswith("\n"):
         text += "\n"
@@ -61,7 +64,7 @@ def read(text: str, resolve: Callable[[str], Any], max_values: int) -> Any | Non
     if 2 * text.count("\n") + text.count(",") + 2 * text.count("[") > max_values:
         return None
     try:
-        return _Reader(resolve).document(_chunks(text))
+        return _Reader().document(_chunks(text))
     except _Decline:
         return None
 
@@ -77,8 +80,8 @@ def _chunks(text: str) -> Iterator[list[tuple[str, ...]]]:
 
 
 class _Reader:
-    def __init__(self, resolve: Callable[[str], Any]):
-        self._resolve = resolve
+    def __init__(self) -> None:
+        self._resolve = plain_value
         self._scalars: dict[str, Any] = {}  # plain text -> its value: names and ends repeat
 
     def document(self, chunks: Iterator[list[tuple[str, ...]]]) -> Any:

@@ -28,11 +28,11 @@ P = Path("x.yaml")
 
 
 def read(text: str, max_values: int = source.MAX_EXPANDED_NODES):
-    """The line reader's data of `text`, or None: what it declines, and what its resolver refuses
-    (parse_fast then gives up too)."""
+    """The line reader's data of `text`, or None: what it declines, and plain values that
+    scalars.plain_value refuses (parse_fast then gives up too)."""
     try:
-        return block_lines.read(text, source._plain_resolver(), max_values)
-    except Exception:  # noqa: BLE001 - the resolver declines by raising
+        return block_lines.read(text, max_values)
+    except Exception:  # noqa: BLE001 - plain_value declines by raising
         return None
 
 
