@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -63,6 +64,12 @@ def _port(text: str, whole: str) -> int:
 
 def parse_network(text: str) -> IPNetwork:
     """Raise ValueError with a reason, and a suggestion when only host bits are wrong."""
+    # Loading a configuration reads each subnet three times (the rules, the provider's rules, the
+    # desired resources): it is parsed once. Networks are immutable; errors are not remembered.
+    return _parsed_network(text) if type(text) is str else _parse_network(text)
+
+
+def _parse_network(text: str) -> IPNetwork:
     if "/" not in text:
         raise ValueError(f"'{text}' is not a network in CIDR form, such as 10.0.0.0/16")
     try:
@@ -77,6 +84,9 @@ def parse_network(text: str) -> IPNetwork:
     if zone is not None:
         raise ValueError(f"'{text}' has a zone index ('%{zone}'), {ZONE_REASON}")
     return network
+
+
+_parsed_network = lru_cache(maxsize=1 << 16)(_parse_network)
 
 
 def overlapping_pairs(networks: list[tuple[IPNetwork, object]]) -> list[tuple[tuple[IPNetwork, object], tuple[IPNetwork, object]]]:
