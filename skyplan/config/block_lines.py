@@ -44,6 +44,7 @@ _LINE = re.compile(
 _CHUNK = 64 * 1024  # characters matched at a time
 _MAX_NESTING = 32  # far below source.MAX_DEPTH; links.yaml nests four deep
 _MISSING = object()
+_NOT_PLAIN = "\"'["  # the first character of a quoted value or a flow list
 
 
 class _Decline(Exception):
@@ -149,10 +150,15 @@ class _Reader:
                     name = scalars[key] = resolve(key)
                 if type(name) is not str or name in current:
                     raise _Decline  # `true:`, `null:`; a duplicate key
-                if value:
-                    current[name] = value_of(value)
-                else:
+                if not value:
                     pending = name
+                elif value[0] in _NOT_PLAIN:
+                    current[name] = value_of(value)
+                else:  # inline for the common case, a plain value (most values of a file)
+                    plain = scalars.get(value, _MISSING)
+                    if plain is _MISSING:
+                        plain = scalars[value] = resolve(value)
+                    current[name] = plain
         if not started:
             raise _Decline  # no document, or one without a mapping
         if pending is not _MISSING:
