@@ -9,7 +9,7 @@ Anything else declines (returns None), and `source.parse_fast` reads the text th
 instead: a tag, anchor or alias, a flow mapping, a quoted key, a character a plain value does not
 usually hold (`#`, `,`, `[`, a space), an escape, a value going on over several lines, a second
 document, odd indentation, a duplicate or non-string key. What it accepts it reads exactly as
-`source.parse` does (tests/config/test_fast_parity.py compares them).
+`source.parse` does (tests/config/test_block_lines.py and test_fast_parity.py compare them).
 """
 
 from __future__ import annotations
