@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from skyplan.config import scalars
 from skyplan.config.diagnostics import Diagnostic
 from skyplan.errors import ConfigError
 
@@ -129,7 +129,8 @@ def parse(text: str, path: Path, display: str, *, yaml: Any = None) -> Source:
 
 
 def parse_fast(text: str, path: Path, display: str) -> Source | None:
-    """Plain data straight from libyaml's events, without positions: None at the first sign of trouble.
+    """Plain data without positions, line by line (config/block_lines.py) or else straight from
+    libyaml's events: None at the first sign of trouble.
 
     Valid files, the common case, load several times faster this way; anything this path does
     not accept is parsed again by `parse`, which keeps positions for the messages. What it
@@ -146,8 +147,13 @@ def parse_fast(text: str, path: Path, display: str) -> Source | None:
         # libyaml takes tabs where ruamel's scanner refuses them (`key:\tvalue`), and a document
         # end marker (`...`) where no document is open.
         return None
+    from skyplan.config import block_lines
+
     try:
-        documents = _FastBuilder(text).documents()
+        # Most files are plain block mappings and lists, read line by line; the rest by libyaml.
+        # A plain value that scalars.plain_value declines (a date, say) stops both: it raises.
+        data = block_lines.read(text, MAX_EXPANDED_NODES)
+        documents = [data] if data is not None else _FastBuilder(text).documents()
     except Exception:  # noqa: BLE001 - every failure, libyaml's included, is reported by the slow path instead
         return None
     if documents is None:
@@ -165,8 +171,8 @@ class _FastBuilder:
     """Plain dicts, lists and scalars from libyaml's event stream, refusing what is unusual.
 
     ruamel's pure-Python composer and constructor cost most of loading a large file; links.yaml
-    uses a small part of YAML, which is built here directly: untagged scalars resolved with
-    ruamel's own YAML 1.2 patterns and constructors, mappings with string keys, lists, and
+    uses a small part of YAML, which is built here directly: untagged scalars typed by
+    scalars.plain_value (ruamel's YAML 1.2 rules), mappings with string keys, lists, and
     aliases to finished nodes. Anything else (a tag, a %TAG directive, a duplicate or non-string
     key, a merge key `<<`, a timestamp, nesting beyond MAX_DEPTH, an integer beyond 64 bits, a
     reused anchor, more than MAX_EXPANDED_NODES values) declines, and `parse` decides.
@@ -178,8 +184,7 @@ class _FastBuilder:
         self._text = text
         self._events = _ruamel_yaml.CParser(text)
         self._scalars: dict[str, Any] = {}  # plain scalar text -> its value: most repeat (keys, names)
-        resolver, self._construct = _yaml12_scalars()
-        self._patterns = resolver.versioned_resolver
+        self._resolve = scalars.plain_value
 
     def documents(self) -> list[Any] | None:
         from ruamel.yaml import events as ev
@@ -195,7 +200,7 @@ class _FastBuilder:
                 if event.version is not None or event.tags:  # DocumentStartEvent: %YAML, %TAG
                     return None
                 found.append(self._document(get, ev))
-        except _Decline:
+        except (_Decline, scalars.Declined):
             return None
         finally:
             self._events.dispose()
@@ -282,50 +287,10 @@ class _FastBuilder:
         text = self._text
         return text.startswith(indicator + name, index) and (end == len(text) or text[end] in " \r\n,[]{}")
 
-    def _resolve(self, text: str) -> Any:
-        """A plain scalar's value, as ruamel's YAML 1.2 resolver and safe constructor make it."""
-        for tag, pattern in self._patterns.get(text[0] if text else "", ()):
-            if pattern.match(text):
-                break
-        else:
-            return text
-        if tag not in _CONSTRUCTED:
-            raise _Decline  # timestamps, merge keys, `=`: rare in links.yaml, and typed apart by `parse`
-        value = self._construct(tag, text)
-        if type(value) is int and not -(2**63) <= value < 2**63:
-            raise _Decline  # beyond 64 bits: refused, with its position, by `parse`
-        return value
 
 
 _BLOCK = ("|", ">")
 _KEY = object()  # marks "the next node is a key" (and a cache miss)
-_CONSTRUCTED = {f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float")}
-
-
-@lru_cache(maxsize=1)
-def _yaml12_scalars() -> tuple[Any, Any]:
-    """ruamel's YAML 1.2 resolver, and a function making a plain scalar's value as ruamel's safe
-    constructor does: its own patterns and code, so both paths read `0o17` or `.inf` alike.
-
-    `parse_fast` refuses %YAML directives, so the version is always 1.2 there.
-    """
-    from ruamel.yaml import YAML
-    from ruamel.yaml.nodes import ScalarNode
-    from ruamel.yaml.resolver import VersionedResolver
-
-    class Yaml12Resolver(VersionedResolver):
-        @property
-        def processing_version(self) -> Any:
-            return (1, 2)
-
-    yaml = YAML(typ="safe", pure=False)
-    yaml.Resolver = Yaml12Resolver
-    constructor = yaml.constructor
-
-    def construct(tag: str, text: str) -> Any:
-        return constructor.construct_non_recursive_object(ScalarNode(tag, text))
-
-    return yaml.resolver, construct
 
 
 def _depth_limited_scanner() -> type:
