@@ -912,6 +912,7 @@ class WireGuardProvider(Provider):
         batches: dict[Path, atomic.Batch] = {}  # by the folder they are reached from
         owners: dict[Path, str] = {}
         seen = {} if seen is None else seen
+        sections = seen.setdefault(_SECTIONS, {})  # peers' [Peer] sections, the same in every file
         try:
             for name in names:
                 if name in failed:
@@ -932,7 +933,7 @@ class WireGuardProvider(Provider):
                         mismatch = self._key_mismatch(name, private, clusters[name].computed.get("public_key"))
                         if mismatch:
                             raise keys.KeyFileError(mismatch)
-                    text = conf.render(self._cluster_conf(clusters[name], world, peering, seen, psks), private)
+                    text = conf.render(self._cluster_conf(clusters[name], world, peering, seen, psks), private, sections)
                     path = self.config_path(clusters[name])
                     within = self.within(path)
                     if name not in subjects and _current_text(path, within) == text:
@@ -1413,6 +1414,7 @@ def _networks(name: str, world: dict[str, ResourceView]) -> tuple[str, ...]:
 
 
 _TRANSIT = ("transit groups",)  # the key of the world's _Transit in `seen`: never a cluster name
+_SECTIONS = ("peer sections",)  # the key of conf.render's memo in `seen`: never a cluster name
 
 
 class _Transit:
