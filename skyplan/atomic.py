@@ -410,11 +410,12 @@ class Batch:
 
     The system calls of many small files (create, write, fsync) dominate their cost and release
     the GIL, so a pool of threads stages the files as they are added (a few at a time), while
-    the caller renders the next ones. With `workers=0` the caller stages each file itself as it
-    is added: on a busy processor (or one the caller keeps busy) the pool's threads wait for the
-    GIL after each system call, longer than the calls take. `commit` waits for them, makes their data durable, renames every staged
-    file into place in the order added, then makes the renames durable: no file is in place
-    before its data is on disk, and a file that could not be staged leaves what was there as it was.
+    the caller renders the next ones. With `workers=0` the caller stages them itself, a few at a
+    time as they are added: a pool's threads wait for the GIL after each system call while the
+    caller keeps the processor busy, longer than the calls take (the apply's own batches).
+    `commit` waits for the staging, makes the data durable, renames every staged file into place
+    in the order added, then makes the renames durable: no file is in place before its data is
+    on disk, and a file that could not be staged leaves what was there as it was.
 
     Durable means fsync of each file and folder for a few files, and for many (SYNCFS_FROM) one
     syncfs(2) of the file system before the renames and one after: two system calls instead of
