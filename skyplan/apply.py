@@ -16,6 +16,7 @@ from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from skyplan import collector
 from skyplan.construct import trusted
 from skyplan.plan.model import Action, Plan, ResourceChange, count_actions
 from skyplan.plan.moves import apply_moves
@@ -65,6 +66,23 @@ def apply_plan(
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
 ) -> ApplyOutcome:
     """Apply `plan`; always return the resulting state, also when resources failed."""
+    # The records, views and results an apply makes hold no cycles and live until it ends (or
+    # are freed by reference counting): a collection meanwhile only walks them again (one of
+    # 50-70 ms in a full mesh's apply, more in a larger fleet's). Cycles made meanwhile (an
+    # exception's traceback) are collected after it, as the collector was before.
+    with collector.paused():
+        return _apply_plan(plan, prior, store, provider, lock, on_result, checkpoint_seconds)
+
+
+def _apply_plan(
+    plan: Plan,
+    prior: State | None,
+    store: StateStore,
+    provider: Provider,
+    lock: LockInfo | None,
+    on_result: Callable[[ResourceChange, ResourceResult], None] | None,
+    checkpoint_seconds: float,
+) -> ApplyOutcome:
     changes = dependency_order(plan.actionable)
     if not changes:
         return ApplyOutcome(prior or State.new())

@@ -410,9 +410,12 @@ class Batch:
 
     The system calls of many small files (create, write, fsync) dominate their cost and release
     the GIL, so a pool of threads stages the files as they are added (a few at a time), while
-    the caller renders the next ones. `commit` waits for them, makes their data durable, renames every staged
-    file into place in the order added, then makes the renames durable: no file is in place
-    before its data is on disk, and a file that could not be staged leaves what was there as it was.
+    the caller renders the next ones. With `workers=0` the caller stages them itself, a few at a
+    time as they are added: a pool's threads wait for the GIL after each system call while the
+    caller keeps the processor busy, longer than the calls take (the apply's own batches).
+    `commit` waits for the staging, makes the data durable, renames every staged file into place
+    in the order added, then makes the renames durable: no file is in place before its data is
+    on disk, and a file that could not be staged leaves what was there as it was.
 
     Durable means fsync of each file and folder for a few files, and for many (SYNCFS_FROM) one
     syncfs(2) of the file system before the renames and one after: two system calls instead of
@@ -429,7 +432,8 @@ class Batch:
         from concurrent.futures import ThreadPoolExecutor
 
         self._within = within
-        self._pool = ThreadPoolExecutor(max_workers=workers)
+        # No workers: each file is staged as it is added, by the caller (see `add`).
+        self._pool = ThreadPoolExecutor(max_workers=workers) if workers else None
         self._lock = threading.Lock()
         self._folders: dict[tuple, tuple[threading.Lock, list]] = {}  # (head,) or (head, "parent") -> (its lock, [fd or error])
         self._jobs: list[tuple[list[Path], object]] = []  # the files of each job given to the pool, and its future
@@ -456,7 +460,10 @@ class Batch:
     def _hand_over(self) -> None:
         if self._waiting:
             chunk, self._waiting = self._waiting, []
-            self._jobs.append(([item[0] for item in chunk], self._pool.submit(self._stage_all, chunk)))
+            if self._pool is None:
+                self._jobs.append(([item[0] for item in chunk], _Done(self._stage_all(chunk))))
+            else:
+                self._jobs.append(([item[0] for item in chunk], self._pool.submit(self._stage_all, chunk)))
 
     def _stage_all(self, chunk: list[tuple[Path, bytes, int, int | None]]) -> list[str | OSError | UnsafePathError]:
         return [self._stage(*item) for item in chunk]
@@ -560,7 +567,7 @@ class Batch:
         devices = _devices({parent for _, parent, _, _ in staged}) if len(staged) >= SYNCFS_FROM else {}
         whole = {device for device, fd in _one_folder_each(devices).items() if _syncfs(fd)}
         alone = [item for item in staged if devices.get(item[1]) not in whole]
-        for (path, _, _, _), error in zip(alone, self._pool.map(_sync_staged, alone)):
+        for (path, _, _, _), error in zip(alone, self._map(_sync_staged, alone)):
             if error is not None:
                 failures[path] = error
         touched = set()
@@ -576,20 +583,36 @@ class Batch:
         self._jobs = []
         touched_devices = {fd: devices[fd] for fd in touched if devices.get(fd) in whole}
         synced_again = {device for device, fd in _one_folder_each(touched_devices).items() if _syncfs(fd)}
-        list(self._pool.map(os.fsync, [fd for fd in touched if devices.get(fd) not in synced_again]))
+        list(self._map(os.fsync, [fd for fd in touched if devices.get(fd) not in synced_again]))
         return failures
+
+    def _map(self, function: Callable, items: list) -> Iterator:
+        return map(function, items) if self._pool is None else self._pool.map(function, items)
 
     def close(self) -> None:
         """Wait for the pool, close every folder; files staged and never committed are removed."""
         self._waiting = []
         uncommitted = bool(self._jobs)
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         for key, (_, found) in self._folders.items():
             if found and isinstance(found[0], int):
                 if uncommitted and len(key) == 1:  # a file's folder, not one a folder was made in
                     _remove_temporaries(found[0], "*")
                 os.close(found[0])
         self._folders.clear()
+
+
+class _Done:
+    """The outcome of a job done at once, shaped as the pool's future of it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: object) -> None:
+        self._value = value
+
+    def result(self) -> object:
+        return self._value
 
 
 def _current_umask() -> int:

@@ -222,3 +222,24 @@ def test_the_request_is_in_dependency_order_with_the_world_after() -> None:
     (request,) = provider.requests
     assert [(c.address, c.action) for c in request.changes] == [(a, "create") for a in ADDRESSES]
     assert sorted(request.world) == ADDRESSES
+
+
+def test_no_cycle_collection_runs_while_the_provider_applies() -> None:
+    import gc
+
+    collecting = []
+
+    def script(request):
+        collecting.append(gc.isenabled())
+        yield from map(_ok, ADDRESSES)
+
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        apply_plan(PLAN, None, MemoryStateStore(), FakeProvider(script))
+        assert collecting == [False] and gc.isenabled()  # as it was before, after
+        gc.disable()
+        apply_plan(PLAN, None, MemoryStateStore(), FakeProvider(script))
+        assert not gc.isenabled()  # a caller's own choice is kept
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -243,13 +243,18 @@ def test_a_path_that_climbs_out_of_its_anchor_is_refused(root, outside):
     assert tree(outside) == before
 
 
-def test_a_batch_puts_nothing_in_place_before_commit_and_leaves_nothing_when_abandoned(root):
+# Staged by a pool of threads, or by the caller as each file is added (the apply's own batches).
+BATCH_WORKERS = pytest.mark.parametrize("workers", [4, 0], ids=["pool", "inline"])
+
+
+@BATCH_WORKERS
+def test_a_batch_puts_nothing_in_place_before_commit_and_leaves_nothing_when_abandoned(root, workers):
     (root / "a").mkdir()
     (root / "a" / "wgsky0.conf").write_bytes(b"old")
-    with atomic.Batch(root) as batch:
+    with atomic.Batch(root, workers) as batch:
         batch.add(root / "a" / "wgsky0.conf", b"new", 0o600)
         batch.add(root / "b" / "wgsky0.conf", b"B", 0o600, folder_mode=0o700)
-        # Staged in the background: the old file stands until commit, however long that takes.
+        # Staged (in the background, or at once): the old file stands until commit.
         batch._hand_over()
         batch._jobs[-1][1].result()
         assert (root / "a" / "wgsky0.conf").read_bytes() == b"old"
@@ -260,13 +265,14 @@ def test_a_batch_puts_nothing_in_place_before_commit_and_leaves_nothing_when_aba
     assert (root / "a" / "wgsky0.conf").read_bytes() == b"old"
 
 
-def test_a_batch_makes_tightens_and_cleans_the_folders_it_is_asked_to(root, outside):
+@BATCH_WORKERS
+def test_a_batch_makes_tightens_and_cleans_the_folders_it_is_asked_to(root, outside, workers):
     (root / "wide").mkdir(mode=0o755)
     os.chmod(root / "wide", 0o755)
     (root / "wide" / ".wgsky0.conf.0badc0de.tmp").write_bytes(b"left by a killed writer")
     (root / "linked").symlink_to(outside)
     before = tree(outside)
-    with atomic.Batch(root) as batch:
+    with atomic.Batch(root, workers) as batch:
         for name in ("new", "wide", "linked"):
             batch.add(root / name / "wgsky0.conf", name.encode(), 0o600, folder_mode=0o700)
         failures = batch.commit()
@@ -277,8 +283,9 @@ def test_a_batch_makes_tightens_and_cleans_the_folders_it_is_asked_to(root, outs
     assert tree(outside) == before
 
 
+@BATCH_WORKERS
 @pytest.mark.parametrize("syncfs", [True, False])
-def test_a_large_batch_is_made_durable_once_or_file_by_file(root, monkeypatch, syncfs):
+def test_a_large_batch_is_made_durable_once_or_file_by_file(root, monkeypatch, syncfs, workers):
     calls = {"syncfs": 0, "fsync": 0}
     real_fsync = os.fsync
 
@@ -294,7 +301,7 @@ def test_a_large_batch_is_made_durable_once_or_file_by_file(root, monkeypatch, s
     monkeypatch.setattr(atomic, "_syncfs_call", lambda: fake_syncfs if syncfs else None)
     monkeypatch.setattr(os, "fsync", counting_fsync)
     files = [(root / f"c{i}" / "wgsky0.conf", f"{i}".encode(), 0o600) for i in range(atomic.SYNCFS_FROM)]
-    with atomic.Batch(root) as batch:
+    with atomic.Batch(root, workers) as batch:
         for path, data, mode_ in files:
             batch.add(path, data, mode_, folder_mode=0o700)
         assert batch.commit() == {}

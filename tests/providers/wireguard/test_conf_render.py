@@ -62,3 +62,36 @@ def test_a_rendered_value_that_would_add_a_line_is_still_refused() -> None:
     c = conf.ClusterConf("a", "100.64.0.1/32", 51820, None, (peer(rng, 3, False), bad))
     with pytest.raises(conf.UnsafeConfigError, match="line 1[0-9] is not a line skyplan writes"):
         conf.render(c, None)
+
+
+def test_files_rendered_with_one_memo_of_sections_are_each_what_the_template_wrote() -> None:
+    # One apply renders every cluster's file with one memo: each peer's section is made once.
+    rng = random.Random(7)
+    shared = [peer(rng, i, ipv6=i % 2 == 0) for i in range(6)]
+    sections: dict = {}
+    for n in range(4):
+        peers = tuple(p._replace(links=(f"l{n}-{p.cluster}",)) for p in shared if p.cluster != f"p{n}")
+        c = conf.ClusterConf(f"c{n}", f"100.64.1.{n}/32", 51820, None, peers)
+        private_key = keys.generate()
+        assert conf.render(c, private_key, sections) == old_render(c, private_key)
+    # Kept: only sections without a preshared key, which never reaches the memo.
+    kept = {p.public_key for p in shared if p.preshared_key is None}
+    assert {key[0] for key in sections} == kept and len(sections) == len(kept)
+    assert not any(p.preshared_key and p.preshared_key in text for p in shared for text in sections.values())
+
+
+def test_a_section_refused_once_is_refused_in_every_file_that_holds_it() -> None:
+    bad = conf.PeerConf("p1", ("l1",), keys.public_key(keys.generate()), "198.18.0.1:51820\nPostUp = id", ("100.64.0.2/32",), 25)
+    sections: dict = {}
+    for n in range(2):
+        c = conf.ClusterConf(f"c{n}", "100.64.0.1/32", 51820, None, (bad._replace(links=(f"l{n}",)),))
+        with pytest.raises(conf.UnsafeConfigError, match="line 10 is not a line skyplan writes"):
+            conf.render(c, None, sections)
+    assert sections == {}
+
+
+def test_a_link_name_that_would_add_a_line_is_refused() -> None:
+    good = conf.PeerConf("p1", ("l1\nPostUp = id",), keys.public_key(keys.generate()), None, ("100.64.0.2/32",), 25)
+    c = conf.ClusterConf("c", "100.64.0.1/32", 51820, None, (good,))
+    with pytest.raises(conf.UnsafeConfigError, match="line 7 is not a line skyplan writes"):
+        conf.render(c, None, {})
