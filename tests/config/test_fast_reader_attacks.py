@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import tempfile
 import time
 from pathlib import Path
 
@@ -410,11 +411,10 @@ def _mode(mode: str):
 def _skyplan(folder: Path, text: str, args: list[str], mode: str) -> tuple[int, str]:
     from skyplan.cli.skyplan_cmd import main
 
-    runner = CliRunner()
     # A fresh workspace each time: the cache of a valid file (.skyplan/cache) must not answer for the next mode.
-    with runner.isolated_filesystem(temp_dir=folder) as where, _mode(mode):
+    with tempfile.TemporaryDirectory(dir=folder) as where, contextlib.chdir(where), _mode(mode):
         Path(where, "links.yaml").write_text(text, encoding="utf-8", errors="surrogateescape")
-        result = runner.invoke(main, args, env={"SKYPLAN_BACKEND": None, "SKYPLAN_CONFIG": None, "NO_COLOR": "1"})
+        result = CliRunner().invoke(main, args, env={"SKYPLAN_BACKEND": None, "SKYPLAN_CONFIG": None, "NO_COLOR": "1"})
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     return result.exit_code, result.output.replace(str(where), "<workspace>")
 
