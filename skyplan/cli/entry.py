@@ -80,12 +80,13 @@ def _exit_at_once(code: int) -> None:
     configuration, pydantic's validators): 10-15 ms of every command, for memory the system
     takes back at once anyway. What an exit must still do is done first:
     the atexit handlers run and the output is flushed. Returns, leaving the normal exit to it,
-    when threads are still running (that exit waits for them) or the output cannot be flushed
-    (that exit reports it as it always has).
+    when threads are still running (that exit waits for them), the output cannot be flushed
+    (that exit reports it as it always has), or a profiler or tracer watches the process
+    (cProfile, pyinstrument and coverage write their findings once the command returns).
     """
     import threading
 
-    if threading.active_count() != 1:
+    if threading.active_count() != 1 or sys.getprofile() is not None or sys.gettrace() is not None:
         return
     import atexit
 

@@ -90,3 +90,25 @@ def test_a_thread_still_running_is_waited_for(applied: Path, tmp_path: Path) -> 
     done = _console("skyctl", "get", "link", cwd=applied, before=before)
     assert done.returncode == 0, done.stderr
     assert marker.read_text() == "yes"
+
+
+def test_a_command_under_cprofile_leaves_its_profile(applied: Path, tmp_path: Path) -> None:
+    # bench/profile.py runs the console scripts under cProfile, which writes once they return.
+    out = tmp_path / "get.prof"
+    code = _SCRIPT.format(before="", argv=["skyctl", "get", "link"], script="skyctl")
+    script = tmp_path / "skyctl_script.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), str(script)], cwd=applied, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 0
+
+
+def test_a_traced_command_returns_to_its_tracer(applied: Path, tmp_path: Path) -> None:
+    # Coverage and debuggers trace; what they do after the command must still happen.
+    marker = tmp_path / "after"
+    before = "sys.settrace(lambda *a: None)\nimport atexit"
+    code = _SCRIPT.format(before=before, argv=["skyctl", "get", "link"], script="skyctl")
+    code = f"try:\n" + "".join(f"    {line}\n" for line in code.strip().splitlines()) + f"finally:\n    open({str(marker)!r}, 'w').write('yes')\n"
+    done = subprocess.run([sys.executable, "-c", code], cwd=applied, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text() == "yes"
