@@ -437,6 +437,9 @@ class Batch:
         self._lock = threading.Lock()
         self._folders: dict[tuple, tuple[threading.Lock, list]] = {}  # (head,) or (head, "parent") -> (its lock, [fd or error])
         self._jobs: list[tuple[list[Path], object]] = []  # the files of each job given to the pool, and its future
+        # Files were handed over to be staged since the last commit: some temporary may exist,
+        # also when staging itself was interrupted (a Ctrl-C while this thread stages a chunk).
+        self._handed = False
         self._waiting: list[tuple[Path, bytes, int, int | None]] = []  # added, not given to the pool yet
         self._mask: int | None = None
         self._tag = secrets.token_hex(4)
@@ -460,6 +463,7 @@ class Batch:
     def _hand_over(self) -> None:
         if self._waiting:
             chunk, self._waiting = self._waiting, []
+            self._handed = True  # before staging: an interrupted chunk is no job, yet has temporaries
             if self._pool is None:
                 self._jobs.append(([item[0] for item in chunk], _Done(self._stage_all(chunk))))
             else:
@@ -581,6 +585,7 @@ class Batch:
             except (OSError, UnsafePathError) as exc:
                 failures[path] = exc
         self._jobs = []
+        self._handed = False
         touched_devices = {fd: devices[fd] for fd in touched if devices.get(fd) in whole}
         synced_again = {device for device, fd in _one_folder_each(touched_devices).items() if _syncfs(fd)}
         list(self._map(os.fsync, [fd for fd in touched if devices.get(fd) not in synced_again]))
@@ -592,7 +597,7 @@ class Batch:
     def close(self) -> None:
         """Wait for the pool, close every folder; files staged and never committed are removed."""
         self._waiting = []
-        uncommitted = bool(self._jobs)
+        uncommitted = self._handed
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         for key, (_, found) in self._folders.items():

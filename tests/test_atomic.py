@@ -266,6 +266,29 @@ def test_a_batch_puts_nothing_in_place_before_commit_and_leaves_nothing_when_aba
 
 
 @BATCH_WORKERS
+@pytest.mark.parametrize("files", [5, 12], ids=["one-chunk", "two-chunks"])
+def test_a_batch_interrupted_while_staging_leaves_no_temporary(root, monkeypatch, workers, files):
+    # A Ctrl-C while the applying thread stages a chunk (every skyctl command's two configs are
+    # one chunk, staged within commit): what that chunk staged holds private keys.
+    real, calls = atomic._stage, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(atomic, "_stage", interrupted)
+    (root / "a").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.Batch(root, workers) as batch:
+            for i in range(files):
+                batch.add(root / "a" / f"c{i}.conf", b"PrivateKey = secret\n", 0o600)
+            batch.commit()
+    assert sorted(p.name for p in (root / "a").iterdir()) == []
+
+
+@BATCH_WORKERS
 def test_a_batch_makes_tightens_and_cleans_the_folders_it_is_asked_to(root, outside, workers):
     (root / "wide").mkdir(mode=0o755)
     os.chmod(root / "wide", 0o755)
