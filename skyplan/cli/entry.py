@@ -81,12 +81,13 @@ def _exit_at_once(code: int) -> None:
     takes back at once anyway. What an exit must still do is done first:
     the atexit handlers run and the output is flushed. Returns, leaving the normal exit to it,
     when threads are still running (that exit waits for them), the output cannot be flushed
-    (that exit reports it as it always has), or a profiler or tracer watches the process
-    (cProfile, pyinstrument and coverage write their findings once the command returns).
+    (that exit reports it as it always has), a profiler or tracer watches the process
+    (cProfile, pyinstrument and coverage write their findings once the command returns), or a
+    provider other than skyplan's own was loaded.
     """
     import threading
 
-    if threading.active_count() != 1 or sys.getprofile() is not None or sys.gettrace() is not None:
+    if threading.active_count() != 1 or sys.getprofile() is not None or sys.gettrace() is not None or _foreign_provider_loaded():
         return
     import atexit
 
@@ -98,6 +99,27 @@ def _exit_at_once(code: int) -> None:
     except (OSError, ValueError):
         return
     os._exit(code)
+
+
+_OWN_PACKAGES = ("skyplan", "skyplan_wireguard")
+
+
+def _foreign_provider_loaded() -> bool:
+    """Whether a provider other than skyplan's own was loaded: its code (and the libraries it
+    uses) may count on the finalizers a normal exit runs, to flush a file or remove a temporary."""
+    provider_module = sys.modules.get("skyplan.sdk.provider")
+    if provider_module is None:
+        return False
+    found, seen = list(provider_module.Provider.__subclasses__()), set()
+    while found:
+        cls = found.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        if cls.__module__.split(".", 1)[0] not in _OWN_PACKAGES:
+            return True
+        found.extend(cls.__subclasses__())
+    return False
 
 
 def _run(main, name: str) -> None:

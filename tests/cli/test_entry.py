@@ -112,3 +112,32 @@ def test_a_traced_command_returns_to_its_tracer(applied: Path, tmp_path: Path) -
     done = subprocess.run([sys.executable, "-c", code], cwd=applied, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert marker.read_text() == "yes"
+
+
+class _Finalized:
+    # A `before` that keeps an object whose finalizer leaves a marker, as a plugin's buffered
+    # file or temporary would rely on.
+    @staticmethod
+    def code(marker: Path, foreign_provider: bool) -> str:
+        lines = [
+            "class Flushes:",
+            f"    def __del__(self, open=open): open({str(marker)!r}, 'w').write('yes')",
+            "kept = Flushes()",
+        ]
+        if foreign_provider:
+            lines += ["from skyplan.sdk.provider import Provider", "class Theirs(Provider):", "    name = 'theirs'"]
+        return "\n".join(lines)
+
+
+def test_a_third_party_provider_gets_the_normal_exit_and_its_finalizers(applied: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "finalized"
+    done = _console("skyctl", "get", "link", cwd=applied, before=_Finalized.code(marker, foreign_provider=True))
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text() == "yes"
+
+
+def test_with_skyplans_own_provider_a_command_exits_at_once(applied: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "finalized"
+    done = _console("skyctl", "get", "link", cwd=applied, before=_Finalized.code(marker, foreign_provider=False))
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists()  # no teardown: what the process held was not freed one by one
