@@ -69,8 +69,9 @@ def apply_plan(
     # The records, views and results an apply makes hold no cycles and live until it ends (or
     # are freed by reference counting): a collection meanwhile only walks them again (one of
     # 50-70 ms in a full mesh's apply, more in a larger fleet's). Cycles made meanwhile (an
-    # exception's traceback) are collected after it, as the collector was before.
-    with collector.paused():
+    # exception's traceback) are collected after it, as the collector was before. Only in a
+    # console-script process: a program that embeds skyplan keeps its collector.
+    with collector.paused_in_a_command():
         return _apply_plan(plan, prior, store, provider, lock, on_result, checkpoint_seconds)
 
 

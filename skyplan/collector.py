@@ -63,3 +63,9 @@ def paused(*, settle: bool = False) -> Iterator[None]:
             gc.freeze()
         if enabled:
             gc.enable()
+
+
+def paused_in_a_command() -> contextlib.AbstractContextManager[None]:
+    """`paused()` in a console-script process; nothing in a library caller's program, whose other
+    threads a long block (an apply waiting on SSH gateways and hooks) would hold up too."""
+    return paused() if _SETTLING else contextlib.nullcontext()

@@ -224,8 +224,10 @@ def test_the_request_is_in_dependency_order_with_the_world_after() -> None:
     assert sorted(request.world) == ADDRESSES
 
 
-def test_no_cycle_collection_runs_while_the_provider_applies() -> None:
+def test_no_cycle_collection_runs_while_the_provider_applies_in_a_command(monkeypatch) -> None:
     import gc
+
+    from skyplan import collector
 
     collecting = []
 
@@ -236,8 +238,13 @@ def test_no_cycle_collection_runs_while_the_provider_applies() -> None:
     was = gc.isenabled()
     gc.enable()
     try:
+        # A program that embeds skyplan keeps its collector running through an apply.
         apply_plan(PLAN, None, MemoryStateStore(), FakeProvider(script))
-        assert collecting == [False] and gc.isenabled()  # as it was before, after
+        assert collecting == [True]
+        # A console-script process (cli/entry.py) pauses it.
+        monkeypatch.setattr(collector, "_SETTLING", True)
+        apply_plan(PLAN, None, MemoryStateStore(), FakeProvider(script))
+        assert collecting == [True, False] and gc.isenabled()  # as it was before, after
         gc.disable()
         apply_plan(PLAN, None, MemoryStateStore(), FakeProvider(script))
         assert not gc.isenabled()  # a caller's own choice is kept
