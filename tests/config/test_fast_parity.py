@@ -31,15 +31,15 @@ P = Path("x.yaml")
 
 
 def same(a, b) -> bool:
-    """Equal values of the same types all the way down (NaN equals NaN)."""
+    """Equal values of the same types all the way down (NaN equals NaN; -0.0 is not 0.0)."""
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
         return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
     return a == b
 
 

@@ -19,7 +19,6 @@ YAML's special scalars, duplicate keys, markers, odd characters) and each text i
 from __future__ import annotations
 
 import contextlib
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -31,38 +30,14 @@ from hypothesis import strategies as st
 
 from skyplan.config import block_lines, source
 from skyplan.errors import ConfigError
+from tests.config.test_block_lines import read
+from tests.config.test_fast_parity import RUAMEL_COMMENT_BUG, same
 from tests.workspaces import BASIC
 
 pytestmark = pytest.mark.filterwarnings("ignore::ruamel.yaml.error.ReusedAnchorWarning")
 
 ROOT = Path(__file__).resolve().parents[2]
 P = Path("x.yaml")
-# ruamel cannot read some valid comments (`a: #c` with the value on the next line, before a
-# blank line); the fast paths can. Known and reported cleanly (tests/config/test_fast_parity.py).
-RUAMEL_COMMENT_BUG = "cannot read a comment between a key and its value"
-
-
-def same(a, b) -> bool:
-    """Equal values of the same types all the way down (NaN equals NaN; -0.0 is not 0.0)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, float):
-        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
-    return a == b
-
-
-def line_reader(text: str, max_values: int = source.MAX_EXPANDED_NODES):
-    """The reader's data, or None when it declines (or a plain value raises: parse_fast declines)."""
-    try:
-        return block_lines.read(text, max_values)
-    except Exception:  # noqa: BLE001 - scalars.plain_value refuses by raising; parse_fast then declines
-        return None
-
-
 def values_in(node) -> int:
     """What source._check_expansion counts: every collection and scalar (keys are not counted)."""
     if isinstance(node, dict):
@@ -74,7 +49,7 @@ def values_in(node) -> int:
 
 def holds_against_both(text: str):
     """Assert the claim for `text`; return the reader's data (None when it declined)."""
-    data = line_reader(text)
+    data = read(text)
     if data is None:
         return None
     try:
@@ -89,7 +64,7 @@ def holds_against_both(text: str):
     if libyaml is not None:
         assert len(libyaml) == 1 and same(data, libyaml[0]), repr(text[:300])
     # The value limit: one below this text's own count, the reader must leave it to the counting paths.
-    assert line_reader(text, values_in(data) - 1) is None, repr(text[:300])
+    assert read(text, values_in(data) - 1) is None, repr(text[:300])
     return data
 
 
@@ -135,7 +110,7 @@ def _realistic_files() -> list[str]:
 
 
 FILES = _realistic_files()
-ACCEPTED = [text for text in FILES if line_reader(text) is not None]
+ACCEPTED = [text for text in FILES if read(text) is not None]
 
 
 def _mutate(draw, text: str) -> str:
@@ -309,14 +284,14 @@ def test_a_file_of_exactly_as_many_values_as_the_limit_is_read_and_one_more_is_n
         text = "l:\n" + "- k: v\n" * entries
         count = 2 + 2 * entries  # the root, the list, each entry and its value
         assert values_in(holds_against_both(text)) == count
-        assert line_reader(text, count) is not None
-        assert line_reader(text, count - 1) is None
+        assert read(text, count) is not None
+        assert read(text, count - 1) is None
 
 
 def test_too_many_values_for_the_careful_path_are_refused_with_the_fast_paths_on(tmp_path, monkeypatch):
     monkeypatch.setattr(source, "MAX_EXPANDED_NODES", 40)
     text = BASIC + "".join(f"  - name: l{i}\n    source: us-west\n    target: eu-central\n" for i in range(3))
-    assert line_reader(text) is not None and values_in(line_reader(text)) > 40
+    assert read(text) is not None and values_in(read(text)) > 40
     outcomes = {mode: _skyplan(tmp_path, text, ["validate"], mode) for mode in MODES}
     assert outcomes["line reader"][0] == 1, outcomes
     assert "more than 40 values" in outcomes["line reader"][1]
@@ -326,7 +301,7 @@ def test_too_many_values_for_the_careful_path_are_refused_with_the_fast_paths_on
 def test_nesting_beyond_the_reader_is_left_to_the_careful_path():
     for depth in (20, 31, 32, 33, 34, 40, 70):
         text = "".join(" " * i + f"k{i}:\n" for i in range(depth)) + " " * depth + "v: 1\n"
-        data = line_reader(text)
+        data = read(text)
         assert (data is None) == (depth > 32), depth  # the reader's own limit, far below the careful path's
         if data is not None:
             holds_against_both(text)
@@ -335,7 +310,7 @@ def test_nesting_beyond_the_reader_is_left_to_the_careful_path():
                 source.parse(text, P, "x.yaml")
             assert "nested too deeply" in str(refused.value.diagnostics[0])
     items = "k:\n" + "".join(" " * (2 * i) + "- a:\n" for i in range(40))
-    assert line_reader(items) is None
+    assert read(items) is None
 
 
 # -- time -------------------------------------------------------------------------------------------
@@ -384,7 +359,7 @@ PATHOLOGICAL = {
 def test_a_line_built_to_almost_match_costs_linear_time(name):
     text = PATHOLOGICAL[name] + "\n"
     started = time.perf_counter()
-    line_reader(text)
+    read(text)
     elapsed = time.perf_counter() - started
     # Linear work on 200,000 characters takes milliseconds; quadratic work, minutes.
     assert elapsed < 1.0, f"{name}: {elapsed:.2f} s"
@@ -455,7 +430,7 @@ def test_validate_and_plan_end_alike_with_and_without_the_reader(tmp_path_factor
 
 
 def test_a_valid_file_takes_the_reader_and_plans_alike(tmp_path):
-    assert line_reader(BASIC) is not None
+    assert read(BASIC) is not None
     for args in (["validate"], ["plan"], ["plan", "--detailed-exitcode"]):
         outcomes = {mode: _skyplan(tmp_path, BASIC, args, mode) for mode in MODES}
         assert outcomes["line reader"][0] == (2 if "--detailed-exitcode" in args else 0)
