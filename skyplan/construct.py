@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 M = TypeVar("M")
 _setattr = object.__setattr__
+_IMMUTABLE = frozenset({type(None), bool, int, float, str, bytes})
 
 
 def trusted(cls: type[M]) -> Callable[..., M]:
@@ -28,9 +29,19 @@ def trusted(cls: type[M]) -> Callable[..., M]:
     order = tuple(fields)
     known = frozenset(order)
     defaults = {name: field for name, field in fields.items() if not field.is_required()}
+    # A default that is one immutable value is the same object every time pydantic gives it
+    # (its deep copy of None, a bool or a string is itself): looked up once, not per instance.
+    fixed = {
+        name: field.default
+        for name, field in defaults.items()
+        if field.default_factory is None and type(field.default) in _IMMUTABLE
+    }
     new = cls.__new__
 
-    shapes: dict[tuple[str, ...], tuple[set[str], bool]] = {}  # the names a call gives -> fields-set, in order?
+    # The names a call gives -> its fields-set, and how the rest is filled in: nothing to fill
+    # (every field given, in order), a template in field order holding the fixed defaults, or
+    # (a default made by a factory) field by field as model_construct does.
+    shapes: dict[tuple[str, ...], tuple[set[str], bool, dict[str, Any] | None]] = {}
 
     def build(**values: Any) -> M:
         names = tuple(values)
@@ -39,15 +50,29 @@ def trusted(cls: type[M]) -> Callable[..., M]:
             unknown = set(names) - known
             if unknown:
                 raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(unknown))}")
+            given = set(names)
+            missing = [name for name in order if name not in given and name in defaults]
+            template = None
+            if all(name in fixed for name in missing):
+                # Updating a copy keeps the template's order: the given values land in their places.
+                template = {name: fixed.get(name) for name in order if name in given or name in fixed}
             # One set per shape of call, shared: the models are frozen, and pydantic copies it
             # (model_copy) rather than change it.
-            shape = shapes[names] = (set(names), names == order)
-        given, in_order = shape
-        if not in_order:
-            filled: dict[str, Any] = {}
+            shape = shapes[names] = (given, names == order, template)
+        given, in_order, template = shape
+        if in_order:
+            pass
+        elif template is not None:
+            filled = template.copy()
+            filled.update(values)
+            values = filled
+        else:
+            filled = {}
             for name in order:
                 if name in values:
                     filled[name] = values[name]
+                elif name in fixed:
+                    filled[name] = fixed[name]
                 elif name in defaults:
                     filled[name] = defaults[name].get_default(call_default_factory=True, validated_data=filled)
             values = filled

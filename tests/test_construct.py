@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, Field
 
+from skyplan.config.models import LinkSpec
 from skyplan.construct import trusted
 from skyplan.plan.model import Action, ResourceChange
 from skyplan.state.model import ResourceState, ResourceStatus
@@ -19,6 +20,7 @@ CASES = [
     (ResourceChange, dict(address="link.l", type="link", name="l", action=Action.CREATE, after={"source": "a", "target": "b"})),
     (ResourceChange, dict(address="link.l", type="link", name="l", action=Action.DELETE, before={"source": "a"}, reason="gone",
                           action_reason="delete_because_no_resource_config")),
+    (LinkSpec, dict(name="m.a.b", source="a", target="b")),  # a mesh's link: its one default filled in
 ]
 
 
@@ -36,6 +38,18 @@ def test_default_factories_give_each_instance_its_own_value() -> None:
     new = trusted(ResourceState)
     one, two = (new(type="cluster", name=n, attributes={}, status=STATUS, created="x") for n in "ab")
     assert one.computed == {} and one.computed is not two.computed
+
+
+def test_a_mutable_plain_default_is_copied_for_each_instance() -> None:
+    class Frozen(BaseModel, frozen=True):
+        name: str
+        tags: list[str] = ["a"]
+        note: str = "kept"
+
+    new = trusted(Frozen)
+    one, two = new(name="x"), new(name="y")
+    assert one.tags == ["a"] and one.tags is not two.tags and one.note == "kept"
+    assert list(one.__dict__) == ["name", "tags", "note"] and one == Frozen.model_construct(name="x")
 
 
 def test_an_unknown_field_is_refused_rather_than_dropped() -> None:
