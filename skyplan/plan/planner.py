@@ -80,6 +80,11 @@ def plan(
             # links): what _change would conclude, without its steps.
             append(noop)
             continue
+        if want is not None and have is None and address not in actual:
+            # The other common case, every resource of a first apply: a create (--replace
+            # changes nothing for a resource not made yet).
+            append(_created(address, want, computed, planned.get(address, no_values)))
+            continue
         if want is None and have is not None and have.managed_by != owner:
             if not _finishes(have, mode):
                 left_alone.append(address)
@@ -310,6 +315,29 @@ def _unchanged(address: str, want: DesiredResource, have: ResourceState, known: 
         after=want.attributes,
         known_computed=computed or {},
         after_unknown=[],
+        planned=dict(known),
+        attribute_changes=[],
+        reason=None,
+        action_reason=None,
+        previous_address=None,
+    )
+
+
+def _created(address: str, want: DesiredResource, computed: Mapping[str, tuple[str, ...]], known: Mapping[str, Any]) -> ResourceChange:
+    """The create of a resource the state does not hold: what _change builds for it (through
+    _make), field for field in ResourceChange's order. The caller has made sure that no reading
+    concerns it (a resource the state lacks is never a move's)."""
+    kind, name = address.split(".", 1)
+    return _new_change(
+        address=address,
+        type=kind,
+        name=name,
+        action=Action.CREATE,
+        managed_by=want.managed_by,
+        before=None,
+        after=want.attributes,
+        known_computed={},
+        after_unknown=[key for key in computed.get(kind, ()) if key not in known],
         planned=dict(known),
         attribute_changes=[],
         reason=None,

@@ -95,15 +95,17 @@ def _run(case: dict):
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
-def test_the_no_op_shortcut_plans_what_the_full_steps_plan(path: Path, monkeypatch):
-    """The planner's shortcut for a resource recorded as desired (planner._unchanged) gives the
-    very change _change would: every case plans the same, field for field, without it."""
+def test_the_shortcuts_plan_what_the_full_steps_plan(path: Path, monkeypatch):
+    """The planner's shortcuts for a resource recorded as desired (planner._unchanged) and for
+    one the state lacks (planner._created) give the very change _change would: every case plans
+    the same, field for field, without them."""
     case = YAML(typ="safe").load(path.read_text())
     if "error" in case["expect"]:
         return
     run = _run(case)
     shortcut = run()
     taken = []
+    created = []
 
     def counted(*args):
         found = unchanged(*args)
@@ -114,11 +116,15 @@ def test_the_no_op_shortcut_plans_what_the_full_steps_plan(path: Path, monkeypat
 
     unchanged = planner._unchanged
     monkeypatch.setattr(planner, "_unchanged", counted)
+    monkeypatch.setattr(planner, "_created", lambda address, want, *rest: created.append(address) or planner._change(
+        address, want, None, None, *rest, False))
     full = run()
     assert full.model_dump() == shortcut.model_dump()
     assert [c.model_fields_set for c in full.changes] == [c.model_fields_set for c in shortcut.changes]
     # Every no-op that is not a move is the shortcut's, and nothing else is.
     assert sum(taken) == sum(1 for c in full.changes if c.action is Action.NOOP and not c.previous_address)
+    # Every create of a resource the state lacks is the other's.
+    assert created == [c.address for c in full.changes if c.action is Action.CREATE and c.reason is None]
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
