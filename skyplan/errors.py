@@ -35,6 +35,10 @@ class SkyplanError(Exception):
         return [Diagnostic(str(self))]
 
 
+class OutputError(SkyplanError):
+    """Standard output cannot be written: closed (`>&-`), or its disk full. Said on stderr."""
+
+
 class ConfigError(SkyplanError):
     """The configuration is invalid; carries every diagnostic found, not only the first."""
 

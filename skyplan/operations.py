@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from skyplan import collector
-from skyplan.errors import ApplyError, SkyplanError
+from skyplan.errors import ApplyError, OutputError, SkyplanError
 
 if TYPE_CHECKING:
     from skyplan.plan.model import Plan
@@ -279,11 +279,21 @@ def _apply_and_report(ws: Workspace, result: Plan, prior: State | None, lock: Lo
     from skyplan.apply import apply_plan
     from skyplan.render.apply_text import render_outcome, render_outcome_json, render_result
 
+    unwritten: list[BaseException] = []  # the output failed: the apply goes on without it
+
     def progress(change, outcome) -> None:
-        if not as_json:
+        if as_json or unwritten:
+            return
+        try:
             console.show(render_result(change, outcome, console.style) + "\n")
+        except (OutputError, BrokenPipeError) as exc:
+            # A closed pipe or a full disk behind stdout must not stop an apply half-way: its
+            # changes are made and recorded, then the command fails with the output's error.
+            unwritten.append(exc)
 
     outcome = apply_plan(result, prior, ws.store, ws.provider, lock=lock, on_result=progress)
+    if unwritten:
+        raise unwritten[0]
     if as_json:
         console.show(render_outcome_json(result, outcome, ws.provider_name))
     else:

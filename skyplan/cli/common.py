@@ -10,7 +10,7 @@ import time
 import click
 
 from skyplan import __version__
-from skyplan.errors import SkyplanError
+from skyplan.errors import OutputError, SkyplanError
 from skyplan.render.errors import render_error, render_failure
 from skyplan.render.style import Style, use_colour
 
@@ -79,6 +79,10 @@ class GuardedGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except OutputError as exc:
+            report_error(exc)
+            _drop_unwritten_output()
+            ctx.exit(1)
         except SkyplanError as exc:
             report_error(exc)
             ctx.exit(1)
@@ -87,19 +91,51 @@ class GuardedGroup(click.Group):
             ctx.exit(130)
         except BrokenPipeError:
             # The reader went away (`skyplan plan | head`): stop quietly, as Unix tools do.
-            try:
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            except (OSError, ValueError):
-                pass  # no real descriptor behind stdout (tests): nothing is left to flush
+            _drop_unwritten_output()
+            ctx.exit(1)
+        except OSError as exc:
+            failed = _output_failure(exc)
+            if failed is None:
+                return self._crashed(ctx, exc)
+            # A command that prints with click.echo met a full disk behind stdout.
+            report_error(failed)
+            _drop_unwritten_output()
             ctx.exit(1)
         except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a report
-            try:
-                saved = f"the full report was saved to {save_crash_report(exc)}"
-            except Exception as failure:  # noqa: BLE001 - a full disk must not turn into a traceback
-                reason = getattr(failure, "strerror", None) or type(failure).__name__
-                saved = f"the report could not be saved ({reason})"
-            click.echo(render_error(f"unexpected internal error ({type(exc).__name__}); {saved}", err_style()), nl=False, err=True)
-            ctx.exit(1)
+            return self._crashed(ctx, exc)
+
+    @staticmethod
+    def _crashed(ctx: click.Context, exc: BaseException):
+        try:
+            saved = f"the full report was saved to {save_crash_report(exc)}"
+        except Exception as failure:  # noqa: BLE001 - a full disk must not turn into a traceback
+            reason = getattr(failure, "strerror", None) or type(failure).__name__
+            saved = f"the report could not be saved ({reason})"
+        click.echo(render_error(f"unexpected internal error ({type(exc).__name__}); {saved}", err_style()), nl=False, err=True)
+        ctx.exit(1)
+
+
+def _output_failure(exc: OSError) -> OutputError | None:
+    """The output's error, if `exc` was raised writing a command's output (click.echo to
+    stdout) rather than anywhere else."""
+    innermost = exc.__traceback__
+    while innermost is not None and innermost.tb_next is not None:
+        innermost = innermost.tb_next
+    frame = innermost.tb_frame if innermost is not None else None
+    if frame is None or frame.f_code.co_name != "echo" or frame.f_globals.get("__name__") != "click.utils" or frame.f_locals.get("err") is not False:
+        return None
+    return OutputError(f"cannot write to standard output: {exc.strerror or exc}")
+
+
+def _drop_unwritten_output() -> None:
+    """Point stdout at /dev/null, so that what it still holds is not written again at exit
+    (which would report the same failure a second time, as a traceback)."""
+    if sys.stdout is None:
+        return
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # no real descriptor behind stdout (tests): nothing is left to flush
 
 
 def report_error(exc: SkyplanError, file: str | None = None) -> None:
@@ -254,8 +290,17 @@ def _show(text: str) -> None:
     # Colour is already only there on a terminal (out_style). sys.stdout is looked up each time,
     # so that a test may stand in for it.
     stream = sys.stdout
+    if stream is None:
+        from skyplan.cli.closed import CLOSED
+
+        raise OutputError(CLOSED)
     try:
-        stream.write(text)
-    except UnicodeEncodeError:  # a terminal that cannot show some character: click replaces it
-        click.echo(text, nl=False)
-    stream.flush()
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:  # a terminal that cannot show some character: click replaces it
+            click.echo(text, nl=False)
+        stream.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None

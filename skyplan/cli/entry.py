@@ -67,7 +67,32 @@ def _without_pydantic_plugins() -> None:
     sys.modules[_PYDANTIC_PLUGINS] = stand_in
 
 
+def _guard_standard_descriptors() -> None:
+    """/dev/null in the place of a closed stdin, stdout or stderr (`skyplan plan >&-`), as OpenSSH
+    does (sanitise_stdfd): else the next file opened takes that descriptor, and what is written to
+    it, by skyplan or by a program it runs, goes into that file: the state's lock, a config.
+
+    A closed stdout still fails the command that writes to it, with a clear message (a stand-in
+    that refuses to be written), where Python would drop what click.echo prints and exit 0."""
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    for fd in closed:
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+    if 1 in closed and sys.stdout is None:
+        from skyplan.cli.closed import ClosedOutput
+
+        sys.stdout = ClosedOutput()
+
+
 def _start() -> None:
+    _guard_standard_descriptors()
     _tune_collector()
     _allow_open_files()
     _without_pydantic_plugins()
