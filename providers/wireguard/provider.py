@@ -307,8 +307,10 @@ class WireGuardProvider(Provider):
                 parsed[name] = conf.parse(text, wanted_psks)
                 continue
             complete = conf.PSK_PLACEHOLDER not in wanted_psks.values()
-            # The common case, a file exactly as written, needs no parsing at all.
-            if complete and public == cluster.computed.get("public_key") and text == conf.render(expected_conf, private):
+            # The common case, a file exactly as written, needs no parsing at all. Each peer's
+            # section is rendered once for every file that holds it, as the apply renders them.
+            sections = seen.setdefault(_SECTIONS, {})
+            if complete and public == cluster.computed.get("public_key") and text == conf.render(expected_conf, private, sections):
                 continue
             found = parsed[name] = conf.parse(text, wanted_psks)
             known_keys = {peer.public_key for peer in expected_conf.peers}
