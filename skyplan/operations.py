@@ -292,15 +292,31 @@ def _apply_and_report(ws: Workspace, result: Plan, prior: State | None, lock: Lo
             unwritten.append(exc)
 
     outcome = apply_plan(result, prior, ws.store, ws.provider, lock=lock, on_result=progress)
+    failed = _failures_told(outcome.failed)
     if unwritten:
-        raise unwritten[0]
+        # Told on stderr, which may still work: what failed matters more than the lost lines.
+        if failed:
+            raise ApplyError(f"{failed}; the rest of this apply's output could not be written ({_why(unwritten[0])})")
+        if isinstance(unwritten[0], OutputError):
+            raise OutputError(f"{unwritten[0]}; the apply went on without it, and the state records its changes")
+        raise unwritten[0]  # a reader that went away: a quiet exit 1, as `| head` expects
     if as_json:
         console.show(render_outcome_json(result, outcome, ws.provider_name))
     else:
         console.show(("\n" if result.has_changes else "") + render_outcome(result, outcome, console.style))
-    if outcome.failed:
-        count = len(outcome.failed)
-        raise ApplyError(f"{count} resource{'s' if count != 1 else ''} failed; the state records what succeeded. Fix the cause and apply again.")
+    if failed:
+        raise ApplyError(f"{failed}. Fix the cause and apply again.")
+
+
+def _failures_told(failed: list) -> str:
+    count = len(failed)
+    return f"{count} resource{'s' if count != 1 else ''} failed; the state records what succeeded" if count else ""
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, BrokenPipeError):
+        return "its reader went away"
+    return str(exc).removeprefix("cannot write to standard output: ")
 
 
 def move_state(source: ConfigSource, old: str, new: str, console: Console, *, lock_timeout: float = 0.0) -> None:
@@ -378,11 +394,20 @@ def _report(done, finished: str, console: Console) -> None:
 
     lines = [one_line(change) for change in done.plan.actionable]
     lines += [f"Note: {note}" for note in done.notes]
-    if lines:
-        console.show("\n".join(lines) + "\n")
-    if done.outcome.failed:
-        raise ApplyError(diagnostics=[Diagnostic(f"{r.address}: {r.error}") for r in done.outcome.failed])
-    console.show(finished + "\n")
+    failures = [Diagnostic(f"{r.address}: {r.error}") for r in done.outcome.failed]
+    try:
+        if lines:
+            console.show("\n".join(lines) + "\n")
+        if not failures:
+            console.show(finished + "\n")
+    except (OutputError, BrokenPipeError) as exc:
+        # The change is made and recorded: say so on stderr, with what failed, not only the output.
+        what = f"the output could not be written ({_why(exc)})"
+        if failures:
+            raise ApplyError(diagnostics=[*failures, Diagnostic(what)]) from None
+        raise OutputError(f"{finished[:-1] if finished.endswith('.') else finished}, but {what}") from None
+    if failures:
+        raise ApplyError(diagnostics=failures)
 
 
 def get(

@@ -74,32 +74,51 @@ class GuardedGroup(click.Group):
         super().__init__(*args, **kwargs)
         _with_common_options(self)
 
+    def main(self, *args, **kwargs):
+        # --help and --version of the group itself are printed while click parses the command
+        # line, before invoke: an output that cannot take them is told here.
+        try:
+            return super().main(*args, **kwargs)
+        except OutputError as exc:
+            _say(exc)
+            _drop_unwritten_output()
+            sys.exit(1)
+        except OSError as exc:
+            stream = _failed_stream(exc)
+            if stream is None:
+                raise
+            if stream == "stdout":
+                _say(OutputError(f"cannot write to standard output: {exc.strerror or exc}"))
+                _drop_unwritten_output()
+            sys.exit(1)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except OutputError as exc:
-            report_error(exc)
+            _say(exc)
             _drop_unwritten_output()
             ctx.exit(1)
         except SkyplanError as exc:
-            report_error(exc)
+            _say(exc)
             ctx.exit(1)
         except KeyboardInterrupt:
-            click.echo(render_error("interrupted", err_style()), nl=False, err=True)
+            _say_line("interrupted")
             ctx.exit(130)
         except BrokenPipeError:
             # The reader went away (`skyplan plan | head`): stop quietly, as Unix tools do.
             _drop_unwritten_output()
             ctx.exit(1)
         except OSError as exc:
-            failed = _output_failure(exc)
-            if failed is None:
+            stream = _failed_stream(exc)
+            if stream is None:
                 return self._crashed(ctx, exc)
-            # A command that prints with click.echo met a full disk behind stdout.
-            report_error(failed)
-            _drop_unwritten_output()
+            if stream == "stdout":  # a command that prints with click.echo met a full disk there
+                _say(OutputError(f"cannot write to standard output: {exc.strerror or exc}"))
+                _drop_unwritten_output()
+            # stderr: an error could not be told (its own disk full); the exit code tells it
             ctx.exit(1)
         except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a report
             return self._crashed(ctx, exc)
@@ -111,20 +130,36 @@ class GuardedGroup(click.Group):
         except Exception as failure:  # noqa: BLE001 - a full disk must not turn into a traceback
             reason = getattr(failure, "strerror", None) or type(failure).__name__
             saved = f"the report could not be saved ({reason})"
-        click.echo(render_error(f"unexpected internal error ({type(exc).__name__}); {saved}", err_style()), nl=False, err=True)
+        _say_line(f"unexpected internal error ({type(exc).__name__}); {saved}")
         ctx.exit(1)
 
 
-def _output_failure(exc: OSError) -> OutputError | None:
-    """The output's error, if `exc` was raised writing a command's output (click.echo to
-    stdout) rather than anywhere else."""
+def _say(exc: SkyplanError) -> None:
+    try:
+        report_error(exc)
+    except OSError:
+        pass  # stderr cannot take it either: the exit code is what is left
+
+
+def _say_line(message: str) -> None:
+    try:
+        click.echo(render_error(message, err_style()), nl=False, err=True)
+    except OSError:
+        pass
+
+
+def _failed_stream(exc: OSError) -> str | None:
+    """"stdout" or "stderr" if `exc` was raised printing to it (click.echo), None if anywhere else."""
     innermost = exc.__traceback__
     while innermost is not None and innermost.tb_next is not None:
         innermost = innermost.tb_next
     frame = innermost.tb_frame if innermost is not None else None
-    if frame is None or frame.f_code.co_name != "echo" or frame.f_globals.get("__name__") != "click.utils" or frame.f_locals.get("err") is not False:
+    if frame is None or frame.f_code.co_name != "echo" or frame.f_globals.get("__name__") != "click.utils":
         return None
-    return OutputError(f"cannot write to standard output: {exc.strerror or exc}")
+    return "stderr" if frame.f_locals.get("err") else "stdout"
+
+
+CLOSED_OUTPUT = "cannot write to standard output: it is closed"
 
 
 def _drop_unwritten_output() -> None:
@@ -290,10 +325,8 @@ def _show(text: str) -> None:
     # Colour is already only there on a terminal (out_style). sys.stdout is looked up each time,
     # so that a test may stand in for it.
     stream = sys.stdout
-    if stream is None:
-        from skyplan.cli.closed import CLOSED
-
-        raise OutputError(CLOSED)
+    if stream is None:  # closed (library use: the console scripts stop before a command, entry.py)
+        raise OutputError(CLOSED_OUTPUT)
     try:
         try:
             stream.write(text)

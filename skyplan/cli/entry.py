@@ -72,8 +72,9 @@ def _guard_standard_descriptors() -> None:
     does (sanitise_stdfd): else the next file opened takes that descriptor, and what is written to
     it, by skyplan or by a program it runs, goes into that file: the state's lock, a config.
 
-    A closed stdout still fails the command that writes to it, with a clear message (a stand-in
-    that refuses to be written), where Python would drop what click.echo prints and exit 0."""
+    A closed stdout ends the command before it starts: every command says what it did, and one
+    that cannot say it must not do it (a `--json` apply, a skyctl create). A closed stdin reads
+    as empty and is no terminal; a closed stderr takes what is said there and shows nothing."""
     closed = []
     for fd in (0, 1, 2):
         try:
@@ -85,10 +86,23 @@ def _guard_standard_descriptors() -> None:
         if null != fd:
             os.dup2(null, fd)
             os.close(null)
-    if 1 in closed and sys.stdout is None:
-        from skyplan.cli.closed import ClosedOutput
+    if 1 in closed:
+        from skyplan.cli.common import CLOSED_OUTPUT
+        from skyplan.render.errors import render_error
 
-        sys.stdout = ClosedOutput()
+        try:
+            os.write(2, render_error(CLOSED_OUTPUT, _plain).encode())
+        except OSError:
+            pass  # nowhere to say it either: the exit code is what is left
+        os._exit(1)
+    if 0 in closed and sys.stdin is None:
+        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - the process's own, for its life
+    if 2 in closed and sys.stderr is None:
+        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+
+
+def _plain(text: str, *names: str) -> str:
+    return text
 
 
 def _start() -> None:

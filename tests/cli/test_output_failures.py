@@ -17,7 +17,7 @@ from tests.conftest import BASIC
 BIN = Path(sys.executable).parent
 
 
-def run(argv: list[str], cwd: Path, tmp_path: Path, *, stdout, close_stdout: bool = False) -> subprocess.CompletedProcess:
+def run(argv: list[str], cwd: Path, tmp_path: Path, *, stdout, close: tuple[int, ...] = (), stdin=None, stderr=subprocess.PIPE) -> subprocess.CompletedProcess:
     """A console script as a user runs it, its crash reports (if any) going to tmp_path/reports."""
     reports = tmp_path / "reports"
     reports.mkdir(exist_ok=True)
@@ -26,11 +26,12 @@ def run(argv: list[str], cwd: Path, tmp_path: Path, *, stdout, close_stdout: boo
         [str(BIN / argv[0]), *argv[1:]],
         cwd=cwd,
         env=env,
+        stdin=stdin,
         stdout=stdout,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         timeout=120,
-        preexec_fn=(lambda: os.close(1)) if close_stdout else None,
+        preexec_fn=(lambda: [os.close(fd) for fd in close]) if close else None,
     )
 
 
@@ -47,6 +48,8 @@ COMMANDS = [
     ["skyplan", "schema"],  # printed with click.echo
     ["skyplan", "validate"],
     ["skyctl", "get", "link"],
+    ["skyplan", "--help"],  # printed while click parses the command line
+    ["skyctl", "--version"],
 ]
 
 
@@ -58,36 +61,71 @@ def test_an_output_that_cannot_be_written_is_one_clear_error(argv, how, folder, 
             done = run(argv, folder, tmp_path, stdout=full)
         expected = "Error: cannot write to standard output: No space left on device\n"
     else:
-        done = run(argv, folder, tmp_path, stdout=None, close_stdout=True)
+        done = run(argv, folder, tmp_path, stdout=None, close=(1,))
         expected = "Error: cannot write to standard output: it is closed\n"
     assert done.returncode == 1
     assert done.stderr == expected
     assert list((tmp_path / "reports").iterdir()) == []  # not taken for a bug
 
 
-def test_an_apply_with_its_output_closed_changes_nothing(folder, tmp_path):
-    # The plan is shown before anything is done: there the command stops.
-    done = run(["skyplan", "apply", "--auto-approve"], folder, tmp_path, stdout=None, close_stdout=True)
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["skyplan", "apply", "--auto-approve"],
+        ["skyplan", "apply", "--auto-approve", "--json"],  # would print nothing before it is done
+        ["skyctl", "create", "cluster", "c9", "--endpoint", "192.0.2.9:51820"],
+    ],
+    ids=lambda argv: " ".join(argv[1:3]) + (" --json" if "--json" in argv else ""),
+)
+def test_a_command_with_its_output_closed_changes_nothing(argv, folder, tmp_path):
+    # Every command says what it did: one that cannot say it does not start.
+    done = run(argv, folder, tmp_path, stdout=None, close=(1,))
     assert done.returncode == 1 and done.stderr == "Error: cannot write to standard output: it is closed\n"
-    assert not (folder / ".skyplan" / "state.json").exists() and not (folder / "wireguard").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["links.yaml"]
+
+
+def test_a_closed_stdin_is_empty_and_no_terminal(folder, tmp_path):
+    done = run(["skyplan", "apply"], folder, tmp_path, stdout=subprocess.PIPE, close=(0,))
+    assert done.returncode == 1 and "needs confirmation" in done.stderr and "internal error" not in done.stderr
+    done = run(["skyplan", "fmt", "-"], folder, tmp_path, stdout=subprocess.PIPE, close=(0,))
+    assert done.returncode == 0 and done.stdout == "" and done.stderr == ""  # empty input: nothing to format
+    assert list((tmp_path / "reports").iterdir()) == []
+
+
+def test_an_error_that_cannot_be_told_is_still_exit_1_and_no_crash_report(folder, tmp_path):
+    with open("/dev/full", "w") as full:
+        done = run(["skyplan", "validate", "missing.yaml"], folder, tmp_path, stdout=subprocess.PIPE, stderr=full)
+        assert done.returncode == 1
+        done = run(["skyplan", "validate", "missing.yaml"], folder, tmp_path, stdout=subprocess.PIPE, close=(2,))
+        assert done.returncode == 1
+    assert list((tmp_path / "reports").iterdir()) == []
+
+
+def test_a_change_whose_report_cannot_be_written_says_it_was_made(folder, tmp_path):
+    with open("/dev/full", "w") as full:
+        done = run(["skyctl", "create", "cluster", "c9", "--endpoint", "192.0.2.9:51820"], folder, tmp_path, stdout=full)
+    assert done.returncode == 1
+    assert done.stderr == "Error: Created cluster c9, but the output could not be written (No space left on device)\n"
+    again = run(["skyctl", "get", "cluster", "c9"], folder, tmp_path, stdout=subprocess.PIPE)
+    assert again.returncode == 0 and "c9" in again.stdout
 
 
 def test_a_closed_descriptor_is_never_handed_to_a_file(tmp_path):
-    """With stdout closed the next file opened would take descriptor 1, and everything written
-    to stdout (by skyplan, or a program it runs) would go into that file."""
+    """With stdin or stderr closed the next file opened would take its descriptor, and what a
+    program skyplan runs writes to stderr (or reads from stdin) would go to that file."""
     code = (
         "import os, sys\n"
         "from skyplan.cli import entry\n"
         "entry._start()\n"
         "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)\n"
-        "print(fd, os.readlink('/proc/self/fd/1'), file=sys.stderr)\n"
+        "print(fd, os.readlink('/proc/self/fd/0'), os.readlink('/proc/self/fd/2'), sys.stdin.read() == '')\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "opened")], stderr=subprocess.PIPE, text=True, timeout=60,
-        preexec_fn=lambda: os.close(1),
+        [sys.executable, "-c", code, str(tmp_path / "opened")], stdout=subprocess.PIPE, text=True, timeout=60,
+        preexec_fn=lambda: [os.close(0), os.close(2)],
     )
-    fd, target = done.stderr.split()
-    assert int(fd) > 2 and target == os.devnull
+    fd, stdin, stderr, empty = done.stdout.split()
+    assert int(fd) > 2 and stdin == stderr == os.devnull and empty == "True"
 
 
 def test_an_apply_whose_output_fails_midway_finishes_and_records_it(basic, skyplan, monkeypatch):
@@ -104,7 +142,10 @@ def test_an_apply_whose_output_fails_midway_finishes_and_records_it(basic, skypl
     monkeypatch.setattr(common, "_show", show)
     result = skyplan("apply", "--auto-approve")
     assert result.exit_code == 1
-    assert result.output.endswith("Error: cannot write to standard output: No space left on device\n")
+    assert result.output.endswith(
+        "Error: cannot write to standard output: No space left on device; the apply went on without it, "
+        "and the state records its changes\n"
+    )
     state = json.loads((basic / ".skyplan" / "state.json").read_text())
     assert state["interrupted"] is None
     assert sorted((r["type"], r["name"], r["status"]["phase"], r["pending"]) for r in state["resources"]) == [
@@ -135,3 +176,25 @@ def test_an_apply_whose_reader_goes_away_midway_finishes_and_records_it(basic, s
     state = json.loads((basic / ".skyplan" / "state.json").read_text())
     assert state["interrupted"] is None and all(r["pending"] is None for r in state["resources"])
     assert len(calls) == 2  # no more writes tried once the output failed
+
+
+def test_what_failed_is_told_when_the_output_fails_too(workspace, skyplan, monkeypatch):
+    from skyplan.cli import common
+    from tests.workspaces import BASIC
+
+    (workspace / "links.yaml").write_text(BASIC.replace(
+        "  address_pool: 100.96.0.0/16\n", "  address_pool: 100.96.0.0/16\n  on_change: [sh, -c, 'test $0 != ap-south', '{{ cluster }}']\n"))
+    shown: list[str] = []
+
+    def show(text: str) -> None:
+        if shown:
+            raise OutputError("cannot write to standard output: No space left on device")
+        shown.append(text)
+
+    monkeypatch.setattr(common, "_show", show)
+    result = skyplan("apply", "--auto-approve")
+    assert result.exit_code == 1
+    assert result.output.endswith(
+        "Error: 3 resources failed; the state records what succeeded; the rest of this apply's output could not be "
+        "written (No space left on device)\n"
+    ), result.output
