@@ -279,27 +279,29 @@ def _apply_and_report(ws: Workspace, result: Plan, prior: State | None, lock: Lo
     from skyplan.apply import apply_plan
     from skyplan.render.apply_text import render_outcome, render_outcome_json, render_result
 
-    unwritten: list[BaseException] = []  # the output failed: the apply goes on without it
+    from skyplan.progress import Lines
+
+    # A closed pipe or a full disk behind stdout must not stop an apply half-way: its changes are
+    # made and recorded, then the command fails with the output's error (lines.failed).
+    lines = Lines(console.show)
 
     def progress(change, outcome) -> None:
-        if as_json or unwritten:
-            return
-        try:
-            console.show(render_result(change, outcome, console.style) + "\n")
-        except (OutputError, BrokenPipeError) as exc:
-            # A closed pipe or a full disk behind stdout must not stop an apply half-way: its
-            # changes are made and recorded, then the command fails with the output's error.
-            unwritten.append(exc)
+        if not as_json:
+            lines.add(render_result(change, outcome, console.style) + "\n")
 
-    outcome = apply_plan(result, prior, ws.store, ws.provider, lock=lock, on_result=progress)
+    try:
+        outcome = apply_plan(result, prior, ws.store, ws.provider, lock=lock, on_result=progress)
+    finally:
+        lines.close()
     failed = _failures_told(outcome.failed)
-    if unwritten:
+    unwritten = lines.failed
+    if unwritten is not None:
         # Told on stderr, which may still work: what failed matters more than the lost lines.
         if failed:
-            raise ApplyError(f"{failed}; the rest of this apply's output could not be written ({_why(unwritten[0])})")
-        if isinstance(unwritten[0], OutputError):
-            raise OutputError(f"{unwritten[0]}; the apply went on without it, and the state records its changes")
-        raise unwritten[0]  # a reader that went away: a quiet exit 1, as `| head` expects
+            raise ApplyError(f"{failed}; the rest of this apply's output could not be written ({_why(unwritten)})")
+        if isinstance(unwritten, OutputError):
+            raise OutputError(f"{unwritten}; the apply went on without it, and the state records its changes")
+        raise unwritten  # a reader that went away: a quiet exit 1, as `| head` expects
     if as_json:
         console.show(render_outcome_json(result, outcome, ws.provider_name))
     else:
