@@ -954,10 +954,17 @@ class WireGuardProvider(Provider):
                 # holds the private key.
                 batch.add(path, text.encode("utf-8"), 0o600, folder_mode=0o700)
                 owners[path] = name
-            if new_keys is not None and new_keys.commit():
-                return None  # the staged files are removed as their batches close
+            synced = frozenset()
+            if new_keys is not None:
+                for batch in batches.values():
+                    batch.finish_staging()
+                if new_keys.commit():
+                    return None  # the staged files are removed as their batches close
+                # The sync that made the keys' names durable came after every config was staged:
+                # their data is durable too, where it is the same file system.
+                synced = new_keys.synced
             for batch in batches.values():
-                for path, exc in batch.commit().items():
+                for path, exc in batch.commit(synced).items():
                     failed[owners[path]] = f"writing {self.display(path)}: {self.reason(exc, path)}"
                     del owners[path]
         finally:
@@ -1006,6 +1013,7 @@ class _NewKeys:
         self._batch = batch
         self._names = names
         self.failures: dict[str, str] = {}  # cluster name -> why its key could not be written
+        self.synced: frozenset[int] = frozenset()  # file systems made durable after the keys' renames
 
     def commit(self) -> dict[str, str]:
         """Put every staged key in place; the clusters whose key could not be, and why."""
@@ -1013,6 +1021,7 @@ class _NewKeys:
             return self.failures
         try:
             errors = self._batch.commit()
+            self.synced = self._batch.synced
         finally:
             self.close()
         p = self._provider
