@@ -159,17 +159,20 @@ class WireGuardProvider(Provider):
         if transit is None:
             transit = seen[_TRANSIT] = _Transit.of(world)
         keepalive = cluster.attributes["persistent_keepalive"]
+        routed = bool(transit.groups or transit.preshared)  # a world without either pays nothing more
         peers = []
         for peer_name, link_names in sorted(peering.get(cluster.name, {}).items()):
             identity = seen.get(peer_name)
             public, endpoint, allowed = identity if identity is not None else _identity(peer_name, world, seen)
             preshared = None
-            if transit.groups or transit.preshared:  # a world without either pays nothing more
+            if routed:
                 allowed = (*allowed, *transit.routes(cluster.name, peer_name, world, seen))
                 pair = frozenset((cluster.name, peer_name))
                 if pair in transit.preshared:
                     preshared = (psks or {}).get(pair, conf.PSK_PLACEHOLDER)
-            peers.append(conf.PeerConf(peer_name, tuple(sorted(link_names)), public, endpoint, allowed, keepalive, preshared))
+            # Most peerings have one link: nothing to sort.
+            links = tuple(link_names) if len(link_names) == 1 else tuple(sorted(link_names))
+            peers.append(conf.PeerConf(peer_name, links, public, endpoint, allowed, keepalive, preshared))
         return conf.ClusterConf(
             cluster=cluster.name,
             address=conf.host_prefix(cluster.computed["address"]),
