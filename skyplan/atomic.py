@@ -420,6 +420,8 @@ class Batch:
     Durable means fsync of each file and folder for a few files, and for many (SYNCFS_FROM) one
     syncfs(2) of the file system before the renames and one after: two system calls instead of
     thousands, at the price of also flushing whatever else is waiting to be written there.
+    Batches committed one after the other share a sync: the one after the first batch's renames
+    also makes the data of a second batch staged before it durable (`commit(synced=...)`).
 
     `add(..., folder_mode=M)` also makes the file's folder with mode M when missing, tightens it
     to M when wider, and removes temporaries a killed writer left in it (the caller holds the
@@ -442,6 +444,7 @@ class Batch:
         self._handed = False
         self._waiting: list[tuple[Path, bytes, int, int | None]] = []  # added, not given to the pool yet
         self._mask: int | None = None
+        self.synced: frozenset[int] = frozenset()  # see commit
         self._tag = secrets.token_hex(4)
         self._count = itertools.count()
 
@@ -555,10 +558,25 @@ class Batch:
         except OSError as exc:
             return OSError(exc.errno, exc.strerror, text)
 
-    def commit(self) -> dict[Path, OSError | UnsafePathError]:
-        """Put every staged file in place; return the files that could not be written, and why."""
+    def finish_staging(self) -> None:
+        """Stage every file added so far, and wait until each is (or failed to be): from here on,
+        a whole-file-system sync covers all of their data (see `commit`'s `synced`)."""
+        self._hand_over()
+        for _, job in self._jobs:
+            job.result()  # type: ignore[attr-defined]
+
+    def commit(self, synced: frozenset[int] = frozenset()) -> dict[Path, OSError | UnsafePathError]:
+        """Put every staged file in place; return the files that could not be written, and why.
+
+        `synced`: file systems (st_dev) on which a whole-file-system sync that began after this
+        batch's `finish_staging` returned has succeeded, such as another batch's `synced` after
+        its commit: the data there is durable already and is not synced again before the
+        renames. Afterwards `synced` is this batch's own: the file systems whose sync after its
+        renames succeeded, where everything written before that is durable.
+        """
         failures: dict[Path, OSError | UnsafePathError] = {}
         staged: list[tuple[Path, int, str, str]] = []  # path, its folder, the temporary's name, the file's
+        self.synced = frozenset()
         self._hand_over()
         for paths, job in self._jobs:
             for path, temporary in zip(paths, job.result()):  # type: ignore[attr-defined]
@@ -569,7 +587,7 @@ class Batch:
                     failures[path] = temporary
         # Each file system once (an output_dir may be a mount of its own), or each file.
         devices = _devices({parent for _, parent, _, _ in staged}) if len(staged) >= SYNCFS_FROM else {}
-        whole = {device for device, fd in _one_folder_each(devices).items() if _syncfs(fd)}
+        whole = {device for device, fd in _one_folder_each(devices).items() if device in synced or _syncfs(fd)}
         alone = [item for item in staged if devices.get(item[1]) not in whole]
         for (path, _, _, _), error in zip(alone, self._map(_sync_staged, alone)):
             if error is not None:
@@ -589,6 +607,7 @@ class Batch:
         touched_devices = {fd: devices[fd] for fd in touched if devices.get(fd) in whole}
         synced_again = {device for device, fd in _one_folder_each(touched_devices).items() if _syncfs(fd)}
         list(self._map(os.fsync, [fd for fd in touched if devices.get(fd) not in synced_again]))
+        self.synced = frozenset(synced_again)
         return failures
 
     def _map(self, function: Callable, items: list) -> Iterator:

@@ -394,3 +394,52 @@ def test_syncfs_is_not_trusted_on_kernels_that_do_not_report_its_errors(monkeypa
         assert atomic._syncfs_call() is None
     finally:
         atomic._syncfs_call.cache_clear()
+
+
+@BATCH_WORKERS
+def test_a_batch_staged_before_another_batch_was_made_durable_shares_that_sync(root, monkeypatch, workers):
+    # Keys, then the configs that hold them: the sync after the keys' renames also covers the
+    # configs' data, when every config was staged before it, the last chunk (fewer than
+    # Batch.CHUNK files, staged only when asked) included.
+    events: list[tuple[str, set[str]]] = []
+    real_syncfs = atomic._syncfs_call()
+    configs = [root / "w" / f"c{i}" / "wgsky0.conf" for i in range(atomic.SYNCFS_FROM + 3)]
+
+    def temporaries() -> set[str]:
+        return {p.parent.name for p in (root / "w").glob("*/.wgsky0.conf.*.tmp")}
+
+    def syncfs(fd):
+        events.append(("sync", temporaries()))
+        return real_syncfs(fd) if real_syncfs else 0
+
+    atomic._syncfs_call.cache_clear()
+    monkeypatch.setattr(atomic, "_syncfs_call", lambda: syncfs)
+    with atomic.Batch(root, workers) as keys, atomic.Batch(root, workers) as files:
+        for i in range(atomic.SYNCFS_FROM):
+            keys.add(root / "keys" / f"c{i}.key", b"key", 0o600, folder_mode=0o700)
+        for i, path in enumerate(configs):
+            files.add(path, b"conf %d" % i, 0o600, folder_mode=0o700)
+        files.finish_staging()
+        assert keys.commit() == {}
+        assert keys.synced  # the file system of both, synced after the keys' renames
+        before = len(events)
+        assert files.commit(keys.synced) == {}
+    staged = {path.parent.name for path in configs}
+    # The sync after the keys' renames saw every config staged; the configs' commit synced once,
+    # after their renames, not before them as well.
+    assert events[before - 1][1] == staged
+    assert [names for _, names in events[before:]] == [set()]
+    assert all(path.read_bytes() == b"conf %d" % i for i, path in enumerate(configs))
+    assert files.synced == keys.synced
+
+
+def test_a_sync_of_another_file_system_is_no_reason_to_skip_one(root, monkeypatch):
+    synced = []
+    atomic._syncfs_call.cache_clear()
+    monkeypatch.setattr(atomic, "_syncfs_call", lambda: lambda fd: synced.append(fd) or 0)
+    with atomic.Batch(root) as batch:
+        for i in range(atomic.SYNCFS_FROM):
+            batch.add(root / f"c{i}" / "wgsky0.conf", b"x", 0o600, folder_mode=0o700)
+        device = os.stat(root).st_dev
+        assert batch.commit(frozenset({device + 1})) == {}
+    assert len(synced) == 2  # before the renames and after: the other file system's sync says nothing here

@@ -149,13 +149,17 @@ def render(conf: ClusterConf, private_key: str | None, sections: dict | None = N
     ok = True
     allowed = _allowed_text().fullmatch
     for peer in conf.peers:
-        comment = f"# Peer {peer.cluster}, link{'s' if len(peer.links) > 1 else ''}: {', '.join(peer.links)}"
+        links = peer.links
+        if len(links) == 1:  # most peerings have one link: no join, no plural to decide
+            comment = f"# Peer {peer.cluster}, link: {links[0]}"
+        else:
+            comment = f"# Peer {peer.cluster}, link{'s' if links else ''}: {', '.join(links)}"
         comments.append(comment)
         if peer.preshared_key:
             section = _section(peer)
             ok = ok and allowed(section) is not None
         else:
-            key = (peer.public_key, peer.endpoint, peer.allowed_ips, peer.persistent_keepalive)
+            key = peer[2:6]  # (public_key, endpoint, allowed_ips, persistent_keepalive)
             section = sections.get(key)
             if section is None:
                 section = _section(peer)

@@ -159,17 +159,20 @@ class WireGuardProvider(Provider):
         if transit is None:
             transit = seen[_TRANSIT] = _Transit.of(world)
         keepalive = cluster.attributes["persistent_keepalive"]
+        routed = bool(transit.groups or transit.preshared)  # a world without either pays nothing more
         peers = []
         for peer_name, link_names in sorted(peering.get(cluster.name, {}).items()):
             identity = seen.get(peer_name)
             public, endpoint, allowed = identity if identity is not None else _identity(peer_name, world, seen)
             preshared = None
-            if transit.groups or transit.preshared:  # a world without either pays nothing more
+            if routed:
                 allowed = (*allowed, *transit.routes(cluster.name, peer_name, world, seen))
                 pair = frozenset((cluster.name, peer_name))
                 if pair in transit.preshared:
                     preshared = (psks or {}).get(pair, conf.PSK_PLACEHOLDER)
-            peers.append(conf.PeerConf(peer_name, tuple(sorted(link_names)), public, endpoint, allowed, keepalive, preshared))
+            # Most peerings have one link: nothing to sort.
+            links = tuple(link_names) if len(link_names) == 1 else tuple(sorted(link_names))
+            peers.append(conf.PeerConf(peer_name, links, public, endpoint, allowed, keepalive, preshared))
         return conf.ClusterConf(
             cluster=cluster.name,
             address=conf.host_prefix(cluster.computed["address"]),
@@ -594,6 +597,7 @@ class WireGuardProvider(Provider):
         touched: set[str] = set()  # subjects and the peers they affect
         waiting: list[tuple[str, set[str]]] = []  # each change's address and the clusters it waits on
         stale_paths: list[tuple[str, Path]] = []
+        groups = transit.groups
         for change in request.changes:
             view = change.after or change.before
             assert view is not None
@@ -616,13 +620,16 @@ class WireGuardProvider(Provider):
                     if side is not None:
                         # Read from the dict: a full mesh has 20,000 links, each seen here.
                         attributes = side.attributes
-                        for end in (attributes["source"], attributes["target"]):
-                            if end in clusters:
-                                ends.add(end)
-                        hub = attributes.get("transit_hub")
-                        if hub in transit.groups:
-                            # Every spoke's entry for the hub holds the other spokes' networks.
-                            ends.update(transit.groups[hub])
+                        source, target = attributes["source"], attributes["target"]
+                        if source in clusters:
+                            ends.add(source)
+                        if target in clusters:
+                            ends.add(target)
+                        if groups:  # a world without transit hubs looks for none
+                            hub = attributes.get("transit_hub")
+                            if hub in groups:
+                                # Every spoke's entry for the hub holds the other spokes' networks.
+                                ends.update(groups[hub])
                 subjects.update(ends)
                 touched.update(ends)
                 waiting.append((change.address, ends))
@@ -679,14 +686,27 @@ class WireGuardProvider(Provider):
         last = position.__getitem__
         for address, ends in waiting:
             buckets[max(map(last, ends), default=-1)].append((address, ends))
-        yield from (self._result(address, ends, failed, clusters) for address, ends in buckets.pop(-1, []))
+
+        def results(bucket: list[tuple[str, set[str]]]) -> Iterator[ResourceResult]:
+            for address, ends in bucket:
+                if failed:
+                    yield self._result(address, ends, failed, clusters)
+                elif address.startswith("cluster."):
+                    yield ResourceResult(address, True, clusters[address[len("cluster."):]].computed)
+                else:
+                    # The common case, a link with both ends done: a full mesh gives 19,900 of them.
+                    yield ResourceResult(address, True, {})
+
+        yield from results(buckets.pop(-1, []))
         hooked = [name for name in order if name in rewritten and name not in failed] if self.settings.on_change else []
         with _HookRuns(self, [clusters[name] for name in hooked]) as runs:
             for i, name in enumerate(order):
                 error = runs.outcome(name)
                 if error:
                     failed[name] = error
-                yield from (self._result(address, ends, failed, clusters) for address, ends in buckets.pop(i, []))
+                bucket = buckets.pop(i, None)
+                if bucket:
+                    yield from results(bucket)
 
     @staticmethod
     def _result(address: str, waits_on: set[str], failed: dict[str, str], clusters) -> ResourceResult:
@@ -917,11 +937,14 @@ class WireGuardProvider(Provider):
         owners: dict[Path, str] = {}
         seen = {} if seen is None else seen
         sections = seen.setdefault(_SECTIONS, {})  # peers' [Peer] sections, the same in every file
+        # Clusters without a key yet (one that could not be made): found once, not per peer of
+        # every file (a full mesh looks at 39,800 peers).
+        keyless = {name for name, view in clusters.items() if "public_key" not in view.computed}
         try:
             for name in names:
                 if name in failed:
                     continue
-                missing = [p for p in peering.get(name, {}) if "public_key" not in clusters[p].computed]
+                missing = [p for p in peering.get(name, {}) if p in keyless] if keyless else None
                 if missing:
                     failed[name] = f"peer cluster '{missing[0]}' has no key yet"
                     continue
@@ -956,10 +979,17 @@ class WireGuardProvider(Provider):
                 # holds the private key.
                 batch.add(path, text.encode("utf-8"), 0o600, folder_mode=0o700)
                 owners[path] = name
-            if new_keys is not None and new_keys.commit():
-                return None  # the staged files are removed as their batches close
+            synced = frozenset()
+            if new_keys is not None:
+                for batch in batches.values():
+                    batch.finish_staging()
+                if new_keys.commit():
+                    return None  # the staged files are removed as their batches close
+                # The sync that made the keys' names durable came after every config was staged:
+                # their data is durable too, where it is the same file system.
+                synced = new_keys.synced
             for batch in batches.values():
-                for path, exc in batch.commit().items():
+                for path, exc in batch.commit(synced).items():
                     failed[owners[path]] = f"writing {self.display(path)}: {self.reason(exc, path)}"
                     del owners[path]
         finally:
@@ -1008,6 +1038,7 @@ class _NewKeys:
         self._batch = batch
         self._names = names
         self.failures: dict[str, str] = {}  # cluster name -> why its key could not be written
+        self.synced: frozenset[int] = frozenset()  # file systems made durable after the keys' renames
 
     def commit(self) -> dict[str, str]:
         """Put every staged key in place; the clusters whose key could not be, and why."""
@@ -1015,6 +1046,7 @@ class _NewKeys:
             return self.failures
         try:
             errors = self._batch.commit()
+            self.synced = self._batch.synced
         finally:
             self.close()
         p = self._provider
@@ -1333,12 +1365,12 @@ def _world_before(request: ApplyRequest) -> dict[str, ResourceView]:
 # anew: remembered, for the 10,000 clusters of a large fleet.
 @lru_cache(maxsize=1 << 16)
 def _config_path(root: Path, output_dir: str, name: str, interface: str) -> Path:
-    return _output_base(root, output_dir) / name / f"{interface}.conf"
+    return _output_base(root, output_dir).joinpath(name, f"{interface}.conf")  # one Path made, not two
 
 
 @lru_cache(maxsize=1 << 16)
 def _key_path(data: Path, name: str) -> Path:
-    return data / "keys" / f"{name}.key"
+    return data.joinpath("keys", f"{name}.key")
 
 
 @lru_cache(maxsize=64)

@@ -124,11 +124,11 @@ def test_a_crash_after_the_key_is_written_leaves_a_key_that_the_retry_uses(ws, m
 
     original = atomic.Batch.commit
 
-    def no_configs(batch):
+    def no_configs(batch, *args, **kwargs):
         added = [item[0] for item in batch._waiting] + [path for paths, _ in batch._jobs for path in paths]
         if any(path.suffix == ".conf" for path in added):
             raise SystemExit("killed")  # the run dies while the configs are being written
-        return original(batch)
+        return original(batch, *args, **kwargs)
 
     monkeypatch.setattr(atomic.Batch, "commit", no_configs)
     with pytest.raises(SystemExit):
