@@ -9,6 +9,8 @@ KNOWN_AFTER_APPLY = "(known after apply)"
 
 
 def literal(value: Any) -> str:
+    if type(value) is str and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'  # what json.dumps gives for it, without its call: plans show thousands
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -16,8 +18,6 @@ def literal(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, str):
-        if type(value) is str and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
-            return f'"{value}"'  # what json.dumps gives for it, without its call: plans show thousands
         return json.dumps(value)
     if isinstance(value, list):
         return "[" + ", ".join(literal(v) for v in value) + "]"
