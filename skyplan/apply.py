@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from functools import lru_cache
+from operator import attrgetter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -48,13 +49,25 @@ class ApplyOutcome:
 
 def dependency_order(changes: list[ResourceChange]) -> list[ResourceChange]:
     """Deletes first (links before the clusters they join), then clusters, then links."""
-
-    def rank(c: ResourceChange) -> tuple[int, str]:
+    # Each group by address: a plan's changes come sorted by address, which sorting keeps in one
+    # pass; no key tuple is made and compared per change.
+    deleted_links: list[ResourceChange] = []
+    deleted_clusters: list[ResourceChange] = []
+    clusters: list[ResourceChange] = []
+    links: list[ResourceChange] = []
+    for c in changes:
         if c.action is Action.DELETE:
-            return (0 if c.type == "link" else 1, c.address)
-        return (2 if c.type == "cluster" else 3, c.address)
+            (deleted_links if c.type == "link" else deleted_clusters).append(c)
+        else:
+            (clusters if c.type == "cluster" else links).append(c)
+    ordered: list[ResourceChange] = []
+    for group in (deleted_links, deleted_clusters, clusters, links):
+        group.sort(key=_address)
+        ordered += group
+    return ordered
 
-    return sorted(changes, key=rank)
+
+_address = attrgetter("address")
 
 
 def apply_plan(
@@ -120,9 +133,14 @@ def _apply_plan(
     reported: set[str] = set()
 
     def take(change: ResourceChange, result: ResourceResult) -> None:
-        reported.add(change.address)
+        address = change.address
+        reported.add(address)
         results.append(result)
-        _record(resources, change, result, _now())
+        entry = _recorded(change, resources.get(address), result, _now())
+        if entry is None:
+            resources.pop(address, None)
+        else:
+            resources[address] = entry
         if on_result is not None:
             on_result(change, result)
 
@@ -179,14 +197,6 @@ def _now() -> str:
     if second != _clock[0]:
         _clock[:] = [second, now_iso()]
     return _clock[1]
-
-
-def _record(resources: dict[str, ResourceState], change: ResourceChange, result: ResourceResult, now: str) -> None:
-    entry = _recorded(change, resources.get(change.address), result, now)
-    if entry is None:
-        resources.pop(change.address, None)
-    else:
-        resources[change.address] = entry
 
 
 @lru_cache(maxsize=4)
