@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from skyplan.render.errors import escaped
+
 KNOWN_AFTER_APPLY = "(known after apply)"
 
 
@@ -22,5 +24,7 @@ def literal(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(literal(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {literal(v)}" for k, v in sorted(value.items())) + " }"
+        # Keys escaped as attribute names are: a key from a plan file anyone may have edited
+        # must not break the plan into lines of its choosing.
+        return "{ " + ", ".join(f"{escaped(str(k))} = {literal(v)}" for k, v in sorted(value.items())) + " }"
     return json.dumps(str(value))
