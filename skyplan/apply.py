@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 import uuid
 from functools import lru_cache
-from operator import attrgetter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from skyplan import collector
 from skyplan.construct import whole

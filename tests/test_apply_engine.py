@@ -267,3 +267,14 @@ def test_dependency_order_is_deletes_of_links_then_of_clusters_then_clusters_the
     for seed in range(5):
         shuffled = random.Random(seed).sample(changes, len(changes))
         assert dependency_order(shuffled) == sorted(changes, key=rank)
+
+
+def test_a_provider_change_is_the_dataclass_its_fields_make() -> None:
+    from skyplan.apply import _new_change
+    from skyplan.sdk import Change, ResourceView
+
+    after = ResourceView("link", "l", {"source": "a", "target": "b"}, {})
+    made = _new_change("link.l", "create", None, after)
+    assert made == Change("link.l", "create", None, after) and repr(made) == repr(Change("link.l", "create", None, after))
+    with pytest.raises(AttributeError):
+        made.action = "delete"  # frozen, as every request is
