@@ -131,7 +131,7 @@ class FileStateStore(StateStore):
                     os.unlink(temporary, dir_fd=parent)
                     self._copy_backup(fd, info)
                     return
-                found = os.stat(self.backup_path.name, dir_fd=parent, follow_symlinks=False) if _exists(parent, self.backup_path.name) else None
+                found = _lstat(parent, self.backup_path.name)
                 if found is not None and stat.S_ISLNK(found.st_mode):
                     raise UnsafePathError(str(self.backup_path))  # a planted link is reported, never taken over
                 os.replace(temporary, self.backup_path.name, src_dir_fd=parent, dst_dir_fd=parent)
@@ -272,12 +272,11 @@ def _parse_lock_info(raw: bytes) -> LockInfo | None:
         return None
 
 
-def _exists(parent: int, name: str) -> bool:
+def _lstat(parent: int, name: str) -> os.stat_result | None:
     try:
-        os.stat(name, dir_fd=parent, follow_symlinks=False)
+        return os.stat(name, dir_fd=parent, follow_symlinks=False)
     except FileNotFoundError:
-        return False
-    return True
+        return None
 
 
 def _unlink_quietly(parent: int, name: str) -> None:
