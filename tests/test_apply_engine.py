@@ -250,3 +250,31 @@ def test_no_cycle_collection_runs_while_the_provider_applies_in_a_command(monkey
         assert not gc.isenabled()  # a caller's own choice is kept
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_dependency_order_is_deletes_of_links_then_of_clusters_then_clusters_then_links_each_by_address() -> None:
+    import random
+
+    from skyplan.apply import dependency_order
+
+    kinds = [(t, a) for t in ("cluster", "link") for a in (Action.CREATE, Action.DELETE, Action.UPDATE, Action.REPLACE)]
+    changes = [
+        ResourceChange(address=f"{t}.{name}", type=t, name=name, action=a)
+        for i, (t, a) in enumerate(kinds * 5)
+        for name in [f"n{(i * 7919) % 97:02d}"]
+    ]
+    rank = lambda c: (0 if c.type == "link" else 1, c.address) if c.action is Action.DELETE else (2 if c.type == "cluster" else 3, c.address)  # noqa: E731
+    for seed in range(5):
+        shuffled = random.Random(seed).sample(changes, len(changes))
+        assert dependency_order(shuffled) == sorted(changes, key=rank)
+
+
+def test_a_provider_change_is_the_dataclass_its_fields_make() -> None:
+    from skyplan.apply import _new_change
+    from skyplan.sdk import Change, ResourceView
+
+    after = ResourceView("link", "l", {"source": "a", "target": "b"}, {})
+    made = _new_change("link.l", "create", None, after)
+    assert made == Change("link.l", "create", None, after) and repr(made) == repr(Change("link.l", "create", None, after))
+    with pytest.raises(AttributeError):
+        made.action = "delete"  # frozen, as every request is

@@ -71,3 +71,25 @@ def test_a_copy_with_changes_leaves_the_fields_set_of_its_siblings_alone() -> No
     copied = one.model_copy(update={"pending": "update"})
     assert "pending" in copied.model_fields_set
     assert "pending" not in one.model_fields_set and "pending" not in two.model_fields_set
+
+
+@pytest.mark.parametrize(("model", "values"), [case for case in CASES if case[0] is ResourceState])
+def test_whole_builds_what_trusted_builds_from_every_field(model, values) -> None:
+    from skyplan.construct import whole
+
+    every = model.model_construct(**dict(values)).__dict__  # each field, in order, defaults filled in
+    built, expected = whole(model)(dict(every)), trusted(model)(**every)
+    assert list(built.__dict__.items()) == list(expected.__dict__.items())
+    assert built.model_fields_set == expected.model_fields_set == set(model.__pydantic_fields__)
+    assert built.model_dump_json(indent=2) == expected.model_dump_json(indent=2)
+    assert built == expected
+
+
+def test_whole_refuses_what_trusted_refuses() -> None:
+    from skyplan.construct import whole
+
+    class Aliased(BaseModel):
+        value: int = Field(alias="v")
+
+    with pytest.raises(TypeError, match="use model_construct"):
+        whole(Aliased)

@@ -42,6 +42,9 @@ def render_plan(plan: Plan, style: Style = PLAIN, *, compact: bool = False) -> s
             notes += [_text(change.reason)] if change.reason else []
             suffix = f"  ({'; '.join(notes)})" if notes else ""
             lines.append(f"{symbol:>3} {style(_text(change.address), _COLOUR[change.action])}{suffix}")
+        elif change.action is Action.CREATE and not change.reason and not change.previous_address:
+            lines.append(_create_text(change, style))
+            lines.append("")
         else:
             lines.extend(_change_block(change, style))
             lines.append("")
@@ -135,38 +138,52 @@ def _change_block(change: ResourceChange, style: Style) -> list[str]:
 
 
 def _create_block(change: ResourceChange, style: Style) -> list[str]:
-    # The block of most plans' changes (a fleet's first apply shows 110,000 of them), built
-    # without the general block's bookkeeping: the same lines (tests compare the two). Blocks
-    # of one shape (the same attributes with a value, the same unknown ones) share their layout.
+    return _create_text(change, style).split("\n")
+
+
+def _create_text(change: ResourceChange, style: Style) -> str:
+    # The block of most plans' changes (a fleet's first apply shows 110,000 of them), as one
+    # text made by one %-format, without the general block's bookkeeping: the same lines (tests
+    # compare the two). Blocks of one shape (the same attributes with a value, the same unknown
+    # ones) share their format.
     after = change.after or {}
-    values = {**after, **change.planned} if change.planned else after
-    shape = (style.colour, tuple([key for key, value in values.items() if value is not None]), tuple(change.after_unknown))
+    planned = change.planned
+    values = {**after, **planned} if planned else after
+    # Most blocks have no attribute without a value: their keys, as they are, are the shape.
+    shown = tuple(values) if None not in values.values() else tuple([key for key, value in values.items() if value is not None])
+    unknown = change.after_unknown
+    shape = (style.colour, shown, tuple(unknown)) if unknown else (style.colour, shown)
     layout = _LAYOUTS.get(shape)
     if layout is None:
-        layout = _create_layout(style, shape[1], shape[2])
+        layout = _create_layout(style, shown, tuple(unknown))
         if len(_LAYOUTS) < 1024:  # shapes a hostile plan file makes up are not all kept
             _LAYOUTS[shape] = layout
-    head, rows = layout
-    lines = [f"  # {_text(change.address)} will be created", f"{head}{change.type} \"{_text(change.name)}\" {{"]
-    lines += [text if key is None else text + literal(values[key]) for key, text in rows]
-    lines.append("    }")
-    return lines
+    form, keys = layout
+    address, name = change.address, change.name
+    if not address.isprintable():
+        address = _text(address)
+    if not name.isprintable():
+        name = _text(name)
+    return form % (address, change.type, name, *[literal(values[key]) for key in keys])
 
 
-def _create_layout(style: Style, shown: tuple[str, ...], unknown: tuple[str, ...]) -> tuple[str, list[tuple[str | None, str]]]:
-    """A create block's header start, and each row as (the attribute whose value ends it, or
-    None for a row complete as it is: one known after apply; the row's text before the value)."""
+def _create_layout(style: Style, shown: tuple[str, ...], unknown: tuple[str, ...]) -> tuple[str, list[str]]:
+    """A create block's %-format (its address, type and name, then a value for each attribute
+    shown), and the attributes whose values it takes, in order; an attribute known after apply
+    is text in the format."""
     plus = _row_symbols(style)["+"]
     rows: list[tuple[str, str | None]] = [(_key_text(key), key) for key in sorted(shown)]
     rows += [(_key_text(key), None) for key in unknown]
     rows.sort(key=_first)  # stable, by the name shown, as the general block orders its rows
     width = max((len(name) for name, _ in rows), default=0)
     styled = style("+", "green")
-    texts = [(key, f"      {plus} {name.ljust(width)} = " + ("" if key is not None else KNOWN_AFTER_APPLY)) for name, key in rows]
-    return f"{styled:>{3 + (len(styled) - 1)}} ", texts
+    head = f"{styled:>{3 + (len(styled) - 1)}} ".replace("%", "%%")
+    texts = [f"      {plus} {name.ljust(width)} = ".replace("%", "%%") + ("%s" if key is not None else KNOWN_AFTER_APPLY) for name, key in rows]
+    form = "\n".join(["  # %s will be created", f'{head}%s "%s" {{', *texts, "    }"])
+    return form, [key for _, key in rows if key is not None]
 
 
-_LAYOUTS: dict[tuple, tuple[str, list[tuple[str | None, str]]]] = {}
+_LAYOUTS: dict[tuple, tuple[str, list[str]]] = {}
 
 
 def _first(row: tuple[str, str]) -> str:

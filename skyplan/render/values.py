@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from skyplan.render.errors import escaped
+
 KNOWN_AFTER_APPLY = "(known after apply)"
 
 
 def literal(value: Any) -> str:
+    if type(value) is str and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'  # what json.dumps gives for it, without its call: plans show thousands
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -16,11 +20,11 @@ def literal(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, str):
-        if type(value) is str and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
-            return f'"{value}"'  # what json.dumps gives for it, without its call: plans show thousands
         return json.dumps(value)
     if isinstance(value, list):
         return "[" + ", ".join(literal(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {literal(v)}" for k, v in sorted(value.items())) + " }"
+        # Keys escaped as attribute names are: a key from a plan file anyone may have edited
+        # must not break the plan into lines of its choosing.
+        return "{ " + ", ".join(f"{escaped(str(k))} = {literal(v)}" for k, v in sorted(value.items())) + " }"
     return json.dumps(str(value))

@@ -17,7 +17,11 @@ _HEAD_VERSION = re.compile(rb'^\{\s*"version":\s*(\d+),')
 
 
 def encode_state(state: State) -> bytes:
-    return state.model_dump_json(indent=2).encode() + b"\n"
+    # The bytes pydantic-core makes, as they are: model_dump_json decodes them into a str, which
+    # was then encoded again (two more copies of a state that holds 47 MB for a large fleet).
+    if not State.__pydantic_complete__:
+        State.model_rebuild()  # defer_build: the first document encoded builds the serializer
+    return State.__pydantic_serializer__.to_json(state, indent=2) + b"\n"
 
 
 def parse_state(raw: bytes, where: str, what: str = "state file") -> State:

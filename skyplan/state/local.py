@@ -7,6 +7,8 @@ import fcntl
 import hashlib
 import os
 import re
+import secrets
+import stat
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from skyplan.state.store import LockInfo, StateStore, check_successor, lock_erro
 
 _HEAD = re.compile(rb'"version":\s*(\d+),\s*"serial":\s*(\d+),\s*"lineage":\s*"([^"]*)"')
 _POLL_SECONDS = 0.05
+_HEAD_BYTES = 4096  # version, serial and lineage lead every state skyplan writes
 
 
 class FileStateStore(StateStore):
@@ -61,15 +64,85 @@ class FileStateStore(StateStore):
 
     def _write(self, state: State) -> None:
         atomic.ensure_dir(self.data_dir, 0o700, self.within)
-        previous = atomic.read_bytes(self.path, self.within)
+        previous = self._open_previous()
         if previous is not None:
-            serial, lineage = _head(previous, str(self.path))
-            check_successor(serial, lineage, state, str(self.path))
-            if not self._backed_up:
-                # One backup per run: the state as it was before this run changed anything.
-                atomic.write_atomic(self.backup_path, previous, 0o600, self.within)
-                self._backed_up = True
+            fd, info = previous
+            try:
+                match = _HEAD.search(os.pread(fd, _HEAD_BYTES, 0))
+                if match and int(match.group(1)) <= STATE_FORMAT_VERSION:
+                    serial, lineage = int(match.group(2)), match.group(3).decode()
+                else:
+                    serial, lineage = self._full_head()  # the whole document decides, and explains
+                check_successor(serial, lineage, state, str(self.path))
+                if not self._backed_up:
+                    # One backup per run: the state as it was before this run changed anything.
+                    self._back_up(fd, info)
+                    self._backed_up = True
+            finally:
+                os.close(fd)
         atomic.write_atomic(self.path, encode_state(state), 0o600, self.within)
+
+    def _open_previous(self) -> tuple[int, os.stat_result] | None:
+        """The state file as it is, open, and its status; None if there is none. Only its head is
+        read to check the serial: a large fleet's state is tens of megabytes, written several
+        times per apply, and its backup is made without reading it (_back_up)."""
+        try:
+            # Not blocking on a FIFO planted there, nor taking it as a terminal: as atomic reads.
+            fd = atomic.open_file(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY, 0o600, self.within)
+        except FileNotFoundError:
+            return None
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(self.path))
+            if not stat.S_ISREG(info.st_mode):
+                raise OSError(errno.EINVAL, "Not a regular file", str(self.path))
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, info
+
+    def _full_head(self) -> tuple[int, str]:
+        raw = atomic.read_bytes(self.path, self.within)
+        if raw is None:
+            raise StateError(f"state file {self.path} was removed while it was being replaced")
+        return _head(raw, str(self.path))
+
+    def _back_up(self, fd: int, info: os.stat_result) -> None:
+        """Keep the state file open as `fd` as the backup: the same file under the backup's name
+        (a hard link, then renamed into place), as the rename of the new state leaves it there.
+        Its content is durable first (an fsync of a file already synced costs nothing). A file
+        that is not plainly ours alone (another link to it, another mode or owner) is copied."""
+        if info.st_nlink != 1 or stat.S_IMODE(info.st_mode) != 0o600 or info.st_uid != os.geteuid():
+            self._copy_backup(fd, info)
+            return
+        os.fsync(fd)
+        with atomic.folder(self.data_dir, self.within) as parent:
+            temporary = f".{self.path.name}.backup.{secrets.token_hex(4)}.tmp"
+            try:
+                os.link(self.path.name, temporary, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
+            except OSError:  # a file system without hard links
+                self._copy_backup(fd, info)
+                return
+            try:
+                linked = os.stat(temporary, dir_fd=parent, follow_symlinks=False)
+                if (linked.st_dev, linked.st_ino) != (info.st_dev, info.st_ino):
+                    # Replaced since it was opened (not by skyplan, which holds the lock): copy what was read.
+                    os.unlink(temporary, dir_fd=parent)
+                    self._copy_backup(fd, info)
+                    return
+                found = _lstat(parent, self.backup_path.name)
+                if found is not None and stat.S_ISLNK(found.st_mode):
+                    raise UnsafePathError(str(self.backup_path))  # a planted link is reported, never taken over
+                os.replace(temporary, self.backup_path.name, src_dir_fd=parent, dst_dir_fd=parent)
+            except BaseException:
+                _unlink_quietly(parent, temporary)
+                raise
+            os.fsync(parent)
+
+    def _copy_backup(self, fd: int, info: os.stat_result) -> None:
+        content = _read_all(fd, info.st_size)
+        atomic.write_atomic(self.backup_path, content, 0o600, self.within)
 
     # -- lock ----------------------------------------------------------------------------------
 
@@ -199,10 +272,33 @@ def _parse_lock_info(raw: bytes) -> LockInfo | None:
         return None
 
 
+def _lstat(parent: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _unlink_quietly(parent: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=parent)
+    except FileNotFoundError:
+        pass
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, max(size - offset, 1 << 20), offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
 def _head(raw: bytes, where: str) -> tuple[int, str]:
     # The version, serial and lineage lead every state we write; reading them needs no full
     # parse. Any other version takes the full parse, which refuses a newer format.
-    match = _HEAD.search(raw[:4096])
+    match = _HEAD.search(raw[:_HEAD_BYTES])
     if match and int(match.group(1)) <= STATE_FORMAT_VERSION:
         return int(match.group(2)), match.group(3).decode()
     state = parse_state(raw, where)

@@ -115,3 +115,44 @@ def test_unreadable_lock_info_is_a_clear_force_unlock_error(tmp_path):
         FileStateStore(tmp_path / ".skyplan").unlock("00000000-0000-0000-0000-000000000000")
     with pytest.raises(StateError, match=r"^cannot lock the state in .*: Is a directory$"):
         FileStateStore(tmp_path / ".skyplan").lock("apply", timeout=0)
+
+
+def test_the_backup_is_the_previous_state_file_as_it_was(tmp_path):
+    first = sample_state(serial=1)
+    FileStateStore(tmp_path / ".skyplan").write(first)
+    state_file = tmp_path / ".skyplan/state.json"
+    before, inode = state_file.read_bytes(), state_file.stat().st_ino
+    run = FileStateStore(tmp_path / ".skyplan")
+    run.write(first.model_copy(update={"serial": 2}))
+    assert run.backup_path.read_bytes() == before
+    assert run.backup_path.stat().st_ino == inode  # kept under the backup's name, not read and written again
+    assert run.backup_path.stat().st_nlink == 1 and mode(run.backup_path) == 0o600
+    assert json.loads(state_file.read_text())["serial"] == 2
+
+
+def test_a_state_file_shared_or_widened_is_copied_into_the_backup(tmp_path):
+    first = sample_state(serial=1)
+    FileStateStore(tmp_path / ".skyplan").write(first)
+    state_file = tmp_path / ".skyplan/state.json"
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.hardlink_to(state_file)  # the same file under a name outside the state folder
+    before = elsewhere.read_bytes()
+    run = FileStateStore(tmp_path / ".skyplan")
+    run.write(first.model_copy(update={"serial": 2}))
+    assert run.backup_path.read_bytes() == before
+    assert run.backup_path.stat().st_ino != elsewhere.stat().st_ino, "no second name of a file linked from outside"
+    assert elsewhere.read_bytes() == before and elsewhere.stat().st_nlink == 1
+
+    state_file.chmod(0o644)
+    widened = state_file.read_bytes()
+    next_run = FileStateStore(tmp_path / ".skyplan")
+    next_run.write(first.model_copy(update={"serial": 3}))
+    assert next_run.backup_path.read_bytes() == widened and mode(next_run.backup_path) == 0o600
+
+
+def test_a_newer_state_written_meanwhile_is_refused_by_its_full_document(tmp_path):
+    run = FileStateStore(tmp_path / ".skyplan")
+    run.write(sample_state(serial=1))
+    (tmp_path / ".skyplan/state.json").write_text(json.dumps({"version": 99, "serial": 5, "lineage": "x", "resources": []}))
+    with pytest.raises(StateError, match="newer skyplan"):
+        run.write(sample_state(serial=2))
