@@ -277,9 +277,8 @@ def apply_saved(
 def _apply_and_report(ws: Workspace, result: Plan, prior: State | None, lock: LockInfo, console: Console, as_json: bool) -> None:
     """Apply `result`, a line per finished resource, then the outcome; ApplyError if anything failed."""
     from skyplan.apply import apply_plan
-    from skyplan.render.apply_text import render_outcome, render_outcome_json, render_result
-
     from skyplan.progress import Lines
+    from skyplan.render.apply_text import render_outcome, render_outcome_json, render_result
 
     # A closed pipe or a full disk behind stdout must not stop an apply half-way: its changes are
     # made and recorded, then the command fails with the output's error (lines.failed).
@@ -295,6 +294,16 @@ def _apply_and_report(ws: Workspace, result: Plan, prior: State | None, lock: Lo
         lines.close()
     failed = _failures_told(outcome.failed)
     unwritten = lines.failed
+    if unwritten is None:
+        # The outcome is the output's last write, where a disk that filled during the progress
+        # lines is often found (a buffered stream says so at the next write, not the short one).
+        try:
+            if as_json:
+                console.show(render_outcome_json(result, outcome, ws.provider_name))
+            else:
+                console.show(("\n" if result.has_changes else "") + render_outcome(result, outcome, console.style))
+        except (OutputError, BrokenPipeError) as exc:
+            unwritten = exc
     if unwritten is not None:
         # Told on stderr, which may still work: what failed matters more than the lost lines.
         if failed:
@@ -302,10 +311,6 @@ def _apply_and_report(ws: Workspace, result: Plan, prior: State | None, lock: Lo
         if isinstance(unwritten, OutputError):
             raise OutputError(f"{unwritten}; the apply went on without it, and the state records its changes")
         raise unwritten  # a reader that went away: a quiet exit 1, as `| head` expects
-    if as_json:
-        console.show(render_outcome_json(result, outcome, ws.provider_name))
-    else:
-        console.show(("\n" if result.has_changes else "") + render_outcome(result, outcome, console.style))
     if failed:
         raise ApplyError(f"{failed}. Fix the cause and apply again.")
 

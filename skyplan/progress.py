@@ -39,9 +39,14 @@ class Lines:
             if time.monotonic() - self._last >= self.INTERVAL:
                 self._write()
             elif self._timer is None:
-                self._timer = threading.Timer(self.INTERVAL, self._due)
-                self._timer.daemon = True
-                self._timer.start()
+                timer = threading.Timer(self.INTERVAL, self._due)
+                timer.daemon = True
+                try:
+                    timer.start()
+                except RuntimeError:  # no thread to be had: the line goes out now instead
+                    self._write()
+                else:
+                    self._timer = timer
 
     def close(self) -> None:
         """Write what is pending and stop the timer: after this, the caller may write again."""

@@ -93,3 +93,17 @@ def test_a_bug_met_by_the_timer_is_raised_by_close() -> None:
     time.sleep(4 * Lines.INTERVAL)
     with pytest.raises(ZeroDivisionError):
         lines.close()
+
+
+def test_a_timer_that_cannot_start_writes_the_line_at_once(monkeypatch) -> None:
+    def refused(self) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Timer, "start", refused)
+    screen = Screen()
+    lines = Lines(screen)
+    lines.add("one\n")
+    lines.add("two\n")  # would wait for a timer: there is none to be had
+    assert screen.text == "one\ntwo\n"
+    lines.close()  # nothing to join
+    assert screen.text == "one\ntwo\n"

@@ -198,3 +198,29 @@ def test_what_failed_is_told_when_the_output_fails_too(workspace, skyplan, monke
         "Error: 3 resources failed; the state records what succeeded; the rest of this apply's output could not be "
         "written (No space left on device)\n"
     ), result.output
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+@pytest.mark.parametrize("error", ["full disk", "reader gone"])
+def test_an_output_that_fails_at_the_outcome_still_tells_what_failed(json_output, error, workspace, skyplan, monkeypatch):
+    """A buffered stdout reports a disk that filled during the progress lines at its next write:
+    the outcome's. What failed is told on stderr all the same (with --json, the only write)."""
+    from skyplan.cli import common
+    from tests.workspaces import BASIC
+
+    (workspace / "links.yaml").write_text(BASIC.replace(
+        "  address_pool: 100.96.0.0/16\n", "  address_pool: 100.96.0.0/16\n  on_change: [sh, -c, 'test $0 != ap-south', '{{ cluster }}']\n"))
+    real = common._show
+
+    def show(text: str) -> None:
+        if "Apply complete" in text or "Apply failed" in text or '"outcome"' in text or text.lstrip().startswith("{"):
+            raise OutputError("cannot write to standard output: No space left on device") if error == "full disk" else BrokenPipeError()
+        real(text)
+
+    monkeypatch.setattr(common, "_show", show)
+    result = skyplan("apply", "--auto-approve", *(["--json"] if json_output else []))
+    assert result.exit_code == 1
+    why = "No space left on device" if error == "full disk" else "its reader went away"
+    assert result.output.endswith(
+        f"Error: 3 resources failed; the state records what succeeded; the rest of this apply's output could not be written ({why})\n"
+    ), result.output
