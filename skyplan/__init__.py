@@ -1,3 +1,3 @@
 """skyplan: declarative WireGuard links between clusters."""
 
-__version__ = "0.7.0"
+__version__ = "0.8.0"

@@ -128,18 +128,25 @@ def test_a_closed_descriptor_is_never_handed_to_a_file(tmp_path):
     assert int(fd) > 2 and stdin == stderr == os.devnull and empty == "True"
 
 
-def test_an_apply_whose_output_fails_midway_finishes_and_records_it(basic, skyplan, monkeypatch):
+def full_after_the_plan(monkeypatch) -> None:
+    """The terminal as a full disk once the plan went out: the first progress line meets it."""
     from skyplan.cli import common
 
-    real = common._show
     shown: list[str] = []
 
     def show(text: str) -> None:
-        if shown:  # the plan went out; the first line of progress meets a full disk
+        if shown:
             raise OutputError("cannot write to standard output: No space left on device")
         shown.append(text)
 
     monkeypatch.setattr(common, "_show", show)
+
+
+def test_an_apply_whose_output_fails_midway_finishes_and_records_it(basic, skyplan, monkeypatch):
+    from skyplan.cli import common
+
+    real = common._show
+    full_after_the_plan(monkeypatch)
     result = skyplan("apply", "--auto-approve")
     assert result.exit_code == 1
     assert result.output.endswith(
@@ -184,14 +191,7 @@ def test_what_failed_is_told_when_the_output_fails_too(workspace, skyplan, monke
 
     (workspace / "links.yaml").write_text(BASIC.replace(
         "  address_pool: 100.96.0.0/16\n", "  address_pool: 100.96.0.0/16\n  on_change: [sh, -c, 'test $0 != ap-south', '{{ cluster }}']\n"))
-    shown: list[str] = []
-
-    def show(text: str) -> None:
-        if shown:
-            raise OutputError("cannot write to standard output: No space left on device")
-        shown.append(text)
-
-    monkeypatch.setattr(common, "_show", show)
+    full_after_the_plan(monkeypatch)
     result = skyplan("apply", "--auto-approve")
     assert result.exit_code == 1
     assert result.output.endswith(
