@@ -87,11 +87,11 @@ def _guard_standard_descriptors() -> None:
             os.dup2(null, fd)
             os.close(null)
     if 1 in closed:
-        from skyplan.cli.common import CLOSED_OUTPUT
+        from skyplan.cli.common import CLOSED_OUTPUT, err_style
         from skyplan.render.errors import render_error
 
         try:
-            os.write(2, render_error(CLOSED_OUTPUT, _plain).encode())
+            os.write(2, render_error(CLOSED_OUTPUT, err_style()).encode())
         except OSError:
             pass  # nowhere to say it either: the exit code is what is left
         os._exit(1)
@@ -99,10 +99,6 @@ def _guard_standard_descriptors() -> None:
         sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - the process's own, for its life
     if 2 in closed and sys.stderr is None:
         sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
-
-
-def _plain(text: str, *names: str) -> str:
-    return text
 
 
 def _start() -> None:
